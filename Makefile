@@ -1,0 +1,30 @@
+# The two commands of the README: `make demo` and `make test`. Each sets up .venv from scratch.
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/finsentry demo $(ARGS)
+
+test: $(STAMP)
+	$(VENV)/bin/ruff check finsentry tests bench
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check finsentry tests bench
+
+bench: $(STAMP)
+	$(PY) -m bench.generate
+	$(PY) -m bench.detection
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info

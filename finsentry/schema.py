@@ -1,0 +1,372 @@
+"""The canonical transaction record and its validation.
+
+Every source (the Czech dataset in either public form, the synthetic bank, a Kinesis record, a
+foreign table mapped onto this schema) is turned into a frame with exactly the columns of
+``TRANSACTION_COLUMNS``. ``validate_frame`` is the one validator: it splits any frame of raw
+values into valid canonical rows and rejected rows, each rejection carrying a typed reason.
+One bad record never aborts a batch, and ``len(valid) + len(rejected) == len(input)`` always.
+
+Units: amounts and balances in the account currency (CZK for the Czech data), ``amount`` is a
+non-negative magnitude and ``direction`` gives its sign; ``ts`` is naive local bank time.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+# --- vocabularies ---------------------------------------------------------------------------
+
+
+class Direction(StrEnum):
+    CREDIT = "credit"
+    DEBIT = "debit"
+
+
+class TxnType(StrEnum):
+    """The bank's transaction type (PRIJEM / VYDAJ / VYBER; Teradata C / D / P)."""
+
+    CREDIT = "credit"
+    DEBIT = "debit"
+    CASH_WITHDRAWAL = "cash_withdrawal"
+
+
+class Operation(StrEnum):
+    """How the money moved (the Czech ``operation`` column); NONE for interest and fees."""
+
+    CARD_WITHDRAWAL = "card_withdrawal"  # VYBER KARTOU / CCW
+    CASH_CREDIT = "cash_credit"  # VKLAD / CIC
+    COLLECTION = "collection_other_bank"  # PREVOD Z UCTU / COB
+    CASH_WITHDRAWAL = "cash_withdrawal"  # VYBER / WIC
+    REMITTANCE = "remittance_other_bank"  # PREVOD NA UCET / ROB
+    NONE = "none"  # empty in the source (interest, fees)
+
+
+class Purpose(StrEnum):
+    """The ``k_symbol`` characterisation of a transaction or permanent order."""
+
+    INSURANCE = "insurance"  # POJISTNE / IN
+    STATEMENT = "statement"  # SLUZBY / ST
+    INTEREST = "interest"  # UROK / IC
+    PENALTY_INTEREST = "penalty_interest"  # SANKC. UROK / IO
+    HOUSEHOLD = "household"  # SIPO / HH
+    PENSION = "pension"  # DUCHOD / PE
+    LOAN = "loan_payment"  # UVER / LO
+    LEASING = "leasing"  # LEASING / LE
+    SALARY = "salary"  # synthetic only: the real data leaves salaries uncharacterised
+    NONE = "none"
+
+
+class Channel(StrEnum):
+    """Where the transaction was made, derived from the operation."""
+
+    CARD = "card"
+    BRANCH = "branch"  # cash over the counter
+    TRANSFER = "transfer"  # bank-to-bank
+    SYSTEM = "system"  # posted by the bank itself (interest, fees)
+
+
+class Frequency(StrEnum):
+    """Statement frequency of the account (POPLATEK MESICNE / TYDNE / PO OBRATU)."""
+
+    MONTHLY = "monthly"
+    WEEKLY = "weekly"
+    AFTER_TRANSACTION = "after_transaction"
+
+
+CHANNEL_OF_OPERATION: dict[str, str] = {
+    Operation.CARD_WITHDRAWAL: Channel.CARD,
+    Operation.CASH_CREDIT: Channel.BRANCH,
+    Operation.CASH_WITHDRAWAL: Channel.BRANCH,
+    Operation.COLLECTION: Channel.TRANSFER,
+    Operation.REMITTANCE: Channel.TRANSFER,
+    Operation.NONE: Channel.SYSTEM,
+}
+
+DIRECTION_OF_TYPE: dict[str, str] = {
+    TxnType.CREDIT: Direction.CREDIT,
+    TxnType.DEBIT: Direction.DEBIT,
+    TxnType.CASH_WITHDRAWAL: Direction.DEBIT,
+}
+
+# --- the canonical record -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    kind: str  # "str" | "float" | "int" | "datetime"
+    required: bool
+    doc: str
+    allowed: tuple[str, ...] | None = None
+
+
+TRANSACTION_SCHEMA: tuple[Column, ...] = (
+    Column("trans_id", "str", True, "transaction identifier, unique"),
+    Column("account_id", "str", True, "account the transaction is posted on"),
+    Column("client_id", "str", True, "owner of the account (disposition OWNER)"),
+    Column("ts", "datetime", True, "posting time, naive local bank time"),
+    Column("amount", "float", True, "magnitude, >= 0, account currency"),
+    Column("direction", "str", True, "sign of the amount", tuple(Direction)),
+    Column("type", "str", True, "bank transaction type", tuple(TxnType)),
+    Column("operation", "str", True, "how the money moved", tuple(Operation)),
+    Column("k_symbol", "str", True, "purpose of the payment", tuple(Purpose)),
+    Column("partner_bank", "str", False, "partner bank code, '' when none"),
+    Column("partner_account", "str", False, "partner account number, '' when none"),
+    Column("balance_before", "float", True, "balance before the transaction"),
+    Column("balance_after", "float", True, "balance after the transaction"),
+    Column("channel", "str", True, "where it was made", tuple(Channel)),
+    # account and client attributes joined to the transaction
+    Column("frequency", "str", False, "statement frequency of the account", tuple(Frequency)),
+    Column("client_age", "float", False, "client age in years at the transaction"),
+    Column("client_gender", "str", False, "M or F", ("M", "F", "")),
+    Column("district_id", "int", False, "client's district (1..77 for the Czech data)"),
+    Column("region", "str", False, "client's region (8 in the Czech data)"),
+)
+TRANSACTION_COLUMNS: tuple[str, ...] = tuple(c.name for c in TRANSACTION_SCHEMA)
+REQUIRED_COLUMNS: tuple[str, ...] = tuple(c.name for c in TRANSACTION_SCHEMA if c.required)
+COLUMN_BY_NAME: dict[str, Column] = {c.name: c for c in TRANSACTION_SCHEMA}
+
+# Labels carried beside the record by the synthetic generator and the anomaly injectors.
+LABEL_COLUMNS: tuple[str, ...] = ("is_anomaly", "anomaly_type")
+
+MAX_STRING_LENGTH = 256  # longer identifiers are rejected, never truncated silently
+
+# --- validation -----------------------------------------------------------------------------
+
+
+class Reason(StrEnum):
+    """Why a record was rejected. Stable codes: they are metric dimensions and SQL values."""
+
+    MALFORMED = "malformed"  # not a record at all (bad JSON, not an object)
+    MISSING_FIELD = "missing_field"
+    WRONG_TYPE = "wrong_type"
+    NON_FINITE_AMOUNT = "non_finite_amount"
+    NEGATIVE_AMOUNT = "negative_amount"
+    UNPARSEABLE_DATE = "unparseable_date"
+    INVALID_VALUE = "invalid_value"  # not in the column's vocabulary
+    TOO_LONG = "too_long"
+    UNKNOWN_ACCOUNT = "unknown_account"
+    DUPLICATE_ID = "duplicate_id"  # same trans_id seen earlier in the same input
+
+
+REJECTION_COLUMNS: tuple[str, ...] = ("reason", "detail", "raw")
+
+
+@dataclass
+class ValidationResult:
+    """``valid`` has the canonical columns; ``rejected`` has reason, detail and the raw record."""
+
+    valid: pd.DataFrame
+    rejected: pd.DataFrame
+
+    @property
+    def received(self) -> int:
+        return len(self.valid) + len(self.rejected)
+
+    def reason_counts(self) -> dict[str, int]:
+        return {str(k): int(v) for k, v in self.rejected["reason"].value_counts().items()}
+
+
+def empty_transactions() -> pd.DataFrame:
+    """A zero-row frame with the canonical columns and dtypes."""
+    return _apply_dtypes(pd.DataFrame({c: [] for c in TRANSACTION_COLUMNS}))
+
+
+def _apply_dtypes(df: pd.DataFrame) -> pd.DataFrame:
+    out = {}
+    for col in TRANSACTION_SCHEMA:
+        s = df[col.name]
+        if col.kind == "str":
+            out[col.name] = s.astype(object).where(s.notna(), "").astype(str)
+        elif col.kind == "float":
+            out[col.name] = pd.to_numeric(s, errors="coerce").astype("float64")
+        elif col.kind == "int":
+            out[col.name] = pd.to_numeric(s, errors="coerce").fillna(-1).astype("int64")
+        else:
+            out[col.name] = pd.to_datetime(s, errors="coerce").astype("datetime64[ns]")
+    extra = [c for c in df.columns if c not in COLUMN_BY_NAME]
+    frame = pd.DataFrame(out, index=df.index)
+    for c in extra:
+        frame[c] = df[c]
+    return frame
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, int | float | np.integer | np.floating) and not isinstance(v, bool)
+
+
+def _coerce_float(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Floats and a mask of values that are neither numbers nor numeric strings."""
+    num = pd.to_numeric(values, errors="coerce")
+    if values.dtype == object:
+        bad_type = np.array(
+            [not (_is_number(v) or (isinstance(v, str) and _parses_float(v))) for v in values],
+            dtype=bool,
+        )
+    else:
+        bad_type = np.zeros(len(values), dtype=bool)
+    return num.to_numpy(dtype="float64", na_value=np.nan), bad_type
+
+
+def _parses_float(s: str) -> bool:
+    try:
+        float(s)
+    except ValueError:
+        return False
+    return True
+
+
+def validate_frame(
+    raw: pd.DataFrame,
+    known_accounts: Iterable[str] | None = None,
+) -> ValidationResult:
+    """Split a frame of raw values into canonical valid rows and rejected rows.
+
+    The first failing check of a row gives its reason (checks run in the order of
+    ``Reason``). ``known_accounts``, when given, rejects transactions on other accounts.
+    Optional columns that are absent are filled with their empty value.
+    """
+    n = len(raw)
+    raw = raw.reset_index(drop=True)
+    reason = np.full(n, "", dtype=object)
+    detail = np.full(n, "", dtype=object)
+
+    def reject(mask: np.ndarray, why: Reason, what: str) -> None:
+        hit = mask & (reason == "")
+        reason[hit] = str(why)
+        detail[hit] = what
+
+    work = pd.DataFrame(index=raw.index)
+    for col in TRANSACTION_SCHEMA:
+        if col.name in raw.columns:
+            s = raw[col.name]
+        else:
+            s = pd.Series([None] * n, index=raw.index, dtype=object)
+        missing = s.isna().to_numpy()
+        if col.kind == "str":
+            missing |= s.astype(object).map(lambda v: isinstance(v, str) and v == "").to_numpy()
+        if col.required:
+            reject(missing, Reason.MISSING_FIELD, col.name)
+        if col.kind == "str":
+            obj = s.astype(object)
+            wrong = ~missing & ~obj.map(lambda v: isinstance(v, str | int | np.integer)).to_numpy()
+            reject(wrong, Reason.WRONG_TYPE, col.name)
+            text = obj.where(~missing, "").map(str)
+            reject(text.str.len().to_numpy() > MAX_STRING_LENGTH, Reason.TOO_LONG, col.name)
+            if col.allowed is not None:
+                ok = text.isin(col.allowed).to_numpy() | (missing & ~col.required)
+                reject(~ok, Reason.INVALID_VALUE, col.name)
+            work[col.name] = text
+        elif col.kind in ("float", "int"):
+            vals, bad = _coerce_float(s.astype(object) if s.dtype == object else s)
+            reject(~missing & bad, Reason.WRONG_TYPE, col.name)
+            if col.name == "amount" or col.name.startswith("balance"):
+                reject(~missing & ~bad & ~np.isfinite(vals), Reason.NON_FINITE_AMOUNT, col.name)
+            if col.name == "amount":
+                reject(np.isfinite(vals) & (vals < 0), Reason.NEGATIVE_AMOUNT, col.name)
+            work[col.name] = vals
+        else:
+            parsed = _parse_timestamps(s)
+            reject(~missing & parsed.isna().to_numpy(), Reason.UNPARSEABLE_DATE, col.name)
+            work[col.name] = parsed
+
+    if known_accounts is not None:
+        known = set(map(str, known_accounts))
+        reject(~work["account_id"].isin(known).to_numpy(), Reason.UNKNOWN_ACCOUNT, "account_id")
+    ok_so_far = reason == ""
+    dup = work["trans_id"].where(ok_so_far).duplicated(keep="first").to_numpy() & ok_so_far
+    reject(dup, Reason.DUPLICATE_ID, "trans_id")
+
+    good = reason == ""
+    valid = _apply_dtypes(work.loc[good])
+    for c in raw.columns:
+        if c not in COLUMN_BY_NAME:
+            valid[c] = raw.loc[good, c].to_numpy()
+    valid = valid.reset_index(drop=True)
+    bad_idx = np.flatnonzero(~good)
+    rejected = pd.DataFrame(
+        {
+            "reason": pd.Series(reason[bad_idx], dtype=object).astype(str),
+            "detail": pd.Series(detail[bad_idx], dtype=object).astype(str),
+            "raw": [_raw_text(raw.iloc[i].to_dict()) for i in bad_idx],
+        }
+    )
+    return ValidationResult(valid=valid, rejected=rejected)
+
+
+def _parse_timestamps(s: pd.Series) -> pd.Series:
+    if pd.api.types.is_datetime64_any_dtype(s):
+        return s.astype("datetime64[ns]")
+    obj = s.astype(object)
+    as_text = obj.map(lambda v: v if isinstance(v, str) else None)
+    parsed = pd.to_datetime(as_text, errors="coerce", format="ISO8601")
+    return parsed.astype("datetime64[ns]")
+
+
+def _raw_text(record: Mapping[str, Any]) -> str:
+    import json
+
+    def default(v: Any) -> str:
+        return str(v)
+
+    clean = {
+        k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in record.items()
+    }
+    return json.dumps(clean, default=default, ensure_ascii=False)[:4096]
+
+
+def validate_records(
+    records: Iterable[Any],
+    known_accounts: Iterable[str] | None = None,
+) -> ValidationResult:
+    """Validate decoded records (e.g. JSON objects from a stream).
+
+    Anything that is not a mapping is rejected as ``malformed``; mappings go through
+    ``validate_frame``. Rejected rows come back in input order after the malformed ones.
+    """
+    objects: list[Mapping[str, Any]] = []
+    malformed: list[str] = []
+    for rec in records:
+        if isinstance(rec, Mapping):
+            objects.append({str(k): v for k, v in rec.items()})
+        else:
+            malformed.append(repr(rec)[:4096])
+    frame = pd.DataFrame.from_records(objects) if objects else pd.DataFrame()
+    if frame.empty and not objects:
+        result = ValidationResult(empty_transactions(), _empty_rejections())
+    else:
+        frame = frame.astype(object)
+        result = validate_frame(frame, known_accounts)
+    if malformed:
+        bad = pd.DataFrame(
+            {"reason": str(Reason.MALFORMED), "detail": "not a JSON object", "raw": malformed}
+        )
+        result.rejected = pd.concat([bad, result.rejected], ignore_index=True)
+    return result
+
+
+def _empty_rejections() -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series([], dtype=str) for c in REJECTION_COLUMNS})
+
+
+def to_record(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A JSON-ready dict of one canonical row (ISO timestamp), as producers send it."""
+    out: dict[str, Any] = {}
+    for col in TRANSACTION_SCHEMA:
+        v = row[col.name]
+        if col.kind == "datetime":
+            out[col.name] = pd.Timestamp(v).isoformat()
+        elif col.kind == "float":
+            out[col.name] = float(v)
+        elif col.kind == "int":
+            out[col.name] = int(v)
+        else:
+            out[col.name] = str(v)
+    return out
