@@ -1,15 +1,39 @@
 """Per-account behavioural features, computed only from the account's past (point-in-time).
 
-Contract (implementation follows): ``FEATURE_COLUMNS`` is the model input, in this order.
+One definition, two forms. The definition is ``_step``: it reads an account's state (a small
+fixed-size pair of arrays), emits the features of one transaction from that state (plus the
+transaction's own fields) and then folds the transaction into the state. Then:
+
+* the **batch** form (``compute_features``) runs ``_step`` over every account's ordered
+  history, starting from empty states — this is what training, Glue and evaluation use;
+* the **incremental** form (``AccountProfile`` and ``update_profiles``) runs the same ``_step``
+  from a stored state, one transaction or one batch at a time — this is what the streaming
+  scorer uses, persisting each profile (a few kB) between invocations.
+
+Because both forms execute the very same compiled function, they agree exactly; a test proves
+it on the same sequence. Every feature of a transaction uses only earlier transactions of the
+account, except the running daily and monthly spend, which include the transaction itself
+(it is known when the transaction arrives).
 """
 
 from __future__ import annotations
 
+import base64
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+import numba
+import numpy as np
+import pandas as pd
+
+from finsentry.schema import Direction, Operation
+
 FEATURE_COLUMNS: tuple[str, ...] = (
     "log_amount",           # log1p(amount)
-    "amount_z",             # z-score of log1p(amount) vs this account's history for the same operation+direction
-    "amount_ratio_log",     # log(amount / typical amount for the same operation+direction); typical = exp(mean log1p)
-    "decimal_shift",        # 1 if amount / last amount of the same operation is 10, 100, 1000 (or 1/10..) within 0.5%
+    "amount_z",             # z-score of log1p(amount) vs the account's same operation+direction
+    "amount_ratio_log",     # log1p(amount) - mean log1p(amount) of the same operation+direction
+    "decimal_shift",        # 1 if amount / last amount of the same op is 10^k, k=+-1..3 (0.5%)
     "daily_spend_ratio",    # log1p(debits today incl. this one / usual daily debit total)
     "monthly_spend_ratio",  # log1p(debits this month incl. this one / usual monthly debit total)
     "n_last_hour",          # transactions on the account in the previous hour (capped at 32)
@@ -21,8 +45,383 @@ FEATURE_COLUMNS: tuple[str, ...] = (
     "history_count_log",    # log1p(number of earlier transactions on the account)
     "balance_error",        # |balance_before +/- amount - balance_after| (data-entry error)
     "balance_gap",          # |balance_before - previous balance_after| (continuity break)
-    "duplicate_same_day",   # 1 if an identical posting (amount, operation, partner, purpose) was seen the same day
+    "duplicate_same_day",   # 1 if an identical posting (amount, op, partner, purpose) seen today
     "op_rarity",            # -log P(operation+direction | account history)
     "transition_rarity",    # -log P(operation+direction | previous operation+direction)
     "rapid_pass_through",   # 1 if a debit takes >= 90% of a credit received < 48 h before
-)
+)  # fmt: skip
+N_FEATURES = len(FEATURE_COLUMNS)
+
+# --- encoding of a transaction into the kernel's numeric inputs -------------------------------
+
+OPERATIONS: tuple[str, ...] = tuple(Operation)
+N_OPS = 2 * len(OPERATIONS)  # operation x direction
+RING = 32  # recent timestamps kept for the hour/day counts
+SIG_RING = 8  # recent posting signatures kept for duplicate detection
+PARTNER_BITS = 128  # bitmap of partner accounts seen (hashed)
+BANK_BITS = 64  # bitmap of partner banks seen (hashed)
+Z_STD_FLOOR = 0.1  # std of log-amount never below 10%: recurring payments have zero variance
+Z_CLIP = 50.0
+AMOUNT_ALPHA_MIN = 0.02  # per-operation amount statistics become an EWMA after 50 postings
+DAILY_ALPHA_MIN = 1.0 / 60.0
+MONTHLY_ALPHA_MIN = 1.0 / 12.0
+DECIMAL_TOLERANCE = math.log10(1.005)
+PASS_THROUGH_SECONDS = 48 * 3600.0
+PASS_THROUGH_SHARE = 0.9
+
+# float state layout
+F_N, F_LAST_TS, F_LAST_AFTER, F_LAST_OP = 0, 1, 2, 3
+F_DAY, F_DAY_DEBIT, F_DAYS, F_DAY_MEAN = 4, 5, 6, 7
+F_MONTH, F_MONTH_DEBIT, F_MONTHS, F_MONTH_MEAN = 8, 9, 10, 11
+F_LAST_CREDIT, F_LAST_CREDIT_TS, F_RING_POS = 12, 13, 14
+F_OPS = 16  # per op: count, mean, var, last amount
+F_TRANS = F_OPS + 4 * N_OPS
+F_HOURS = F_TRANS + N_OPS * N_OPS
+F_RING = F_HOURS + 24
+F_SIZE = F_RING + RING
+# int state layout
+I_PARTNERS = 0  # PARTNER_BITS // 64 words
+I_BANKS = I_PARTNERS + PARTNER_BITS // 64
+I_SIG = I_BANKS + BANK_BITS // 64
+I_SIG_DAY = I_SIG + SIG_RING
+I_SIG_POS = I_SIG_DAY + SIG_RING
+I_SIZE = I_SIG_POS + 1
+
+INPUT_COLUMNS = (
+    "ts_s", "day", "month", "hour", "amount", "is_debit", "op", "partner_bit", "bank_bit",
+    "balance_before", "balance_after", "signature",
+)  # fmt: skip
+
+
+def new_state() -> tuple[np.ndarray, np.ndarray]:
+    """The state of an account with no history."""
+    f = np.zeros(F_SIZE, dtype=np.float64)
+    f[F_LAST_OP] = -1.0
+    f[F_DAY] = -1.0
+    f[F_MONTH] = -1.0
+    f[F_LAST_CREDIT_TS] = -1e18
+    f[F_RING:F_RING + RING] = -1e18  # fmt: skip
+    i = np.zeros(I_SIZE, dtype=np.int64)
+    i[I_SIG_DAY:I_SIG_DAY + SIG_RING] = -1  # fmt: skip
+    return f, i
+
+
+def _stable_hash(values: pd.Series) -> np.ndarray:
+    """A process-independent 64-bit hash of strings (same value in Glue, Lambda and tests)."""
+    return pd.util.hash_array(values.to_numpy(dtype=object), categorize=False).view(np.int64)
+
+
+def encode(transactions: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Turn canonical transactions into the kernel's numeric input columns (vectorised)."""
+    ts = pd.to_datetime(transactions["ts"]).astype("datetime64[ns]")
+    ts_ns = ts.to_numpy().astype("int64")
+    is_debit = (transactions["direction"].astype(str) == Direction.DEBIT).to_numpy()
+    op_index = pd.Categorical(transactions["operation"].astype(str), categories=OPERATIONS).codes
+    op_index = np.where(op_index < 0, OPERATIONS.index(Operation.NONE), op_index)
+    bank = transactions["partner_bank"].astype(str).fillna("")
+    account = transactions["partner_account"].astype(str).fillna("")
+    partner = bank + "/" + account
+    partner_bit = np.where(account != "", _stable_hash(partner) % PARTNER_BITS, -1)
+    bank_bit = np.where(bank != "", _stable_hash(bank) % BANK_BITS, -1)
+    amount = transactions["amount"].to_numpy(dtype=np.float64)
+    cents = pd.Series(np.round(amount * 100).astype(np.int64), index=transactions.index)
+    signature = _stable_hash(
+        transactions["operation"].astype(str)
+        + "|" + transactions["direction"].astype(str)
+        + "|" + cents.astype(str)
+        + "|" + partner
+        + "|" + transactions["k_symbol"].astype(str)
+    )  # fmt: skip
+    return {
+        "ts_s": ts_ns / 1e9,
+        "day": ts_ns // 86_400_000_000_000,
+        "month": (ts.dt.year * 12 + ts.dt.month - 1).to_numpy(dtype=np.int64),
+        "hour": ts.dt.hour.to_numpy(dtype=np.int64),
+        "amount": amount,
+        "is_debit": is_debit.astype(np.int64),
+        "op": (op_index.astype(np.int64) * 2 + is_debit),
+        "partner_bit": partner_bit.astype(np.int64),
+        "bank_bit": bank_bit.astype(np.int64),
+        "balance_before": transactions["balance_before"].to_numpy(dtype=np.float64),
+        "balance_after": transactions["balance_after"].to_numpy(dtype=np.float64),
+        "signature": signature,
+    }
+
+
+# --- the one definition -------------------------------------------------------------------
+
+
+@numba.njit(cache=True)
+def _bit_test_and_set(words: np.ndarray, start: int, bit: int) -> bool:
+    w = start + bit // 64
+    mask = np.int64(1) << np.int64(bit % 64)
+    seen = (words[w] & mask) != 0
+    words[w] |= mask
+    return seen
+
+
+@numba.njit(cache=True)
+def _roll_period(f: np.ndarray, key: int, period: int, debit: int, mean: int, count: int,
+                 alpha_min: float) -> None:  # fmt: skip
+    """Close the running day/month when a new one starts: fold its debit total into the mean."""
+    if f[key] == period:
+        return
+    if f[key] >= 0 and f[debit] > 0:
+        f[count] += 1.0
+        alpha = max(1.0 / f[count], alpha_min)
+        f[mean] += alpha * (f[debit] - f[mean])
+    f[key] = period
+    f[debit] = 0.0
+
+
+@numba.njit(cache=True)
+def _step(f: np.ndarray, s: np.ndarray, x: np.ndarray, sig: np.int64, out: np.ndarray) -> None:
+    """Write the features of transaction ``x`` into ``out``, then fold ``x`` into the state.
+
+    ``x`` holds INPUT_COLUMNS except the signature (passed as an int64 to keep all 64 bits).
+    """
+    ts, day, month, hour = x[0], int(x[1]), int(x[2]), int(x[3])
+    amount, debit, op = x[4], int(x[5]), int(x[6])
+    partner_bit, bank_bit = int(x[7]), int(x[8])
+    before, after = x[9], x[10]
+    n = f[F_N]
+    la = math.log1p(amount)
+    base = F_OPS + 4 * op
+    op_n, op_mean, op_var, op_last = f[base], f[base + 1], f[base + 2], f[base + 3]
+
+    # amount against this account's typical amount for the same operation
+    out[0] = la
+    out[1] = 0.0
+    out[2] = 0.0
+    if op_n >= 1:
+        out[2] = la - op_mean
+    if op_n >= 2:
+        z = (la - op_mean) / max(math.sqrt(op_var), Z_STD_FLOOR)
+        out[1] = min(max(z, -Z_CLIP), Z_CLIP)
+    out[3] = 0.0
+    if op_last > 0 and amount > 0:
+        r = math.log10(amount / op_last)
+        k = round(r)
+        if k != 0 and abs(k) <= 3 and abs(r - k) < DECIMAL_TOLERANCE:
+            out[3] = 1.0
+
+    # running daily and monthly spend (including this transaction) against usual
+    _roll_period(f, F_DAY, day, F_DAY_DEBIT, F_DAY_MEAN, F_DAYS, DAILY_ALPHA_MIN)
+    _roll_period(f, F_MONTH, month, F_MONTH_DEBIT, F_MONTH_MEAN, F_MONTHS, MONTHLY_ALPHA_MIN)
+    if debit == 1:
+        f[F_DAY_DEBIT] += amount
+        f[F_MONTH_DEBIT] += amount
+    out[4] = math.log1p(f[F_DAY_DEBIT] / max(f[F_DAY_MEAN], 1.0)) if f[F_DAYS] >= 1 else 0.0
+    out[5] = math.log1p(f[F_MONTH_DEBIT] / max(f[F_MONTH_MEAN], 1.0)) if f[F_MONTHS] >= 1 else 0.0
+
+    # velocity from the ring of recent timestamps
+    hour_count = 0.0
+    day_count = 0.0
+    for j in range(RING):
+        t = f[F_RING + j]
+        if t <= ts and t > ts - 3600.0:
+            hour_count += 1.0
+        if t <= ts and t > ts - 86400.0:
+            day_count += 1.0
+    out[6] = hour_count
+    out[7] = day_count
+
+    # habits: hour of day, partners, operations
+    out[8] = -math.log((f[F_HOURS + hour] + 1.0) / (n + 24.0))
+    out[9] = 0.0
+    if partner_bit >= 0 and not _bit_test_and_set(s, I_PARTNERS, partner_bit):
+        out[9] = 1.0
+    out[10] = 0.0
+    if bank_bit >= 0 and not _bit_test_and_set(s, I_BANKS, bank_bit):
+        out[10] = 1.0
+    out[11] = math.log1p(max(ts - f[F_LAST_TS], 0.0) / 3600.0) if n >= 1 else 0.0
+    out[12] = math.log1p(n)
+
+    # balance integrity
+    signed = -amount if debit == 1 else amount
+    out[13] = abs(before + signed - after)
+    out[14] = abs(before - f[F_LAST_AFTER]) if n >= 1 else 0.0
+
+    # duplicate posting: identical signature already seen today
+    out[15] = 0.0
+    for j in range(SIG_RING):
+        if s[I_SIG + j] == sig and s[I_SIG_DAY + j] == day:
+            out[15] = 1.0
+
+    # operation sequence
+    out[16] = -math.log((op_n + 1.0) / (n + N_OPS))
+    last_op = int(f[F_LAST_OP])
+    out[17] = 0.0
+    if last_op >= 0:
+        row = F_TRANS + last_op * N_OPS
+        total = 0.0
+        for j in range(N_OPS):
+            total += f[row + j]
+        out[17] = -math.log((f[row + op] + 1.0) / (total + N_OPS))
+    out[18] = 0.0
+    if (debit == 1 and f[F_LAST_CREDIT] > 0 and ts - f[F_LAST_CREDIT_TS] < PASS_THROUGH_SECONDS
+            and amount >= PASS_THROUGH_SHARE * f[F_LAST_CREDIT]):  # fmt: skip
+        out[18] = 1.0
+
+    # ---- fold the transaction into the state ----
+    op_n += 1.0
+    alpha = max(1.0 / op_n, AMOUNT_ALPHA_MIN)
+    diff = la - op_mean
+    op_mean += alpha * diff
+    op_var = (1.0 - alpha) * (op_var + alpha * diff * diff)
+    f[base], f[base + 1], f[base + 2], f[base + 3] = op_n, op_mean, op_var, amount
+    if last_op >= 0:
+        f[F_TRANS + last_op * N_OPS + op] += 1.0
+    f[F_HOURS + hour] += 1.0
+    pos = int(f[F_RING_POS])
+    f[F_RING + pos] = ts
+    f[F_RING_POS] = (pos + 1) % RING
+    spos = int(s[I_SIG_POS])
+    s[I_SIG + spos] = sig
+    s[I_SIG_DAY + spos] = day
+    s[I_SIG_POS] = (spos + 1) % SIG_RING
+    if debit == 0:
+        f[F_LAST_CREDIT] = amount
+        f[F_LAST_CREDIT_TS] = ts
+    f[F_LAST_OP] = op
+    f[F_LAST_TS] = ts
+    f[F_LAST_AFTER] = after
+    f[F_N] = n + 1.0
+
+
+@numba.njit(cache=True)
+def _run(x: np.ndarray, sig: np.ndarray, slot: np.ndarray, f_states: np.ndarray,
+         i_states: np.ndarray) -> np.ndarray:  # fmt: skip
+    """Run ``_step`` over rows in order; row r uses and updates the state in ``slot[r]``."""
+    out = np.empty((x.shape[0], N_FEATURES), dtype=np.float64)
+    for r in range(x.shape[0]):
+        k = slot[r]
+        _step(f_states[k], i_states[k], x[r], sig[r], out[r])
+    return out
+
+
+def _matrix(inputs: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    cols = [np.asarray(inputs[c], dtype=np.float64) for c in INPUT_COLUMNS[:-1]]
+    return np.column_stack(cols) if cols[0].size else np.empty((0, 11)), np.asarray(
+        inputs["signature"], dtype=np.int64
+    )
+
+
+def _ordered(transactions: pd.DataFrame) -> np.ndarray:
+    """Row positions sorted by account then time; ties keep the input order."""
+    keys = pd.DataFrame(
+        {
+            "a": transactions["account_id"].astype(str).to_numpy(),
+            "t": pd.to_datetime(transactions["ts"]).to_numpy(),
+            "p": np.arange(len(transactions)),
+        }
+    )
+    return keys.sort_values(["a", "t", "p"], kind="stable")["p"].to_numpy()
+
+
+# --- batch form ---------------------------------------------------------------------------
+
+
+def compute_features(transactions: pd.DataFrame) -> pd.DataFrame:
+    """Features of every transaction from its account's earlier history (batch form).
+
+    Accounts are independent; within an account, transactions are taken in time order, ties
+    in input order. The result is aligned row for row with ``transactions`` (same index).
+    """
+    if transactions.empty:
+        return pd.DataFrame(columns=list(FEATURE_COLUMNS), index=transactions.index, dtype=float)
+    order = _ordered(transactions)
+    ordered = transactions.iloc[order]
+    slot = pd.factorize(ordered["account_id"].astype(str))[0].astype(np.int64)
+    n_accounts = int(slot.max()) + 1
+    f0, i0 = new_state()
+    f_states = np.tile(f0, (n_accounts, 1))
+    i_states = np.tile(i0, (n_accounts, 1))
+    x, sig = _matrix(encode(ordered))
+    values = _run(x, sig, slot, f_states, i_states)
+    result = np.empty_like(values)
+    result[order] = values
+    return pd.DataFrame(result, columns=list(FEATURE_COLUMNS), index=transactions.index)
+
+
+# --- incremental form ---------------------------------------------------------------------
+
+
+@dataclass
+class AccountProfile:
+    """The streaming state of one account: everything its next features need, nothing more.
+
+    ``to_dict`` / ``from_dict`` give a compact JSON-friendly form (two base64 arrays, about
+    4 kB) for a DynamoDB item. ``seen`` counts transactions folded in.
+    """
+
+    account_id: str
+    f: np.ndarray = field(default_factory=lambda: new_state()[0])
+    i: np.ndarray = field(default_factory=lambda: new_state()[1])
+
+    @property
+    def seen(self) -> int:
+        return int(self.f[F_N])
+
+    def update(self, transaction: Mapping[str, object] | pd.DataFrame) -> dict[str, float]:
+        """Fold one canonical transaction in; return its features (computed before the fold)."""
+        frame = (
+            transaction
+            if isinstance(transaction, pd.DataFrame)
+            else pd.DataFrame([dict(transaction)])
+        )
+        if len(frame) != 1:
+            raise ValueError("AccountProfile.update takes exactly one transaction")
+        x, sig = _matrix(encode(frame))
+        f_states, i_states = self.f[None, :], self.i[None, :]
+        values = _run(x, sig, np.zeros(1, dtype=np.int64), f_states, i_states)
+        self.f, self.i = f_states[0], i_states[0]
+        return dict(zip(FEATURE_COLUMNS, values[0].tolist(), strict=True))
+
+    def to_dict(self) -> dict[str, str]:
+        return {
+            "account_id": self.account_id,
+            "f": base64.b64encode(self.f.astype("<f8").tobytes()).decode(),
+            "i": base64.b64encode(self.i.astype("<i8").tobytes()).decode(),
+        }
+
+    @classmethod
+    def from_dict(cls, item: Mapping[str, str]) -> AccountProfile:
+        f_bytes, i_bytes = base64.b64decode(item["f"]), base64.b64decode(item["i"])
+        if len(f_bytes) != 8 * F_SIZE or len(i_bytes) != 8 * I_SIZE:
+            raise ValueError(f"profile of account {item.get('account_id')} has a foreign layout")
+        f = np.frombuffer(f_bytes, dtype="<f8").astype(np.float64)
+        i = np.frombuffer(i_bytes, dtype="<i8").astype(np.int64)
+        return cls(account_id=str(item["account_id"]), f=f, i=i)
+
+
+def update_profiles(
+    profiles: dict[str, AccountProfile], transactions: pd.DataFrame
+) -> pd.DataFrame:
+    """Features of a batch from stored profiles, folding the batch in (incremental form).
+
+    Missing accounts get a new profile in ``profiles``. Within the batch, each account's
+    transactions are taken in time order. Result aligned with ``transactions``.
+    """
+    if transactions.empty:
+        return compute_features(transactions)
+    order = _ordered(transactions)
+    ordered = transactions.iloc[order]
+    accounts = ordered["account_id"].astype(str)
+    codes, uniques = pd.factorize(accounts)
+    for acc in uniques:
+        profiles.setdefault(acc, AccountProfile(account_id=acc))
+    f_states = np.stack([profiles[a].f for a in uniques])
+    i_states = np.stack([profiles[a].i for a in uniques])
+    x, sig = _matrix(encode(ordered))
+    values = _run(x, sig, codes.astype(np.int64), f_states, i_states)
+    for k, acc in enumerate(uniques):
+        profiles[acc].f, profiles[acc].i = f_states[k], i_states[k]
+    result = np.empty_like(values)
+    result[order] = values
+    return pd.DataFrame(result, columns=list(FEATURE_COLUMNS), index=transactions.index)
+
+
+def feature_frame(rows: Iterable[Mapping[str, float]]) -> pd.DataFrame:
+    """A features frame from per-transaction feature dicts (e.g. from AccountProfile.update)."""
+    return pd.DataFrame(list(rows), columns=list(FEATURE_COLUMNS), dtype=float)

@@ -251,7 +251,8 @@ def validate_frame(
             s = pd.Series([None] * n, index=raw.index, dtype=object)
         missing = s.isna().to_numpy()
         if col.kind == "str":
-            missing |= s.astype(object).map(lambda v: isinstance(v, str) and v == "").to_numpy()
+            blank = s.astype(object).map(lambda v: isinstance(v, str) and v == "")
+            missing = missing | blank.to_numpy(dtype=bool)
         if col.required:
             reject(missing, Reason.MISSING_FIELD, col.name)
         if col.kind == "str":
@@ -261,7 +262,7 @@ def validate_frame(
             text = obj.where(~missing, "").map(str)
             reject(text.str.len().to_numpy() > MAX_STRING_LENGTH, Reason.TOO_LONG, col.name)
             if col.allowed is not None:
-                ok = text.isin(col.allowed).to_numpy() | (missing & ~col.required)
+                ok = text.isin(col.allowed).to_numpy() | (missing & (not col.required))
                 reject(~ok, Reason.INVALID_VALUE, col.name)
             work[col.name] = text
         elif col.kind in ("float", "int"):
