@@ -243,12 +243,16 @@ def validate_frame(
         reason[hit] = str(why)
         detail[hit] = what
 
+    if known_accounts is not None and "account_id" in raw.columns:
+        known = set(map(str, known_accounts))
+        ids = raw["account_id"].map(lambda v: str(v) if isinstance(v, str | int) else None)
+        present = ids.notna() & (ids != "") & (ids.str.len() <= MAX_STRING_LENGTH)
+        reject((present & ~ids.isin(known)).to_numpy(), Reason.UNKNOWN_ACCOUNT, "account_id")
+
     work = pd.DataFrame(index=raw.index)
     for col in TRANSACTION_SCHEMA:
-        if col.name in raw.columns:
-            s = raw[col.name]
-        else:
-            s = pd.Series([None] * n, index=raw.index, dtype=object)
+        absent = pd.Series([None] * n, index=raw.index, dtype=object)
+        s = raw[col.name] if col.name in raw.columns else absent
         missing = s.isna().to_numpy()
         if col.kind == "str":
             blank = s.astype(object).map(lambda v: isinstance(v, str) and v == "")
@@ -278,9 +282,6 @@ def validate_frame(
             reject(~missing & parsed.isna().to_numpy(), Reason.UNPARSEABLE_DATE, col.name)
             work[col.name] = parsed
 
-    if known_accounts is not None:
-        known = set(map(str, known_accounts))
-        reject(~work["account_id"].isin(known).to_numpy(), Reason.UNKNOWN_ACCOUNT, "account_id")
     ok_so_far = reason == ""
     dup = work["trans_id"].where(ok_so_far).duplicated(keep="first").to_numpy() & ok_so_far
     reject(dup, Reason.DUPLICATE_ID, "trans_id")

@@ -272,6 +272,8 @@ def test_round_trip_through_the_czech_files_is_all_valid(bank, tmp_path, form):
         pytest.fail(f"finsentry.datasets.czech is not available: {exc}")
     paths = czech.write_tables(bank, tmp_path, form=form)
     assert paths
-    result = czech.to_canonical(czech.read_tables(tmp_path))
+    tables, quarantine = czech.read_tables(tmp_path)
+    assert quarantine.empty, quarantine.head()
+    result = czech.to_canonical(tables)
     assert len(result.rejected) == 0, result.reason_counts()
     assert len(result.valid) == len(bank.trans)
