@@ -45,7 +45,7 @@ FEATURE_COLUMNS: tuple[str, ...] = (
     "history_count_log",    # log1p(number of earlier transactions on the account)
     "balance_error",        # |balance_before +/- amount - balance_after| (data-entry error)
     "balance_gap",          # |balance_before - previous balance_after| (continuity break)
-    "duplicate_same_day",   # 1 if an identical posting (amount, op, partner, purpose) seen today
+    "duplicate_recent",     # 1 if an identical posting (amount, op, partner, purpose) <= 10 min before
     "op_rarity",            # -log P(operation+direction | account history)
     "transition_rarity",    # -log P(operation+direction | previous operation+direction)
     "rapid_pass_through",   # 1 if a debit takes >= 90% of a credit received < 48 h before
@@ -58,6 +58,7 @@ OPERATIONS: tuple[str, ...] = tuple(Operation)
 N_OPS = 2 * len(OPERATIONS)  # operation x direction
 RING = 32  # recent timestamps kept for the hour/day counts
 SIG_RING = 8  # recent posting signatures kept for duplicate detection
+DUPLICATE_SECONDS = 600.0  # an identical posting this close is a duplicate (same ts for date-only data)
 PARTNER_BITS = 128  # bitmap of partner accounts seen (hashed)
 BANK_BITS = 64  # bitmap of partner banks seen (hashed)
 Z_STD_FLOOR = 0.1  # std of log-amount never below 10%: recurring payments have zero variance
@@ -83,8 +84,8 @@ F_SIZE = F_RING + RING
 I_PARTNERS = 0  # PARTNER_BITS // 64 words
 I_BANKS = I_PARTNERS + PARTNER_BITS // 64
 I_SIG = I_BANKS + BANK_BITS // 64
-I_SIG_DAY = I_SIG + SIG_RING
-I_SIG_POS = I_SIG_DAY + SIG_RING
+I_SIG_TS = I_SIG + SIG_RING
+I_SIG_POS = I_SIG_TS + SIG_RING
 I_SIZE = I_SIG_POS + 1
 
 INPUT_COLUMNS = (
@@ -102,7 +103,7 @@ def new_state() -> tuple[np.ndarray, np.ndarray]:
     f[F_LAST_CREDIT_TS] = -1e18
     f[F_RING:F_RING + RING] = -1e18  # fmt: skip
     i = np.zeros(I_SIZE, dtype=np.int64)
-    i[I_SIG_DAY:I_SIG_DAY + SIG_RING] = -1  # fmt: skip
+    i[I_SIG_TS:I_SIG_TS + SIG_RING] = -(2**62)  # fmt: skip
     return f, i
 
 
@@ -242,10 +243,10 @@ def _step(f: np.ndarray, s: np.ndarray, x: np.ndarray, sig: np.int64, out: np.nd
     out[13] = abs(before + signed - after)
     out[14] = abs(before - f[F_LAST_AFTER]) if n >= 1 else 0.0
 
-    # duplicate posting: identical signature already seen today
+    # duplicate posting: identical signature posted within DUPLICATE_SECONDS before
     out[15] = 0.0
     for j in range(SIG_RING):
-        if s[I_SIG + j] == sig and s[I_SIG_DAY + j] == day:
+        if s[I_SIG + j] == sig and s[I_SIG_TS + j] >= ts - DUPLICATE_SECONDS:
             out[15] = 1.0
 
     # operation sequence
@@ -278,7 +279,7 @@ def _step(f: np.ndarray, s: np.ndarray, x: np.ndarray, sig: np.int64, out: np.nd
     f[F_RING_POS] = (pos + 1) % RING
     spos = int(s[I_SIG_POS])
     s[I_SIG + spos] = sig
-    s[I_SIG_DAY + spos] = day
+    s[I_SIG_TS + spos] = np.int64(ts)
     s[I_SIG_POS] = (spos + 1) % SIG_RING
     if debit == 0:
         f[F_LAST_CREDIT] = amount

@@ -1,0 +1,203 @@
+"""``finsentry demo | generate | train | score | evaluate``: the command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from rich.console import Console
+
+console = Console(stderr=False, highlight=False, width=150)
+
+
+def _progress(message: str) -> None:
+    console.print(f"[dim]{time.strftime('%H:%M:%S')}[/dim] {message}")
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be a positive integer")
+    return value
+
+
+def _share(text: str) -> float:
+    value = float(text)
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError("must be a share between 0 and 1, e.g. 0.01")
+    return value
+
+
+def _existing_dir(text: str) -> Path:
+    path = Path(text)
+    if not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{path} is not a directory")
+    return path
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="finsentry", description="Anomaly detection for bank transactions."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="run the whole pipeline locally (in-process AWS)")
+    demo.add_argument("--data", type=_existing_dir, help="Czech bank files (.asc or fin_*.tsv)")
+    demo.add_argument("--accounts", type=_positive_int, default=1500)
+    demo.add_argument("--months", type=_positive_int, default=24)
+    demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument("--form", choices=("asc", "tsv"), default="asc")
+    demo.add_argument("--budget", type=_share, default=0.01, help="alert budget (share)")
+    demo.add_argument("--out", type=Path, default=Path("finsentry-out"))
+
+    gen = sub.add_parser("generate", help="write a synthetic bank in the Czech file forms")
+    gen.add_argument("--out", type=Path, required=True)
+    gen.add_argument("--accounts", type=_positive_int, default=1000)
+    gen.add_argument("--months", type=_positive_int, default=24)
+    gen.add_argument("--transactions", type=_positive_int, help="size by transactions instead")
+    gen.add_argument("--seed", type=int, default=7)
+    gen.add_argument("--form", choices=("asc", "tsv"), default="asc")
+
+    train = sub.add_parser("train", help="train a detector on Czech bank files")
+    train.add_argument("--data", type=_existing_dir, required=True)
+    train.add_argument("--detector", default="ensemble")
+    train.add_argument("--out", type=Path, required=True, help="model artifact directory")
+
+    score = sub.add_parser("score", help="score Czech bank files with a trained model")
+    score.add_argument("--data", type=_existing_dir, required=True)
+    score.add_argument("--model", type=_existing_dir, required=True)
+    score.add_argument("--out", type=Path, required=True, help="output Parquet file")
+    score.add_argument("--budget", type=_share, default=0.01)
+
+    ev = sub.add_parser("evaluate", help="ADBench protocol on a labelled (X, y) .npz file")
+    ev.add_argument("--npz", type=Path, required=True)
+    ev.add_argument("--seeds", type=_positive_int, default=3)
+    return parser
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from finsentry.local.aws import DataBucket, local_aws
+    from finsentry.local.pipeline import DemoConfig, run_demo
+    from finsentry.local.summary import print_demo
+
+    config = DemoConfig(
+        data_dir=args.data, accounts=args.accounts, months=args.months, seed=args.seed,
+        form=args.form, budget=args.budget, out_dir=args.out,
+    )  # fmt: skip
+    with local_aws():
+        bucket = DataBucket.create()
+        result = run_demo(config, bucket, progress=_progress)
+    print_demo(result, console)
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from finsentry.datasets import synthetic
+
+    if args.transactions:
+        config = synthetic.config_for_transactions(args.transactions, seed=args.seed)
+    else:
+        config = synthetic.SyntheticConfig(
+            n_accounts=args.accounts, months=args.months, seed=args.seed
+        )
+    paths = synthetic.generate_files(config, args.out, form=args.form)
+    console.print(f"wrote {len(paths)} files in {args.out} ({args.form} form)")
+    return 0
+
+
+def _load_features(data: Path):
+    from finsentry.datasets import czech
+    from finsentry.features import compute_features
+
+    bank = czech.load(data)
+    _progress(
+        f"{bank.transactions.received:,} transactions: {len(bank.transactions.valid):,} valid, "
+        f"{len(bank.transactions.rejected) + len(bank.quarantine):,} quarantined"
+    )
+    valid = bank.transactions.valid
+    return valid, compute_features(valid)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from finsentry.detectors import make_detector
+    from finsentry.detectors.artifact import save_model
+
+    valid, features = _load_features(args.data)
+    _progress(f"training {args.detector} on {len(features):,} transactions")
+    model = make_detector(args.detector).fit(features)
+    path = save_model(
+        model,
+        args.out,
+        metadata={"training_window": [str(valid["ts"].min()), str(valid["ts"].max())]},
+    )
+    console.print(f"model written to {path}")
+    return 0
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from finsentry.detectors.artifact import load_model
+    from finsentry.evaluation import threshold_for_budget
+    from finsentry.local.pipeline import scored_frame
+    from finsentry.scoring import score_transactions
+
+    model, metadata = load_model(args.model)
+    valid, features = _load_features(args.data)
+    threshold = metadata.get("metrics", {}).get("threshold")
+    if threshold is None:
+        threshold = threshold_for_budget(model.score(features), args.budget)
+    batch = score_transactions(
+        model, features, budget_threshold=threshold,
+        model_version=f"{metadata.get('detector')}-{metadata.get('created_at')}",
+    )  # fmt: skip
+    scored = scored_frame(valid.assign(anomaly_type=valid.get("anomaly_type", "")), batch)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    scored.to_parquet(args.out, index=False)
+    console.print(f"{int(batch.alerts.sum()):,} alerts in {len(scored):,} rows -> {args.out}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from finsentry.evaluation import adbench_protocol
+
+    if not args.npz.is_file():
+        raise FileNotFoundError(f"no such file: {args.npz}")
+    data = np.load(args.npz)
+    if "X" not in data or "y" not in data:
+        raise ValueError(f"{args.npz} must hold arrays X and y")
+    results = adbench_protocol(data["X"], data["y"], seeds=tuple(range(args.seeds)))
+    for name, figures in results.items():
+        console.print(
+            f"{name:>18}: AUC-ROC {figures['auc_roc']:.2f} %  AUC-PR {figures['auc_pr']:.2f} %"
+        )
+    console.print(json.dumps({"dataset": args.npz.name, "results": results}))
+    return 0
+
+
+COMMANDS = {
+    "demo": cmd_demo,
+    "generate": cmd_generate,
+    "train": cmd_train,
+    "score": cmd_score,
+    "evaluate": cmd_evaluate,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    from finsentry.datasets.czech import DatasetError
+    from finsentry.detectors.artifact import ModelArtifactError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except (DatasetError, ModelArtifactError, FileNotFoundError, ValueError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
