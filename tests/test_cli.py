@@ -70,3 +70,16 @@ def test_demo_runs_end_to_end_on_a_small_bank(tmp_path, capsys):
     for text in ("Validation period", "Selected:", "Test period", "Top alerts", "scored/"):
         assert text in out
     assert (tmp_path / "model" / "metadata.json").is_file()
+
+
+def test_demo_on_partly_bad_files_reports_the_quarantine(tmp_path, capsys):
+    data = tmp_path / "bank"
+    assert main(["generate", "--out", str(data), "--accounts", "80", "--months", "8"]) == 0
+    with (data / "trans.asc").open("a") as fh:
+        fh.write('99999991;1;960101;"VYDAJ"\n')  # too few fields
+        fh.write('99999992;1;96AB01;"VYDAJ";"VYBER";1.00;1.00;"";;;120000\n')  # bad date
+        fh.write('99999993;424242;960101;"VYDAJ";"VYBER";1.00;1.00;"";;;120000\n')  # unknown account
+    code = main(["demo", "--data", str(data), "--out", str(tmp_path / "out")])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "3 quarantined" in out

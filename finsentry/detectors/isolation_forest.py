@@ -21,6 +21,7 @@ class IsolationForestDetector(Detector):
         self._explainer = None
 
     def _fit(self, x: np.ndarray, seed_frame: pd.DataFrame) -> None:
+        self.model.set_params(max_samples=min(self.params["max_samples"], len(x)))
         self.model.fit(x)
 
     def _raw(self, x: np.ndarray) -> np.ndarray:
