@@ -60,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--transactions", type=_positive_int, help="size by transactions instead")
     gen.add_argument("--seed", type=int, default=7)
     gen.add_argument("--form", choices=("asc", "tsv"), default="asc")
+    gen.add_argument("--anomaly-rate", type=_share, help="inject labelled anomalies (labels.csv)")
 
     train = sub.add_parser("train", help="train a detector on Czech bank files")
     train.add_argument("--data", type=_existing_dir, required=True)
@@ -103,9 +104,29 @@ def cmd_generate(args: argparse.Namespace) -> int:
         config = synthetic.SyntheticConfig(
             n_accounts=args.accounts, months=args.months, seed=args.seed
         )
-    paths = synthetic.generate_files(config, args.out, form=args.form)
+    if args.anomaly_rate is None:
+        paths = synthetic.generate_files(config, args.out, form=args.form, progress=_progress)
+    else:
+        paths = _generate_labelled(config, args)
     console.print(f"wrote {len(paths)} files in {args.out} ({args.form} form)")
     return 0
+
+
+def _generate_labelled(config, args: argparse.Namespace) -> list[Path]:
+    """A synthetic bank with labelled anomalies injected into its last 40 % (by time)."""
+    from finsentry.anomalies import inject_anomalies
+    from finsentry.datasets import czech, synthetic
+    from finsentry.evaluation import time_split
+
+    raw = synthetic.generate_bank(config, progress=_progress)
+    valid = czech.to_canonical(raw).valid
+    start = time_split(valid).validation_start
+    _progress(f"injecting labelled anomalies after {start:%Y-%m-%d}")
+    injected = inject_anomalies(valid, czech.orders_frame(raw), start, rate=args.anomaly_rate, seed=args.seed)
+    paths = czech.write_tables(czech.with_transactions(raw, injected.transactions), args.out, form=args.form)
+    labels = Path(args.out) / "labels.csv"
+    injected.labels.to_csv(labels, index=False)
+    return [*paths, labels]
 
 
 def _load_features(data: Path):

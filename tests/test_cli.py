@@ -83,3 +83,20 @@ def test_demo_on_partly_bad_files_reports_the_quarantine(tmp_path, capsys):
     out = capsys.readouterr().out
     assert code == 0
     assert "3 quarantined" in out
+
+
+def test_generate_with_labelled_anomalies_round_trips_through_the_loader(tmp_path):
+    from finsentry.anomalies import AnomalyType
+    from finsentry.datasets import czech
+
+    out = tmp_path / "bank"
+    args = ["generate", "--out", str(out), "--accounts", "60", "--months", "8", "--anomaly-rate", "0.01"]
+    assert main([*args, "--form", "tsv"]) == 0
+    import pandas as pd
+
+    labels = pd.read_csv(out / "labels.csv", dtype=str, keep_default_na=False)
+    assert set(labels["anomaly_type"]) == {str(t) for t in AnomalyType}
+    bank = czech.load(out)
+    assert bank.transactions.rejected.empty
+    ids = set(bank.transactions.valid["trans_id"])
+    assert set(labels.loc[labels["trans_id"] != "", "trans_id"]) <= ids

@@ -630,6 +630,22 @@ def _chain(rows: np.ndarray, before: np.ndarray, after: np.ndarray) -> np.ndarra
     return np.array(chain) if len(chain) == len(rows) else None
 
 
+def with_transactions(raw: RawTables, transactions: pd.DataFrame) -> RawTables:
+    """``raw`` with its trans table replaced by canonical transactions (e.g. after injection),
+    so that they can be written back as the dataset's files."""
+    trans = pd.DataFrame({
+        "trans_id": pd.to_numeric(transactions["trans_id"]).astype("int64"),
+        "account_id": pd.to_numeric(transactions["account_id"]).astype("int64"),
+        "ts": transactions["ts"].to_numpy(), "type": transactions["type"].astype(str),
+        "operation": transactions["operation"].astype(str), "amount": transactions["amount"],
+        "balance": transactions["balance_after"], "k_symbol": transactions["k_symbol"].astype(str),
+        "bank": transactions["partner_bank"].astype(str),
+        "account": transactions["partner_account"].astype(str),
+    })  # fmt: skip
+    return RawTables(district=raw.district, client=raw.client, account=raw.account, disp=raw.disp,
+                     trans=trans.reset_index(drop=True), order=raw.order, loan=raw.loan, card=raw.card)  # fmt: skip
+
+
 def orders_frame(raw: RawTables) -> pd.DataFrame:
     """Permanent orders: account_id, partner_bank, partner_account, amount, k_symbol."""
     o = raw.order
