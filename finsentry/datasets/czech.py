@@ -591,7 +591,8 @@ def _chain_same_time(v: pd.DataFrame) -> pd.DataFrame:
     """Order postings that share an account and timestamp so that balances chain.
 
     The real files give dates only, and trans_id order within a day does not follow the
-    balances (about 40 % of same-day pairs break). Within each such group, the posting whose
+    balances (in the sample, 60 % of consecutive postings chain in trans_id order, 94 % after
+    this). Within each such group, the posting whose
     balance_before is no other member's balance_after comes first, then each next one starts
     from the previous balance_after. Groups that do not chain keep their order.
     """
