@@ -248,7 +248,7 @@ CATALOG: dict[AnomalyType, CatalogEntry] = {e.type: e for e in (
     CatalogEntry(AnomalyType.BURST, "Burst", "many transactions within a short time",
                  inject_burst, ("n_last_hour", "n_last_day", "log_gap_hours")),
     CatalogEntry(AnomalyType.UNUSUAL_HOUR, "Unusual hour", "a time of day the account does not use",
-                 inject_unusual_hour, ("hour_rarity",)),
+                 inject_unusual_hour, ("hour_distance", "hour_rarity")),
     CatalogEntry(AnomalyType.UNUSUAL_PARTNER, "Unusual partner", "a payment to a never-seen partner bank or account",
                  inject_unusual_partner, ("new_partner_account", "new_partner_bank")),
     CatalogEntry(AnomalyType.BALANCE_MISMATCH, "Balance mismatch",

@@ -37,7 +37,9 @@ PHRASES: dict[str, Callable[[float], str]] = {
     "monthly_spend_ratio": lambda v: f"spend this month {_times(math.expm1(v))}× the account's usual",
     "n_last_hour": lambda v: f"{int(v)} transactions in the previous hour",
     "n_last_day": lambda v: f"{int(v)} transactions in the previous 24 hours",
-    "hour_rarity": lambda v: f"an hour this account rarely uses ({100 * math.exp(-v):.0f} % of its history)",
+    "hour_rarity": lambda v: "an hour this account rarely uses on this channel "
+    f"({100 * math.exp(-v):.0f} % of its history)",
+    "hour_distance": lambda v: f"{int(v)} hours away from any time of day this account has used",
     "new_partner_account": lambda v: "first payment with this partner account",
     "new_partner_bank": lambda v: "first transaction with this partner bank",
     "log_gap_hours": lambda v: f"{math.expm1(v):,.1f} hours since the previous transaction",

@@ -20,14 +20,14 @@ from __future__ import annotations
 
 import base64
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numba
 import numpy as np
 import pandas as pd
 
-from finsentry.schema import Direction, Operation
+from finsentry.schema import CHANNEL_OF_OPERATION, Channel, Direction, Operation
 
 FEATURE_COLUMNS: tuple[str, ...] = (
     "log_amount",           # log1p(amount)
@@ -38,7 +38,8 @@ FEATURE_COLUMNS: tuple[str, ...] = (
     "monthly_spend_ratio",  # log1p(debits this month incl. this one / usual monthly debit total)
     "n_last_hour",          # transactions on the account in the previous hour (capped at 32)
     "n_last_day",           # transactions on the account in the previous 24 hours (capped at 32)
-    "hour_rarity",          # -log P(hour of day | account history), Laplace-smoothed
+    "hour_rarity",          # -log P(hour of day | account's history on the same channel), Laplace-smoothed
+    "hour_distance",        # hours (circular) to the nearest hour the account has used on this channel
     "new_partner_account",  # 1 if a partner account is given and never seen on this account
     "new_partner_bank",     # 1 if a partner bank is given and never seen on this account
     "log_gap_hours",        # log1p(hours since the previous transaction); 0 for the first
@@ -51,11 +52,16 @@ FEATURE_COLUMNS: tuple[str, ...] = (
     "rapid_pass_through",   # 1 if a debit takes >= 90% of a credit received < 48 h before
 )  # fmt: skip
 N_FEATURES = len(FEATURE_COLUMNS)
+HOUR_DISTANCE = FEATURE_COLUMNS.index("hour_distance")
 
 # --- encoding of a transaction into the kernel's numeric inputs -------------------------------
 
 OPERATIONS: tuple[str, ...] = tuple(Operation)
 N_OPS = 2 * len(OPERATIONS)  # operation x direction
+CHANNELS: tuple[str, ...] = tuple(Channel)
+# channel index of each op code (operation x direction), for the per-channel hour habits
+CHANNEL_OF_OP = np.array([CHANNELS.index(CHANNEL_OF_OPERATION[Operation(op)]) for op in OPERATIONS
+                          for _ in range(2)], dtype=np.int64)  # fmt: skip
 RING = 32  # recent timestamps kept for the hour/day counts
 SIG_RING = 8  # recent posting signatures kept for duplicate detection
 DUPLICATE_SECONDS = 600.0  # an identical posting this close is a duplicate (same ts for date-only data)
@@ -78,7 +84,7 @@ F_LAST_CREDIT, F_LAST_CREDIT_TS, F_RING_POS = 12, 13, 14
 F_OPS = 16  # per op: count, mean, var, last amount
 F_TRANS = F_OPS + 4 * N_OPS
 F_HOURS = F_TRANS + N_OPS * N_OPS
-F_RING = F_HOURS + 24
+F_RING = F_HOURS + 24 * len(CHANNELS)
 F_SIZE = F_RING + RING
 # int state layout
 I_PARTNERS = 0  # PARTNER_BITS // 64 words
@@ -228,41 +234,52 @@ def _step(f: np.ndarray, s: np.ndarray, x: np.ndarray, sig: np.int64, out: np.nd
     out[7] = day_count
 
     # habits: hour of day, partners, operations
-    out[8] = -math.log((f[F_HOURS + hour] + 1.0) / (n + 24.0))
-    out[9] = 0.0
-    if partner_bit >= 0 and not _bit_test_and_set(s, I_PARTNERS, partner_bit):
-        out[9] = 1.0
+    hours = F_HOURS + 24 * CHANNEL_OF_OP[op]
+    channel_n = 0.0
+    for j in range(24):
+        channel_n += f[hours + j]
+    out[8] = -math.log((f[hours + hour] + 1.0) / (channel_n + 24.0))
+    distance = 0.0
+    if channel_n > 0:
+        for d in range(13):
+            if f[hours + (hour + d) % 24] > 0 or f[hours + (hour - d) % 24] > 0:
+                distance = float(d)
+                break
+    out[HOUR_DISTANCE] = distance
     out[10] = 0.0
-    if bank_bit >= 0 and not _bit_test_and_set(s, I_BANKS, bank_bit):
+    if partner_bit >= 0 and not _bit_test_and_set(s, I_PARTNERS, partner_bit):
         out[10] = 1.0
-    out[11] = math.log1p(max(ts - f[F_LAST_TS], 0.0) / 3600.0) if n >= 1 else 0.0
-    out[12] = math.log1p(n)
+    out[11] = 0.0
+    if bank_bit >= 0 and not _bit_test_and_set(s, I_BANKS, bank_bit):
+        out[11] = 1.0
+    out[12] = math.log1p(max(ts - f[F_LAST_TS], 0.0) / 3600.0) if n >= 1 else 0.0
+    out[13] = math.log1p(n)
 
     # balance integrity
     signed = -amount if debit == 1 else amount
-    out[13] = abs(before + signed - after)
-    out[14] = abs(before - f[F_LAST_AFTER]) if n >= 1 else 0.0
+    out[14] = abs(before + signed - after)
+    out[15] = abs(before - f[F_LAST_AFTER]) if n >= 1 else 0.0
 
     # duplicate posting: identical signature posted within DUPLICATE_SECONDS before
-    out[15] = 0.0
+    out[16] = 0.0
     for j in range(SIG_RING):
         if s[I_SIG + j] == sig and s[I_SIG_TS + j] >= ts - DUPLICATE_SECONDS:
-            out[15] = 1.0
+            out[16] = 1.0
 
     # operation sequence
-    out[16] = -math.log((op_n + 1.0) / (n + N_OPS))
+    out[17] = -math.log((op_n + 1.0) / (n + N_OPS))
     last_op = int(f[F_LAST_OP])
-    out[17] = 0.0
+    out[18] = 0.0
     if last_op >= 0:
         row = F_TRANS + last_op * N_OPS
         total = 0.0
         for j in range(N_OPS):
             total += f[row + j]
-        out[17] = -math.log((f[row + op] + 1.0) / (total + N_OPS))
-    out[18] = 0.0
+        out[18] = -math.log((f[row + op] + 1.0) / (total + N_OPS))
+    out[19] = 0.0
     if (debit == 1 and f[F_LAST_CREDIT] > 0 and ts - f[F_LAST_CREDIT_TS] < PASS_THROUGH_SECONDS
             and amount >= PASS_THROUGH_SHARE * f[F_LAST_CREDIT]):  # fmt: skip
-        out[18] = 1.0
+        out[19] = 1.0
 
     # ---- fold the transaction into the state ----
     op_n += 1.0
@@ -273,7 +290,7 @@ def _step(f: np.ndarray, s: np.ndarray, x: np.ndarray, sig: np.int64, out: np.nd
     f[base], f[base + 1], f[base + 2], f[base + 3] = op_n, op_mean, op_var, amount
     if last_op >= 0:
         f[F_TRANS + last_op * N_OPS + op] += 1.0
-    f[F_HOURS + hour] += 1.0
+    f[hours + hour] += 1.0
     pos = int(f[F_RING_POS])
     f[F_RING + pos] = ts
     f[F_RING_POS] = (pos + 1) % RING
@@ -421,8 +438,3 @@ def update_profiles(
     result = np.empty_like(values)
     result[order] = values
     return pd.DataFrame(result, columns=list(FEATURE_COLUMNS), index=transactions.index)
-
-
-def feature_frame(rows: Iterable[Mapping[str, float]]) -> pd.DataFrame:
-    """A features frame from per-transaction feature dicts (e.g. from AccountProfile.update)."""
-    return pd.DataFrame(list(rows), columns=list(FEATURE_COLUMNS), dtype=float)

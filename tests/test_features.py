@@ -134,6 +134,8 @@ def test_velocity_hour_duplicate_decimal_and_pass_through():
     feats = compute_features(pd.DataFrame(rows))
     assert list(feats.iloc[20:24]["n_last_hour"]) == [0.0, 1.0, 2.0, 3.0]
     assert feats.iloc[20]["hour_rarity"] > feats.iloc[19]["hour_rarity"] + 1.5
+    assert feats.iloc[20]["hour_distance"] == 9.0  # 03:00 vs a habit of 18:00 (circular)
+    assert feats.iloc[19]["hour_distance"] == 0.0
     assert feats.iloc[25]["duplicate_recent"] == 1.0
     assert feats.iloc[24]["duplicate_recent"] == 0.0
     assert feats.iloc[26]["decimal_shift"] == 1.0

@@ -18,12 +18,11 @@ import numpy as np
 import pandas as pd
 
 from finsentry import __version__
-from finsentry.anomalies import AnomalyType, inject_anomalies, missing_recurring_payments
+from finsentry.anomalies import inject_anomalies, missing_recurring_payments
 from finsentry.datasets import czech, synthetic
 from finsentry.detectors import make_detector
 from finsentry.detectors.artifact import save_model
 from finsentry.evaluation import ModelReport, Split, evaluate_scores, select_model, time_split
-from finsentry.explain import Reason
 from finsentry.features import FEATURE_COLUMNS, compute_features
 from finsentry.layout import PREFIXES
 from finsentry.privacy import mask_ids
@@ -284,5 +283,3 @@ def scored_frame(transactions: pd.DataFrame, batch: ScoredBatch) -> pd.DataFrame
         }
     )
 
-
-__all__ = ["AnomalyType", "DemoConfig", "DemoResult", "Reason", "run_demo"]
