@@ -46,7 +46,7 @@ PHRASES: dict[str, Callable[[float], str]] = {
     "history_count_log": lambda v: f"a short account history ({math.expm1(v):.0f} earlier transactions)",
     "balance_error": lambda v: f"balance after is off by {v:,.2f} from balance before ± amount",
     "balance_gap": lambda v: f"balance before is {v:,.2f} away from the previous balance after",
-    "duplicate_recent": lambda v: "identical posting made minutes before (same amount, operation, partner)",
+    "duplicate_recent": lambda v: "identical posting made moments before (same amount, operation, partner)",
     "op_rarity": lambda v: f"an operation this account rarely makes ({100 * math.exp(-v):.0f} % of its history)",
     "transition_rarity": lambda v: "an unusual operation after the previous one "
     f"({100 * math.exp(-v):.0f} % of such transitions)",

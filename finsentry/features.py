@@ -46,7 +46,7 @@ FEATURE_COLUMNS: tuple[str, ...] = (
     "history_count_log",    # log1p(number of earlier transactions on the account)
     "balance_error",        # |balance_before +/- amount - balance_after| (data-entry error)
     "balance_gap",          # |balance_before - previous balance_after| (continuity break)
-    "duplicate_recent",     # 1 if an identical posting (amount, op, partner, purpose) <= 10 min before
+    "duplicate_recent",     # 1 if an identical posting (amount, op, partner, purpose) <= 2 min before
     "op_rarity",            # -log P(operation+direction | account history)
     "transition_rarity",    # -log P(operation+direction | previous operation+direction)
     "rapid_pass_through",   # 1 if a debit takes >= 90% of a credit received < 48 h before
@@ -64,7 +64,7 @@ CHANNEL_OF_OP = np.array([CHANNELS.index(CHANNEL_OF_OPERATION[Operation(op)]) fo
                           for _ in range(2)], dtype=np.int64)  # fmt: skip
 RING = 32  # recent timestamps kept for the hour/day counts
 SIG_RING = 8  # recent posting signatures kept for duplicate detection
-DUPLICATE_SECONDS = 600.0  # an identical posting this close is a duplicate (same ts for date-only data)
+DUPLICATE_SECONDS = 120.0  # an identical posting this close is a duplicate (same ts for date-only data)
 PARTNER_BITS = 128  # bitmap of partner accounts seen (hashed)
 BANK_BITS = 64  # bitmap of partner banks seen (hashed)
 Z_STD_FLOOR = 0.1  # std of log-amount never below 10%: recurring payments have zero variance

@@ -125,7 +125,7 @@ def test_velocity_hour_duplicate_decimal_and_pass_through():
     t = base + pd.Timedelta(days=25, hours=3)
     rows += [txn(100 + k, 7, t + pd.Timedelta(minutes=5 * k), 20.0 + k) for k in range(4)]
     rows.append(txn(200, 7, base + pd.Timedelta(days=26, hours=18), 100.0))
-    rows.append(txn(201, 7, base + pd.Timedelta(days=26, hours=18, minutes=5), 100.0))  # duplicate
+    rows.append(txn(201, 7, base + pd.Timedelta(days=26, hours=18, minutes=1), 100.0))  # duplicate
     rows.append(txn(202, 7, base + pd.Timedelta(days=27, hours=18), 1000.0))  # 10x the last
     rows.append(txn(203, 7, base + pd.Timedelta(days=28, hours=9), 5000.0, direction="credit",
                     operation="cash_credit"))

@@ -132,3 +132,13 @@ def test_real_sample_loads_whole():
     prev_after = v.groupby("account_id")["balance_after"].shift()
     continuous = ((v["balance_before"] - prev_after).abs() < 0.01)[prev_after.notna()].mean()
     assert continuous > 0.94  # 60 % before same-day postings were chained by balance
+
+
+def test_same_day_postings_are_ordered_so_that_balances_chain(tmp_path):
+    # trans 21 is posted first by id, but its balance follows trans 22's
+    extra = ('21;10;930301;"VYDAJ";"VYBER";100.00;3045.90;"";;\n'
+             '22;10;930301;"VYDAJ";"VYBER";100.00;3145.90;"";;\n')  # fmt: skip
+    v = czech.load(write_asc(tmp_path, extra_trans=extra)).transactions.valid
+    day = v[(v["account_id"] == "10") & (v["ts"] == "1993-03-01")]
+    assert day["trans_id"].tolist() == ["22", "21"]
+    assert day["balance_before"].iloc[1] == day["balance_after"].iloc[0]
