@@ -41,7 +41,7 @@ def raw_columns(transactions: pd.DataFrame) -> pd.DataFrame:
             "balance_before": transactions["balance_before"].to_numpy(),
             "balance_after": transactions["balance_after"].to_numpy(),
             "hour": ts.dt.hour.to_numpy(),
-            "weekday": ts.dt.weekday.to_numpy(),
+            "weekday": ts.dt.day_of_week.to_numpy(),
             "operation": ops,
             "debit": (transactions["direction"] == "debit").to_numpy().astype(int),
         }
