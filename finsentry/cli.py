@@ -161,8 +161,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_score(args: argparse.Namespace) -> int:
     from finsentry.detectors.artifact import load_model
     from finsentry.evaluation import threshold_for_budget
-    from finsentry.local.pipeline import scored_frame
-    from finsentry.scoring import score_transactions
+    from finsentry.scoring import score_transactions, scored_frame
 
     model, metadata = load_model(args.model)
     valid, features = _load_features(args.data)
@@ -173,7 +172,7 @@ def cmd_score(args: argparse.Namespace) -> int:
         model, features, budget_threshold=threshold,
         model_version=f"{metadata.get('detector')}-{metadata.get('created_at')}",
     )  # fmt: skip
-    scored = scored_frame(valid.assign(anomaly_type=valid.get("anomaly_type", "")), batch)
+    scored = scored_frame(valid, batch)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     scored.to_parquet(args.out, index=False)
     console.print(f"{int(batch.alerts.sum()):,} alerts in {len(scored):,} rows -> {args.out}")

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from finsentry.anomalies import type_of_feature
-from finsentry.explain import Reason
+from finsentry.anomalies import apply_rules, type_of_feature
+from finsentry.explain import Reason, rule_reason
+from finsentry.privacy import mask_ids
 
 
 @dataclass
@@ -39,9 +40,12 @@ def score_transactions(
     """Score a batch; alert where the score exceeds ``budget_threshold``; explain the alerts.
 
     ``detector`` is any ``finsentry.detectors`` model; when it reports rule types (the
-    ensemble does), a rule hit is always an alert and names its type.
+    ensemble does), a rule hit is always an alert and names its type. With ``detector=None``
+    (no usable model) the batch is scored by the catalog's rules alone: 1.0 on a hit, else 0.
     """
     n = len(features)
+    if detector is None:
+        return _rules_only(features, model_version)
     if hasattr(detector, "score_with_types"):
         scores, rule_types = detector.score_with_types(features)
     else:
@@ -66,3 +70,37 @@ def score_transactions(
         model_version=model_version,
         threshold=float(budget_threshold),
     )
+
+
+def _rules_only(features: pd.DataFrame, model_version: str) -> ScoredBatch:
+    rule_types = np.asarray(apply_rules(features), dtype=object)
+    alerts = rule_types != ""
+    reasons = [[rule_reason(t, features.iloc[i])] if t else [] for i, t in enumerate(rule_types)]
+    return ScoredBatch(scores=alerts.astype(float), alerts=alerts, anomaly_types=rule_types.astype(str),
+                       reasons=reasons, model_version=model_version, threshold=0.5)  # fmt: skip
+
+
+def scored_frame(transactions: pd.DataFrame, batch: ScoredBatch) -> pd.DataFrame:
+    """One row per scored transaction, as Athena and Tableau read it (client id masked)."""
+    frame = pd.DataFrame(
+        {
+            "trans_id": transactions["trans_id"].to_numpy(),
+            "account_id": transactions["account_id"].to_numpy(),
+            "client_ref": mask_ids(transactions["client_id"]).to_numpy(),
+            "ts": transactions["ts"].to_numpy(),
+            "amount": transactions["amount"].to_numpy(),
+            "direction": transactions["direction"].to_numpy(),
+            "operation": transactions["operation"].to_numpy(),
+            "district_id": transactions["district_id"].to_numpy(),
+            "region": transactions["region"].to_numpy(),
+            "score": batch.scores,
+            "verdict": np.where(batch.alerts, "alert", "normal"),
+            "anomaly_type": batch.anomaly_types,
+            "reasons": [" ; ".join(r.text for r in rs) for rs in batch.reasons],
+            "model_version": batch.model_version,
+        }
+    )
+    if "anomaly_type" in transactions.columns:  # labelled data: keep the truth for evaluation
+        frame["true_anomaly_type"] = transactions["anomaly_type"].to_numpy()
+    return frame
+

@@ -14,7 +14,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from finsentry import __version__
@@ -25,8 +24,7 @@ from finsentry.detectors.artifact import save_model
 from finsentry.evaluation import ModelReport, Split, evaluate_scores, select_model, time_split
 from finsentry.features import FEATURE_COLUMNS, compute_features
 from finsentry.layout import PREFIXES
-from finsentry.privacy import mask_ids
-from finsentry.scoring import ScoredBatch, score_transactions
+from finsentry.scoring import score_transactions, scored_frame
 
 Progress = Callable[[str], None]
 CANDIDATES = ("isolation_forest", "lof", "ensemble")
@@ -259,27 +257,3 @@ def run_demo(config: DemoConfig, bucket, progress: Progress = _noop) -> DemoResu
             "alerts": int((scored["verdict"] == "alert").sum()),
         },
     )
-
-
-def scored_frame(transactions: pd.DataFrame, batch: ScoredBatch) -> pd.DataFrame:
-    """One row per scored transaction, as Athena and Tableau read it (client id masked)."""
-    return pd.DataFrame(
-        {
-            "trans_id": transactions["trans_id"].to_numpy(),
-            "account_id": transactions["account_id"].to_numpy(),
-            "client_ref": mask_ids(transactions["client_id"]).to_numpy(),
-            "ts": transactions["ts"].to_numpy(),
-            "amount": transactions["amount"].to_numpy(),
-            "direction": transactions["direction"].to_numpy(),
-            "operation": transactions["operation"].to_numpy(),
-            "district_id": transactions["district_id"].to_numpy(),
-            "region": transactions["region"].to_numpy(),
-            "score": batch.scores,
-            "verdict": np.where(batch.alerts, "alert", "normal"),
-            "anomaly_type": batch.anomaly_types,
-            "reasons": [" ; ".join(r.text for r in rs) for rs in batch.reasons],
-            "model_version": batch.model_version,
-            "true_anomaly_type": transactions["anomaly_type"].to_numpy(),
-        }
-    )
-

@@ -47,7 +47,7 @@ def alerts_table(top, title: str = "Top alerts") -> Table:
             f"{row.score:.3f}",
             row.anomaly_type,
             row.reasons.replace(" ; ", "\n"),
-            row.true_anomaly_type or "normal",
+            getattr(row, "true_anomaly_type", "") or "normal",
         )
     return table
 
