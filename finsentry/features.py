@@ -376,6 +376,7 @@ class AccountProfile:
     account_id: str
     f: np.ndarray = field(default_factory=lambda: new_state()[0])
     i: np.ndarray = field(default_factory=lambda: new_state()[1])
+    recent_ids: list[str] = field(default_factory=list)  # last trans_ids folded in (redelivery guard)
 
     @property
     def seen(self) -> int:
@@ -396,21 +397,23 @@ class AccountProfile:
         self.f, self.i = f_states[0], i_states[0]
         return dict(zip(FEATURE_COLUMNS, values[0].tolist(), strict=True))
 
-    def to_dict(self) -> dict[str, str]:
+    def to_dict(self) -> dict[str, object]:
         return {
             "account_id": self.account_id,
             "f": base64.b64encode(self.f.astype("<f8").tobytes()).decode(),
             "i": base64.b64encode(self.i.astype("<i8").tobytes()).decode(),
+            "recent_ids": list(self.recent_ids),
         }
 
     @classmethod
-    def from_dict(cls, item: Mapping[str, str]) -> AccountProfile:
+    def from_dict(cls, item: Mapping[str, object]) -> AccountProfile:
         f_bytes, i_bytes = base64.b64decode(item["f"]), base64.b64decode(item["i"])
         if len(f_bytes) != 8 * F_SIZE or len(i_bytes) != 8 * I_SIZE:
             raise ValueError(f"profile of account {item.get('account_id')} has a foreign layout")
         f = np.frombuffer(f_bytes, dtype="<f8").astype(np.float64)
         i = np.frombuffer(i_bytes, dtype="<i8").astype(np.int64)
-        return cls(account_id=str(item["account_id"]), f=f, i=i)
+        return cls(account_id=str(item["account_id"]), f=f, i=i,
+                   recent_ids=[str(t) for t in item.get("recent_ids", [])])  # fmt: skip
 
 
 def update_profiles(

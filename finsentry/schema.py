@@ -237,11 +237,13 @@ def validate_frame(
     raw = raw.reset_index(drop=True)
     reason = np.full(n, "", dtype=object)
     detail = np.full(n, "", dtype=object)
+    open_rows = np.ones(n, dtype=bool)  # rows with no reason yet
 
     def reject(mask: np.ndarray, why: Reason, what: str) -> None:
-        hit = mask & (reason == "")
+        hit = np.asarray(mask, dtype=bool) & open_rows
         reason[hit] = str(why)
         detail[hit] = what
+        open_rows[hit] = False
 
     if known_accounts is not None and "account_id" in raw.columns:
         known = set(map(str, known_accounts))
@@ -282,11 +284,11 @@ def validate_frame(
             reject(~missing & parsed.isna().to_numpy(), Reason.UNPARSEABLE_DATE, col.name)
             work[col.name] = parsed
 
-    ok_so_far = reason == ""
+    ok_so_far = open_rows.copy()
     dup = work["trans_id"].where(ok_so_far).duplicated(keep="first").to_numpy() & ok_so_far
     reject(dup, Reason.DUPLICATE_ID, "trans_id")
 
-    good = reason == ""
+    good = open_rows
     valid = _apply_dtypes(work.loc[good])
     for c in raw.columns:
         if c not in COLUMN_BY_NAME:
@@ -340,7 +342,8 @@ def validate_records(
             objects.append({str(k): v for k, v in rec.items()})
         else:
             malformed.append(repr(rec)[:4096])
-    frame = pd.DataFrame.from_records(objects) if objects else pd.DataFrame()
+    # an index per object: an empty object {} is still a row (rejected for missing fields)
+    frame = pd.DataFrame.from_records(objects, index=range(len(objects))) if objects else pd.DataFrame()
     if frame.empty and not objects:
         result = ValidationResult(empty_transactions(), _empty_rejections())
     else:

@@ -44,7 +44,7 @@ def score_transactions(
     (no usable model) the batch is scored by the catalog's rules alone: 1.0 on a hit, else 0.
     """
     n = len(features)
-    if detector is None:
+    if detector is None or n == 0:
         return _rules_only(features, model_version)
     if hasattr(detector, "score_with_types"):
         scores, rule_types = detector.score_with_types(features)

@@ -1,0 +1,85 @@
+"""The streaming core: counts add up, redeliveries are no-ops, rules-only fallback, parity."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from finsentry.detectors import make_detector
+from finsentry.features import AccountProfile, compute_features
+from finsentry.schema import to_record
+from finsentry.scoring import score_transactions
+from finsentry.streaming import StreamScorer
+from tests.factories import small_bank
+
+
+def records_and_model():
+    v = small_bank().transactions.valid
+    cut = v["ts"].quantile(0.7)
+    train, test = v[v["ts"] < cut], v[v["ts"] >= cut]
+    model = make_detector("ensemble").fit(compute_features(train))
+    profiles: dict[str, AccountProfile] = {}
+    StreamScorer(None).score_batch([to_record(r) for _, r in train.iterrows()], profiles)
+    return v, train, test, model, profiles
+
+
+def test_stream_flags_what_batch_scoring_flags_and_counts_add_up():
+    v, train, test, model, profiles = records_and_model()
+    scorer = StreamScorer(model, threshold=0.99, model_version="m1")
+    chunks = [test.iloc[idx] for idx in np.array_split(np.arange(len(test)), 5)]
+    outcomes = [scorer.score_batch([to_record(r) for _, r in chunk.iterrows()], profiles) for chunk in chunks]
+    streamed = pd.concat([o.scored for o in outcomes]).set_index("trans_id")
+    batch = score_transactions(model, compute_features(v).loc[test.index], budget_threshold=0.99, model_version="m1")
+    expected = pd.Series(batch.scores, index=test["trans_id"].to_numpy())
+    np.testing.assert_allclose(streamed.loc[expected.index, "score"].to_numpy(), expected.to_numpy())
+    assert sum(o.received for o in outcomes) == len(test)
+    assert all(o.mode == "model" for o in outcomes)
+
+
+def test_a_redelivered_batch_changes_nothing_and_alerts_nothing():
+    v, train, test, model, profiles = records_and_model()
+    scorer = StreamScorer(model, threshold=0.5)
+    batch = [to_record(r) for _, r in test.head(40).iterrows()]
+    first = scorer.score_batch(batch, profiles)
+    state = {a: p.to_dict() for a, p in profiles.items()}
+    again = scorer.score_batch(batch, profiles)
+    assert len(again.scored) == 0 and len(again.redelivered) == 40
+    assert {a: p.to_dict() for a, p in profiles.items()} == state
+    assert len(first.alerts) > 0 and len(again.alerts) == 0
+
+
+def test_bad_records_are_quarantined_with_reasons_and_rules_only_mode_still_scores():
+    v = small_bank().transactions.valid
+    good = [to_record(r) for _, r in v.head(5).iterrows()]
+    dup_in_batch = dict(good[0])
+    bad = [{"amount": "NaN"}, "not an object", {**good[1], "trans_id": "x1", "amount": -3},
+           {**good[2], "trans_id": "x2", "account_id": "nope"}, {**good[3], "trans_id": "x" * 2_000_000},
+           dup_in_batch]  # fmt: skip
+    out = StreamScorer(None).score_batch(good + bad, {}, known_accounts=v["account_id"].unique())
+    assert out.mode == "rules_only"
+    assert out.counts()["received"] == 11 and len(out.scored) == 5 and len(out.quarantined) == 6
+    assert set(out.quarantined["reason"]) == {"missing_field", "malformed", "negative_amount",
+                                              "unknown_account", "too_long", "duplicate_id"}  # fmt: skip
+    assert (out.scored["score"].isin([0.0, 1.0])).all()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.one_of(
+    st.binary(max_size=50).map(lambda b: b.decode("latin-1")),
+    st.recursive(st.none() | st.booleans() | st.floats() | st.integers() | st.text(max_size=20),
+                 lambda kids: st.lists(kids, max_size=4) | st.dictionaries(st.text(max_size=12), kids, max_size=6),
+                 max_leaves=20),
+), max_size=12))  # fmt: skip
+def test_arbitrary_input_never_crashes_and_counts_add_up(payloads):
+    records = []
+    for p in payloads:
+        try:
+            records.append(json.loads(p) if isinstance(p, str) else p)
+        except ValueError:
+            records.append(p)
+    out = StreamScorer(None).score_batch(records, {})
+    assert out.received == len(records)
