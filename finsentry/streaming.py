@@ -99,10 +99,10 @@ class StreamScorer:
 
 
 def _drop_redelivered(valid: pd.DataFrame, profiles: dict[str, AccountProfile]) -> tuple[pd.DataFrame, list[str]]:
-    seen = [
-        trans_id in profiles[acc].recent_ids if acc in profiles else False
-        for acc, trans_id in zip(valid["account_id"], valid["trans_id"], strict=True)
-    ]
+    known = {acc: set(profiles[acc].recent_ids) for acc in set(valid["account_id"]) if acc in profiles}
+    empty: set[str] = set()
+    seen = [trans_id in known.get(acc, empty)
+            for acc, trans_id in zip(valid["account_id"], valid["trans_id"], strict=True)]  # fmt: skip
     mask = pd.Series(seen, index=valid.index, dtype=bool)
     return valid[~mask].reset_index(drop=True), valid.loc[mask, "trans_id"].tolist()
 
