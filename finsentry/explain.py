@@ -1,85 +1,192 @@
 """Reason codes: SHAP contributions turned into the top reasons of an alert, in words.
 
-Contributions come from each detector's SHAP explainer (``Detector.contributions``: exact
-TreeExplainer for the Isolation Forest, the permutation explainer for LOF). This module picks
-the strongest positive ones and renders them from one phrase table keyed by feature.
+``shap_contributions`` asks SHAP how much each feature pushed a row's anomaly score, signed so
+that POSITIVE = pushes towards anomalous:
+
+* Isolation Forest: SHAP's exact ``TreeExplainer`` on the fitted forest. It explains the mean
+  path length, and a shorter path means more anomalous, so the values are negated.
+* any other detector: SHAP's model-agnostic ``PermutationExplainer`` over the detector's raw
+  score (higher = more anomalous already), masking features with the ~50 training rows each
+  detector keeps as background at fit time (``Detector.background_``).
+
+``top_reasons`` keeps the strongest positive contributions of each row and renders them from
+ONE phrase table keyed by feature name (``PHRASES``). A phrase is None when the value cannot
+be a reason in words (a flag that is off, an error of zero): such a feature is skipped.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
+if TYPE_CHECKING:
+    from finsentry.detectors.base import Detector
+
+PERMUTATIONS = 3  # antithetic permutations per row for model-agnostic SHAP (2 x features + 1 evals each)
+COUNT_CAP = 32  # n_last_hour and n_last_day are capped at this in finsentry.features
+
 
 @dataclass(frozen=True)
 class Reason:
+    """One reason of an alert: the feature, its value, its SHAP push towards anomalous, words."""
+
     feature: str
     value: float
-    contribution: float  # SHAP value towards "anomalous" (inf for a rule hit)
+    contribution: float  # SHAP value towards "anomalous"; inf for a rule hit
     text: str
+
+    def to_dict(self) -> dict:
+        """JSON-friendly form (non-finite numbers become None)."""
+        return {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in asdict(self).items()}
+
+
+# --- SHAP ------------------------------------------------------------------------------------
+
+
+def shap_contributions(detector: Detector, features: pd.DataFrame | np.ndarray) -> np.ndarray:
+    """SHAP values of the detector's score: rows x ``detector.feature_columns``, POSITIVE =
+    pushes towards anomalous. Inputs go through the detector's hygiene (``Detector.matrix``)."""
+    from sklearn.ensemble import IsolationForest
+
+    x = detector.matrix(features)
+    if len(x) == 0:
+        return np.zeros(x.shape)
+    model = getattr(detector, "model", None)
+    if isinstance(model, IsolationForest):
+        return _tree_contributions(detector, model, x)
+    return _permutation_contributions(detector, x)
+
+
+def _tree_contributions(detector: Detector, forest, x: np.ndarray) -> np.ndarray:
+    import shap
+
+    explainer = getattr(detector, "_shap_tree", None)
+    if explainer is None:  # built once per fitted detector, never pickled (Detector.__getstate__)
+        explainer = shap.TreeExplainer(forest)
+        detector._shap_tree = explainer
+    # SHAP explains the mean path length: shorter = more anomalous, hence the sign flip
+    return -np.asarray(explainer.shap_values(x), dtype=float).reshape(x.shape)
+
+
+def _permutation_contributions(detector: Detector, x: np.ndarray) -> np.ndarray:
+    import shap
+
+    background = detector.background_
+    if background is None:
+        raise RuntimeError(f"{detector.name} is not fitted (no SHAP background)")
+    masker = shap.maskers.Independent(background, max_samples=len(background))
+    explainer = shap.PermutationExplainer(detector._raw, masker, seed=0)
+    max_evals = PERMUTATIONS * (2 * x.shape[1] + 1)
+    return np.asarray(explainer(x, max_evals=max_evals, silent=True).values, dtype=float).reshape(x.shape)
+
+
+# --- words -----------------------------------------------------------------------------------
 
 
 def _times(v: float) -> str:
-    return f"{v:.0f}" if v >= 10 else f"{v:.1f}"
+    return f"{v:,.0f}" if v >= 10 else f"{v:.1f}"
 
 
-PHRASES: dict[str, Callable[[float], str]] = {
+def _share(v: float) -> float:
+    """The probability behind a ``-log P`` feature, in %."""
+    return 100.0 * math.exp(-v)
+
+
+def _count(v: float, window: str) -> str:
+    n = int(round(v))
+    return f"{'at least ' if n >= COUNT_CAP else ''}{n} transaction{'' if n == 1 else 's'} in the previous {window}"
+
+
+def _flag(text: str) -> Callable[[float], str | None]:
+    return lambda v: text if v >= 0.5 else None
+
+
+def _rarity(rare: str, usual: str) -> Callable[[float], str]:
+    return lambda v: f"{rare if _share(v) < 5 else usual} ({_share(v):.0f} % of its history)"
+
+
+PHRASES: dict[str, Callable[[float], str | None]] = {
     "log_amount": lambda v: f"amount of {math.expm1(v):,.2f}",
     "amount_z": lambda v: f"amount {abs(v):.1f} standard deviations {'above' if v >= 0 else 'below'} "
     "the account's usual for this operation",
     "amount_ratio_log": lambda v: f"amount {_times(math.exp(v))}× the account's typical amount for this operation",
-    "decimal_shift": lambda v: "amount is a power of ten away from the last one of this kind (decimal shift)",
+    "decimal_shift": _flag("amount is a power of ten away from the last one of this kind (decimal shift)"),
     "daily_spend_ratio": lambda v: f"spend today {_times(math.expm1(v))}× the account's usual daily spend",
-    "monthly_spend_ratio": lambda v: f"spend this month {_times(math.expm1(v))}× the account's usual",
-    "n_last_hour": lambda v: f"{int(v)} transactions in the previous hour",
-    "n_last_day": lambda v: f"{int(v)} transactions in the previous 24 hours",
-    "hour_rarity": lambda v: "an hour this account rarely uses on this channel "
-    f"({100 * math.exp(-v):.0f} % of its history)",
-    "hour_distance": lambda v: f"{int(v)} hours away from any time of day this account has used",
-    "new_partner_account": lambda v: "first payment with this partner account",
-    "new_partner_bank": lambda v: "first transaction with this partner bank",
+    "monthly_spend_ratio": lambda v: f"spend this month {_times(math.expm1(v))}× the account's usual monthly spend",
+    "n_last_hour": lambda v: _count(v, "hour"),
+    "n_last_day": lambda v: _count(v, "24 hours"),
+    "hour_rarity": _rarity("an hour this account rarely uses on this channel", "hour of day on this channel"),
+    "hour_distance": lambda v: f"{v:.0f} hours from any time of day this account has used on this channel"
+    if v >= 1 else None,
+    "new_partner_account": _flag("first transaction with this partner account"),
+    "new_partner_bank": _flag("first transaction with this partner bank"),
     "log_gap_hours": lambda v: f"{math.expm1(v):,.1f} hours since the previous transaction",
-    "history_count_log": lambda v: f"a short account history ({math.expm1(v):.0f} earlier transactions)",
-    "balance_error": lambda v: f"balance after is off by {v:,.2f} from balance before ± amount",
-    "balance_gap": lambda v: f"balance before is {v:,.2f} away from the previous balance after",
-    "duplicate_recent": lambda v: "identical posting made moments before (same amount, operation, partner)",
-    "op_rarity": lambda v: f"an operation this account rarely makes ({100 * math.exp(-v):.0f} % of its history)",
-    "transition_rarity": lambda v: "an unusual operation after the previous one "
-    f"({100 * math.exp(-v):.0f} % of such transitions)",
-    "rapid_pass_through": lambda v: "takes most of a credit received less than 48 hours before",
-}
+    "history_count_log": lambda v: f"{math.expm1(v):,.0f} earlier transactions on this account",
+    "balance_error": lambda v: f"balance off by {v:,.2f} (balance after ≠ balance before ± amount)" if v > 0 else None,
+    "balance_gap": lambda v: f"balance before is {v:,.2f} away from the previous balance after" if v > 0 else None,
+    "duplicate_recent": _flag("identical posting (amount, operation, partner, purpose) made just before"),
+    "op_rarity": _rarity("an operation this account rarely makes", "operation"),
+    "transition_rarity": _rarity("an unusual operation after the previous one", "operation after the previous one"),
+    "rapid_pass_through": _flag("takes 90 % or more of a credit received less than 48 hours before"),
+}  # fmt: skip
 
 
-def phrase(feature: str, value: float) -> str:
+def phrase(feature: str, value: float) -> str | None:
+    """The feature's value in words, from ``PHRASES``; None when that value is no reason.
+
+    A feature outside the table (benchmark columns) reads ``name = value``, and so does a
+    value the template cannot render (NaN, overflow) rather than failing.
+    """
+    value = float(value)
     render = PHRASES.get(feature)
-    return render(float(value)) if render else f"{feature} = {value:.3g}"
+    if render is not None:
+        try:
+            return render(value)
+        except (ValueError, OverflowError):
+            pass
+    return f"{feature} = {value:.4g}"
 
 
 def top_reasons(features: pd.DataFrame, contributions: np.ndarray, top_k: int = 3) -> list[list[Reason]]:
-    """Per row, the ``top_k`` features pushing hardest towards anomalous, in words."""
+    """Per row, up to ``top_k`` features with the largest POSITIVE contributions, in words.
+
+    ``features`` holds the values the model saw, its columns in the order of the columns of
+    ``contributions``. Ties keep column order; a feature whose value is no reason in words
+    (``phrase`` is None) is skipped.
+    """
     names = list(features.columns)
     values = features.to_numpy(dtype=float)
     contributions = np.asarray(contributions, dtype=float).reshape(len(features), len(names))
     out: list[list[Reason]] = []
     for i in range(len(features)):
-        order = np.argsort(-contributions[i], kind="stable")[:top_k]
-        out.append([Reason(names[j], float(values[i, j]), float(contributions[i, j]),
-                           phrase(names[j], values[i, j]))
-                    for j in order if contributions[i, j] > 0])  # fmt: skip
+        row: list[Reason] = []
+        for j in np.argsort(-contributions[i], kind="stable"):
+            if len(row) >= top_k or not contributions[i, j] > 0:
+                break
+            text = phrase(names[j], values[i, j])
+            if text is not None:
+                row.append(Reason(names[j], float(values[i, j]), float(contributions[i, j]), text))
+        out.append(row)
     return out
 
 
 def rule_reason(anomaly_type: str, features_row: pd.Series) -> Reason:
-    """The reason of a rule hit: the catalog's text, with the feature value that fired."""
-    from finsentry.anomalies import CATALOG, AnomalyType
+    """The reason of a rule hit: the catalog's title, with the value of the feature that fired.
 
-    entry = CATALOG[AnomalyType(anomaly_type)]
+    A type the catalog does not know (a custom rule) reads "rule <type> fired".
+    """
+    try:
+        from finsentry.anomalies import CATALOG, AnomalyType
+
+        entry = CATALOG[AnomalyType(anomaly_type)]
+    except (ImportError, ValueError, KeyError):
+        return Reason("", float("nan"), float("inf"), f"rule {anomaly_type} fired")
     feature = entry.rule_feature or ""
     value = float(features_row.get(feature, np.nan)) if feature else float("nan")
-    text = phrase(feature, value) if feature in PHRASES else entry.reason
+    text = (phrase(feature, value) if feature in PHRASES else None) or entry.reason
     return Reason(feature, value, float("inf"), f"{entry.title}: {text}")
-

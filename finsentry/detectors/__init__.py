@@ -1,6 +1,21 @@
-"""Detectors behind one contract (``Detector``); ``make_detector(name)`` builds one by name."""
+"""Detectors behind one contract (``Detector``); ``make_detector(name)`` builds one by name.
 
-from finsentry.detectors import ensemble, isolation_forest, lof  # noqa: F401  (registration)
+Registered names: ``isolation_forest``, ``lof``, ``ensemble``. The registry stays open: a new
+detector module registers itself with ``@register(name)`` and is imported here.
+Artifacts (``save_model`` / ``load_model``) live in ``finsentry.detectors.artifact``.
+"""
+
 from finsentry.detectors.base import REGISTRY, Detector, make_detector, register
+from finsentry.detectors.ensemble import EnsembleDetector
+from finsentry.detectors.isolation_forest import IsolationForestDetector
+from finsentry.detectors.lof import LofDetector
 
-__all__ = ["REGISTRY", "Detector", "make_detector", "register"]
+__all__ = [
+    "REGISTRY",
+    "Detector",
+    "EnsembleDetector",
+    "IsolationForestDetector",
+    "LofDetector",
+    "make_detector",
+    "register",
+]

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
 import pandas as pd
@@ -10,85 +11,133 @@ import pandas as pd
 from finsentry.detectors.base import Detector, make_detector, register
 from finsentry.features import FEATURE_COLUMNS
 
-RuleCheck = Callable[[pd.DataFrame], np.ndarray]
+if TYPE_CHECKING:
+    from finsentry.explain import Reason
+
+RuleCheck = Callable[[pd.DataFrame], np.ndarray]  # features -> anomaly type per row, '' = none
+RULE_SCORE = 1.0  # the score of a rule hit: above every model score (those stay below 1)
 
 
 def _catalog_rules(features: pd.DataFrame) -> np.ndarray:
-    from finsentry.anomalies import apply_rules
+    from finsentry.anomalies import apply_rules  # imported when first needed
 
     return apply_rules(features)
 
 
+def _union(members: Sequence[Detector]) -> tuple[str, ...] | None:
+    """Every member's feature columns, in order of first appearance (None if one is unknown)."""
+    if any(m.feature_columns is None for m in members):
+        return None
+    return tuple(dict.fromkeys(c for m in members for c in m.feature_columns or ()))
+
+
 @register("ensemble")
 class EnsembleDetector(Detector):
-    """Weighted mean of member scores, recalibrated on training; a rule hit scores 1.0.
+    """Weighted mean of the members' calibrated scores, recalibrated on training; rules on top.
 
-    Members that are already fitted are reused as they are (the training pipeline fits the
-    candidates once and builds the ensemble from them).
+    * ``members`` default to a new Isolation Forest and LOF (with ``feature_columns``).
+      Members already fitted are reused as they are (the training pipeline fits each
+      candidate once and builds the ensemble from them); unfitted ones are fitted on the
+      ensemble's training rows.
+    * ``weights`` default to equal; they are normalised to sum to 1.
+    * Rules: with ``use_rules``, ``rules(features)`` (default: the catalog's
+      ``finsentry.anomalies.apply_rules``) names an anomaly type per row, '' for none; a hit
+      scores ``RULE_SCORE`` (1.0) and ``score_with_types`` reports its type. A ``rules``
+      callable is not saved with the model: a loaded ensemble uses the catalog's rules.
+    * The ensemble's feature columns are the union of its members'.
     """
 
-    def __init__(self, members: list[Detector] | None = None, weights: list[float] | None = None,
+    def __init__(self, members: Sequence[Detector] | None = None, weights: Sequence[float] | None = None,
                  use_rules: bool = True, rules: RuleCheck | None = None,
                  feature_columns: tuple[str, ...] | None = FEATURE_COLUMNS) -> None:  # fmt: skip
-        super().__init__(feature_columns)
-        self.members = members or [make_detector("isolation_forest"), make_detector("lof")]
-        w = np.asarray(weights if weights is not None else [1.0] * len(self.members), dtype=float)
+        if members is None:
+            members = [make_detector("isolation_forest", feature_columns=feature_columns),
+                       make_detector("lof", feature_columns=feature_columns)]  # fmt: skip
+        if not members:
+            raise ValueError("ensemble: at least one member is needed")
+        super().__init__(_union(members))
+        w = np.asarray(weights if weights is not None else [1.0] * len(members), dtype=float)
+        if w.shape != (len(members),) or not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
+            raise ValueError(f"ensemble: need {len(members)} non-negative weights with a positive sum, got {weights}")
+        self.members = list(members)
         self.weights = w / w.sum()
         self.use_rules = use_rules
         self.rules = rules
-        self.params = {"members": [m.name for m in self.members], "weights": self.weights.tolist(),
-                       "use_rules": use_rules}  # fmt: skip
+        self.params: dict[str, Any] = {
+            "members": [{"name": m.name, "params": m.params} for m in self.members],
+            "weights": self.weights.tolist(),
+            "use_rules": use_rules,
+        }
 
-    def _fit(self, x: np.ndarray, seed_frame: pd.DataFrame) -> None:
+    # -- fitting and the model score --
+    def fit(self, features: pd.DataFrame | np.ndarray) -> Self:
+        """Fit the unfitted members, then calibrate the combined score on the same rows."""
+        if self.feature_columns is None:  # members take their columns from the frame at fit
+            frame = features if isinstance(features, pd.DataFrame) else self._frame(features)
+            for m in self.members:
+                if not m.fitted:
+                    m.fit(frame)
+            self.feature_columns = _union(self.members)
+        return super().fit(features)
+
+    def _fit(self, x: np.ndarray) -> None:
+        frame = self._frame(x)
         for m in self.members:
             if not m.fitted:
-                m.fit(seed_frame)
-
-    def _combined(self, features: pd.DataFrame) -> np.ndarray:
-        return sum(w * m.score(features) for w, m in zip(self.weights, self.members, strict=True))
-
-    def fit(self, features: pd.DataFrame) -> EnsembleDetector:
-        self._fit(self.matrix(features), features)
-        self._calibrate(self._combined(features))
-        return self
+                m.fit(frame)
 
     def _raw(self, x: np.ndarray) -> np.ndarray:
-        frame = pd.DataFrame(x, columns=list(self.feature_columns))
-        return self._combined(frame)
+        """Weighted mean of the members' calibrated scores (the ensemble's raw score)."""
+        frame = self._frame(x)
+        return np.sum([w * m.score(frame) for w, m in zip(self.weights, self.members, strict=True)], axis=0)
 
-    def raw_score(self, features: pd.DataFrame) -> np.ndarray:
-        return self._combined(features)
-
+    # -- rules --
     def rule_types(self, features: pd.DataFrame) -> np.ndarray:
+        """The rule's anomaly type per row ('' where no rule fired, or rules are off)."""
         if not self.use_rules:
             return np.full(len(features), "", dtype=object)
         check = self.rules or _catalog_rules
-        return np.asarray(check(features), dtype=object)
+        found = pd.Series(np.asarray(check(features), dtype=object).ravel())
+        if len(found) != len(features):
+            raise ValueError(f"rules returned {len(found)} types for {len(features)} rows")
+        return found.fillna("").astype(str).to_numpy(dtype=object)
 
     def score_with_types(self, features: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        """Scores, and the rule's anomaly type per row ('' where no rule fired)."""
+        """Scores in [0, 1] (``RULE_SCORE`` where a rule fired), and the rule's type per row."""
         scores = self.calibrate(self.raw_score(features))
         types = self.rule_types(features)
-        return np.where(types != "", 1.0, scores), types
+        return np.where(types != "", RULE_SCORE, scores), types
 
     def score(self, features: pd.DataFrame) -> np.ndarray:
-        """Calibrated combined score; 1.0 where a rule fired."""
+        """Calibrated combined score; ``RULE_SCORE`` (1.0) where a rule fired."""
         return self.score_with_types(features)[0]
 
-    def contributions(self, features: pd.DataFrame) -> np.ndarray:
-        return sum(w * m.contributions(features) for w, m in zip(self.weights, self.members, strict=True))
+    # -- reasons --
+    def explain(self, features: pd.DataFrame | np.ndarray, top_k: int = 3) -> list[list[Reason]]:
+        """A rule hit's reason first, then the members' SHAP reasons, exact (tree) ones first.
 
-    def explain(self, features: pd.DataFrame, top_k: int = 3):
+        Members are asked in turn, only for the rows still short of ``top_k`` reasons; a
+        feature already named is not repeated. Members with zero weight are not asked.
+        """
         from finsentry.explain import rule_reason
 
-        reasons = super().explain(features, top_k=top_k)
-        types = self.rule_types(features)
-        for i, t in enumerate(types):
-            if t:
-                reasons[i] = [rule_reason(t, features.iloc[i]), *reasons[i]][:top_k]
+        frame = features if isinstance(features, pd.DataFrame) else self._frame(features)
+        reasons: list[list[Reason]] = [[] for _ in range(len(frame))]
+        for i, t in enumerate(self.rule_types(frame)):
+            if t and top_k > 0:
+                reasons[i].append(rule_reason(t, frame.iloc[i]))
+        asked = [m for w, m in zip(self.weights, self.members, strict=True) if w > 0]
+        for member in sorted(asked, key=lambda m: not m.exact_explanations):
+            short = [i for i, rs in enumerate(reasons) if len(rs) < top_k]
+            if not short:
+                break
+            for i, found in zip(short, member.explain(frame.iloc[short], top_k=top_k), strict=True):
+                named = {r.feature for r in reasons[i]}
+                extra = [r for r in found if r.feature not in named]
+                reasons[i].extend(extra[: top_k - len(reasons[i])])
         return reasons
 
     def __getstate__(self) -> dict:
-        state = self.__dict__.copy()
+        state = super().__getstate__()
         state["rules"] = None  # rules come from the catalog at load time, never from a pickle
         return state
