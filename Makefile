@@ -3,6 +3,7 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+LINT_PATHS := $(wildcard finsentry tests bench lambdas glue_jobs sagemaker infra)
 
 .PHONY: demo test lint bench clean
 
@@ -16,11 +17,11 @@ demo: $(STAMP)
 	$(VENV)/bin/finsentry demo $(ARGS)
 
 test: $(STAMP)
-	$(VENV)/bin/ruff check finsentry tests bench
+	$(VENV)/bin/ruff check $(LINT_PATHS)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check finsentry tests bench
+	$(VENV)/bin/ruff check $(LINT_PATHS)
 
 bench: $(STAMP)
 	$(PY) -m bench.generate

@@ -34,3 +34,60 @@ def bucket_name(env: str = "local", account: str = "000000000000", region: str =
 def partition_path(prefix: str, day: str, part: int = 0) -> str:
     """Object key of one date partition file, e.g. ``scored/dt=1998-07-01/part-00000.parquet``."""
     return f"{prefix}{PARTITION_KEY}={day}/part-{part:05d}.parquet"
+
+
+# --- resource names shared by the CDK app, the handlers, the state machine and the local run ---
+
+ENVIRONMENTS = ("local", "dev", "prod")
+
+
+def resource_name(env: str, what: str) -> str:
+    """Physical name of one resource of a deployment, e.g. ``finsentry-prod-profiles``."""
+    return f"{PROJECT}-{env}-{what}"
+
+
+@dataclass(frozen=True)
+class Resources:
+    """Logical names (suffixes for ``resource_name``) of the pipeline's resources."""
+
+    stream: str = "transactions"  # Kinesis data stream the producers write to
+    profiles_table: str = "profiles"  # DynamoDB: one AccountProfile per account (pk account_id)
+    alerts_topic: str = "alerts"  # SNS: one message per anomaly
+    oncall_topic: str = "oncall"  # SNS: CloudWatch alarms and pipeline failures
+    quarantine_queue: str = "quarantine"  # SQS: bad input with its reason and raw payload
+    scorer_dlq: str = "scorer-dlq"  # SQS: on-failure destination of the event source mapping
+    scored_firehose: str = "scored"  # Firehose: scored rows -> s3://<data>/scored/dt=.../ (Parquet)
+    scorer_function: str = "stream-scorer"  # Lambda
+    glue_database: str = "finsentry"  # Glue catalog database (suffixed with env by resource_name)
+    ingest_job: str = "ingest"  # Glue job: raw tables -> canonical transactions
+    features_job: str = "features"  # Glue job: canonical transactions -> curated features
+    training_pipeline: str = "training-pipeline"  # Step Functions state machine
+    model_package_group: str = "detectors"  # SageMaker model registry group
+    athena_workgroup: str = "analytics"
+
+
+RESOURCES = Resources()
+
+
+def model_parameter_name(env: str) -> str:
+    """SSM parameter the scorer reads to find its model; the training pipeline rewrites it.
+
+    Its value is JSON: ``{"model_uri": "s3://.../model.tar.gz" or a local dir, "version": "...",
+    "threshold": 0.87}``.
+    """
+    return f"/{PROJECT}/{env}/model/current"
+
+
+@dataclass(frozen=True)
+class ScorerEnv:
+    """Environment variables of the scorer Lambda (the handler checks them at start-up)."""
+
+    profiles_table: str = "PROFILES_TABLE"
+    quarantine_queue_url: str = "QUARANTINE_QUEUE_URL"
+    alerts_topic_arn: str = "ALERTS_TOPIC_ARN"
+    scored_firehose: str = "SCORED_FIREHOSE_NAME"
+    model_parameter: str = "MODEL_PARAMETER_NAME"
+    mask_key_parameter: str = "MASK_KEY_PARAMETER_NAME"  # SecureString: the HMAC key for client ids
+
+
+SCORER_ENV = ScorerEnv()

@@ -1,0 +1,76 @@
+"""Metrics and alarm thresholds: the one source of truth for CloudWatch and Prometheus.
+
+The scorer emits these metrics (EMF, namespace ``METRIC_NAMESPACE``); the CDK app turns every
+``AlarmSpec`` into a CloudWatch alarm on the on-call topic; ``finsentry`` generates Prometheus
+alert rules from the same specs. Change a threshold here and both follow.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+METRIC_NAMESPACE = "finsentry"
+
+
+class Metric(StrEnum):
+    """Names of the pipeline's own metrics (unit in the comment)."""
+
+    RECEIVED = "RecordsReceived"  # count, per batch
+    SCORED = "RecordsScored"  # count
+    QUARANTINED = "RecordsQuarantined"  # count, dimension Reason
+    ANOMALIES = "Anomalies"  # count, dimension AnomalyType
+    DUPLICATES_SKIPPED = "DuplicatesSkipped"  # count: redelivered records not scored again
+    RULES_ONLY = "RulesOnlyBatches"  # count: batches scored without a model (fallback)
+    MODEL_VERSION = "ModelVersionLoaded"  # count 1 on each (re)load, dimension ModelVersion
+    BATCH_LATENCY = "BatchLatency"  # milliseconds
+    ANOMALY_RATE = "AnomalyRate"  # percent of scored records that alerted, per batch
+    SCORE_PSI = "ScorePsi"  # population stability index of the score vs the training window
+    FEATURE_PSI = "FeaturePsi"  # PSI per feature, dimension Feature
+
+
+class Comparison(StrEnum):
+    GREATER = "GreaterThanThreshold"
+    GREATER_OR_EQUAL = "GreaterThanOrEqualToThreshold"
+
+
+@dataclass(frozen=True)
+class AlarmSpec:
+    """One alarm: on our metric or on an AWS service metric (``namespace`` says which)."""
+
+    name: str  # short id, used in the alarm name and the Prometheus alert name
+    namespace: str  # METRIC_NAMESPACE or an AWS one ("AWS/Lambda", "AWS/Kinesis", ...)
+    metric: str
+    statistic: str  # "Sum", "Average", "Maximum", "p99"
+    threshold: float
+    comparison: Comparison
+    period_seconds: int
+    evaluation_periods: int
+    summary: str  # what it means, one line for the alert text
+    runbook: str  # anchor in docs/operations.md
+
+
+ALARMS: tuple[AlarmSpec, ...] = (
+    AlarmSpec("scorer-errors", "AWS/Lambda", "Errors", "Sum", 0, Comparison.GREATER, 300, 1,
+              "The scorer Lambda raised errors", "scorer-errors"),
+    AlarmSpec("scorer-throttles", "AWS/Lambda", "Throttles", "Sum", 0, Comparison.GREATER, 300, 2,
+              "The scorer Lambda is throttled (reserved concurrency reached)", "scorer-throttles"),
+    AlarmSpec("iterator-age", "AWS/Lambda", "IteratorAge", "Maximum", 60_000, Comparison.GREATER, 60, 5,
+              "The scorer is more than a minute behind the stream (ms)", "iterator-age"),
+    AlarmSpec("quarantine-rate", METRIC_NAMESPACE, Metric.QUARANTINED, "Sum", 100, Comparison.GREATER, 300, 1,
+              "More than 100 records quarantined in 5 minutes", "quarantine"),
+    AlarmSpec("anomaly-rate", METRIC_NAMESPACE, Metric.ANOMALY_RATE, "Average", 5.0, Comparison.GREATER, 900, 2,
+              "Anomaly rate above 5 % of scored records (budget is 1 %)", "anomaly-rate"),
+    AlarmSpec("rules-only", METRIC_NAMESPACE, Metric.RULES_ONLY, "Sum", 0, Comparison.GREATER, 300, 1,
+              "The scorer runs without a model (rules-only fallback)", "rules-only"),
+    AlarmSpec("score-drift", METRIC_NAMESPACE, Metric.SCORE_PSI, "Maximum", 0.25, Comparison.GREATER, 3600, 1,
+              "Score distribution drifted from the training window (PSI > 0.25)", "drift"),
+)  # fmt: skip
+
+
+def alarm(name: str) -> AlarmSpec:
+    """The alarm spec called ``name``; KeyError names the known ones."""
+    for spec in ALARMS:
+        if spec.name == name:
+            return spec
+    raise KeyError(f"no alarm {name!r}; known: {', '.join(a.name for a in ALARMS)}")
