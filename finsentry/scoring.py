@@ -16,6 +16,25 @@ from finsentry.anomalies import apply_rules, type_of_feature
 from finsentry.explain import Reason, rule_reason
 from finsentry.privacy import mask_ids
 
+# The scored row as Athena, Firehose's Parquet conversion and Tableau read it: column -> Hive type.
+# One source for the Glue table, the Athena views and ``scored_frame`` (a test keeps them equal).
+SCORED_COLUMNS: dict[str, str] = {
+    "trans_id": "string",
+    "account_id": "string",
+    "client_ref": "string",  # HMAC pseudonym of the client id (finsentry.privacy)
+    "ts": "timestamp",
+    "amount": "double",
+    "direction": "string",
+    "operation": "string",
+    "district_id": "int",
+    "region": "string",
+    "score": "double",  # [0, 1], higher = more anomalous
+    "verdict": "string",  # "alert" | "normal"
+    "anomaly_type": "string",  # catalog type of an alert, "" for normal rows
+    "reasons": "string",  # top reasons in words, " ; "-separated
+    "model_version": "string",
+}
+
 
 @dataclass
 class ScoredBatch:
