@@ -105,7 +105,9 @@ def test_champion_kept_leaves_the_scorer_alone_and_notifies_the_table(pipeline: 
     assert not doc["selection"]["promoted"]
     pipeline.put_evaluation("nightly-2", doc)
 
-    run = pipeline.run("nightly-2")
+    scheduled_event = {"version": "0", "id": "e1", "detail-type": "Scheduled Event", "source": "aws.events",
+                       "time": "2026-11-25T03:00:00Z", "resources": [], "detail": {}}  # fmt: skip
+    run = pipeline.run("nightly-2", scheduled_event)  # a schedule without input passes its event
 
     assert run.status == "SUCCEEDED", (run.error, run.cause)
     entered = run.entered()
@@ -165,19 +167,25 @@ def test_training_failure_is_notified_and_fails_the_execution(pipeline: Pipeline
     assert len(failed) == 1
 
 
-def test_invalid_override_is_refused_before_any_job(pipeline: Pipeline) -> None:
-    run = pipeline.run("manual-bad", {"alert_budget": 2})
+BAD_OVERRIDES = [
+    {"alert_budget": 2},
+    {"alert_budget": 0},
+    {"alert_budget": "1%"},
+    {"training_window": {"start": "1998-01-01", "end": "1997-01-01"}},
+    {"training_window": {"start": "yesterday"}},
+    {"training_window": "1998"},
+]
 
-    assert (run.status, run.error) == ("FAILED", "InvalidInput")
-    assert "RunIngestJob" not in run.entered()
-    (message,) = run.messages
-    assert "InvalidInput" in message["Message"] and "alert_budget" in message["Message"]
 
+def test_invalid_overrides_are_refused_before_any_job(pipeline: Pipeline) -> None:
+    for i, overrides in enumerate(BAD_OVERRIDES):
+        run = pipeline.run(f"manual-bad-{i}", overrides)
 
-def test_window_with_start_after_end_is_refused(pipeline: Pipeline) -> None:
-    run = pipeline.run("manual-window", {"training_window": {"start": "1998-01-01", "end": "1997-01-01"}})
-
-    assert (run.status, run.error) == ("FAILED", "InvalidInput")
+        assert (run.status, run.error) == ("FAILED", "InvalidInput"), overrides
+        assert "RunIngestJob" not in run.entered()
+        (message,) = run.messages
+        assert "InvalidInput" in message["Message"] and "alert_budget" in message["Message"]
+    assert pipeline.sagemaker.list_training_jobs()["TrainingJobSummaries"] == []
 
 
 def test_evaluation_without_a_decision_fails_clearly(pipeline: Pipeline) -> None:
