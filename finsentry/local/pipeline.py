@@ -22,7 +22,7 @@ from finsentry.datasets import czech, synthetic
 from finsentry.detectors import make_detector
 from finsentry.detectors.artifact import save_model
 from finsentry.evaluation import ModelReport, Split, evaluate_scores, select_model, time_split
-from finsentry.features import FEATURE_COLUMNS, compute_features
+from finsentry.features import FEATURE_COLUMNS, features_with_sequence
 from finsentry.layout import PREFIXES
 from finsentry.scoring import score_transactions, scored_frame
 
@@ -105,7 +105,7 @@ def prepare(bank: czech.LoadedBank, config: DemoConfig, progress: Progress = _no
     transactions = injected.transactions.reset_index(drop=True)
     split = time_split(transactions, cuts=(split.validation_start, split.test_start))
     progress(f"computing {len(FEATURE_COLUMNS)} features for {len(transactions):,} transactions")
-    features = compute_features(transactions)
+    features = features_with_sequence(transactions)  # + the LSTM's sequence columns
     quarantined = pd.concat(
         [bank.quarantine.assign(stage="read"),
          bank.transactions.rejected.assign(stage="validate")],
