@@ -52,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--form", choices=("asc", "tsv"), default="asc")
     demo.add_argument("--budget", type=_share, default=0.01, help="alert budget (share)")
     demo.add_argument("--out", type=Path, default=Path("finsentry-out"))
+    demo.add_argument("--no-sagemaker", action="store_true", help="skip the SageMaker jobs run in-process")
 
     gen = sub.add_parser("generate", help="write a synthetic bank in the Czech file forms")
     gen.add_argument("--out", type=Path, required=True)
@@ -86,7 +87,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     config = DemoConfig(
         data_dir=args.data, accounts=args.accounts, months=args.months, seed=args.seed,
-        form=args.form, budget=args.budget, out_dir=args.out,
+        form=args.form, budget=args.budget, out_dir=args.out, sagemaker_jobs=not args.no_sagemaker,
     )  # fmt: skip
     with local_aws():
         bucket = DataBucket.create()
