@@ -24,6 +24,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError("must be a positive number")
+    return value
+
+
 def _share(text: str) -> float:
     value = float(text)
     if not 0 < value < 1:
@@ -72,6 +79,14 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--model", type=_existing_dir, required=True)
     score.add_argument("--out", type=Path, required=True, help="output Parquet file")
     score.add_argument("--budget", type=_share, default=0.01)
+
+    cost = sub.add_parser("cost", help="monthly cost of the deployed pipeline at a load (list prices)")
+    cost.add_argument("--tps", type=_positive_float, required=True, help="average transactions per second")
+    cost.add_argument("--retention-days", type=_positive_int, default=365, help="days of S3 data kept")
+    cost.add_argument("--kinesis-mode", choices=("provisioned", "on-demand"), default="provisioned")
+    cost.add_argument("--prices", type=Path, help="price file (default: finsentry/data/prices_eu-west-1.yaml)")
+    cost.add_argument("--detail", action="store_true", help="one row per priced quantity")
+    cost.add_argument("--json", action="store_true", help="also print the estimate as one JSON line")
 
     ev = sub.add_parser("evaluate", help="ADBench protocol on a labelled (X, y) .npz file")
     ev.add_argument("--npz", type=Path, required=True)
@@ -179,6 +194,17 @@ def cmd_score(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_cost(args: argparse.Namespace) -> int:
+    from finsentry.cost import StackProfile, estimate, load_prices, print_estimate
+
+    est = estimate(args.tps, retention_days=args.retention_days, prices=load_prices(args.prices),
+                   stack=StackProfile(kinesis_mode=args.kinesis_mode))  # fmt: skip
+    print_estimate(est, console, detail=args.detail)
+    if args.json:
+        print(json.dumps(est.to_dict()))  # one line, unwrapped: for scripts
+    return 0
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     import numpy as np
 
@@ -204,6 +230,7 @@ COMMANDS = {
     "train": cmd_train,
     "score": cmd_score,
     "evaluate": cmd_evaluate,
+    "cost": cmd_cost,
 }
 
 
