@@ -45,6 +45,13 @@ def _existing_dir(text: str) -> Path:
     return path
 
 
+def _existing_path(text: str) -> Path:
+    path = Path(text)
+    if not path.exists():
+        raise argparse.ArgumentTypeError(f"{path} does not exist")
+    return path
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="finsentry", description="Anomaly detection for bank transactions."
@@ -74,8 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--detector", default="ensemble")
     train.add_argument("--out", type=Path, required=True, help="model artifact directory")
 
-    score = sub.add_parser("score", help="score Czech bank files with a trained model")
-    score.add_argument("--data", type=_existing_dir, required=True)
+    score = sub.add_parser("score", help="score Czech bank files (or a mapped foreign table) with a trained model")
+    score.add_argument("--data", type=_existing_path, required=True,
+                       help="folder of Czech bank files, or a CSV/Parquet file with --mapping")
+    score.add_argument("--mapping", type=Path, help="YAML mapping of a foreign table onto the canonical record")
     score.add_argument("--model", type=_existing_dir, required=True)
     score.add_argument("--out", type=Path, required=True, help="output Parquet file")
     score.add_argument("--budget", type=_share, default=0.01)
@@ -179,7 +188,14 @@ def cmd_score(args: argparse.Namespace) -> int:
     from finsentry.scoring import score_transactions, scored_frame
 
     model, metadata = load_model(args.model)
-    valid, features = _load_features(args.data)
+    if args.mapping is not None:
+        from finsentry.mapping import prepare_foreign
+
+        valid, features = prepare_foreign(args.data, args.mapping, args.out, _progress)
+    elif not args.data.is_dir():
+        raise ValueError(f"{args.data} is a file: a foreign table needs --mapping MAP.yaml")
+    else:
+        valid, features = _load_features(args.data)
     threshold = metadata.get("metrics", {}).get("threshold")
     if threshold is None:
         threshold = threshold_for_budget(model.score(features), args.budget)
@@ -237,11 +253,12 @@ COMMANDS = {
 def main(argv: list[str] | None = None) -> int:
     from finsentry.datasets.czech import DatasetError
     from finsentry.detectors.artifact import ModelArtifactError
+    from finsentry.mapping import MappingError
 
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
-    except (DatasetError, ModelArtifactError, FileNotFoundError, ValueError) as exc:
+    except (DatasetError, ModelArtifactError, MappingError, FileNotFoundError, ValueError) as exc:
         console.print(f"[red]error:[/red] {exc}")
         return 2
 
