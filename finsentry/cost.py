@@ -110,10 +110,10 @@ class StackProfile:
     seconds_per_batch: float = 0.08  # DynamoDB BatchGet/BatchWrite, Firehose, SNS round trips
     log_bytes_per_invocation: int = 1500  # START/END/REPORT lines and the EMF metrics blob
     # DynamoDB profiles (on-demand): one strongly consistent read and one write per record
-    profile_rru_per_record: float = 1.0  # item <= 4 KB
-    profile_wru_per_record: float = 3.0  # item about 3 KB (state plus 256 recent trans_ids)
+    profile_rru_per_record: float = 1.0  # item <= 4 KB: 1 RRU strongly consistent
+    profile_wru_per_record: float = 4.0  # measured: an AccountProfile is about 3.8 kB -> 4 WRU (1 KB steps)
     accounts: int = 500_000
-    profile_kb: float = 3.0
+    profile_kb: float = 3.9
     # Firehose -> S3 scored/ (Parquet)
     scored_json_bytes: int = 310  # measured: a scored row as JSON
     firehose_rows_per_record: int = 1  # rows packed into one Firehose record (5 KB billing steps)
@@ -366,7 +366,8 @@ def print_estimate(est: CostEstimate, console, detail: bool = False) -> None:
     cur = est.prices.currency
     title = (f"Monthly cost at {est.tps:,.0f} TPS ({est.transactions_per_month / 1e6:,.1f} M transactions), "
              f"{est.retention_days} days retention, Kinesis {est.stack.kinesis_mode}")  # fmt: skip
-    table = Table(title=title, title_justify="left")
+    console.print(f"[bold]{title}[/bold]")
+    table = Table()
     table.add_column("service")
     if detail:
         table.add_column("item")
