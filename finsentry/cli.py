@@ -24,6 +24,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError("must be a positive number")
+    return value
+
+
 def _share(text: str) -> float:
     value = float(text)
     if not 0 < value < 1:
@@ -35,6 +42,13 @@ def _existing_dir(text: str) -> Path:
     path = Path(text)
     if not path.is_dir():
         raise argparse.ArgumentTypeError(f"{path} is not a directory")
+    return path
+
+
+def _existing_path(text: str) -> Path:
+    path = Path(text)
+    if not path.exists():
+        raise argparse.ArgumentTypeError(f"{path} does not exist")
     return path
 
 
@@ -68,11 +82,21 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--detector", default="ensemble")
     train.add_argument("--out", type=Path, required=True, help="model artifact directory")
 
-    score = sub.add_parser("score", help="score Czech bank files with a trained model")
-    score.add_argument("--data", type=_existing_dir, required=True)
+    score = sub.add_parser("score", help="score Czech bank files (or a mapped foreign table) with a trained model")
+    score.add_argument("--data", type=_existing_path, required=True,
+                       help="folder of Czech bank files, or a CSV/Parquet file with --mapping")
+    score.add_argument("--mapping", type=Path, help="YAML mapping of a foreign table onto the canonical record")
     score.add_argument("--model", type=_existing_dir, required=True)
     score.add_argument("--out", type=Path, required=True, help="output Parquet file")
     score.add_argument("--budget", type=_share, default=0.01)
+
+    cost = sub.add_parser("cost", help="monthly cost of the deployed pipeline at a load (list prices)")
+    cost.add_argument("--tps", type=_positive_float, required=True, help="average transactions per second")
+    cost.add_argument("--retention-days", type=_positive_int, default=365, help="days of S3 data kept")
+    cost.add_argument("--kinesis-mode", choices=("provisioned", "on-demand"), default="provisioned")
+    cost.add_argument("--prices", type=Path, help="price file (default: finsentry/data/prices_eu-west-1.yaml)")
+    cost.add_argument("--detail", action="store_true", help="one row per priced quantity")
+    cost.add_argument("--json", action="store_true", help="also print the estimate as one JSON line")
 
     ev = sub.add_parser("evaluate", help="ADBench protocol on a labelled (X, y) .npz file")
     ev.add_argument("--npz", type=Path, required=True)
@@ -165,7 +189,14 @@ def cmd_score(args: argparse.Namespace) -> int:
     from finsentry.scoring import score_transactions, scored_frame
 
     model, metadata = load_model(args.model)
-    valid, features = _load_features(args.data)
+    if args.mapping is not None:
+        from finsentry.mapping import prepare_foreign
+
+        valid, features = prepare_foreign(args.data, args.mapping, args.out, _progress)
+    elif not args.data.is_dir():
+        raise ValueError(f"{args.data} is a file: a foreign table needs --mapping MAP.yaml")
+    else:
+        valid, features = _load_features(args.data)
     threshold = metadata.get("metrics", {}).get("threshold")
     if threshold is None:
         threshold = threshold_for_budget(model.score(features), args.budget)
@@ -177,6 +208,17 @@ def cmd_score(args: argparse.Namespace) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     scored.to_parquet(args.out, index=False)
     console.print(f"{int(batch.alerts.sum()):,} alerts in {len(scored):,} rows -> {args.out}")
+    return 0
+
+
+def cmd_cost(args: argparse.Namespace) -> int:
+    from finsentry.cost import StackProfile, estimate, load_prices, print_estimate
+
+    est = estimate(args.tps, retention_days=args.retention_days, prices=load_prices(args.prices),
+                   stack=StackProfile(kinesis_mode=args.kinesis_mode))  # fmt: skip
+    print_estimate(est, console, detail=args.detail)
+    if args.json:
+        print(json.dumps(est.to_dict()))  # one line, unwrapped: for scripts
     return 0
 
 
@@ -205,17 +247,19 @@ COMMANDS = {
     "train": cmd_train,
     "score": cmd_score,
     "evaluate": cmd_evaluate,
+    "cost": cmd_cost,
 }
 
 
 def main(argv: list[str] | None = None) -> int:
     from finsentry.datasets.czech import DatasetError
     from finsentry.detectors.artifact import ModelArtifactError
+    from finsentry.mapping import MappingError
 
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
-    except (DatasetError, ModelArtifactError, FileNotFoundError, ValueError) as exc:
+    except (DatasetError, ModelArtifactError, MappingError, FileNotFoundError, ValueError) as exc:
         console.print(f"[red]error:[/red] {exc}")
         return 2
 
