@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
@@ -67,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--budget", type=_share, default=0.01, help="alert budget (share)")
     demo.add_argument("--out", type=Path, default=Path("finsentry-out"))
     demo.add_argument("--no-sagemaker", action="store_true", help="skip the SageMaker jobs run in-process")
+    demo.add_argument("--metrics-port", type=int, help="serve Prometheus /metrics on this port (127.0.0.1)")
+    demo.add_argument("--metrics-hold", type=float, help="with --metrics-port: seconds to keep serving after "
+                      "the run (default: until Ctrl-C)")  # fmt: skip
 
     gen = sub.add_parser("generate", help="write a synthetic bank in the Czech file forms")
     gen.add_argument("--out", type=Path, required=True)
@@ -98,6 +102,11 @@ def build_parser() -> argparse.ArgumentParser:
     cost.add_argument("--detail", action="store_true", help="one row per priced quantity")
     cost.add_argument("--json", action="store_true", help="also print the estimate as one JSON line")
 
+    rules = sub.add_parser("rules", help="write Prometheus alert rules generated from the CloudWatch alarm specs")
+    rules.add_argument("--out", type=Path, required=True, help="rule file (YAML)")
+    rules.add_argument("--env", default="prod", help="deployment environment (names the scorer function)")
+    rules.add_argument("--runbook-base", default="docs/operations.md", help="URL of the runbook page")
+
     ev = sub.add_parser("evaluate", help="ADBench protocol on a labelled (X, y) .npz file")
     ev.add_argument("--npz", type=Path, required=True)
     ev.add_argument("--seeds", type=_positive_int, default=3)
@@ -113,10 +122,54 @@ def cmd_demo(args: argparse.Namespace) -> int:
         data_dir=args.data, accounts=args.accounts, months=args.months, seed=args.seed,
         form=args.form, budget=args.budget, out_dir=args.out, sagemaker_jobs=not args.no_sagemaker,
     )  # fmt: skip
-    with local_aws():
-        bucket = DataBucket.create()
-        result = run_demo(config, bucket, progress=_progress)
-    print_demo(result, console)
+    from finsentry.report import write_report
+
+    exporter = _start_exporter(args.metrics_port)
+    try:
+        with local_aws():
+            bucket = DataBucket.create()
+            result = run_demo(config, bucket, progress=_progress)
+        print_demo(result, console)
+        report = write_report(result, args.out / "report.html")
+        console.print(f"report: {report.resolve()}")
+        if exporter is not None:
+            exporter.record(result)
+            _hold(args.metrics_hold)
+    finally:
+        if exporter is not None:
+            exporter.close()
+    return 0
+
+
+def _start_exporter(port: int | None):
+    if port is None:
+        return None
+    from finsentry.local.metrics_exporter import DemoMetrics
+
+    exporter = DemoMetrics()
+    bound = exporter.serve(port)
+    console.print(f"serving Prometheus metrics on http://127.0.0.1:{bound}/metrics")
+    return exporter
+
+
+def _hold(seconds: float | None) -> None:
+    """Keep the process (and its /metrics) alive: ``seconds``, or until Ctrl-C when None."""
+    console.print("metrics stay up " + ("until Ctrl-C" if seconds is None else f"for {seconds:g} s"))
+    with contextlib.suppress(KeyboardInterrupt):
+        time.sleep(seconds) if seconds is not None else _forever()
+
+
+def _forever() -> None:
+    while True:
+        time.sleep(3600)
+
+
+def cmd_rules(args: argparse.Namespace) -> int:
+    from finsentry.prometheus import alert_rules, write_rules
+
+    path = write_rules(args.out, env=args.env, runbook_base=args.runbook_base)
+    n = len(alert_rules(args.env)["groups"][0]["rules"])
+    console.print(f"{n} alert rules for {args.env} -> {path}")
     return 0
 
 
@@ -248,6 +301,7 @@ COMMANDS = {
     "score": cmd_score,
     "evaluate": cmd_evaluate,
     "cost": cmd_cost,
+    "rules": cmd_rules,
 }
 
 

@@ -70,6 +70,7 @@ def test_demo_runs_end_to_end_on_a_small_bank(tmp_path, capsys):
     for text in ("Validation period", "Selected:", "Test period", "Top alerts", "scored/", "State machine choice:"):
         assert text in out
     assert (tmp_path / "model" / "metadata.json").is_file()
+    assert f"report: {(tmp_path / 'report.html').resolve()}" in out
 
 
 def test_demo_on_partly_bad_files_reports_the_quarantine(tmp_path, capsys):

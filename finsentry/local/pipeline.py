@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from finsentry import __version__
+from finsentry import __version__, drift
 from finsentry.anomalies import inject_anomalies, missing_recurring_payments
 from finsentry.datasets import czech, synthetic
 from finsentry.detectors import make_detector
@@ -25,6 +25,7 @@ from finsentry.detectors.artifact import save_model
 from finsentry.evaluation import ModelReport, Split, evaluate_scores, select_model, time_split
 from finsentry.features import FEATURE_COLUMNS, features_with_sequence
 from finsentry.layout import PREFIXES
+from finsentry.local.observe import Observations, observe_run
 from finsentry.scoring import score_transactions, scored_frame
 
 Progress = Callable[[str], None]
@@ -76,6 +77,7 @@ class DemoResult:
     timings: dict[str, float] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
     training_run: Any = None  # finsentry.local.training_run.TrainingRun, when the SageMaker jobs ran
+    observations: Observations | None = None  # drift, score distributions, reasons (report)
 
 
 def _noop(_: str) -> None:
@@ -210,11 +212,14 @@ def run_demo(config: DemoConfig, bucket, progress: Progress = _noop) -> DemoResu
     best = models[selection["best"]]
     artifact_dir = config.out_dir / "model"
     train_ts = prep.transactions.loc[prep.split.train, "ts"]
+    window = (str(train_ts.min()), str(train_ts.max()))
+    drift_reference = drift.build_reference(best, prep.features[prep.split.train], window=window)
     save_model(
         best,
         artifact_dir,
         metadata={
-            "training_window": [str(train_ts.min()), str(train_ts.max())],
+            "training_window": list(window),
+            drift.METADATA_KEY: drift_reference.to_dict(),
             "metrics": reports[selection["best"]].to_dict(),
             "selection": selection,
         },
@@ -243,6 +248,10 @@ def run_demo(config: DemoConfig, bucket, progress: Progress = _noop) -> DemoResu
     missing_recall = _missing_recall(prep, month_start, t.max().normalize())
     lap("score")
     top = scored[scored["verdict"] == "alert"].nlargest(config.top_alerts, "score")
+    observations = observe_run(models, drift_reference, prep.transactions[test], prep.features[test], batch,
+                               list(top.index), bank.districts, prep.quarantined,
+                               bucket.client.meta.region_name, config.seed, progress)  # fmt: skip
+    lap("observe")
     return DemoResult(
         reports=reports,
         selection=selection,
@@ -267,4 +276,5 @@ def run_demo(config: DemoConfig, bucket, progress: Progress = _noop) -> DemoResu
             "test_transactions": int(test.sum()),
             "alerts": int((scored["verdict"] == "alert").sum()),
         },
+        observations=observations,
     )
