@@ -188,3 +188,28 @@ def test_the_views_on_the_local_pipelines_own_output(tmp_path):
     view = _view(con, "scored_transactions")
     assert sorted(view["trans_id"]) == sorted(result.scored["trans_id"])
     assert len(daily) == result.keys["scored"]  # one partition object per day
+
+
+def test_glue_view_input_is_accepted_by_glue_and_decodes_to_the_view():
+    import base64
+    import json
+
+    import boto3
+
+    with local_aws():
+        glue = boto3.client("glue", region_name="eu-west-1")
+        glue.create_database(DatabaseInput={"Name": "finsentry_test"})
+        for view in load_views():
+            table_input = analytics.glue_view_input(view, "finsentry_test")
+            glue.create_table(DatabaseName="finsentry_test", TableInput=table_input)
+        tables = {t["Name"]: t for t in glue.get_tables(DatabaseName="finsentry_test")["TableList"]}
+    assert set(tables) == set(VIEW_COLUMNS)
+    for view in load_views():
+        table = tables[view.name]
+        assert table["TableType"] == "VIRTUAL_VIEW"
+        text = table["ViewOriginalText"]
+        assert text.startswith("/* Presto View: ") and text.endswith(" */")
+        spec = json.loads(base64.b64decode(text[len("/* Presto View: "):-3]))
+        assert spec["schema"] == "finsentry_test" and spec["originalSql"] == view.select_sql
+        assert [(c["name"], c["type"]) for c in spec["columns"]] == list(view.columns.items())
+        assert [c["Name"] for c in table["StorageDescriptor"]["Columns"]] == list(view.columns)
