@@ -61,7 +61,7 @@ def anomalies_over_time(scored: pd.DataFrame) -> go.Figure:
         injected = truth.groupby(day).sum()
         fig.add_trace(go.Scatter(x=injected.index, y=injected.to_numpy(), name="injected anomalies (truth)",
                                  mode="lines", line={"color": "black", "width": 1.5}))  # fmt: skip
-    fig.update_layout(barmode="stack", xaxis_title="day", yaxis_title="transactions")
+    fig.update_layout(barmode="stack", yaxis_title="transactions per day")
     return _layout(fig, "Alerts per day by anomaly type (test period)")
 
 
