@@ -229,15 +229,17 @@ class DriftWindow:
     score_counts: np.ndarray | None = None
     feature_counts: dict[str, np.ndarray] = field(default_factory=dict)
 
-    def add(self, features: pd.DataFrame, scores: Any) -> None:
+    def add(self, features: pd.DataFrame | None, scores: Any) -> None:
+        """Count one batch in. ``features`` None: the score only (no feature PSI for it)."""
         scores = _clean(scores)
-        if len(scores) != len(features):
+        if features is not None and len(scores) != len(features):
             raise ValueError(f"drift: {len(scores)} scores for {len(features)} rows")
         counts = self.reference.score.counts(scores)
         self.score_counts = counts if self.score_counts is None else self.score_counts + counts
-        for c, b in self.reference.features.items():
-            fc = b.counts(features[c])
-            self.feature_counts[c] = self.feature_counts[c] + fc if c in self.feature_counts else fc
+        if features is not None:
+            for c, b in self.reference.features.items():
+                fc = b.counts(features[c])
+                self.feature_counts[c] = self.feature_counts[c] + fc if c in self.feature_counts else fc
         self.rows += len(scores)
 
     @property
