@@ -220,7 +220,19 @@ class DriftWindow:
 
     For the streaming scorer, which sees batches of a few hundred rows: ``add`` each scored
     batch; ``ready`` says when ``min_rows`` rows are in; ``measure_and_reset`` gives the PSI of
-    the accumulated window and starts a new one.
+    the accumulated window and starts a new one. Kept at module level in the Lambda, a window
+    lives as long as the warm container (a cold start begins a new one)::
+
+        model, meta = load_model(model_dir)
+        reference = drift.reference_from_metadata(meta)  # None: model saved without drift bins
+        window = drift.DriftWindow(reference) if reference else None
+        ...  # per batch, after scoring:
+        window.add(features, batch.scores)  # features=None: score PSI only
+        if window.ready:
+            drift.publish_drift(cloudwatch, window.measure_and_reset(), {"Environment": env})
+
+    Batches added without features count for the score only: the feature PSI then covers
+    the batches that had features.
     """
 
     reference: DriftReference
