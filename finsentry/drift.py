@@ -220,7 +220,19 @@ class DriftWindow:
 
     For the streaming scorer, which sees batches of a few hundred rows: ``add`` each scored
     batch; ``ready`` says when ``min_rows`` rows are in; ``measure_and_reset`` gives the PSI of
-    the accumulated window and starts a new one.
+    the accumulated window and starts a new one. Kept at module level in the Lambda, a window
+    lives as long as the warm container (a cold start begins a new one)::
+
+        model, meta = load_model(model_dir)
+        reference = drift.reference_from_metadata(meta)  # None: model saved without drift bins
+        window = drift.DriftWindow(reference) if reference else None
+        ...  # per batch, after scoring:
+        window.add(features, batch.scores)  # features=None: score PSI only
+        if window.ready:
+            drift.publish_drift(cloudwatch, window.measure_and_reset(), {"Environment": env})
+
+    Batches added without features count for the score only: the feature PSI then covers
+    the batches that had features.
     """
 
     reference: DriftReference
@@ -229,15 +241,17 @@ class DriftWindow:
     score_counts: np.ndarray | None = None
     feature_counts: dict[str, np.ndarray] = field(default_factory=dict)
 
-    def add(self, features: pd.DataFrame, scores: Any) -> None:
+    def add(self, features: pd.DataFrame | None, scores: Any) -> None:
+        """Count one batch in. ``features`` None: the score only (no feature PSI for it)."""
         scores = _clean(scores)
-        if len(scores) != len(features):
+        if features is not None and len(scores) != len(features):
             raise ValueError(f"drift: {len(scores)} scores for {len(features)} rows")
         counts = self.reference.score.counts(scores)
         self.score_counts = counts if self.score_counts is None else self.score_counts + counts
-        for c, b in self.reference.features.items():
-            fc = b.counts(features[c])
-            self.feature_counts[c] = self.feature_counts[c] + fc if c in self.feature_counts else fc
+        if features is not None:
+            for c, b in self.reference.features.items():
+                fc = b.counts(features[c])
+                self.feature_counts[c] = self.feature_counts[c] + fc if c in self.feature_counts else fc
         self.rows += len(scores)
 
     @property

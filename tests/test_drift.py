@@ -120,6 +120,9 @@ def test_window_accumulates_batches_like_one_measurement():
     assert got.rows == 600 and got.score_psi == pytest.approx(expected.score_psi)
     assert got.feature_psi == pytest.approx(expected.feature_psi)
     assert window.rows == 0 and not window.ready
+    window.add(None, model.score(whole))  # score only: the streaming scored frame has no features
+    score_only = window.measure_and_reset()
+    assert score_only.feature_psi == {} and score_only.score_psi == pytest.approx(expected.score_psi)
 
 
 def test_publish_puts_score_and_feature_psi_into_cloudwatch():

@@ -30,6 +30,8 @@ class DemoMetrics:
                 continue
             kind = Counter if spec.kind == "counter" else Gauge
             self.metrics[metric] = kind(spec.name, spec.help, spec.labels, registry=self.registry)
+            if kind is Gauge and not spec.labels:
+                self.metrics[metric].set(float("nan"))  # unknown until the run measures it (NaN never alerts)
         self.running = Gauge("finsentry_demo_running", "1 while the demo runs", registry=self.registry)
         self.stage_seconds = Gauge("finsentry_demo_stage_seconds", "Wall time per demo stage", ("stage",),
                                    registry=self.registry)  # fmt: skip

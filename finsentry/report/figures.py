@@ -43,7 +43,8 @@ def score_distributions(scores: pd.DataFrame, threshold: Mapping[str, float]) ->
         if name in threshold:
             fig.add_vline(x=threshold[name], line_dash="dash", line_color="black", row=1, col=col)
         fig.update_xaxes(title_text="score", range=[0, 1], row=1, col=col)
-    fig.update_yaxes(title_text="% of the class", type="log", row=1, col=1)
+    fig.update_yaxes(type="log", dtick=1)
+    fig.update_yaxes(title_text="% of the class", row=1, col=1)
     fig.update_layout(barmode="overlay")
     return _layout(fig, "Score distribution per detector (test period; dashed: alert threshold)")
 
@@ -61,7 +62,7 @@ def anomalies_over_time(scored: pd.DataFrame) -> go.Figure:
         injected = truth.groupby(day).sum()
         fig.add_trace(go.Scatter(x=injected.index, y=injected.to_numpy(), name="injected anomalies (truth)",
                                  mode="lines", line={"color": "black", "width": 1.5}))  # fmt: skip
-    fig.update_layout(barmode="stack", xaxis_title="day", yaxis_title="transactions")
+    fig.update_layout(barmode="stack", yaxis_title="transactions per day")
     return _layout(fig, "Alerts per day by anomaly type (test period)")
 
 
@@ -109,7 +110,7 @@ def alerts_by_region(scored: pd.DataFrame) -> go.Figure:
     rate = 1000 * g["alerts"] / g["rows"]
     fig = go.Figure(go.Bar(x=g["alerts"], y=g.index, orientation="h",
                            text=[f"{r:.1f} / 1,000" for r in rate], textposition="outside"))  # fmt: skip
-    fig.update_layout(xaxis_title="alerts", yaxis_title="")
+    fig.update_layout(xaxis_title="alerts", yaxis_title="", xaxis_range=[0, 1.2 * max(1, g["alerts"].max())])
     return _layout(fig, "Alerts per region (label: alerts per 1,000 transactions)", height=380)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 import urllib.request
@@ -48,6 +49,7 @@ def test_metrics_are_served_while_running_and_filled_with_the_run(exporter):
     metrics, port = exporter
     before = _scrape(port)
     assert before[("finsentry_demo_running", ())] == 1.0
+    assert math.isnan(before[("finsentry_score_psi", ())])  # not measured yet: NaN, never a false 0
     metrics.record(_result())
     got = _scrape(port)
     assert got[("finsentry_demo_running", ())] == 0.0
