@@ -149,9 +149,8 @@ def test_training_failure_is_notified_and_fails_the_execution(pipeline: Pipeline
 
     run = pipeline.run("nightly-3")
 
-    assert run.status == "FAILED"
-    assert run.error == "TrainingFailed"  # the training's error, not the notification's
-    assert run.cause.startswith("lstm training failed with States.TaskFailed: ")
+    assert (run.status, run.error) == ("FAILED", "PipelineFailed")
+    assert run.cause.startswith("TrainingFailed: lstm training failed with States.TaskFailed: ")
     names = job_names("nightly-3")
     assert names["lstm"] in run.cause and "out of memory" in run.cause
     entered = run.entered()
@@ -181,7 +180,8 @@ def test_invalid_overrides_are_refused_before_any_job(pipeline: Pipeline) -> Non
     for i, overrides in enumerate(BAD_OVERRIDES):
         run = pipeline.run(f"manual-bad-{i}", overrides)
 
-        assert (run.status, run.error) == ("FAILED", "InvalidInput"), overrides
+        assert (run.status, run.error) == ("FAILED", "PipelineFailed"), overrides
+        assert run.cause.startswith("InvalidInput: "), overrides
         assert "RunIngestJob" not in run.entered()
         (message,) = run.messages
         assert "InvalidInput" in message["Message"] and "alert_budget" in message["Message"]
@@ -193,7 +193,32 @@ def test_evaluation_without_a_decision_fails_clearly(pipeline: Pipeline) -> None
 
     run = pipeline.run("nightly-4")
 
-    assert (run.status, run.error) == ("FAILED", "InvalidEvaluation")
+    assert (run.status, run.error, run.cause.split(":")[0]) == ("FAILED", "PipelineFailed", "InvalidEvaluation")
     assert "RegisterModel" not in run.entered()
     (message,) = run.messages
     assert "InvalidEvaluation" in message["Message"]
+
+
+@pytest.fixture
+def evaluation_job_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The evaluation processing job ends Failed in moto's SageMaker backend."""
+    create = SageMakerModelBackend.create_processing_job
+
+    def create_then_fail(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        job = create(self, *args, **kwargs)
+        job.processing_job_status = "Failed"
+        job.failure_reason = "ClientError: no labelled validation period"
+        return job
+
+    monkeypatch.setattr(SageMakerModelBackend, "create_processing_job", create_then_fail)
+
+
+def test_evaluation_job_failure_is_caught_at_the_task(pipeline: Pipeline, evaluation_job_fails: None) -> None:
+    run = pipeline.run("nightly-5")
+
+    assert (run.status, run.error) == ("FAILED", "PipelineFailed")
+    assert run.cause.startswith("States.TaskFailed: ") and "no labelled validation period" in run.cause
+    entered = run.entered()
+    assert entered[entered.index("EvaluateCandidates") + 1] == "NotifyFailure"
+    (message,) = run.messages
+    assert "nightly-5" in message["Message"] and "no labelled validation period" in message["Message"]
