@@ -129,23 +129,27 @@ def test_champion_kept_leaves_the_scorer_alone_and_notifies_the_table(pipeline: 
 
 
 @pytest.fixture
-def lstm_training_fails(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The LSTM training job ends Failed in moto's SageMaker backend, as a crashed container would."""
+def failing_trainings(monkeypatch: pytest.MonkeyPatch) -> set[str]:
+    """Detectors whose training job ends Failed in moto's SageMaker backend, as a crashed container's
+    would; the test fills the set."""
+    failing: set[str] = set()
     create = SageMakerModelBackend.create_training_job
 
     def create_then_fail(self, training_job_name: str, hyper_parameters: dict, *args, **kwargs):  # type: ignore[no-untyped-def]
         job = create(self, training_job_name, hyper_parameters, *args, **kwargs)
-        if hyper_parameters.get("detector") == "lstm":
+        if hyper_parameters.get("detector") in failing:
             job.training_job_status = "Failed"
             job.failure_reason = "AlgorithmError: ExecuteUserScriptError: out of memory"
         return job
 
     monkeypatch.setattr(SageMakerModelBackend, "create_training_job", create_then_fail)
+    return failing
 
 
-def test_training_failure_is_notified_and_fails_the_execution(pipeline: Pipeline, lstm_training_fails: None) -> None:
+def test_training_failure_is_notified_and_fails_the_execution(pipeline: Pipeline, failing_trainings: set[str]) -> None:
     old = {"model_uri": "s3://old/model.tar.gz", "version": "v1", "threshold": 0.9}
     pipeline.set_champion(old)
+    failing_trainings.add("lstm")
 
     run = pipeline.run("nightly-3")
 
@@ -222,3 +226,24 @@ def test_evaluation_job_failure_is_caught_at_the_task(pipeline: Pipeline, evalua
     assert entered[entered.index("EvaluateCandidates") + 1] == "NotifyFailure"
     (message,) = run.messages
     assert "nightly-5" in message["Message"] and "no labelled validation period" in message["Message"]
+
+
+def test_each_candidate_can_fail_and_be_promoted(pipeline: Pipeline, failing_trainings: set[str]) -> None:
+    """The other two branches' Fail states and Use<Candidate> states, run once each."""
+    for detector, state in (("isolation_forest", "IsolationForest"), ("lof", "Lof")):
+        failing_trainings.clear()
+        failing_trainings.add(detector)
+        run = pipeline.run(f"fail-{detector.replace('_', '-')}")
+        assert (run.status, run.error) == ("FAILED", "PipelineFailed")
+        assert f"{state}TrainingFailed" in run.entered()
+        assert run.cause.startswith(f"TrainingFailed: {detector} training failed with States.TaskFailed")
+    failing_trainings.clear()
+    bucket = pipeline.subs["DataBucket"]
+    for detector in ("isolation_forest", "lstm"):
+        execution = f"promote-{detector.replace('_', '-')}"
+        pipeline.put_evaluation(execution, evaluation(None, **{detector: 0.9}))
+        run = pipeline.run(execution)
+        assert run.status == "SUCCEEDED", (run.error, run.cause)
+        job = job_names(execution)[detector]
+        assert pipeline.champion()["model_uri"] == f"s3://{bucket}/models/training/{job}/output/model.tar.gz"
+        assert json.loads(run.messages[0]["Message"])["best"] == detector
