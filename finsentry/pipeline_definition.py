@@ -129,6 +129,7 @@ TASK_ACTIONS: dict[str, tuple[str, ...]] = {
     "arn:aws:states:::aws-sdk:sagemaker:createModelPackage": ("sagemaker:CreateModelPackage",),
     "arn:aws:states:::aws-sdk:s3:getObject": ("s3:GetObject", "kms:Decrypt"),
     "arn:aws:states:::aws-sdk:ssm:putParameter": ("ssm:PutParameter",),
+    "arn:aws:states:::aws-sdk:ssm:getParameter": ("ssm:GetParameter",),
     "arn:aws:states:::athena:startQueryExecution.sync": (
         "athena:StartQueryExecution", "athena:GetQueryExecution", "athena:StopQueryExecution",
         "glue:GetDatabase", "glue:GetTable", "glue:GetPartitions", "glue:BatchCreatePartition",

@@ -38,17 +38,22 @@ TASKS = {
     "athena .sync": {"Resource": "arn:aws:states:::athena:startQueryExecution.sync",
                      "Parameters": {"QueryString": "SELECT 1", "WorkGroup": "primary"},
                      "ResultSelector": {"state.$": "$.QueryExecution.Status.State"}},
+    "error names in PascalCase": {"Resource": "arn:aws:states:::aws-sdk:ssm:getParameter",
+                                  "Parameters": {"Name": "/missing"},
+                                  "Catch": [{"ErrorEquals": ["Ssm.ParameterNotFoundException"], "Next": "Caught"}]},
     "s3 body as text": {"Resource": "arn:aws:states:::aws-sdk:s3:getObject",
                         "Parameters": {"Bucket": BUCKET, "Key": "doc.json"},
                         "ResultSelector": {"state.$": "States.StringToJson($.Body)"}},
 }  # fmt: skip
 EXPECTED = {"glue .sync": "SUCCEEDED", "sagemaker .sync": "Completed", "athena .sync": "SUCCEEDED",
-            "s3 body as text": {"ok": True}}  # fmt: skip
+            "s3 body as text": {"ok": True}, "error names in PascalCase": "caught"}  # fmt: skip
+PLAIN_ERROR = {"error names in PascalCase": "ssm.ParameterNotFoundException"}  # others: States.Runtime
 
 
 def _run(task: dict) -> dict:
     sfn = boto3.client("stepfunctions", REGION)
-    definition = {"StartAt": "T", "States": {"T": {"Type": "Task", **task, "End": True}}}
+    definition = {"StartAt": "T", "States": {"T": {"Type": "Task", **task, "End": True},
+                                             "Caught": {"Type": "Pass", "Result": {"state": "caught"}, "End": True}}}
     arn = sfn.create_state_machine(name="gap", definition=json.dumps(definition), roleArn=ROLE)["stateMachineArn"]
     execution = sfn.start_execution(stateMachineArn=arn, input="{}")["executionArn"]
     deadline = time.monotonic() + 30
@@ -66,7 +71,7 @@ def test_gap_is_real_and_filled(gap: str, monkeypatch: pytest.MonkeyPatch) -> No
     with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
         _setup()
         plain = _run(TASKS[gap])
-        assert (plain["status"], plain.get("error")) == ("FAILED", "States.Runtime")
+        assert (plain["status"], plain.get("error")) == ("FAILED", PLAIN_ERROR.get(gap, "States.Runtime"))
         boto3.client("stepfunctions", REGION).delete_state_machine(
             stateMachineArn=plain["stateMachineArn"])
         with patched_interpreter():

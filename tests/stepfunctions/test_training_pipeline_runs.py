@@ -72,13 +72,20 @@ def test_challenger_promoted_registers_points_scorer_backfills_and_notifies(pipe
     # the jobs got the overrides merged into the defaults, and per-execution names
     for detector in CANDIDATES:
         job = pipeline.sagemaker.describe_training_job(TrainingJobName=names[detector])
-        assert job["HyperParameters"]["detector"] == detector
-        assert job["HyperParameters"]["alert_budget"] == "0.02"
-        assert (job["HyperParameters"]["window_start"], job["HyperParameters"]["window_end"]) == (
-            "1996-01-01", "9999-12-31")  # fmt: skip
+        assert job["HyperParameters"] == {"detector": detector, "alert_budget": "0.02",
+                                          "training_data_uri": f"s3://{bucket}/curated/features/"}  # fmt: skip
     processing = pipeline.sagemaker.describe_processing_job(ProcessingJobName=names["evaluation"])
     inputs = {i["InputName"]: i["S3Input"]["S3Uri"] for i in processing["ProcessingInputs"]}
-    assert inputs["lof"] == lof_uri and inputs["features"] == f"s3://{bucket}/curated/features/"
+    assert inputs == {"validation": f"s3://{bucket}/curated/validation/", "lof": lof_uri, "champion": old["model_uri"],
+                      "isolation_forest": lof_uri.replace(names["lof"], names["isolation_forest"]),
+                      "lstm": lof_uri.replace(names["lof"], names["lstm"])}  # fmt: skip
+    assert processing["AppSpecification"]["ContainerEntrypoint"] == ["evaluate"]
+    (evaluation_request,) = run.requests("createProcessingJob.sync")
+    assert evaluation_request["Environment"] == {
+        "ALERT_BUDGET": "0.02", "FINSENTRY_WINDOW_START": "1996-01-01", "FINSENTRY_WINDOW_END": "9999-12-31",
+        "FINSENTRY_RUN_ID": "nightly-1"}  # fmt: skip
+    for request in run.requests("createTrainingJob.sync"):
+        assert request["Environment"]["FINSENTRY_WINDOW_START"] == "1996-01-01"
     transform = pipeline.sagemaker.describe_transform_job(TransformJobName=names["transform"])
     assert transform["ModelName"] == names["model"]
     assert transform["TransformOutput"]["S3OutputPath"] == f"s3://{bucket}/scored/"
@@ -224,6 +231,10 @@ def test_evaluation_job_failure_is_caught_at_the_task(pipeline: Pipeline, evalua
     assert run.cause.startswith("States.TaskFailed: ") and "no labelled validation period" in run.cause
     entered = run.entered()
     assert entered[entered.index("EvaluateCandidates") + 1] == "NotifyFailure"
+    # first run: no SSM parameter yet, so no champion folder for the evaluation
+    assert "ListInputsWithoutChampion" in entered
+    processing = pipeline.sagemaker.describe_processing_job(ProcessingJobName=job_names("nightly-5")["evaluation"])
+    assert [i["InputName"] for i in processing["ProcessingInputs"]] == ["validation", *CANDIDATES]
     (message,) = run.messages
     assert "nightly-5" in message["Message"] and "no labelled validation period" in message["Message"]
 
