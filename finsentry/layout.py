@@ -16,6 +16,7 @@ class Prefixes:
     raw: str = "raw/"
     quarantine: str = "quarantine/"
     curated: str = "curated/features/"
+    validation: str = "curated/validation/"  # labelled validation period (injected anomalies) for evaluation
     scored: str = "scored/"
     models: str = "models/"
     reports: str = "reports/"

@@ -17,6 +17,8 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
+from finsentry.layout import PREFIXES
+
 DEFINITION_PATH = Path(__file__).resolve().parent.parent / "stepfunctions" / "training_pipeline.asl.json"
 
 # The deployment values the CDK app substitutes, and only these (see the contracts in COMMON.md).
@@ -103,4 +105,60 @@ def job_names(execution_name: str) -> dict[str, str]:
 
 def evaluation_key(execution_name: str) -> str:
     """S3 key (in the data bucket) of the evaluation.json the evaluation job writes for one execution."""
-    return f"reports/evaluation/{execution_name}/evaluation.json"
+    return f"{PREFIXES.reports}evaluation/{execution_name}/evaluation.json"
+
+
+# What the state machine's role must be allowed, per Task resource (the .sync patterns poll the
+# job and may stop it; SageMaker .sync also installs an EventBridge managed rule; the jobs need
+# iam:PassRole on the SageMaker role). The CDK app scopes these to the deployment's resources.
+_SAGEMAKER_SYNC_EVENTS = ("events:PutTargets", "events:PutRule", "events:DescribeRule")
+TASK_ACTIONS: dict[str, tuple[str, ...]] = {
+    "arn:aws:states:::glue:startJobRun.sync": (
+        "glue:StartJobRun", "glue:GetJobRun", "glue:GetJobRuns", "glue:BatchStopJobRun"),
+    "arn:aws:states:::sagemaker:createTrainingJob.sync": (
+        "sagemaker:CreateTrainingJob", "sagemaker:DescribeTrainingJob", "sagemaker:StopTrainingJob",
+        "sagemaker:AddTags", "iam:PassRole", *_SAGEMAKER_SYNC_EVENTS),
+    "arn:aws:states:::sagemaker:createProcessingJob.sync": (
+        "sagemaker:CreateProcessingJob", "sagemaker:DescribeProcessingJob", "sagemaker:StopProcessingJob",
+        "sagemaker:AddTags", "iam:PassRole", *_SAGEMAKER_SYNC_EVENTS),
+    "arn:aws:states:::sagemaker:createTransformJob.sync": (
+        "sagemaker:CreateTransformJob", "sagemaker:DescribeTransformJob", "sagemaker:StopTransformJob",
+        "sagemaker:AddTags", *_SAGEMAKER_SYNC_EVENTS),
+    "arn:aws:states:::sagemaker:createModel": (
+        "sagemaker:CreateModel", "sagemaker:DescribeModelPackage", "sagemaker:AddTags", "iam:PassRole"),
+    "arn:aws:states:::aws-sdk:sagemaker:createModelPackage": ("sagemaker:CreateModelPackage",),
+    "arn:aws:states:::aws-sdk:s3:getObject": ("s3:GetObject", "kms:Decrypt"),
+    "arn:aws:states:::aws-sdk:ssm:putParameter": ("ssm:PutParameter",),
+    "arn:aws:states:::aws-sdk:ssm:getParameter": ("ssm:GetParameter",),
+    "arn:aws:states:::athena:startQueryExecution.sync": (
+        "athena:StartQueryExecution", "athena:GetQueryExecution", "athena:StopQueryExecution",
+        "glue:GetDatabase", "glue:GetTable", "glue:GetPartitions", "glue:BatchCreatePartition",
+        "s3:GetBucketLocation", "s3:ListBucket", "s3:GetObject", "s3:PutObject", "kms:Decrypt",
+        "kms:GenerateDataKey"),
+    "arn:aws:states:::sns:publish": ("sns:Publish", "kms:GenerateDataKey", "kms:Decrypt"),
+}  # fmt: skip
+
+
+def task_resources(definition: str) -> set[str]:
+    """The ``Resource`` of every Task state, Parallel branches included."""
+
+    def walk(states: dict) -> set[str]:
+        out: set[str] = set()
+        for state in states.values():
+            if state.get("Type") == "Task":
+                out.add(state["Resource"])
+            for branch in state.get("Branches", []):
+                out |= walk(branch["States"])
+        return out
+
+    return walk(json.loads(definition)["States"])
+
+
+def iam_actions(definition: str | None = None) -> list[str]:
+    """Every IAM action the state machine's role needs for the Tasks of ``definition`` (default:
+    the raw ASL file), sorted. Raises ``DefinitionError`` for a Task resource not in ``TASK_ACTIONS``."""
+    resources = task_resources(definition if definition is not None else read_definition())
+    unknown = sorted(resources - set(TASK_ACTIONS))
+    if unknown:
+        raise DefinitionError(f"no IAM actions known for Task resource(s) {unknown}: add them to TASK_ACTIONS")
+    return sorted({action for r in resources for action in TASK_ACTIONS[r]})

@@ -56,6 +56,12 @@ class Run:
     events: list[dict]
     messages: list[dict] = field(default_factory=list)  # {"Subject", "Message"} per SNS publish
 
+    def requests(self, resource: str) -> list[dict]:
+        """The parameters the state machine sent to one Task resource (e.g. "createProcessingJob.sync"),
+        from the history's TaskScheduled events: what moto's backends do not keep (e.g. Environment)."""
+        return [json.loads(e["taskScheduledEventDetails"]["parameters"]) for e in self.events
+                if e.get("taskScheduledEventDetails", {}).get("resource") == resource]  # fmt: skip
+
     def entered(self) -> list[str]:
         """Names of the states entered, in order (Parallel branches included)."""
         return [e["stateEnteredEventDetails"]["name"] for e in self.events if "stateEnteredEventDetails" in e]

@@ -18,9 +18,16 @@ functions; the Glue, SNS and aws-sdk integrations) is moto's own. The gaps, foun
    a client error is ``SageMaker.AmazonSageMakerException`` / ``Athena.AmazonAthenaException``.
 3. The aws-sdk integration returns S3 ``GetObject``'s ``Body`` as a stream object, where AWS
    returns the object's text (so ``States.StringToJson($.Body)`` works). Fix: read the stream.
+4. The aws-sdk integration names service errors with the lower-case service name
+   (``ssm.ParameterNotFoundException``) where AWS uses PascalCase (``Ssm.ParameterNotFoundException``,
+   "ServiceName.ErrorName, both in PascalCase" in the Step Functions guide). Fix: PascalCase.
 
 ``patched_interpreter`` swaps these classes into moto's task factory for the duration of a
 test. The ASL is never altered.
+
+Not filled but avoided by the definition's design: moto's Parallel crashes (``States.Runtime``)
+when a branch fails with a ``States.*`` error, and a Fail state cannot raise a ``States.*`` name;
+the branches end in their own Fail state with a custom error instead.
 """
 
 from __future__ import annotations
@@ -173,8 +180,16 @@ class AthenaSync(ForwardedSyncService):
     error_prefix = "Athena"
 
 
+_PASCAL_SERVICE_NAMES = {"ssm": "Ssm", "s3": "S3", "sagemaker": "SageMaker", "athena": "Athena", "sns": "Sns"}
+
+
 class AwsSdkTextBody(StateTaskServiceAwsSdk):
-    """Gap 3: streamed response members (S3 GetObject's Body) become text, as on AWS."""
+    """Gap 3: streamed response members (S3 GetObject's Body) become text, as on AWS.
+    Gap 4: service names in error names in PascalCase, as on AWS."""
+
+    @staticmethod
+    def _normalise_service_error_name(service_name: str) -> str:
+        return _PASCAL_SERVICE_NAMES.get(service_name.lower(), service_name)
 
     def _normalise_response(self, response: Any, boto_service_name: str | None = None,
                             service_action_name: str | None = None) -> None:  # fmt: skip

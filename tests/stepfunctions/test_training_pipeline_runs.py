@@ -72,13 +72,20 @@ def test_challenger_promoted_registers_points_scorer_backfills_and_notifies(pipe
     # the jobs got the overrides merged into the defaults, and per-execution names
     for detector in CANDIDATES:
         job = pipeline.sagemaker.describe_training_job(TrainingJobName=names[detector])
-        assert job["HyperParameters"]["detector"] == detector
-        assert job["HyperParameters"]["alert_budget"] == "0.02"
-        assert (job["HyperParameters"]["window_start"], job["HyperParameters"]["window_end"]) == (
-            "1996-01-01", "9999-12-31")  # fmt: skip
+        assert job["HyperParameters"] == {"detector": detector, "alert_budget": "0.02",
+                                          "training_data_uri": f"s3://{bucket}/curated/features/"}  # fmt: skip
     processing = pipeline.sagemaker.describe_processing_job(ProcessingJobName=names["evaluation"])
     inputs = {i["InputName"]: i["S3Input"]["S3Uri"] for i in processing["ProcessingInputs"]}
-    assert inputs["lof"] == lof_uri and inputs["features"] == f"s3://{bucket}/curated/features/"
+    assert inputs == {"validation": f"s3://{bucket}/curated/validation/", "lof": lof_uri, "champion": old["model_uri"],
+                      "isolation_forest": lof_uri.replace(names["lof"], names["isolation_forest"]),
+                      "lstm": lof_uri.replace(names["lof"], names["lstm"])}  # fmt: skip
+    assert processing["AppSpecification"]["ContainerEntrypoint"] == ["evaluate"]
+    (evaluation_request,) = run.requests("createProcessingJob.sync")
+    assert evaluation_request["Environment"] == {
+        "ALERT_BUDGET": "0.02", "FINSENTRY_WINDOW_START": "1996-01-01", "FINSENTRY_WINDOW_END": "9999-12-31",
+        "FINSENTRY_RUN_ID": "nightly-1"}  # fmt: skip
+    for request in run.requests("createTrainingJob.sync"):
+        assert request["Environment"]["FINSENTRY_WINDOW_START"] == "1996-01-01"
     transform = pipeline.sagemaker.describe_transform_job(TransformJobName=names["transform"])
     assert transform["ModelName"] == names["model"]
     assert transform["TransformOutput"]["S3OutputPath"] == f"s3://{bucket}/scored/"
@@ -129,29 +136,32 @@ def test_champion_kept_leaves_the_scorer_alone_and_notifies_the_table(pipeline: 
 
 
 @pytest.fixture
-def lstm_training_fails(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The LSTM training job ends Failed in moto's SageMaker backend, as a crashed container would."""
+def failing_trainings(monkeypatch: pytest.MonkeyPatch) -> set[str]:
+    """Detectors whose training job ends Failed in moto's SageMaker backend, as a crashed container's
+    would; the test fills the set."""
+    failing: set[str] = set()
     create = SageMakerModelBackend.create_training_job
 
     def create_then_fail(self, training_job_name: str, hyper_parameters: dict, *args, **kwargs):  # type: ignore[no-untyped-def]
         job = create(self, training_job_name, hyper_parameters, *args, **kwargs)
-        if hyper_parameters.get("detector") == "lstm":
+        if hyper_parameters.get("detector") in failing:
             job.training_job_status = "Failed"
             job.failure_reason = "AlgorithmError: ExecuteUserScriptError: out of memory"
         return job
 
     monkeypatch.setattr(SageMakerModelBackend, "create_training_job", create_then_fail)
+    return failing
 
 
-def test_training_failure_is_notified_and_fails_the_execution(pipeline: Pipeline, lstm_training_fails: None) -> None:
+def test_training_failure_is_notified_and_fails_the_execution(pipeline: Pipeline, failing_trainings: set[str]) -> None:
     old = {"model_uri": "s3://old/model.tar.gz", "version": "v1", "threshold": 0.9}
     pipeline.set_champion(old)
+    failing_trainings.add("lstm")
 
     run = pipeline.run("nightly-3")
 
-    assert run.status == "FAILED"
-    assert run.error == "TrainingFailed"  # the training's error, not the notification's
-    assert run.cause.startswith("lstm training failed with States.TaskFailed: ")
+    assert (run.status, run.error) == ("FAILED", "PipelineFailed")
+    assert run.cause.startswith("TrainingFailed: lstm training failed with States.TaskFailed: ")
     names = job_names("nightly-3")
     assert names["lstm"] in run.cause and "out of memory" in run.cause
     entered = run.entered()
@@ -181,7 +191,8 @@ def test_invalid_overrides_are_refused_before_any_job(pipeline: Pipeline) -> Non
     for i, overrides in enumerate(BAD_OVERRIDES):
         run = pipeline.run(f"manual-bad-{i}", overrides)
 
-        assert (run.status, run.error) == ("FAILED", "InvalidInput"), overrides
+        assert (run.status, run.error) == ("FAILED", "PipelineFailed"), overrides
+        assert run.cause.startswith("InvalidInput: "), overrides
         assert "RunIngestJob" not in run.entered()
         (message,) = run.messages
         assert "InvalidInput" in message["Message"] and "alert_budget" in message["Message"]
@@ -193,7 +204,57 @@ def test_evaluation_without_a_decision_fails_clearly(pipeline: Pipeline) -> None
 
     run = pipeline.run("nightly-4")
 
-    assert (run.status, run.error) == ("FAILED", "InvalidEvaluation")
+    assert (run.status, run.error, run.cause.split(":")[0]) == ("FAILED", "PipelineFailed", "InvalidEvaluation")
     assert "RegisterModel" not in run.entered()
     (message,) = run.messages
     assert "InvalidEvaluation" in message["Message"]
+
+
+@pytest.fixture
+def evaluation_job_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The evaluation processing job ends Failed in moto's SageMaker backend."""
+    create = SageMakerModelBackend.create_processing_job
+
+    def create_then_fail(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        job = create(self, *args, **kwargs)
+        job.processing_job_status = "Failed"
+        job.failure_reason = "ClientError: no labelled validation period"
+        return job
+
+    monkeypatch.setattr(SageMakerModelBackend, "create_processing_job", create_then_fail)
+
+
+def test_evaluation_job_failure_is_caught_at_the_task(pipeline: Pipeline, evaluation_job_fails: None) -> None:
+    run = pipeline.run("nightly-5")
+
+    assert (run.status, run.error) == ("FAILED", "PipelineFailed")
+    assert run.cause.startswith("States.TaskFailed: ") and "no labelled validation period" in run.cause
+    entered = run.entered()
+    assert entered[entered.index("EvaluateCandidates") + 1] == "NotifyFailure"
+    # first run: no SSM parameter yet, so no champion folder for the evaluation
+    assert "ListInputsWithoutChampion" in entered
+    processing = pipeline.sagemaker.describe_processing_job(ProcessingJobName=job_names("nightly-5")["evaluation"])
+    assert [i["InputName"] for i in processing["ProcessingInputs"]] == ["validation", *CANDIDATES]
+    (message,) = run.messages
+    assert "nightly-5" in message["Message"] and "no labelled validation period" in message["Message"]
+
+
+def test_each_candidate_can_fail_and_be_promoted(pipeline: Pipeline, failing_trainings: set[str]) -> None:
+    """The other two branches' Fail states and Use<Candidate> states, run once each."""
+    for detector, state in (("isolation_forest", "IsolationForest"), ("lof", "Lof")):
+        failing_trainings.clear()
+        failing_trainings.add(detector)
+        run = pipeline.run(f"fail-{detector.replace('_', '-')}")
+        assert (run.status, run.error) == ("FAILED", "PipelineFailed")
+        assert f"{state}TrainingFailed" in run.entered()
+        assert run.cause.startswith(f"TrainingFailed: {detector} training failed with States.TaskFailed")
+    failing_trainings.clear()
+    bucket = pipeline.subs["DataBucket"]
+    for detector in ("isolation_forest", "lstm"):
+        execution = f"promote-{detector.replace('_', '-')}"
+        pipeline.put_evaluation(execution, evaluation(None, **{detector: 0.9}))
+        run = pipeline.run(execution)
+        assert run.status == "SUCCEEDED", (run.error, run.cause)
+        job = job_names(execution)[detector]
+        assert pipeline.champion()["model_uri"] == f"s3://{bucket}/models/training/{job}/output/model.tar.gz"
+        assert json.loads(run.messages[0]["Message"])["best"] == detector
