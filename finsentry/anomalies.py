@@ -506,6 +506,10 @@ CATALOG: dict[AnomalyType, CatalogEntry] = {e.type: e for e in (
 )}  # fmt: skip
 RULE_TYPES: tuple[AnomalyType, ...] = tuple(t for t, e in CATALOG.items() if e.rule_feature)
 FEATURE_TYPES: dict[str, str] = {f: str(t) for t, e in CATALOG.items() for f in e.features}
+# the LSTM's reasons (finsentry.detectors.sequence) are not features; they point to these types
+FEATURE_TYPES.update({"seq_op_surprise": str(AnomalyType.UNUSUAL_SEQUENCE),
+                      "seq_purpose_surprise": str(AnomalyType.UNUSUAL_SEQUENCE),
+                      "seq_amount_error": str(AnomalyType.AMOUNT_SPIKE)})  # fmt: skip
 
 
 def type_of_feature(feature: str) -> str:

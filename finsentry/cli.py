@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
@@ -24,6 +25,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError("must be a positive number")
+    return value
+
+
 def _share(text: str) -> float:
     value = float(text)
     if not 0 < value < 1:
@@ -35,6 +43,13 @@ def _existing_dir(text: str) -> Path:
     path = Path(text)
     if not path.is_dir():
         raise argparse.ArgumentTypeError(f"{path} is not a directory")
+    return path
+
+
+def _existing_path(text: str) -> Path:
+    path = Path(text)
+    if not path.exists():
+        raise argparse.ArgumentTypeError(f"{path} does not exist")
     return path
 
 
@@ -52,6 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--form", choices=("asc", "tsv"), default="asc")
     demo.add_argument("--budget", type=_share, default=0.01, help="alert budget (share)")
     demo.add_argument("--out", type=Path, default=Path("finsentry-out"))
+    demo.add_argument("--no-sagemaker", action="store_true", help="skip the SageMaker jobs run in-process")
+    demo.add_argument("--metrics-port", type=int, help="serve Prometheus /metrics on this port (127.0.0.1)")
+    demo.add_argument("--metrics-hold", type=float, help="with --metrics-port: seconds to keep serving after "
+                      "the run (default: until Ctrl-C)")  # fmt: skip
 
     gen = sub.add_parser("generate", help="write a synthetic bank in the Czech file forms")
     gen.add_argument("--out", type=Path, required=True)
@@ -67,11 +86,26 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--detector", default="ensemble")
     train.add_argument("--out", type=Path, required=True, help="model artifact directory")
 
-    score = sub.add_parser("score", help="score Czech bank files with a trained model")
-    score.add_argument("--data", type=_existing_dir, required=True)
+    score = sub.add_parser("score", help="score Czech bank files (or a mapped foreign table) with a trained model")
+    score.add_argument("--data", type=_existing_path, required=True,
+                       help="folder of Czech bank files, or a CSV/Parquet file with --mapping")
+    score.add_argument("--mapping", type=Path, help="YAML mapping of a foreign table onto the canonical record")
     score.add_argument("--model", type=_existing_dir, required=True)
     score.add_argument("--out", type=Path, required=True, help="output Parquet file")
     score.add_argument("--budget", type=_share, default=0.01)
+
+    cost = sub.add_parser("cost", help="monthly cost of the deployed pipeline at a load (list prices)")
+    cost.add_argument("--tps", type=_positive_float, required=True, help="average transactions per second")
+    cost.add_argument("--retention-days", type=_positive_int, default=365, help="days of S3 data kept")
+    cost.add_argument("--kinesis-mode", choices=("provisioned", "on-demand"), default="provisioned")
+    cost.add_argument("--prices", type=Path, help="price file (default: finsentry/data/prices_eu-west-1.yaml)")
+    cost.add_argument("--detail", action="store_true", help="one row per priced quantity")
+    cost.add_argument("--json", action="store_true", help="also print the estimate as one JSON line")
+
+    rules = sub.add_parser("rules", help="write Prometheus alert rules generated from the CloudWatch alarm specs")
+    rules.add_argument("--out", type=Path, required=True, help="rule file (YAML)")
+    rules.add_argument("--env", default="prod", help="deployment environment (names the scorer function)")
+    rules.add_argument("--runbook-base", default="docs/operations.md", help="URL of the runbook page")
 
     ev = sub.add_parser("evaluate", help="ADBench protocol on a labelled (X, y) .npz file")
     ev.add_argument("--npz", type=Path, required=True)
@@ -86,12 +120,56 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     config = DemoConfig(
         data_dir=args.data, accounts=args.accounts, months=args.months, seed=args.seed,
-        form=args.form, budget=args.budget, out_dir=args.out,
+        form=args.form, budget=args.budget, out_dir=args.out, sagemaker_jobs=not args.no_sagemaker,
     )  # fmt: skip
-    with local_aws():
-        bucket = DataBucket.create()
-        result = run_demo(config, bucket, progress=_progress)
-    print_demo(result, console)
+    from finsentry.report import write_report
+
+    exporter = _start_exporter(args.metrics_port)
+    try:
+        with local_aws():
+            bucket = DataBucket.create()
+            result = run_demo(config, bucket, progress=_progress)
+        print_demo(result, console)
+        report = write_report(result, args.out / "report.html")
+        console.print(f"report: {report.resolve()}")
+        if exporter is not None:
+            exporter.record(result)
+            _hold(args.metrics_hold)
+    finally:
+        if exporter is not None:
+            exporter.close()
+    return 0
+
+
+def _start_exporter(port: int | None):
+    if port is None:
+        return None
+    from finsentry.local.metrics_exporter import DemoMetrics
+
+    exporter = DemoMetrics()
+    bound = exporter.serve(port)
+    console.print(f"serving Prometheus metrics on http://127.0.0.1:{bound}/metrics")
+    return exporter
+
+
+def _hold(seconds: float | None) -> None:
+    """Keep the process (and its /metrics) alive: ``seconds``, or until Ctrl-C when None."""
+    console.print("metrics stay up " + ("until Ctrl-C" if seconds is None else f"for {seconds:g} s"))
+    with contextlib.suppress(KeyboardInterrupt):
+        time.sleep(seconds) if seconds is not None else _forever()
+
+
+def _forever() -> None:
+    while True:
+        time.sleep(3600)
+
+
+def cmd_rules(args: argparse.Namespace) -> int:
+    from finsentry.prometheus import alert_rules, write_rules
+
+    path = write_rules(args.out, env=args.env, runbook_base=args.runbook_base)
+    n = len(alert_rules(args.env)["groups"][0]["rules"])
+    console.print(f"{n} alert rules for {args.env} -> {path}")
     return 0
 
 
@@ -164,7 +242,14 @@ def cmd_score(args: argparse.Namespace) -> int:
     from finsentry.scoring import score_transactions, scored_frame
 
     model, metadata = load_model(args.model)
-    valid, features = _load_features(args.data)
+    if args.mapping is not None:
+        from finsentry.mapping import prepare_foreign
+
+        valid, features = prepare_foreign(args.data, args.mapping, args.out, _progress)
+    elif not args.data.is_dir():
+        raise ValueError(f"{args.data} is a file: a foreign table needs --mapping MAP.yaml")
+    else:
+        valid, features = _load_features(args.data)
     threshold = metadata.get("metrics", {}).get("threshold")
     if threshold is None:
         threshold = threshold_for_budget(model.score(features), args.budget)
@@ -176,6 +261,17 @@ def cmd_score(args: argparse.Namespace) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     scored.to_parquet(args.out, index=False)
     console.print(f"{int(batch.alerts.sum()):,} alerts in {len(scored):,} rows -> {args.out}")
+    return 0
+
+
+def cmd_cost(args: argparse.Namespace) -> int:
+    from finsentry.cost import StackProfile, estimate, load_prices, print_estimate
+
+    est = estimate(args.tps, retention_days=args.retention_days, prices=load_prices(args.prices),
+                   stack=StackProfile(kinesis_mode=args.kinesis_mode))  # fmt: skip
+    print_estimate(est, console, detail=args.detail)
+    if args.json:
+        print(json.dumps(est.to_dict()))  # one line, unwrapped: for scripts
     return 0
 
 
@@ -204,17 +300,20 @@ COMMANDS = {
     "train": cmd_train,
     "score": cmd_score,
     "evaluate": cmd_evaluate,
+    "cost": cmd_cost,
+    "rules": cmd_rules,
 }
 
 
 def main(argv: list[str] | None = None) -> int:
     from finsentry.datasets.czech import DatasetError
     from finsentry.detectors.artifact import ModelArtifactError
+    from finsentry.mapping import MappingError
 
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
-    except (DatasetError, ModelArtifactError, FileNotFoundError, ValueError) as exc:
+    except (DatasetError, ModelArtifactError, MappingError, FileNotFoundError, ValueError) as exc:
         console.print(f"[red]error:[/red] {exc}")
         return 2
 

@@ -97,6 +97,13 @@ def _share(v: float) -> float:
     return 100.0 * math.exp(-v)
 
 
+def _pct(p: float) -> str:
+    """A probability in %, with enough digits to tell 0.4 % from 0.04 %."""
+    if p < 1e-4:
+        return "< 0.01 %"
+    return f"{100 * p:.2g} %" if p < 0.1 else f"{100 * p:.0f} %"
+
+
 def _count(v: float, window: str) -> str:
     n = int(round(v))
     return f"{'at least ' if n >= COUNT_CAP else ''}{n} transaction{'' if n == 1 else 's'} in the previous {window}"
@@ -110,6 +117,7 @@ def _rarity(rare: str, usual: str) -> Callable[[float], str]:
     return lambda v: f"{rare if _share(v) < 5 else usual} ({_share(v):.0f} % of its history)"
 
 
+SEQUENCE_REASONS = ("seq_op_surprise", "seq_purpose_surprise", "seq_amount_error")  # the LSTM's, not features
 PHRASES: dict[str, Callable[[float], str | None]] = {
     "log_amount": lambda v: f"amount of {math.expm1(v):,.2f}",
     "amount_z": lambda v: f"amount {abs(v):.1f} standard deviations {'above' if v >= 0 else 'below'} "
@@ -133,6 +141,11 @@ PHRASES: dict[str, Callable[[float], str | None]] = {
     "op_rarity": _rarity("an operation this account rarely makes", "operation"),
     "transition_rarity": _rarity("an unusual operation after the previous one", "operation after the previous one"),
     "rapid_pass_through": _flag("takes 90 % or more of a credit received less than 48 hours before"),
+    # the LSTM sequence detector's reasons (finsentry.detectors.sequence): value = probability / ratio
+    "seq_op_surprise": lambda v: f"operation {_pct(v)} likely after the account's previous transactions",
+    "seq_purpose_surprise": lambda v: f"purpose {_pct(v)} likely for this operation after the account's previous ones",
+    "seq_amount_error": lambda v: f"amount {_times(v)}× what the account's previous transactions predicted"
+    if v >= 1 else f"amount {1 / max(v, 1e-9):,.1f}× below what the account's previous transactions predicted",
 }  # fmt: skip
 
 

@@ -27,7 +27,7 @@ import numba
 import numpy as np
 import pandas as pd
 
-from finsentry.schema import CHANNEL_OF_OPERATION, Channel, Direction, Operation
+from finsentry.schema import CHANNEL_OF_OPERATION, Channel, Direction, Operation, Purpose
 
 FEATURE_COLUMNS: tuple[str, ...] = (
     "log_amount",           # log1p(amount)
@@ -441,3 +441,91 @@ def update_profiles(
     result = np.empty_like(values)
     result[order] = values
     return pd.DataFrame(result, columns=list(FEATURE_COLUMNS), index=transactions.index)
+
+
+
+# --- sequence columns (the LSTM's view of each account's recent transactions) ---------------
+
+# What a sequence model needs, carried IN the row so that every row stays self-contained (a
+# row scored alone, a subset explained, a Batch Transform mini-batch: all see the same inputs):
+# the transaction's own operation, purpose and hour, and the account's SEQUENCE_WINDOW previous
+# transactions as tokens, most recent first (k = 1 is the one just before). Codes are 1-based:
+# 0 means "no such earlier transaction", the same "no history" zero as every feature above.
+SEQUENCE_WINDOW = 8
+PURPOSES: tuple[str, ...] = tuple(Purpose)
+N_PURPOSES = len(PURPOSES)
+SEQUENCE_TARGET_COLUMNS: tuple[str, ...] = (
+    "seq_op",       # operation x direction code + 1 (1 .. N_OPS) of this transaction
+    "seq_purpose",  # index of k_symbol in schema.Purpose + 1 (1 .. N_PURPOSES)
+    "seq_hour",     # hour of day 0-23 (bank time)
+)  # fmt: skip
+SEQUENCE_STEP_COLUMNS: tuple[str, ...] = (
+    "seq_op",       # seq_op_k: code + 1 of the k-th previous transaction, 0 when none
+    "seq_purpose",  # seq_purpose_k: purpose index + 1, 0 when none
+    "seq_amount",   # seq_amount_k: log1p(amount) of the k-th previous transaction
+    "seq_gap",      # seq_gap_k: log1p(hours) between the (k+1)-th and the k-th previous, 0 when none
+)  # fmt: skip
+SEQUENCE_COLUMNS: tuple[str, ...] = SEQUENCE_TARGET_COLUMNS + tuple(
+    f"{c}_{k}" for k in range(1, SEQUENCE_WINDOW + 1) for c in SEQUENCE_STEP_COLUMNS
+)
+SEQUENCE_SOURCE = ("account_id", "ts", "operation", "direction", "k_symbol", "amount")
+
+
+def op_name(code: int) -> str:
+    """The words of a 1-based ``seq_op`` code, e.g. ``cash_credit`` or ``remittance_other_bank``
+    followed by its direction; "no transaction" for 0."""
+    code = int(code)
+    if code <= 0:
+        return "no transaction"
+    return f"{OPERATIONS[(code - 1) // 2]} {'debit' if (code - 1) % 2 else 'credit'}"
+
+
+def purpose_name(code: int) -> str:
+    """The words of a 1-based ``seq_purpose`` code."""
+    return "no purpose" if int(code) <= 0 else PURPOSES[int(code) - 1]
+
+
+def sequence_columns(transactions: pd.DataFrame) -> pd.DataFrame:
+    """The ``SEQUENCE_COLUMNS`` of canonical transactions, aligned with them (same index).
+
+    Point-in-time like ``compute_features``: a row sees only earlier rows of its account
+    (time order, ties in input order). Unknown operations and purposes count as ``none``.
+    """
+    missing = [c for c in SEQUENCE_SOURCE if c not in transactions.columns]
+    if missing:
+        raise ValueError(f"sequence columns need the transaction columns {missing}")
+    if transactions.empty:
+        return pd.DataFrame(columns=list(SEQUENCE_COLUMNS), index=transactions.index, dtype=float)
+    order = _ordered(transactions)
+    t = transactions.iloc[order]
+    ts = pd.to_datetime(t["ts"]).astype("datetime64[ns]")
+    is_debit = (t["direction"].astype(str) == Direction.DEBIT).to_numpy()
+    op = pd.Categorical(t["operation"].astype(str), categories=OPERATIONS).codes
+    op = np.where(op < 0, OPERATIONS.index(Operation.NONE), op) * 2 + is_debit + 1
+    purpose = pd.Categorical(t["k_symbol"].astype(str), categories=PURPOSES).codes
+    purpose = np.where(purpose < 0, PURPOSES.index(Purpose.NONE), purpose) + 1
+    hours = ts.to_numpy().astype("int64") / 3.6e12
+    gap = np.log1p(np.maximum(np.diff(hours, prepend=np.nan), 0.0))  # gap before each row
+    account = t["account_id"].astype(str).to_numpy()
+    first = np.r_[True, account[1:] != account[:-1]]
+    gap[first] = 0.0
+    step = np.column_stack([op, purpose, np.log1p(t["amount"].to_numpy(dtype=np.float64)), gap]).astype(np.float64)
+    start = np.maximum.accumulate(np.where(first, np.arange(len(t)), 0))  # first row of each account
+    out = np.zeros((len(t), len(SEQUENCE_COLUMNS)), dtype=np.float64)
+    out[:, 0], out[:, 1], out[:, 2] = op, purpose, ts.dt.hour.to_numpy()
+    rows = np.arange(len(t))
+    width = len(SEQUENCE_STEP_COLUMNS)
+    for k in range(1, SEQUENCE_WINDOW + 1):
+        prev = rows - k
+        ok = prev >= start
+        block = np.zeros((len(t), width))
+        block[ok] = step[prev[ok]]
+        out[:, 3 + (k - 1) * width: 3 + k * width] = block
+    result = np.empty_like(out)
+    result[order] = out
+    return pd.DataFrame(result, columns=list(SEQUENCE_COLUMNS), index=transactions.index)
+
+
+def features_with_sequence(transactions: pd.DataFrame) -> pd.DataFrame:
+    """``compute_features`` plus the ``SEQUENCE_COLUMNS``: the frame every candidate can use."""
+    return pd.concat([compute_features(transactions), sequence_columns(transactions)], axis=1)

@@ -67,9 +67,10 @@ def test_demo_runs_end_to_end_on_a_small_bank(tmp_path, capsys):
     code = main(["demo", "--accounts", "120", "--months", "10", "--out", str(tmp_path)])
     out = capsys.readouterr().out
     assert code == 0
-    for text in ("Validation period", "Selected:", "Test period", "Top alerts", "scored/"):
+    for text in ("Validation period", "Selected:", "Test period", "Top alerts", "scored/", "State machine choice:"):
         assert text in out
     assert (tmp_path / "model" / "metadata.json").is_file()
+    assert f"report: {(tmp_path / 'report.html').resolve()}" in out
 
 
 def test_demo_on_partly_bad_files_reports_the_quarantine(tmp_path, capsys):

@@ -9,14 +9,14 @@ import pandas as pd
 import pytest
 
 from finsentry.detectors import make_detector
-from finsentry.explain import PHRASES, Reason, phrase, rule_reason, shap_contributions, top_reasons
+from finsentry.explain import PHRASES, SEQUENCE_REASONS, Reason, phrase, rule_reason, shap_contributions, top_reasons
 from finsentry.features import FEATURE_COLUMNS
 from tests.detectors import planted_frame
 
 
 def test_every_feature_has_one_phrase_that_renders_any_value():
-    assert set(PHRASES) == set(FEATURE_COLUMNS)
-    for name in FEATURE_COLUMNS:
+    assert set(PHRASES) == set(FEATURE_COLUMNS) | set(SEQUENCE_REASONS)
+    for name in PHRASES:
         assert phrase(name, 1.0)
         for value in (0.0, -3.0, 1e6, np.nan, np.inf, -np.inf):
             text = phrase(name, value)

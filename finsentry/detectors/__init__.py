@@ -1,7 +1,7 @@
 """Detectors behind one contract (``Detector``); ``make_detector(name)`` builds one by name.
 
-Registered names: ``isolation_forest``, ``lof``, ``ensemble``. The registry stays open: a new
-detector module registers itself with ``@register(name)`` and is imported here.
+Registered names: ``isolation_forest``, ``lof``, ``ensemble``, ``lstm`` (``sequence.py``). The registry
+stays open: a new detector module registers itself with ``@register(name)`` and is imported here.
 Artifacts (``save_model`` / ``load_model``) live in ``finsentry.detectors.artifact``.
 """
 
@@ -9,6 +9,7 @@ from finsentry.detectors.base import REGISTRY, Detector, make_detector, register
 from finsentry.detectors.ensemble import EnsembleDetector
 from finsentry.detectors.isolation_forest import IsolationForestDetector
 from finsentry.detectors.lof import LofDetector
+from finsentry.detectors.sequence import LstmSequenceDetector
 
 __all__ = [
     "REGISTRY",
@@ -16,6 +17,7 @@ __all__ = [
     "EnsembleDetector",
     "IsolationForestDetector",
     "LofDetector",
+    "LstmSequenceDetector",
     "make_detector",
     "register",
 ]

@@ -22,7 +22,7 @@ import numpy as np
 
 from finsentry import __version__
 from finsentry.detectors.base import Detector
-from finsentry.features import FEATURE_COLUMNS
+from finsentry.features import FEATURE_COLUMNS, SEQUENCE_COLUMNS
 
 MODEL_FILE = "model.joblib"
 METADATA_FILE = "metadata.json"
@@ -97,13 +97,17 @@ def _read_metadata(path: Path) -> dict:
     return meta
 
 
-def load_model(directory: Path | str, expected_features: tuple[str, ...] | None = FEATURE_COLUMNS
-               ) -> tuple[Detector, dict]:  # fmt: skip
+def load_model(directory: Path | str, expected_features: tuple[str, ...] | None = FEATURE_COLUMNS,
+               allow_sequence: bool = False) -> tuple[Detector, dict]:  # fmt: skip
     """Load a saved detector and its metadata after checking integrity and the feature list.
 
     ``expected_features`` is the feature list this code computes (None: accept any, as for
-    benchmark models). Raises ``ModelArtifactError`` on a missing file, unreadable content, a
-    checksum mismatch, or a feature list other than expected.
+    benchmark models). With ``allow_sequence`` the caller also computes the sequence columns
+    (``finsentry.features.SEQUENCE_COLUMNS``), so a model reading ``expected_features`` plus
+    those (the LSTM, an ensemble holding it) is accepted too: batch scoring does, the
+    streaming scorer (no sequence columns in its profiles) does not. Raises
+    ``ModelArtifactError`` on a missing file, unreadable content, a checksum mismatch, or a
+    feature list other than expected.
     """
     directory = Path(directory)
     model_path, meta_path = directory / MODEL_FILE, directory / METADATA_FILE
@@ -117,7 +121,10 @@ def load_model(directory: Path | str, expected_features: tuple[str, ...] | None 
     if meta["sha256"] != digest:
         raise ModelArtifactError(f"{model_path} does not match the checksum in {METADATA_FILE}")
     features = tuple(meta.get("feature_columns") or ())
-    if expected_features is not None and features != tuple(expected_features):
+    accepted = [tuple(expected_features or ())]
+    if allow_sequence:
+        accepted.append((*accepted[0], *SEQUENCE_COLUMNS))
+    if expected_features is not None and features not in accepted:
         raise ModelArtifactError(
             f"the model was trained on other features than this code computes: {list(features)} "
             f"vs {list(expected_features)}"

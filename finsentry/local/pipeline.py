@@ -13,17 +13,19 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
-from finsentry import __version__
+from finsentry import __version__, drift
 from finsentry.anomalies import inject_anomalies, missing_recurring_payments
 from finsentry.datasets import czech, synthetic
 from finsentry.detectors import make_detector
 from finsentry.detectors.artifact import save_model
 from finsentry.evaluation import ModelReport, Split, evaluate_scores, select_model, time_split
-from finsentry.features import FEATURE_COLUMNS, compute_features
+from finsentry.features import FEATURE_COLUMNS, features_with_sequence
 from finsentry.layout import PREFIXES
+from finsentry.local.observe import Observations, observe_run
 from finsentry.scoring import score_transactions, scored_frame
 
 Progress = Callable[[str], None]
@@ -44,6 +46,7 @@ class DemoConfig:
     out_dir: Path = Path("finsentry-out")
     candidates: tuple[str, ...] = CANDIDATES
     top_alerts: int = 10
+    sagemaker_jobs: bool = True  # also run the SageMaker entry points in-process (finsentry.local.training_run)
 
 
 @dataclass
@@ -73,6 +76,8 @@ class DemoResult:
     keys: dict[str, int]
     timings: dict[str, float] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
+    training_run: Any = None  # finsentry.local.training_run.TrainingRun, when the SageMaker jobs ran
+    observations: Observations | None = None  # drift, score distributions, reasons (report)
 
 
 def _noop(_: str) -> None:
@@ -105,7 +110,7 @@ def prepare(bank: czech.LoadedBank, config: DemoConfig, progress: Progress = _no
     transactions = injected.transactions.reset_index(drop=True)
     split = time_split(transactions, cuts=(split.validation_start, split.test_start))
     progress(f"computing {len(FEATURE_COLUMNS)} features for {len(transactions):,} transactions")
-    features = compute_features(transactions)
+    features = features_with_sequence(transactions)  # + the LSTM's sequence columns
     quarantined = pd.concat(
         [bank.quarantine.assign(stage="read"),
          bank.transactions.rejected.assign(stage="validate")],
@@ -197,14 +202,24 @@ def run_demo(config: DemoConfig, bucket, progress: Progress = _noop) -> DemoResu
 
     models, reports, selection = train_and_select(prep, config, progress)
     lap("train")
+    training_run = None
+    if config.sagemaker_jobs:  # the state machine's training + evaluation jobs, through sagemaker/*.py
+        from finsentry.local.training_run import run_training_jobs
+
+        training_run = run_training_jobs(prep.transactions, prep.features, prep.split.train, prep.split.validation,
+                                         config.budget, champion=config.out_dir / "model", progress=progress)
+        lap("sagemaker")
     best = models[selection["best"]]
     artifact_dir = config.out_dir / "model"
     train_ts = prep.transactions.loc[prep.split.train, "ts"]
+    window = (str(train_ts.min()), str(train_ts.max()))
+    drift_reference = drift.build_reference(best, prep.features[prep.split.train], window=window)
     save_model(
         best,
         artifact_dir,
         metadata={
-            "training_window": [str(train_ts.min()), str(train_ts.max())],
+            "training_window": list(window),
+            drift.METADATA_KEY: drift_reference.to_dict(),
             "metrics": reports[selection["best"]].to_dict(),
             "selection": selection,
         },
@@ -233,6 +248,10 @@ def run_demo(config: DemoConfig, bucket, progress: Progress = _noop) -> DemoResu
     missing_recall = _missing_recall(prep, month_start, t.max().normalize())
     lap("score")
     top = scored[scored["verdict"] == "alert"].nlargest(config.top_alerts, "score")
+    observations = observe_run(models, drift_reference, prep.transactions[test], prep.features[test], batch,
+                               list(top.index), bank.districts, prep.quarantined,
+                               bucket.client.meta.region_name, config.seed, progress)  # fmt: skip
+    lap("observe")
     return DemoResult(
         reports=reports,
         selection=selection,
@@ -248,6 +267,7 @@ def run_demo(config: DemoConfig, bucket, progress: Progress = _noop) -> DemoResu
             "scored": len(keys_scored),
         },
         timings=timings,
+        training_run=training_run,
         counts={
             "received": prep.received,
             "valid": prep.valid,
@@ -256,4 +276,5 @@ def run_demo(config: DemoConfig, bucket, progress: Progress = _noop) -> DemoResu
             "test_transactions": int(test.sum()),
             "alerts": int((scored["verdict"] == "alert").sum()),
         },
+        observations=observations,
     )

@@ -57,6 +57,9 @@ def print_demo(result, console: Console) -> None:
     console.print(detector_table(result.reports, "Validation period: candidates"))
     sel = result.selection
     console.print(f"[bold]Selected:[/bold] {sel['best']} — {sel['reason']}")
+    from finsentry.local.training_run import print_training_run
+
+    print_training_run(getattr(result, "training_run", None), console)
     console.print(detector_table({result.test_report.name: result.test_report},
                                  "Test period: selected model"))  # fmt: skip
     if result.missing_recurring_recall is not None:

@@ -1,45 +1,20 @@
-"""The training state machine's ASL: placeholder substitution and the IAM it needs, read from the file.
+"""The training state machine's ASL as the CDK app reads it: the service integrations it uses.
 
-The ASL file (``stepfunctions/training_pipeline.asl.json``) is the state machine; the CDK app only
-fills its ``${Placeholder}``s and derives the state machine role's permissions from the service
+The ASL file (``stepfunctions/training_pipeline.asl.json``) is the state machine; its placeholders
+are filled by ``finsentry.pipeline_definition.load_definition`` (the one implementation, shared
+with the tests that execute the file under moto). The state machine role is derived from the
 integrations its Task states actually use, so the role grows and shrinks with the file.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
-PLACEHOLDERS = (
-    "DataBucket", "GlueIngestJobName", "GlueFeaturesJobName", "GlueDatabase", "SageMakerRoleArn", "TrainingImageUri",
-    "KmsKeyArn", "ModelPackageGroupName", "ModelParameterName", "NotifyTopicArn", "AthenaWorkgroup",
-)  # fmt: skip
-_PLACEHOLDER = re.compile(r"\$\{([^}]*)\}")
-
 
 class AslError(ValueError):
-    """The ASL file does not keep the contract (unknown placeholder, unsupported integration)."""
-
-
-def placeholders(text: str) -> set[str]:
-    """The ``${Name}`` placeholders used in ``text``."""
-    return set(_PLACEHOLDER.findall(text))
-
-
-def substitute(text: str, values: Mapping[str, str]) -> str:
-    """Replace EXACTLY the contract's placeholders; refuse unknown ones and leave no ``${`` behind."""
-    if set(values) != set(PLACEHOLDERS):
-        raise AslError(f"substitutions must be exactly {sorted(PLACEHOLDERS)}, got {sorted(values)}")
-    unknown = placeholders(text) - set(PLACEHOLDERS)
-    if unknown:
-        raise AslError(f"the ASL uses placeholders outside the contract: {sorted(unknown)}")
-    out = _PLACEHOLDER.sub(lambda m: values[m.group(1)], text)
-    left = [p for p in placeholders(out) if not p.startswith("Token[")]  # CDK tokens resolve at synth
-    if left:
-        raise AslError(f"placeholders left after substitution: {left}")
-    return out
+    """The ASL uses a service integration the CDK app does not know how to permit."""
 
 
 def task_resources(definition: Mapping) -> Iterator[str]:
@@ -83,12 +58,10 @@ def parse_resource(resource: str) -> Integration:
     return Integration(service=service, api=api, pattern=pattern, sdk=sdk)
 
 
-def load(path) -> tuple[str, dict, list[Integration]]:
-    """The ASL text, its parsed JSON and its integrations (parsed before substitution)."""
-    text = path.read_text(encoding="utf-8")
+def integrations(path) -> list[Integration]:
+    """The distinct service integrations of the ASL file at ``path``."""
     try:
-        definition = json.loads(text)
+        definition = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
         raise AslError(f"{path}: not valid JSON: {err}") from err
-    integrations = sorted({parse_resource(r) for r in task_resources(definition)}, key=lambda i: (i.service, i.api))
-    return text, definition, integrations
+    return sorted({parse_resource(r) for r in task_resources(definition)}, key=lambda i: (i.service, i.api))

@@ -72,7 +72,7 @@ def grant_integrations(role: ServiceRole, integrations: list[Integration], t: Pi
             )
         elif i.service == "sagemaker" and not i.sdk and i.api in _SM_JOB:
             kind, extra, rule = _SM_JOB[i.api]
-            add_pattern([i.iam_action, "sagemaker:AddTags", *extra], "sagemaker", f"{kind}/*", _SM_NAMES)
+            add_pattern([i.iam_action, "sagemaker:AddTags", *extra], "sagemaker", f"{kind}/finsentry-*", _SM_NAMES)
             if i.pattern == "sync" and rule:
                 add(["events:PutTargets", "events:PutRule", "events:DescribeRule"], [arn("events", f"rule/{rule}")])
             uses_sagemaker = True
@@ -111,8 +111,8 @@ def grant_integrations(role: ServiceRole, integrations: list[Integration], t: Pi
             allow_glue_catalog(role, [i.iam_action], t.glue_database)
             granted.append(i.iam_action)
         elif i.sdk and i.service == "s3":
-            allow_prefixes(role, t.data, read=[PREFIXES.reports, PREFIXES.models])
-            add([i.iam_action], [t.data.objects(PREFIXES.reports), t.data.objects(PREFIXES.models)])
+            allow_prefixes(role, t.data, read=[PREFIXES.reports])  # the evaluation.json of the run
+            add([i.iam_action], [t.data.objects(PREFIXES.reports)])
         else:
             raise AslError(
                 f"the CDK app does not know which permissions {i} needs: add it to infra/constructs/pipeline_role.py"

@@ -18,6 +18,7 @@ from constructs import Construct
 
 from finsentry.layout import PREFIXES, RESOURCES, model_parameter_name
 from finsentry.monitoring import METRIC_NAMESPACE
+from finsentry.pipeline_definition import load_definition
 from infra.config import EnvConfig
 from infra.constructs import asl
 from infra.constructs.logs import encrypted_log_group
@@ -79,8 +80,9 @@ class MlPipelineStack(FinsentryStack):
             "NotifyTopicArn": oncall.topic_arn,
             "AthenaWorkgroup": athena_workgroup,
         }
-        text, _, self.integrations = asl.load(require(TRAINING_ASL))
-        self.definition = asl.substitute(text, self.substitutions)
+        asl_path = require(TRAINING_ASL)
+        self.integrations = asl.integrations(asl_path)
+        self.definition = load_definition(self.substitutions, path=asl_path)
 
         role = ServiceRole(
             self, "StateMachineRole", service="states.amazonaws.com", description="finsentry training pipeline"

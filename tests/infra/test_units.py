@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from infra.config import CONFIGS, load_config
-from infra.constructs.asl import PLACEHOLDERS, AslError, parse_resource, substitute, task_resources
+from infra.constructs.asl import AslError, parse_resource, task_resources
 from infra.paths import MissingDeployableError, require
-
-VALUES = {name: f"<{name}>" for name in PLACEHOLDERS}
 
 
 def test_prod_is_bigger_and_keeps_its_data():
@@ -37,19 +33,6 @@ def test_bad_environment_and_sources_fail_clearly():
         load_config("dev", {"source": "pigeon"})
     with pytest.raises(ValueError, match="not an integer"):
         load_config("dev", {"scorer_batch_size": "many"})
-
-
-def test_substitute_replaces_exactly_the_contract():
-    text = json.dumps({"a": "${DataBucket}/x", "b": "${NotifyTopicArn}", "jsonpath": "$.detail"})
-    out = json.loads(substitute(text, VALUES))
-    assert out == {"a": "<DataBucket>/x", "b": "<NotifyTopicArn>", "jsonpath": "$.detail"}
-
-
-def test_substitute_refuses_unknown_placeholders_and_partial_values():
-    with pytest.raises(AslError, match="outside the contract"):
-        substitute('{"a": "${Bucket}"}', VALUES)
-    with pytest.raises(AslError, match="exactly"):
-        substitute('{"a": "${DataBucket}"}', {"DataBucket": "b"})
 
 
 def test_task_resources_reach_into_parallel_branches_and_maps():

@@ -7,8 +7,8 @@ import re
 
 from finsentry.layout import PARTITION_KEY, PREFIXES, RESOURCES, SCORER_ENV, model_parameter_name
 from finsentry.monitoring import ALARMS
+from finsentry.pipeline_definition import PLACEHOLDERS, placeholders_in
 from finsentry.scoring import SCORED_COLUMNS
-from infra.constructs.asl import PLACEHOLDERS, placeholders
 from infra.paths import REPO_ROOT, TRAINING_ASL
 
 
@@ -105,7 +105,7 @@ def test_glue_jobs_are_glue5_with_scripts_and_library_as_assets(dev):
 
 def test_asl_placeholders_are_the_contract_and_all_substituted(dev):
     text = (REPO_ROOT / TRAINING_ASL).read_text()
-    assert placeholders(text) <= set(PLACEHOLDERS)
+    assert placeholders_in(text) == set(PLACEHOLDERS)
     definition = one(dev, "AWS::StepFunctions::StateMachine")["DefinitionString"]
     literal = "".join(literal_parts(definition))  # the ASL text around the CloudFormation references
     assert "${" not in literal and '"StartAt"' in literal

@@ -1,0 +1,151 @@
+"""The Athena views Tableau reads: one place that lists, loads and checks them.
+
+The views are kept as ``infra/athena/views/<view_name>.sql``, each one
+``CREATE OR REPLACE VIEW <view_name> AS SELECT ...`` in Athena's (Trino) dialect over the Glue
+table ``scored`` (``finsentry.scoring.SCORED_COLUMNS`` plus the partition column ``dt``). The
+CDK app creates them from that folder; the tests run the same files on DuckDB (transpiled with
+sqlglot) over the Parquet the pipeline writes.
+
+Privacy rule of the views: no view exposes a raw client or account identifier. The client is
+``client_ref`` (keyed HMAC pseudonym, written by the scorer); ``account_id`` is never
+selected, because in the canonical record an account has exactly one owner, so its id
+identifies the client as directly as the client id does, and it cannot be masked inside a view
+(an unkeyed hash of a small integer space is reversed by enumeration; a keyed one would put the
+secret key into the view text, readable from the Glue catalog).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import sqlglot
+from sqlglot import exp
+
+VIEWS_DIR = Path(__file__).resolve().parents[1] / "infra" / "athena" / "views"
+SOURCE_TABLE = "scored"
+ATHENA_DIALECT = "athena"  # sqlglot's name for Athena (Trino for DML and views)
+# Columns of ``scored`` that no view may pass through: raw identifiers of the client.
+RAW_IDENTIFIERS: tuple[str, ...] = ("account_id", "client_id")
+
+# Output columns of each view with their Athena (Presto) types, in order: what the Glue
+# catalog needs to register a view (TableType VIRTUAL_VIEW) and what Tableau shows. A test
+# runs every view on DuckDB and checks its result against this list.
+VIEW_COLUMNS: dict[str, dict[str, str]] = {
+    "scored_transactions": {
+        "trans_id": "varchar", "client_ref": "varchar", "ts": "timestamp", "txn_date": "date",
+        "hour_of_day": "bigint", "amount": "double", "direction": "varchar", "operation": "varchar",
+        "district_id": "integer", "region": "varchar", "score": "double", "verdict": "varchar",
+        "anomaly_type": "varchar", "reasons": "varchar", "model_version": "varchar", "dt": "varchar",
+    },
+    "daily_anomaly_summary": {
+        "dt": "varchar", "txn_date": "date", "transactions": "bigint", "alerts": "bigint",
+        "alert_rate": "double", "clients_alerted": "bigint", "clients": "bigint", "mean_score": "double",
+        "max_score": "double", "amount_total": "double", "amount_alerted": "double",
+    },
+    "anomaly_counts_by_type_region": {
+        "dt": "varchar", "txn_date": "date", "region": "varchar", "district_id": "integer",
+        "anomaly_type": "varchar", "transactions": "bigint", "alerts": "bigint", "amount_total": "double",
+    },
+}  # fmt: skip
+
+
+class ViewDefinitionError(ValueError):
+    """A view file is not one ``CREATE OR REPLACE VIEW <its file name> AS SELECT`` statement."""
+
+
+@dataclass(frozen=True)
+class AthenaView:
+    """One view: its name (= file stem), the Athena SQL text and its declared output columns."""
+
+    name: str
+    sql: str
+    path: Path
+
+    @property
+    def columns(self) -> dict[str, str]:
+        return VIEW_COLUMNS[self.name]
+
+    @property
+    def statement(self) -> str:
+        """The CREATE statement as Athena should run it: the file, normalised, comments dropped."""
+        return _parse(self.sql, self.path).sql(dialect=ATHENA_DIALECT, comments=False)
+
+    @property
+    def select_sql(self) -> str:
+        """The SELECT after ``AS`` (Athena dialect): the ``originalSql`` of a Glue view."""
+        return _parse(self.sql, self.path).expression.sql(dialect=ATHENA_DIALECT, comments=False)
+
+    def to_duckdb(self) -> str:
+        """The CREATE statement in DuckDB's dialect (for tests and local inspection)."""
+        return sqlglot.transpile(self.sql, read=ATHENA_DIALECT, write="duckdb")[0]
+
+
+def _parse(sql: str, path: Path) -> exp.Create:
+    try:
+        statements = [s for s in sqlglot.parse(sql, read=ATHENA_DIALECT) if s is not None]
+    except sqlglot.errors.ParseError as err:
+        raise ViewDefinitionError(f"{path.name}: not valid Athena SQL: {err}") from err
+    if len(statements) != 1:
+        raise ViewDefinitionError(f"{path.name}: expected one statement, found {len(statements)}")
+    create = statements[0]
+    if not (isinstance(create, exp.Create) and create.kind == "VIEW" and create.args.get("replace")):
+        raise ViewDefinitionError(f"{path.name}: must be CREATE OR REPLACE VIEW ... AS SELECT ...")
+    if not isinstance(create.expression, exp.Select):
+        raise ViewDefinitionError(f"{path.name}: the view body must be a SELECT")
+    return create
+
+
+def check_view(view: AthenaView) -> None:
+    """Raise ``ViewDefinitionError`` unless the file keeps the views' contract.
+
+    Name equals the file stem; it reads only the ``scored`` table; its output columns are the
+    declared ones, in order; no raw client identifier is selected.
+    """
+    create = _parse(view.sql, view.path)
+    name = create.this.name if isinstance(create.this, exp.Table) else create.this.this.name
+    if name != view.name:
+        raise ViewDefinitionError(f"{view.path.name}: creates view {name!r}, expected {view.name!r}")
+    tables = {t.name for t in create.expression.find_all(exp.Table)}
+    if tables != {SOURCE_TABLE}:
+        raise ViewDefinitionError(f"{view.path.name}: must read only {SOURCE_TABLE!r}, reads {sorted(tables)}")
+    leaked = sorted({c.name for c in create.expression.selects for c in c.find_all(exp.Column)}
+                    & set(RAW_IDENTIFIERS))  # fmt: skip
+    if leaked:
+        raise ViewDefinitionError(f"{view.path.name}: exposes raw identifiers {leaked}")
+    if view.name not in VIEW_COLUMNS:
+        raise ViewDefinitionError(f"{view.path.name}: no declared columns in finsentry.analytics.VIEW_COLUMNS")
+    selected = create.expression.named_selects
+    if selected != list(view.columns):
+        raise ViewDefinitionError(f"{view.path.name}: selects {selected}, declared {list(view.columns)}")
+
+
+def load_views(directory: Path | str = VIEWS_DIR) -> list[AthenaView]:
+    """Every view in ``directory`` (sorted by name), each checked by ``check_view``."""
+    paths = sorted(Path(directory).glob("*.sql"))
+    if not paths:
+        raise ViewDefinitionError(f"no view files (*.sql) in {directory}")
+    views = [AthenaView(name=p.stem, sql=p.read_text(encoding="utf-8"), path=p) for p in paths]
+    for view in views:
+        check_view(view)
+    return views
+
+
+def duckdb_connection(scored_root: Path | str, views: list[AthenaView] | None = None):
+    """An in-memory DuckDB with ``scored`` over ``scored_root/dt=*/*.parquet`` and every view.
+
+    The table is laid out as the deployment's S3 prefix (Hive partitions, ``dt`` a string), so
+    the Athena views run unchanged apart from the dialect.
+    """
+    import duckdb
+
+    pattern = (Path(scored_root) / "dt=*" / "*.parquet").as_posix()
+    con = duckdb.connect()
+    quoted = pattern.replace("'", "''")
+    con.execute(
+        f"CREATE VIEW {SOURCE_TABLE} AS SELECT * FROM read_parquet('{quoted}', "  # noqa: S608 - a path, quoted
+        "hive_partitioning = true, hive_types = {'dt': VARCHAR})"
+    )
+    for view in views if views is not None else load_views():
+        con.execute(view.to_duckdb())
+    return con

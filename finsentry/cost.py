@@ -1,0 +1,390 @@
+"""Monthly cost of the deployed pipeline at a given load, from one dated file of list prices.
+
+``estimate(tps)`` turns the stack's resources (``StackProfile``: what the CDK app deploys and
+how the scorer uses it) and a steady load in transactions per second into monthly quantities
+per service (shard-hours, GB-seconds, request units, GB stored...), prices each quantity with
+``finsentry/data/prices_<region>.yaml`` and sums. Every figure is a ``LineItem`` (quantity ×
+unit price), so the arithmetic can be checked line by line.
+
+Units: money in the price file's currency (USD) per month of ``hours_per_month`` (730) hours;
+sizes in bytes, GB = 2**30 bytes, TB = 2**40 bytes. Free tiers and savings plans are ignored.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from finsentry.anomalies import AnomalyType
+from finsentry.features import FEATURE_COLUMNS
+from finsentry.monitoring import ALARMS, Metric
+from finsentry.schema import Reason
+
+PRICES_DIR = Path(__file__).resolve().parent / "data"
+DEFAULT_REGION = "eu-west-1"
+GB = 2**30
+TB = 2**40
+
+
+class PriceFileError(ValueError):
+    """The price file is missing, unreadable or lacks a price the model needs."""
+
+
+@dataclass(frozen=True)
+class Prices:
+    """List prices of one region, as of a date (see the file's header for how they were got)."""
+
+    as_of: str
+    region: str
+    currency: str
+    hours_per_month: float
+    services: dict[str, dict[str, Any]]
+    path: Path
+
+    def get(self, service: str, key: str) -> float:
+        try:
+            return float(self.services[service][key])
+        except (KeyError, TypeError, ValueError) as err:
+            raise PriceFileError(f"{self.path.name}: no numeric price services.{service}.{key}") from err
+
+    def source(self, service: str) -> str:
+        return str(self.services.get(service, {}).get("source", ""))
+
+
+def prices_path(region: str = DEFAULT_REGION) -> Path:
+    return PRICES_DIR / f"prices_{region}.yaml"
+
+
+def load_prices(path: Path | str | None = None) -> Prices:
+    """Read a price file; every service must name its source page, the file its date."""
+    path = Path(path) if path is not None else prices_path()
+    if not path.is_file():
+        raise PriceFileError(f"no price file {path}")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        raise PriceFileError(f"{path.name}: not valid YAML: {err}") from err
+    if not isinstance(data, dict):
+        raise PriceFileError(f"{path.name}: expected a mapping at the top level")
+    missing = [k for k in ("as_of", "region", "currency", "hours_per_month", "services") if k not in data]
+    if missing:
+        raise PriceFileError(f"{path.name}: missing {', '.join(missing)}")
+    services = data["services"]
+    unsourced = [name for name, entry in services.items() if not str(entry.get("source", "")).startswith("https://")]
+    if unsourced:
+        raise PriceFileError(f"{path.name}: no source URL for {', '.join(unsourced)}")
+    return Prices(as_of=str(data["as_of"]), region=str(data["region"]), currency=str(data["currency"]),
+                  hours_per_month=float(data["hours_per_month"]), services=services, path=path)  # fmt: skip
+
+
+def custom_metric_count() -> int:
+    """Custom CloudWatch metrics the scorer publishes: each metric × its dimension values."""
+    per_dimension = {Metric.QUARANTINED: len(Reason), Metric.ANOMALIES: len(AnomalyType),
+                     Metric.FEATURE_PSI: len(FEATURE_COLUMNS)}  # fmt: skip
+    return sum(per_dimension.get(m, 1) for m in Metric)
+
+
+@dataclass(frozen=True)
+class StackProfile:
+    """The deployed resources and how the pipeline uses them (the model's assumptions).
+
+    Sizes marked *measured* come from this repository (``bench.stream``, the scored and
+    curated Parquet the demo writes); the rest are design choices of the stack or stated
+    assumptions, all overridable.
+    """
+
+    # Kinesis: one JSON record per transaction (measured: 424 bytes from schema.to_record)
+    kinesis_mode: str = "provisioned"  # or "on-demand"
+    record_bytes: int = 450
+    peak_factor: float = 2.0  # shards sized for twice the average rate
+    on_demand_min_shards: int = 4  # what an on-demand stream starts with (pollers for Lambda)
+    # scorer Lambda (container image, x86)
+    lambda_memory_mb: int = 2048
+    batch_size: int = 500
+    batching_window_s: float = 1.0
+    seconds_per_record: float = 1 / 5420  # measured: bench.stream, 5,420 records/s per core
+    seconds_per_batch: float = 0.08  # DynamoDB BatchGet/BatchWrite, Firehose, SNS round trips
+    log_bytes_per_invocation: int = 1500  # START/END/REPORT lines and the EMF metrics blob
+    # DynamoDB profiles (on-demand): one strongly consistent read and one write per record
+    profile_rru_per_record: float = 1.0  # item <= 4 KB: 1 RRU strongly consistent
+    profile_wru_per_record: float = 4.0  # measured: an AccountProfile is about 3.8 kB -> 4 WRU (1 KB steps)
+    accounts: int = 500_000
+    profile_kb: float = 3.9
+    # Firehose -> S3 scored/ (Parquet)
+    scored_json_bytes: int = 310  # measured: a scored row as JSON
+    firehose_rows_per_record: int = 1  # rows packed into one Firehose record (5 KB billing steps)
+    firehose_buffer_s: int = 900
+    scored_parquet_bytes: float = 50.0  # measured about 27 on the synthetic bank; kept prudent
+    curated_parquet_bytes: float = 80.0  # measured about 71 (features Parquet)
+    # alerts and quarantine
+    alert_share: float = 0.01  # the alert budget
+    quarantine_share: float = 0.001
+    # the scheduled training pipeline (Step Functions)
+    runs_per_month: float = 4.0  # weekly
+    transitions_per_run: int = 30
+    glue_jobs_per_run: int = 2  # ingest, features
+    glue_dpus: int = 10  # G.1X x 10 workers
+    glue_startup_h: float = 0.05
+    glue_rows_per_dpu_hour: float = 20e6  # assumption, not measured on Glue
+    detectors_per_run: int = 3  # Isolation Forest, LOF, LSTM
+    training_rows_cap: float = 2e6  # training samples at most this many rows
+    training_rows_per_hour: float = 4e6
+    training_min_h: float = 0.1
+    evaluate_h: float = 0.25
+    transform_rows_per_hour: float = 18e6  # about 5,000 records/s per instance
+    # analysts on Athena (Tableau)
+    athena_queries_per_day: int = 100
+    athena_days_scanned: int = 30
+    athena_column_share: float = 0.5
+    # always-on pieces
+    kms_keys: int = 1
+    kms_encrypting_resources: int = 10  # data-key reuse: about 12 requests per hour each
+    log_retention_days: int = 30
+    dashboards: int = 1
+    image_gb: float = 4.5  # scorer image and the SageMaker image in ECR
+
+
+@dataclass(frozen=True)
+class LineItem:
+    service: str
+    item: str
+    quantity: float
+    unit: str
+    unit_price: float
+
+    @property
+    def cost(self) -> float:
+        return self.quantity * self.unit_price
+
+
+@dataclass
+class CostEstimate:
+    tps: float
+    retention_days: int
+    prices: Prices
+    stack: StackProfile
+    items: list[LineItem] = field(default_factory=list)
+
+    @property
+    def transactions_per_month(self) -> float:
+        return self.tps * self.prices.hours_per_month * 3600
+
+    @property
+    def total(self) -> float:
+        return sum(i.cost for i in self.items)
+
+    @property
+    def per_million(self) -> float:
+        """Monthly total divided by the month's transactions, in millions."""
+        return self.total / (self.transactions_per_month / 1e6)
+
+    def by_service(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for i in self.items:
+            out[i.service] = out.get(i.service, 0.0) + i.cost
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "tps": self.tps, "retention_days": self.retention_days, "region": self.prices.region,
+            "prices_as_of": self.prices.as_of, "currency": self.prices.currency,
+            "transactions_per_month": self.transactions_per_month,
+            "by_service": {k: round(v, 2) for k, v in self.by_service().items()},
+            "total": round(self.total, 2), "per_million_transactions": round(self.per_million, 4),
+            "items": [{**asdict(i), "cost": round(i.cost, 4)} for i in self.items],
+        }  # fmt: skip
+
+
+def kinesis_shards(tps: float, s: StackProfile) -> int:
+    """Provisioned shards for the peak: 1,000 records/s and 1 MB/s of writes per shard."""
+    peak = tps * s.peak_factor
+    return max(1, math.ceil(peak / 1000), math.ceil(peak * s.record_bytes / 1e6))
+
+
+def lambda_batches_per_second(tps: float, shards: int, s: StackProfile) -> float:
+    """Full batches when the load fills them, else one batch per shard per batching window."""
+    return max(tps / s.batch_size, min(tps, shards / s.batching_window_s))
+
+
+def estimate(tps: float, retention_days: int = 365, stack: StackProfile | None = None,
+             prices: Prices | None = None) -> CostEstimate:  # fmt: skip
+    """The monthly cost of the pipeline at a steady ``tps`` with ``retention_days`` of S3 data."""
+    if tps <= 0:
+        raise ValueError(f"tps must be positive, got {tps}")
+    if retention_days < 1:
+        raise ValueError(f"retention must be at least one day, got {retention_days}")
+    s = stack or StackProfile()
+    if s.kinesis_mode not in ("provisioned", "on-demand"):
+        raise ValueError(f"kinesis_mode must be provisioned or on-demand, got {s.kinesis_mode!r}")
+    p = prices or load_prices()
+    est = CostEstimate(tps=tps, retention_days=retention_days, prices=p, stack=s)
+    for part in (_kinesis, _lambda, _dynamodb, _firehose, _s3, _athena, _messaging, _training, _always_on):
+        est.items.extend(part(est))
+    return est
+
+
+def _item(est: CostEstimate, service: str, item: str, quantity: float, unit: str, price_key: str,
+          per: float = 1.0) -> LineItem:  # fmt: skip
+    return LineItem(service, item, quantity, unit, est.prices.get(service, price_key) / per)
+
+
+def _shards(est: CostEstimate) -> int:
+    shards = kinesis_shards(est.tps, est.stack)
+    return shards if est.stack.kinesis_mode == "provisioned" else max(shards, est.stack.on_demand_min_shards)
+
+
+def _kinesis(est: CostEstimate) -> list[LineItem]:
+    s, hours, n = est.stack, est.prices.hours_per_month, est.transactions_per_month
+    if s.kinesis_mode == "provisioned":
+        units = n * math.ceil(s.record_bytes / 25_600)
+        return [_item(est, "kinesis", "shard-hours", _shards(est) * hours, "shard-h", "provisioned_shard_hour"),
+                _item(est, "kinesis", "PUT payload units", units, "unit", "put_payload_units_per_million", 1e6)]
+    gb = n * max(s.record_bytes, 1024) / GB  # on-demand bills each record rounded up to 1 KB
+    return [_item(est, "kinesis", "stream-hours (on-demand)", hours, "h", "on_demand_stream_hour"),
+            _item(est, "kinesis", "data ingested", gb, "GB", "on_demand_ingested_per_gb"),
+            _item(est, "kinesis", "data retrieved (scorer)", gb, "GB", "on_demand_retrieved_per_gb")]  # fmt: skip
+
+
+def _invocations(est: CostEstimate) -> float:
+    seconds = est.prices.hours_per_month * 3600
+    return lambda_batches_per_second(est.tps, _shards(est), est.stack) * seconds
+
+
+def _lambda(est: CostEstimate) -> list[LineItem]:
+    s = est.stack
+    invocations = _invocations(est)
+    busy_s = invocations * s.seconds_per_batch + est.transactions_per_month * s.seconds_per_record
+    return [_item(est, "lambda", "scorer GB-seconds", busy_s * s.lambda_memory_mb / 1024, "GB-s", "gb_second_x86"),
+            _item(est, "lambda", "scorer requests", invocations, "request", "requests_per_million", 1e6)]  # fmt: skip
+
+
+def _dynamodb(est: CostEstimate) -> list[LineItem]:
+    s, n = est.stack, est.transactions_per_month
+    return [_item(est, "dynamodb", "profile reads", n * s.profile_rru_per_record, "RRU",
+                  "read_request_units_per_million", 1e6),
+            _item(est, "dynamodb", "profile writes", n * s.profile_wru_per_record, "WRU",
+                  "write_request_units_per_million", 1e6),
+            _item(est, "dynamodb", "profile storage", s.accounts * s.profile_kb / 2**20, "GB-month",
+                  "storage_gb_month")]  # fmt: skip
+
+
+def _firehose(est: CostEstimate) -> list[LineItem]:
+    s, n = est.stack, est.transactions_per_month
+    step = est.prices.get("firehose", "record_rounding_kb") * 1024
+    record_bytes = s.firehose_rows_per_record * s.scored_json_bytes
+    billed = (n / s.firehose_rows_per_record) * math.ceil(record_bytes / step) * step / GB
+    return [_item(est, "firehose", f"ingestion ({step / 1024:.0f} KB steps per record)", billed, "GB",
+                  "ingested_per_gb"),
+            _item(est, "firehose", "JSON -> Parquet conversion", n * s.scored_json_bytes / GB, "GB",
+                  "format_conversion_per_gb")]  # fmt: skip
+
+
+def _objects_per_day(est: CostEstimate) -> float:
+    """Parquet objects Firehose writes per day: one per buffer interval (or per 128 MB)."""
+    daily_bytes = est.tps * 86_400 * est.stack.scored_parquet_bytes
+    return max(86_400 / est.stack.firehose_buffer_s, daily_bytes / (128 * 2**20))
+
+
+def _s3(est: CostEstimate) -> list[LineItem]:
+    s = est.stack
+    per_row = s.scored_parquet_bytes + s.curated_parquet_bytes
+    stored = est.tps * 86_400 * est.retention_days * per_row / GB  # steady state under the lifecycle rule
+    days = est.prices.hours_per_month / 24
+    puts = _objects_per_day(est) * days * 2  # scored/ by Firehose, curated/ by Glue
+    gets = s.athena_queries_per_day * days * s.athena_days_scanned * _objects_per_day(est)
+    return [_item(est, "s3", f"storage ({est.retention_days} days of scored/ and curated/)", stored, "GB-month",
+                  "standard_gb_month"),
+            _item(est, "s3", "PUT requests", puts, "request", "put_per_thousand", 1e3),
+            _item(est, "s3", "GET requests (Athena)", gets, "request", "get_per_thousand", 1e3)]  # fmt: skip
+
+
+def _athena(est: CostEstimate) -> list[LineItem]:
+    s = est.stack
+    scan = s.athena_days_scanned * est.tps * 86_400 * s.scored_parquet_bytes * s.athena_column_share
+    scan = max(scan, est.prices.get("athena", "minimum_mb_per_query") * 2**20)
+    queries = s.athena_queries_per_day * est.prices.hours_per_month / 24
+    return [_item(est, "athena", "data scanned by the views", queries * scan / TB, "TB", "per_tb_scanned")]
+
+
+def _messaging(est: CostEstimate) -> list[LineItem]:
+    s, n = est.stack, est.transactions_per_month
+    return [_item(est, "sns", "alert publishes", n * s.alert_share, "publish", "publish_per_million", 1e6),
+            _item(est, "sqs", "quarantine send/receive/delete", n * s.quarantine_share * 3, "request",
+                  "requests_per_million", 1e6)]  # fmt: skip
+
+
+def _training(est: CostEstimate) -> list[LineItem]:
+    s = est.stack
+    rows_per_run = est.transactions_per_month / s.runs_per_month  # each run processes what is new
+    dpu_h = s.runs_per_month * s.glue_jobs_per_run * (s.glue_dpus * s.glue_startup_h
+                                                      + rows_per_run / s.glue_rows_per_dpu_hour)
+    train_h = s.runs_per_month * s.detectors_per_run * max(
+        s.training_min_h, min(rows_per_run, s.training_rows_cap) / s.training_rows_per_hour)
+    transform_h = s.runs_per_month * max(s.training_min_h, rows_per_run / s.transform_rows_per_hour)
+    return [_item(est, "glue", "ETL DPU-hours", dpu_h, "DPU-h", "dpu_hour"),
+            _item(est, "sagemaker", "training (3 detectors)", train_h, "instance-h", "training_instance_hour"),
+            _item(est, "sagemaker", "evaluation (processing)", s.runs_per_month * s.evaluate_h, "instance-h",
+                  "processing_instance_hour"),
+            _item(est, "sagemaker", "backfill (batch transform)", transform_h, "instance-h",
+                  "transform_instance_hour"),
+            _item(est, "stepfunctions", "state transitions", s.runs_per_month * s.transitions_per_run,
+                  "transition", "per_thousand_transitions", 1e3)]  # fmt: skip
+
+
+def _always_on(est: CostEstimate) -> list[LineItem]:
+    s, hours = est.stack, est.prices.hours_per_month
+    kms_requests = (s.kms_encrypting_resources + _shards(est)) * 12 * hours
+    logs_gb = (_invocations(est) * s.log_bytes_per_invocation
+               + est.transactions_per_month * s.quarantine_share * 1024) / GB  # fmt: skip
+    return [_item(est, "kms", "customer managed keys", s.kms_keys, "key-month", "key_month"),
+            _item(est, "kms", "requests (data-key reuse)", kms_requests, "request", "requests_per_ten_thousand", 1e4),
+            _item(est, "cloudwatch", "custom metrics", custom_metric_count(), "metric-month", "metric_month"),
+            _item(est, "cloudwatch", "alarms", len(ALARMS), "alarm-month", "alarm_month"),
+            _item(est, "cloudwatch", "dashboard", s.dashboards, "dashboard-month", "dashboard_month"),
+            _item(est, "cloudwatch", "logs ingested", logs_gb, "GB", "logs_ingested_per_gb"),
+            _item(est, "cloudwatch", "logs stored", logs_gb * s.log_retention_days / 30, "GB-month",
+                  "logs_stored_gb_month"),
+            _item(est, "ecr", "container images", s.image_gb, "GB-month", "storage_gb_month")]  # fmt: skip
+
+
+SERVICE_TITLES = {
+    "kinesis": "Kinesis Data Streams", "lambda": "Lambda (scorer)", "dynamodb": "DynamoDB (profiles)",
+    "firehose": "Data Firehose", "s3": "S3", "athena": "Athena", "sns": "SNS (alerts)", "sqs": "SQS (quarantine)",
+    "glue": "Glue", "sagemaker": "SageMaker", "stepfunctions": "Step Functions", "kms": "KMS",
+    "cloudwatch": "CloudWatch", "ecr": "ECR",
+}  # fmt: skip
+
+
+def print_estimate(est: CostEstimate, console, detail: bool = False) -> None:
+    """A table per service (and per line item with ``detail``), the total and per million."""
+    from rich.table import Table
+
+    cur = est.prices.currency
+    title = (f"Monthly cost at {est.tps:,.0f} TPS ({est.transactions_per_month / 1e6:,.1f} M transactions), "
+             f"{est.retention_days} days retention, Kinesis {est.stack.kinesis_mode}")  # fmt: skip
+    console.print(f"[bold]{title}[/bold]")
+    table = Table()
+    table.add_column("service")
+    if detail:
+        table.add_column("item")
+        table.add_column("quantity", justify="right")
+    table.add_column(f"{cur}/month", justify="right")
+    table.add_column(f"{cur} per M txns", justify="right")
+    table.add_column("share", justify="right")
+    million = est.transactions_per_month / 1e6
+    rows = ([(SERVICE_TITLES.get(i.service, i.service), i.item, f"{i.quantity:,.1f} {i.unit}", i.cost)
+             for i in est.items] if detail else
+            [(SERVICE_TITLES.get(k, k), v) for k, v in sorted(est.by_service().items(), key=lambda kv: -kv[1])])
+    for *labels, cost in rows:
+        share = cost / est.total if est.total else 0.0
+        table.add_row(*labels, f"{cost:,.2f}", f"{cost / million:,.4f}", f"{share:.1%}")
+    blanks = ["", ""] if detail else []
+    table.add_row("[bold]total[/bold]", *blanks, f"[bold]{est.total:,.2f}[/bold]",
+                  f"[bold]{est.per_million:,.4f}[/bold]", "100.0%")  # fmt: skip
+    console.print(table)
+    console.print(f"List prices {est.prices.region} as of {est.prices.as_of} ({est.prices.path.name}; "
+                  "recalled list prices, check before budgeting). No free tier, no discounts.")  # fmt: skip

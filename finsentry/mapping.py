@@ -1,0 +1,316 @@
+"""Foreign transaction tables mapped onto the canonical record (``finsentry score --mapping``).
+
+A small YAML file says how a table of another schema (CSV or Parquet) becomes
+``finsentry.schema.TRANSACTION_SCHEMA``::
+
+    columns:            # canonical field: source column
+      trans_id: TransactionID
+      ts: BookingDate
+    values:             # canonical field: {source value: canonical value}; others pass through
+      direction: {D: debit, C: credit}
+    constants:          # canonical field: one value for every row
+      k_symbol: none
+    date_format: "%d.%m.%Y %H:%M"   # strptime format of ts (default: ISO 8601)
+    ts_unit: h                      # or: ts is a number of units after ts_origin (PaySim's step)
+    ts_origin: "2024-01-01"
+    amount_scale: 0.01              # source amount x scale = canonical amount (cents -> units)
+    signed_amount: true             # negative amount = debit (gives direction when unmapped)
+    csv: {sep: ";", decimal: ","}   # read options for CSV files
+
+Fields the source lacks are derived where the record allows it: ``type`` from ``direction``
+(debit or credit), ``direction`` from ``type`` or the amount's sign,
+``channel`` from ``operation``, one balance from the other and the signed amount. A required
+field that is neither mapped, constant nor derivable is a ``MappingError`` naming it; an
+unmapped optional field is filled with its empty value and reported as a warning saying what
+degrades. Values that still do not fit (an unknown code, an unparseable date, a text amount)
+are not errors: the rows go through ``schema.validate_frame`` and are quarantined with a reason,
+so ``received == valid + rejected`` always holds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from finsentry.schema import (
+    CHANNEL_OF_OPERATION,
+    COLUMN_BY_NAME,
+    DIRECTION_OF_TYPE,
+    TRANSACTION_SCHEMA,
+    Direction,
+    TxnType,
+    ValidationResult,
+    validate_frame,
+)
+
+MAPPING_KEYS = frozenset({"columns", "values", "constants", "date_format", "ts_unit", "ts_origin",
+                          "amount_scale", "signed_amount", "csv", "description"})  # fmt: skip
+CSV_OPTIONS = frozenset({"sep", "decimal", "thousands", "encoding", "quotechar"})
+TS_UNITS = ("s", "m", "h", "D")  # pandas offset units for numeric timestamps
+
+# What a run loses when an optional field is not mapped (the warning text).
+DEGRADES: dict[str, str] = {
+    "partner_bank": "partner features see no partner bank: 'unusual_partner' is judged on the account only",
+    "partner_account": "partner features see no partner account: 'unusual_partner' cannot fire",
+    "frequency": "statement frequency left empty (not used by the detectors)",
+    "client_age": "client age left empty (not used by the detectors)",
+    "client_gender": "client gender left empty (not used by the detectors)",
+    "district_id": "district left empty (-1 in the scored rows and the views)",
+    "region": "region left empty: views and the report show it as 'unknown'",
+}
+
+
+class MappingError(ValueError):
+    """The mapping file is wrong, or the table lacks what the mapping names."""
+
+
+@dataclass(frozen=True)
+class TableMapping:
+    """A parsed mapping file (see the module docstring for the YAML form)."""
+
+    columns: dict[str, str] = field(default_factory=dict)
+    values: dict[str, dict[str, str]] = field(default_factory=dict)
+    constants: dict[str, Any] = field(default_factory=dict)
+    date_format: str | None = None
+    ts_unit: str | None = None
+    ts_origin: str | None = None
+    amount_scale: float = 1.0
+    signed_amount: bool = False
+    csv: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class MappedTable:
+    """A foreign table after mapping and validation; ``received == len(valid) + len(rejected)``."""
+
+    result: ValidationResult
+    warnings: list[str]
+    derived: list[str]  # canonical fields computed from others
+
+    @property
+    def received(self) -> int:
+        return self.result.received
+
+
+def _known_fields(section: str, names: Any) -> None:
+    unknown = sorted(set(names) - set(COLUMN_BY_NAME))
+    if unknown:
+        raise MappingError(f"{section}: {', '.join(unknown)} not in the canonical record "
+                           f"(fields: {', '.join(COLUMN_BY_NAME)})")  # fmt: skip
+
+
+def parse_mapping(data: Any, source: str = "mapping") -> TableMapping:
+    """Check a mapping's structure and names; raise ``MappingError`` with the offending key."""
+    if not isinstance(data, dict):
+        raise MappingError(f"{source}: expected a mapping of keys, got {type(data).__name__}")
+    unknown = sorted(set(data) - MAPPING_KEYS)
+    if unknown:
+        raise MappingError(f"{source}: unknown keys {', '.join(unknown)} (allowed: {', '.join(sorted(MAPPING_KEYS))})")
+    for key in ("columns", "values", "constants", "csv"):
+        if not isinstance(data.get(key, {}), dict):
+            raise MappingError(f"{source}: {key} must be a mapping")
+    columns = {str(k): str(v) for k, v in data.get("columns", {}).items()}
+    values = data.get("values", {})
+    constants = data.get("constants", {})
+    _known_fields(f"{source}: columns", columns)
+    _known_fields(f"{source}: values", values)
+    _known_fields(f"{source}: constants", constants)
+    both = sorted(set(columns) & set(constants))
+    if both:
+        raise MappingError(f"{source}: {', '.join(both)} both mapped to a column and given a constant")
+    if any(not isinstance(v, dict) for v in values.values()):
+        raise MappingError(f"{source}: each entry of values must map source values to canonical values")
+    bad_csv = sorted(set(data.get("csv", {})) - CSV_OPTIONS)
+    if bad_csv:
+        raise MappingError(f"{source}: csv options {', '.join(bad_csv)} not supported "
+                           f"({', '.join(sorted(CSV_OPTIONS))})")  # fmt: skip
+    ts_unit = data.get("ts_unit")
+    if ts_unit is not None and (ts_unit not in TS_UNITS or data.get("ts_origin") is None):
+        raise MappingError(f"{source}: ts_unit must be one of {', '.join(TS_UNITS)} and needs ts_origin")
+    if ts_unit is not None and data.get("date_format"):
+        raise MappingError(f"{source}: give date_format or ts_unit, not both")
+    try:
+        scale = float(data.get("amount_scale", 1.0))
+    except (TypeError, ValueError) as err:
+        raise MappingError(f"{source}: amount_scale must be a number") from err
+    if not np.isfinite(scale) or scale <= 0:
+        raise MappingError(f"{source}: amount_scale must be a positive number")
+    return TableMapping(
+        columns=columns,
+        values={str(k): {str(a): str(b) for a, b in v.items()} for k, v in values.items()},
+        constants={str(k): v for k, v in constants.items()},
+        date_format=data.get("date_format"), ts_unit=ts_unit,
+        ts_origin=None if data.get("ts_origin") is None else str(data["ts_origin"]),
+        amount_scale=scale, signed_amount=bool(data.get("signed_amount", False)),
+        csv={str(k): str(v) for k, v in data.get("csv", {}).items()},
+    )  # fmt: skip
+
+
+def load_mapping(path: Path | str) -> TableMapping:
+    path = Path(path)
+    if not path.is_file():
+        raise MappingError(f"no such mapping file: {path}")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        raise MappingError(f"{path.name}: not valid YAML: {err}") from err
+    return parse_mapping(data, source=path.name)
+
+
+def read_table(path: Path | str, mapping: TableMapping) -> pd.DataFrame:
+    """The file's rows as read (CSV: every cell a string, empty = missing; Parquet: as typed)."""
+    path = Path(path)
+    if not path.is_file():
+        raise MappingError(f"no such data file: {path}")
+    suffixes = [s.lower() for s in path.suffixes]
+    if ".parquet" in suffixes or ".pq" in suffixes:
+        return pd.read_parquet(path)
+    if ".csv" in suffixes or ".tsv" in suffixes or ".txt" in suffixes:
+        options = {"sep": "\t" if ".tsv" in suffixes else ",", **mapping.csv}
+        for number_option in ("decimal", "thousands"):  # applied when numbers are parsed (_numeric)
+            options.pop(number_option, None)
+        return pd.read_csv(path, dtype=str, keep_default_na=False, **options)
+    raise MappingError(f"{path.name}: expected a .csv, .tsv or .parquet file")
+
+
+def _numeric(values: pd.Series, scale: float, csv: dict[str, str]) -> pd.Series:
+    """Scaled numbers; non-numeric cells keep their raw text so validation names them.
+
+    Text cells are read with the file's ``thousands`` separator and ``decimal`` mark."""
+    text_cells = values.map(lambda v: isinstance(v, str))
+    cleaned = values.astype(object)
+    if text_cells.any():
+        as_text = values[text_cells].astype(str).str.strip()
+        if csv.get("thousands"):
+            as_text = as_text.str.replace(csv["thousands"], "", regex=False)
+        if csv.get("decimal", ".") != ".":
+            as_text = as_text.str.replace(csv["decimal"], ".", regex=False)
+        cleaned = cleaned.where(~text_cells, as_text)
+    num = pd.to_numeric(cleaned, errors="coerce") * scale
+    text = values.astype(object)
+    raw_bad = num.isna() & text.notna() & (text.astype(str) != "")
+    return num.astype(object).where(~raw_bad, text)
+
+
+def _timestamps(values: pd.Series, m: TableMapping) -> pd.Series:
+    """ISO 8601 text for the validator; cells that do not parse keep their raw text."""
+    if m.ts_unit is not None:
+        offsets = pd.to_numeric(values, errors="coerce")
+        parsed = pd.Timestamp(m.ts_origin) + pd.to_timedelta(offsets, unit=m.ts_unit)
+    elif m.date_format:
+        parsed = pd.to_datetime(values.astype(str), format=m.date_format, errors="coerce")
+    else:
+        return values
+    iso = parsed.dt.strftime("%Y-%m-%dT%H:%M:%S")
+    return iso.astype(object).where(parsed.notna(), values.astype(object))
+
+
+def apply_mapping(raw: pd.DataFrame, m: TableMapping) -> tuple[pd.DataFrame, list[str], list[str]]:
+    """Canonical-named raw values (not yet validated), the warnings, and the derived fields."""
+    absent = sorted({src for src in m.columns.values() if src not in raw.columns})
+    if absent:
+        raise MappingError(f"the table has no column {', '.join(absent)} (it has: {', '.join(map(str, raw.columns))})")
+    n = len(raw)
+    out = pd.DataFrame(index=raw.index)
+    for canonical, source in m.columns.items():
+        s = raw[source]
+        if COLUMN_BY_NAME[canonical].kind == "str" and pd.api.types.is_integer_dtype(s):
+            s = s.astype(str)
+        out[canonical] = s
+    for canonical, value in m.constants.items():
+        out[canonical] = pd.Series([value] * n, index=raw.index, dtype=object)
+    for canonical, codes in m.values.items():
+        if canonical in out:
+            out[canonical] = out[canonical].map(lambda v, c=codes: c.get(str(v), v) if isinstance(v, str | int) else v)
+    if "ts" in out:
+        out["ts"] = _timestamps(out["ts"], m)
+    derived: list[str] = []
+    if "amount" in out:
+        amount = _numeric(out["amount"], m.amount_scale, m.csv)
+        if m.signed_amount:
+            num = pd.to_numeric(amount, errors="coerce")
+            if "direction" not in out:
+                out["direction"] = np.where(num < 0, str(Direction.DEBIT), str(Direction.CREDIT))
+                out.loc[num.isna(), "direction"] = None
+                derived.append("direction")
+            amount = amount.where(num.isna(), num.abs())
+        out["amount"] = amount
+    for col in ("balance_before", "balance_after"):
+        if col in out:
+            out[col] = _numeric(out[col], m.amount_scale, m.csv)
+    derived += _derive(out)
+    missing = [c.name for c in TRANSACTION_SCHEMA if c.required and c.name not in out]
+    if missing:
+        raise MappingError(
+            f"required fields not mapped: {', '.join(missing)}. Map each to a source column under "
+            "'columns:', or give it under 'constants:' (e.g. k_symbol: none)")  # fmt: skip
+    warnings = [f"optional field {c.name} not mapped: {DEGRADES.get(c.name, 'left empty')}"
+                for c in TRANSACTION_SCHEMA if not c.required and c.name not in out]  # fmt: skip
+    return out, warnings, derived
+
+
+def _derive(out: pd.DataFrame) -> list[str]:
+    """Fill derivable canonical fields from the others (in place); return their names."""
+    derived = []
+    if "direction" not in out and "type" in out:
+        out["direction"] = out["type"].map(lambda v: DIRECTION_OF_TYPE.get(str(v), v))
+        derived.append("direction")
+    if "type" not in out and "direction" in out:  # the bank type VYBER (cash withdrawal) is rare: debit
+        type_of = {str(Direction.DEBIT): str(TxnType.DEBIT), str(Direction.CREDIT): str(TxnType.CREDIT)}
+        out["type"] = out["direction"].map(lambda v: type_of.get(str(v), v))
+        derived.append("type")
+    if "channel" not in out and "operation" in out:
+        out["channel"] = out["operation"].map(lambda v: CHANNEL_OF_OPERATION.get(str(v), v))
+        derived.append("channel")
+    if "direction" in out and "amount" in out:
+        amount = pd.to_numeric(out["amount"], errors="coerce")
+        signed = amount.where(out["direction"].astype(str) != Direction.DEBIT, -amount)
+        if "balance_before" not in out and "balance_after" in out:
+            out["balance_before"] = (pd.to_numeric(out["balance_after"], errors="coerce") - signed).round(2)
+            derived.append("balance_before")
+        elif "balance_after" not in out and "balance_before" in out:
+            out["balance_after"] = (pd.to_numeric(out["balance_before"], errors="coerce") + signed).round(2)
+            derived.append("balance_after")
+    return derived
+
+
+def load_mapped(data: Path | str, mapping: TableMapping | Path | str) -> MappedTable:
+    """Read a foreign table, map it, and validate it into canonical rows plus rejections."""
+    m = mapping if isinstance(mapping, TableMapping) else load_mapping(mapping)
+    raw = read_table(data, m)
+    frame, warnings, derived = apply_mapping(raw, m)
+    return MappedTable(result=validate_frame(frame), warnings=warnings, derived=derived)
+
+
+def quarantine_path(out: Path | str) -> Path:
+    """Where ``finsentry score`` writes a mapped table's rejected rows: beside its output."""
+    out = Path(out)
+    return out.with_name(f"{out.stem}.quarantine.csv")
+
+
+def prepare_foreign(data: Path | str, mapping: Path | str, out: Path | str,
+                    progress=lambda _msg: None) -> tuple[pd.DataFrame, pd.DataFrame]:  # fmt: skip
+    """Map, validate and featurise a foreign table for scoring; write its quarantine beside
+    ``out`` (reason, detail, raw record per row). Returns (valid rows, their features)."""
+    from finsentry.features import compute_features
+
+    mapped = load_mapped(data, mapping)
+    for warning in mapped.warnings:
+        progress(f"[yellow]warning:[/yellow] {warning}")
+    if mapped.derived:
+        progress(f"derived from other fields: {', '.join(mapped.derived)}")
+    rejected = mapped.result.rejected
+    path = quarantine_path(out)
+    if len(rejected):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        rejected.to_csv(path, index=False)
+    reasons = ", ".join(f"{k} {v}" for k, v in mapped.result.reason_counts().items())
+    progress(f"{mapped.received:,} rows in {Path(data).name}: {len(mapped.result.valid):,} valid, "
+             f"{len(rejected):,} quarantined" + (f" ({reasons}) -> {path}" if len(rejected) else ""))  # fmt: skip
+    valid = mapped.result.valid
+    return valid, compute_features(valid)

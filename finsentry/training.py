@@ -1,0 +1,334 @@
+"""Training and evaluation jobs: the logic behind ``sagemaker/train.py`` and ``sagemaker/evaluate.py``.
+
+Input frames (a channel folder of Parquet, CSV or JSON-lines files, Hive ``dt=`` partitions
+included) are either curated features (``FEATURE_COLUMNS``, plus ``SEQUENCE_COLUMNS`` for the
+LSTM, plus optional ``trans_id``/``account_id``/``ts`` and labels ``is_anomaly``/``anomaly_type``)
+or canonical transactions, from which both are computed here (``features_with_sequence``).
+
+``train_job`` fits one detector named by the ``detector`` hyperparameter and writes the finsentry
+artifact (``model.joblib`` + ``metadata.json``: SageMaker tars the model directory into
+``model.tar.gz``) with its lineage: training data location and SHA-256, code version,
+hyperparameters, training window, and the evaluation figures on the ``validation`` channel
+when one is given. ``evaluate_job`` scores every candidate artifact (and the champion's) on the
+labelled validation period and writes ``evaluation.json`` with the decision of
+``finsentry.evaluation.select_model``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import tarfile
+import tempfile
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from finsentry import __version__
+from finsentry.detectors import make_detector
+from finsentry.detectors.artifact import METADATA_FILE, MODEL_FILE, load_model, save_model
+from finsentry.evaluation import ModelReport, evaluate_scores, select_model
+from finsentry.features import FEATURE_COLUMNS, SEQUENCE_SOURCE, features_with_sequence
+from finsentry.sagemaker_env import TrainingEnv
+
+DETECTORS = ("isolation_forest", "lof", "lstm", "ensemble")  # what the ``detector`` hyperparameter may name
+RESERVED_HYPERPARAMETERS = ("detector", "training_data_uri", "alert_budget", "ensemble_members")
+DATA_SUFFIXES = (".parquet", ".csv", ".jsonl", ".json")
+DEFAULT_BUDGET = 0.01
+DEFAULT_PRICE_PER_HOUR = 0.115  # USD, ml.m5.large on-demand (us-east-1, 2025): for the cost per 1,000 records
+EVALUATION_FILE = "evaluation.json"
+
+
+class TrainingInputError(ValueError):
+    """The job's input is unusable (no data, no features, unknown detector): a clear reason."""
+
+
+# --- input frames -----------------------------------------------------------------------------
+
+
+def data_files(directory: Path) -> list[Path]:
+    """The data files under ``directory`` (recursively, sorted; hidden files and others ignored)."""
+    if not directory.is_dir():
+        raise TrainingInputError(f"{directory} is not a directory")
+    return sorted(p for p in directory.rglob("*") if p.is_file() and p.suffix.lower() in DATA_SUFFIXES
+                  and not any(part.startswith((".", "_")) for part in p.relative_to(directory).parts))  # fmt: skip
+
+
+def content_hash(files: list[Path], root: Path) -> str:
+    """SHA-256 over the files' relative paths and bytes, in sorted order: the data's identity."""
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(str(path.relative_to(root)).encode() + b"\0")
+        with path.open("rb") as fh:
+            for block in iter(lambda fh=fh: fh.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def _read_one(path: Path) -> pd.DataFrame:
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        return pd.read_parquet(path)
+    if suffix == ".csv":
+        return pd.read_csv(path)
+    return pd.read_json(path, lines=suffix == ".jsonl")
+
+
+def read_frame(directory: Path) -> pd.DataFrame:
+    """Every data file under ``directory`` as one frame (in file order); an empty set is an error."""
+    files = data_files(directory)
+    if not files:
+        raise TrainingInputError(f"no data files ({', '.join(DATA_SUFFIXES)}) under {directory}")
+    return pd.concat([_read_one(p) for p in files], ignore_index=True)
+
+
+def model_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame the detectors read: curated features as they are, or computed from transactions.
+
+    Curated features are used as given (sequence columns too, when present). A frame of canonical
+    transactions without features gets ``features_with_sequence``; identifiers and labels are kept.
+    """
+    if all(c in frame.columns for c in FEATURE_COLUMNS):
+        return frame.reset_index(drop=True)
+    if all(c in frame.columns for c in SEQUENCE_SOURCE):
+        frame = frame.reset_index(drop=True)
+        return pd.concat([frame, features_with_sequence(frame)], axis=1)
+    missing = [c for c in FEATURE_COLUMNS if c not in frame.columns]
+    raise TrainingInputError(f"the data holds neither curated features (missing {missing[:3]}...) "
+                             f"nor canonical transactions ({', '.join(SEQUENCE_SOURCE)})")  # fmt: skip
+
+
+def labels(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """``is_anomaly`` (bool) and ``anomaly_type`` (str, '' = normal) of a labelled frame."""
+    if "is_anomaly" not in frame.columns and "anomaly_type" not in frame.columns:
+        raise TrainingInputError("the validation data has no labels (is_anomaly / anomaly_type)")
+    types = frame.get("anomaly_type", pd.Series("", index=frame.index)).fillna("").astype(str).to_numpy()
+    truth = frame["is_anomaly"].fillna(False).astype(bool).to_numpy() if "is_anomaly" in frame else types != ""
+    return truth, types
+
+
+def training_window(frame: pd.DataFrame) -> list[str] | None:
+    if "ts" not in frame.columns or frame["ts"].isna().all():
+        return None
+    ts = pd.to_datetime(frame["ts"])
+    return [str(ts.min()), str(ts.max())]
+
+
+# --- training -----------------------------------------------------------------------------------
+
+
+def detector_params(hyperparameters: Mapping[str, Any]) -> dict[str, Any]:
+    """The detector's own parameters: every hyperparameter not reserved for the job itself;
+    numbers sent as strings ("20", as the console and some SDKs send them) become numbers."""
+    return {k: _number(v) for k, v in hyperparameters.items() if k not in RESERVED_HYPERPARAMETERS}
+
+
+def _number(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return int(value)
+        except ValueError:
+            try:
+                return float(value)
+            except ValueError:
+                return value
+    return value
+
+
+def build_detector(name: str, params: Mapping[str, Any], members: list[str] | None = None):
+    """A new detector by name; ``ensemble`` gets ``members`` (default IF + LOF) built with ``params``
+    where a member accepts them (``random_state``)."""
+    if name not in DETECTORS:
+        raise TrainingInputError(f"unknown detector {name!r}; the job trains one of {', '.join(DETECTORS)}")
+    if name == "ensemble":
+        seed = {"random_state": params["random_state"]} if "random_state" in params else {}
+        built = [make_detector(m, **seed) for m in (members or ["isolation_forest", "lof"])]
+        return make_detector("ensemble", members=built)
+    try:
+        return make_detector(name, **params)
+    except TypeError as exc:
+        raise TrainingInputError(f"{name}: bad hyperparameters {sorted(params)}: {exc}") from exc
+
+
+def code_version(extra: Mapping[str, str]) -> dict[str, str]:
+    """finsentry's version and, when the image was built with it, the git commit."""
+    out = {"finsentry": __version__}
+    if extra.get("FINSENTRY_GIT_SHA"):
+        out["git_sha"] = extra["FINSENTRY_GIT_SHA"]
+    return out
+
+
+def train_job(job: TrainingEnv) -> dict[str, Any]:
+    """Fit the detector named by the ``detector`` hyperparameter on the ``train`` channel and
+    write its artifact into ``job.model_dir``; return the artifact's metadata.
+
+    Hyperparameters: ``detector`` (required), ``training_data_uri`` (the S3 location of the
+    train channel, recorded as lineage: the container cannot see it), ``alert_budget`` (share,
+    default 0.01, for the validation figures), ``ensemble_members`` (list, for ``ensemble``);
+    every other one is passed to the detector (e.g. ``epochs``, ``n_estimators``).
+    """
+    hp = job.hyperparameters
+    name = str(hp.get("detector", "")).strip()
+    if not name:
+        raise TrainingInputError("the hyperparameter 'detector' is required (isolation_forest, lof, lstm, ensemble)")
+    if "train" not in job.channels:
+        raise TrainingInputError(f"no 'train' channel (channels: {sorted(job.channels) or 'none'})")
+    train_dir = job.channels["train"]
+    files = data_files(train_dir)
+    train = model_frame(read_frame(train_dir))
+    params = detector_params(hp)
+    members = hp.get("ensemble_members")
+    detector = build_detector(name, params, list(members) if members else None)
+    started = time.perf_counter()
+    detector.fit(train)
+    fit_seconds = time.perf_counter() - started
+    budget = float(hp.get("alert_budget", DEFAULT_BUDGET))
+    metrics: dict[str, Any] = {}
+    if "validation" in job.channels:
+        validation = model_frame(read_frame(job.channels["validation"]))
+        report, _ = score_report(detector, validation, budget, name)
+        metrics = report
+    metadata = {
+        "training_window": training_window(train),
+        "metrics": metrics,
+        "lineage": {
+            "training_data": {"uri": hp.get("training_data_uri"), "sha256": content_hash(files, train_dir),
+                              "files": len(files), "rows": len(train)},
+            "code_version": code_version(job.extra),
+            "hyperparameters": dict(hp),
+            "training_job": {"name": job.job_name, "arn": job.job_arn},
+            "fit_seconds": round(fit_seconds, 3),
+        },
+    }  # fmt: skip
+    save_model(detector, job.model_dir, metadata=metadata)
+    return json.loads((job.model_dir / METADATA_FILE).read_text())
+
+
+def metric_lines(metadata: Mapping[str, Any]) -> list[str]:
+    """``finsentry_<metric>=<value>;`` lines for SageMaker metric definitions (regex
+    ``finsentry_recall=([0-9.]+);``): the validation figures, when there were any."""
+    metrics = metadata.get("metrics") or {}
+    lines = [f"finsentry_{k}={float(v):.6f};" for k, v in metrics.items()
+             if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(float(v))]  # fmt: skip
+    lineage = metadata.get("lineage") or {}
+    lines.append(f"finsentry_fit_seconds={float(lineage.get('fit_seconds', 0.0)):.3f};")
+    return lines
+
+
+# --- evaluation ---------------------------------------------------------------------------------
+
+
+def score_report(detector, frame: pd.DataFrame, budget: float, name: str,
+                 price_per_hour: float = DEFAULT_PRICE_PER_HOUR) -> tuple[dict[str, Any], ModelReport]:  # fmt: skip
+    """A detector's figures on a labelled frame, with its scoring cost per 1,000 records."""
+    truth, types = labels(frame)
+    started = time.perf_counter()
+    scores = detector.score(frame)
+    seconds = time.perf_counter() - started
+    report = evaluate_scores(scores, truth, types, budget=budget, name=name)
+    per_1000 = 1000.0 * seconds / max(len(frame), 1)
+    figures = {**report.to_dict(), "scoring_seconds_per_1000": round(per_1000, 6),
+               "scoring_usd_per_1000": round(per_1000 * price_per_hour / 3600.0, 9)}  # fmt: skip
+    return figures, report
+
+
+def _safe_extract(archive: Path, into: Path) -> None:
+    """Extract a model.tar.gz refusing links and paths that leave ``into``."""
+    with tarfile.open(archive, "r:*") as tar:
+        for member in tar.getmembers():
+            target = (into / member.name).resolve()
+            if not (member.isfile() or member.isdir()) or not target.is_relative_to(into.resolve()):
+                raise TrainingInputError(f"{archive}: refused archive member {member.name!r}")
+        tar.extractall(into, filter="data")
+
+
+def artifact_dir(path: Path, scratch: Path) -> Path | None:
+    """The artifact folder in ``path``: the folder itself, a sub-folder holding it, or a
+    ``model.tar.gz`` (as SageMaker writes it) extracted into ``scratch``. None when empty."""
+    if (path / MODEL_FILE).is_file():
+        return path
+    archives = sorted(path.rglob("*.tar.gz")) if path.is_dir() else []
+    if archives:
+        into = scratch / path.name
+        into.mkdir(parents=True, exist_ok=True)
+        _safe_extract(archives[0], into)
+        return artifact_dir(into, scratch) if (into / MODEL_FILE).is_file() else None
+    found = sorted(p.parent for p in path.rglob(MODEL_FILE)) if path.is_dir() else []
+    return found[0] if found else None
+
+
+def evaluate_job(models_dir: Path, validation_dir: Path, output_dir: Path, champion_dir: Path | None = None,
+                 budget: float = DEFAULT_BUDGET, margin: float = 0.01, metric: str = "recall",
+                 price_per_hour: float = DEFAULT_PRICE_PER_HOUR) -> dict[str, Any]:  # fmt: skip
+    """Score every candidate under ``models_dir`` (one sub-folder each, named by the candidate)
+    and the champion on the labelled validation data; write ``output_dir/evaluation.json``.
+
+    The result's ``selection`` is ``select_model(...).to_dict()`` plus ``promote`` (bool),
+    ``best`` (name), ``best_threshold`` (the best candidate's alert threshold at the budget)
+    and ``best_model`` (the candidate's folder name). A champion folder that is absent or empty
+    means "no champion"; a champion that cannot be loaded (foreign features, tampered) is
+    reported under ``champion.error`` and treated as no champion, so the challenger wins.
+    """
+    validation = model_frame(read_frame(validation_dir))
+    candidates: dict[str, Any] = {}
+    reports: list[ModelReport] = []
+    with tempfile.TemporaryDirectory(prefix="finsentry-eval-") as tmp:
+        scratch = Path(tmp)
+        folders = sorted(p for p in models_dir.iterdir() if p.is_dir()) if models_dir.is_dir() else []
+        for folder in folders:
+            found = artifact_dir(folder, scratch)
+            if found is None:
+                continue
+            detector, meta = load_model(found, allow_sequence=True)
+            figures, report = score_report(detector, validation, budget, folder.name, price_per_hour)
+            candidates[folder.name] = {**figures, "detector": meta["detector"], "created_at": meta.get("created_at"),
+                                       "lineage": meta.get("lineage")}  # fmt: skip
+            reports.append(report)
+        if not reports:
+            raise TrainingInputError(f"no candidate model artifacts under {models_dir}")
+        champion, champion_report = _champion(champion_dir, scratch, validation, budget, price_per_hour)
+    selection = select_model(reports, champion_report, metric=metric, margin=margin).to_dict()
+    selection.update(promote=bool(selection["promoted"]), best_threshold=candidates[selection["best"]]["threshold"],
+                     best_model=selection["best"], margin=margin)  # fmt: skip
+    result = {
+        "budget": budget,
+        "rows": len(validation),
+        "anomalies": int(labels(validation)[0].sum()),
+        "candidates": candidates,
+        "champion": champion,
+        "selection": selection,
+    }
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / EVALUATION_FILE).write_text(json.dumps(result, indent=2, allow_nan=False, default=_plain))
+    return result
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return str(value)
+
+
+def _champion(champion_dir: Path | None, scratch: Path, validation: pd.DataFrame, budget: float,
+              price_per_hour: float) -> tuple[dict[str, Any] | None, ModelReport | None]:  # fmt: skip
+    if champion_dir is None or not champion_dir.is_dir():
+        return None, None
+    found = artifact_dir(champion_dir, scratch)
+    if found is None:
+        return None, None
+    from finsentry.detectors.artifact import ModelArtifactError
+
+    try:
+        detector, meta = load_model(found, allow_sequence=True)
+    except ModelArtifactError as exc:
+        return {"error": str(exc)}, None
+    name = f"champion:{meta['detector']}"
+    figures, report = score_report(detector, validation, budget, name, price_per_hour)
+    return {**figures, "detector": meta["detector"], "created_at": meta.get("created_at")}, report

@@ -1,0 +1,101 @@
+"""sagemaker/evaluate.py in-process: candidates and champion scored on the labelled validation period."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from tests.sagemaker.conftest import entry_point, training_env
+
+train, evaluate = entry_point("train"), entry_point("evaluate")
+CANDIDATES = ("isolation_forest", "lof", "lstm")
+
+
+@pytest.fixture(scope="module")
+def trained(channels, tmp_path_factory) -> dict[str, Path]:
+    """Each candidate's training output as SageMaker leaves it in S3: a model.tar.gz of SM_MODEL_DIR."""
+    out = {}
+    for name in CANDIDATES:
+        job = tmp_path_factory.mktemp(f"job-{name}")
+        assert train.main(training_env(job, {"train": channels["train"]}, name)) == 0
+        archive = job / "model.tar.gz"
+        with tarfile.open(archive, "w:gz") as tar:
+            for f in sorted((job / "model").iterdir()):
+                tar.add(f, arcname=f.name)
+        out[name] = archive
+    return out
+
+
+def _processing(tmp: Path, channels, trained, champion: str | None = None) -> dict[str, str]:
+    for name, archive in trained.items():
+        (tmp / "models" / name).mkdir(parents=True)
+        shutil.copy(archive, tmp / "models" / name / "model.tar.gz")
+    shutil.copytree(channels["validation"], tmp / "validation")
+    (tmp / "champion").mkdir()  # SageMaker creates the input folder; empty = no champion yet
+    if champion:
+        shutil.copy(trained[champion], tmp / "champion" / "model.tar.gz")
+    return {"FINSENTRY_PROCESSING_DIR": str(tmp), "ALERT_BUDGET": "0.02"}
+
+
+def test_no_champion_promotes_the_best_candidate(channels, trained, tmp_path):
+    env = _processing(tmp_path, channels, trained)
+    assert evaluate.main([], env) == 0
+    result = json.loads((tmp_path / "evaluation" / "evaluation.json").read_text())
+    assert set(result["candidates"]) == set(CANDIDATES) and result["budget"] == 0.02
+    for figures in result["candidates"].values():
+        wanted = {"recall_by_type", "auc_pr", "threshold", "scoring_seconds_per_1000", "scoring_usd_per_1000"}
+        assert wanted <= set(figures)
+        assert figures["alerts"] <= 0.02 * result["rows"] and figures["scoring_seconds_per_1000"] > 0
+        assert "unusual_sequence" in figures["recall_by_type"]
+        assert figures["lineage"]["training_data"]["uri"] == "s3://bucket/curated/features/"
+    selection = result["selection"]
+    assert selection["promote"] is True and selection["champion"] is None
+    best = min(result["candidates"].values(), key=lambda f: (-f["recall"], f["name"]))  # select_model's order
+    assert selection["best"] == selection["best_model"] == best["name"]
+    assert selection["best_threshold"] == result["candidates"][selection["best"]]["threshold"]
+
+
+def test_a_champion_as_good_as_the_best_is_kept(channels, trained, tmp_path):
+    first = tmp_path / "first"
+    evaluate.main([], _processing(first, channels, trained))
+    best = json.loads((first / "evaluation" / "evaluation.json").read_text())["selection"]["best"]
+    second = tmp_path / "second"
+    assert evaluate.main(["--margin", "0.05"], _processing(second, channels, trained, champion=best)) == 0
+    result = json.loads((second / "evaluation" / "evaluation.json").read_text())
+    assert result["selection"]["promote"] is False and result["selection"]["serving"] == f"champion:{best}"
+    assert result["champion"]["recall"] == result["candidates"][best]["recall"]
+    assert "kept" in result["selection"]["reason"]
+
+
+def test_a_tampered_champion_is_reported_and_replaced(channels, trained, tmp_path):
+    env = _processing(tmp_path, channels, trained)
+    champion = tmp_path / "champion"
+    with tarfile.open(trained["lof"]) as tar:
+        tar.extractall(champion, filter="data")
+    (champion / "model.joblib").write_bytes(b"not a model")
+    assert evaluate.main([], env) == 0
+    result = json.loads((tmp_path / "evaluation" / "evaluation.json").read_text())
+    assert "checksum" in result["champion"]["error"] and result["selection"]["promote"] is True
+
+
+def test_no_candidates_is_an_error(channels, tmp_path):
+    shutil.copytree(channels["validation"], tmp_path / "validation")
+    (tmp_path / "models").mkdir()
+    with pytest.raises(ValueError, match="no candidate model artifacts"):
+        evaluate.main([], {"FINSENTRY_PROCESSING_DIR": str(tmp_path)})
+
+
+def test_an_archive_escaping_its_folder_is_refused(channels, tmp_path):
+    bad = tmp_path / "models" / "evil"
+    bad.mkdir(parents=True)
+    payload = tmp_path / "x.txt"
+    payload.write_text("x")
+    with tarfile.open(bad / "model.tar.gz", "w:gz") as tar:
+        tar.add(payload, arcname="../../escaped.txt")
+    shutil.copytree(channels["validation"], tmp_path / "validation")
+    with pytest.raises(ValueError, match="refused archive member"):
+        evaluate.main([], {"FINSENTRY_PROCESSING_DIR": str(tmp_path)})

@@ -1,0 +1,166 @@
+"""The Athena views, executed on DuckDB (after sqlglot transpilation) over the pipeline's Parquet."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sqlglot import exp
+
+from finsentry import analytics
+from finsentry.analytics import VIEW_COLUMNS, AthenaView, ViewDefinitionError, check_view, load_views
+from finsentry.detectors import make_detector
+from finsentry.evaluation import threshold_for_budget
+from finsentry.layout import PARTITION_KEY, PREFIXES
+from finsentry.local.aws import DataBucket, local_aws
+from finsentry.local.pipeline import DemoConfig, prepare
+from finsentry.privacy import mask_ids
+from finsentry.scoring import SCORED_COLUMNS, score_transactions, scored_frame
+from tests.factories import small_bank
+
+
+@pytest.fixture(scope="module")
+def scored_output(tmp_path_factory) -> tuple[pd.DataFrame, pd.DataFrame, Path]:
+    """Labelled transactions scored as the demo scores them, written by the demo's S3 writer
+    (moto) and copied to a local folder with the same ``scored/dt=.../`` keys."""
+    prep = prepare(small_bank(), DemoConfig(anomaly_rate=0.02, seed=3))
+    model = make_detector("isolation_forest").fit(prep.features[prep.split.train])
+    rows = ~prep.split.train
+    scores = model.score(prep.features[rows])
+    batch = score_transactions(model, prep.features[rows], budget_threshold=threshold_for_budget(scores, 0.02),
+                               model_version="isolation_forest-test")  # fmt: skip
+    transactions = prep.transactions[rows].reset_index(drop=True)
+    scored = scored_frame(transactions, batch)
+    root = tmp_path_factory.mktemp("bucket")
+    with local_aws():
+        bucket = DataBucket.create()
+        bucket.write_partitioned(scored, PREFIXES.scored)
+        for key in bucket.list_keys(PREFIXES.scored):
+            path = root / key
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(bucket.client.get_object(Bucket=bucket.name, Key=key)["Body"].read())
+    scored[PARTITION_KEY] = scored["ts"].dt.strftime("%Y-%m-%d")
+    return transactions, scored, root / PREFIXES.scored
+
+
+@pytest.fixture(scope="module")
+def con(scored_output):
+    return analytics.duckdb_connection(scored_output[2])
+
+
+def _view(con, name: str) -> pd.DataFrame:
+    return con.execute(f"SELECT * FROM {name}").df()  # noqa: S608 - view names from the repo
+
+
+def test_every_view_file_is_loaded_checked_and_declared():
+    views = load_views()
+    assert [v.name for v in views] == sorted(VIEW_COLUMNS)
+    for v in views:
+        assert v.statement.startswith(f"CREATE OR REPLACE VIEW {v.name} AS SELECT")
+        assert "--" not in v.statement and "/*" not in v.statement  # Athena gets no comments
+        assert v.select_sql.startswith("SELECT")
+
+
+def test_views_read_only_columns_the_scored_table_has():
+    known = set(SCORED_COLUMNS) | {PARTITION_KEY}
+    for v in load_views():
+        body = analytics._parse(v.sql, v.path).expression
+        used = {c.name for c in body.find_all(exp.Column)} - set(v.columns)  # minus aliases of outputs
+        assert used <= known, (v.name, used - known)
+
+
+@pytest.mark.parametrize(
+    ("name", "sql", "message"),
+    [
+        ("scored_transactions", "CREATE OR REPLACE VIEW scored_transactions AS SELECT trans_id, account_id "
+         "FROM scored", "raw identifiers"),
+        ("daily_anomaly_summary", "CREATE OR REPLACE VIEW other AS SELECT dt FROM scored", "expected"),
+        ("daily_anomaly_summary", "CREATE VIEW daily_anomaly_summary AS SELECT dt FROM scored", "OR REPLACE"),
+        ("daily_anomaly_summary", "CREATE OR REPLACE VIEW daily_anomaly_summary AS SELECT dt FROM transactions",
+         "must read only"),
+        ("daily_anomaly_summary", "CREATE OR REPLACE VIEW daily_anomaly_summary AS SELECT dt FROM scored; "
+         "SELECT 1", "one statement"),
+        ("daily_anomaly_summary", "CREATE OR REPLACE VIEW daily_anomaly_summary AS SELECT dt FROM scored",
+         "declared"),
+        ("unknown_view", "CREATE OR REPLACE VIEW unknown_view AS SELECT dt FROM scored", "no declared columns"),
+    ],
+)  # fmt: skip
+def test_check_view_rejects_files_that_break_the_contract(name, sql, message):
+    with pytest.raises(ViewDefinitionError, match=message):
+        check_view(AthenaView(name=name, sql=sql, path=Path(f"{name}.sql")))
+
+
+def test_a_folder_without_views_is_an_error(tmp_path):
+    with pytest.raises(ViewDefinitionError, match="no view files"):
+        load_views(tmp_path)
+
+
+FAMILY = {"varchar": "VARCHAR", "date": "DATE", "timestamp": "TIMESTAMP", "double": "DOUBLE",
+          "bigint": "INT", "integer": "INT"}  # fmt: skip
+
+
+def _family(duck_type: str) -> str:
+    t = duck_type.upper()
+    if t.startswith("TIMESTAMP"):
+        return "TIMESTAMP"
+    return "INT" if t in {"BIGINT", "INTEGER", "HUGEINT", "SMALLINT"} else t
+
+
+def test_views_run_on_duckdb_with_the_declared_columns_and_types(con):
+    for name, declared in VIEW_COLUMNS.items():
+        described = con.execute(f"SELECT * FROM {name} LIMIT 0").description  # noqa: S608
+        assert [d[0] for d in described] == list(declared)
+        assert [_family(str(d[1])) for d in described] == [FAMILY[t] for t in declared.values()], name
+
+
+def test_scored_transactions_has_every_row_once_with_the_client_masked(con, scored_output):
+    transactions, scored, _ = scored_output
+    view = _view(con, "scored_transactions")
+    assert len(view) == len(scored)
+    assert sorted(view["trans_id"]) == sorted(scored["trans_id"])
+    assert not set(view.columns) & {"account_id", "client_id"}
+    raw_ids = set(transactions["client_id"]) | set(transactions["account_id"])
+    assert not set(view["client_ref"]) & raw_ids
+    expected = dict(zip(transactions["trans_id"], mask_ids(transactions["client_id"]), strict=True))
+    assert (view["client_ref"] == view["trans_id"].map(expected)).all()
+    # every other text column is free of raw client and account ids too
+    for col in ("direction", "operation", "region", "verdict", "anomaly_type", "reasons", "model_version"):
+        assert not set(view[col]) & raw_ids, col
+    assert set(view.loc[view["verdict"] == "normal", "anomaly_type"]) == {"none"}
+    assert (view["txn_date"].astype(str) == view["dt"]).all()
+    assert (view["hour_of_day"] == pd.to_datetime(view["ts"]).dt.hour).all()
+
+
+def test_daily_summary_matches_a_pandas_groupby(con, scored_output):
+    scored = scored_output[1]
+    view = _view(con, "daily_anomaly_summary").set_index("dt").sort_index()
+    alert = scored["verdict"] == "alert"
+    g = scored.assign(alert=alert, alerted_amount=np.where(alert, scored["amount"], 0.0),
+                      alerted_client=scored["client_ref"].where(alert)).groupby("dt")  # fmt: skip
+    expected = pd.DataFrame({
+        "transactions": g.size(), "alerts": g["alert"].sum(), "clients_alerted": g["alerted_client"].nunique(),
+        "clients": g["client_ref"].nunique(), "mean_score": g["score"].mean(), "max_score": g["score"].max(),
+        "amount_total": g["amount"].sum(), "amount_alerted": g["alerted_amount"].sum(),
+    }).sort_index()  # fmt: skip
+    assert list(view.index) == list(expected.index)
+    assert view["alerts"].sum() > 0, "the fixture must raise alerts for the test to mean anything"
+    for col in expected.columns:
+        np.testing.assert_allclose(view[col].astype(float), expected[col].astype(float), rtol=1e-9, err_msg=col)
+    np.testing.assert_allclose(view["alert_rate"], expected["alerts"] / expected["transactions"])
+
+
+def test_counts_by_type_and_region_add_up_to_the_input(con, scored_output):
+    scored = scored_output[1]
+    view = _view(con, "anomaly_counts_by_type_region")
+    assert view["transactions"].sum() == len(scored)
+    assert view["alerts"].sum() == (scored["verdict"] == "alert").sum()
+    assert not view.duplicated(["dt", "region", "district_id", "anomaly_type"]).any()
+    alerts = scored[scored["verdict"] == "alert"]
+    by_type = view[view["anomaly_type"] != "none"].groupby("anomaly_type")["alerts"].sum()
+    expected = alerts["anomaly_type"].replace("", "unclassified").value_counts()
+    assert by_type.sort_index().to_dict() == expected.sort_index().to_dict()
+    by_region = view.groupby("region")["transactions"].sum()
+    expected_regions = scored["region"].replace("", "unknown").value_counts()
+    assert by_region.sort_index().to_dict() == expected_regions.sort_index().to_dict()

@@ -1,0 +1,157 @@
+"""The cost model's arithmetic: quantities × list prices, scaling with load and retention."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+import yaml
+
+from finsentry.cli import main
+from finsentry.cost import (
+    PriceFileError,
+    StackProfile,
+    custom_metric_count,
+    estimate,
+    kinesis_shards,
+    load_prices,
+    prices_path,
+)
+from finsentry.monitoring import ALARMS, Metric
+
+HOURS = 730
+
+
+def _items(est, service: str) -> dict[str, float]:
+    return {i.item: i.quantity for i in est.items if i.service == service}
+
+
+def test_the_price_file_is_dated_sourced_and_complete():
+    prices = load_prices()
+    assert prices.region == "eu-west-1" and prices.currency == "USD"
+    assert prices.as_of[:4].isdigit() and len(prices.as_of) == 10
+    used = {i.service for i in estimate(100).items}
+    assert used == set(prices.services), "every priced service is used and every used service is priced"
+    for name in prices.services:
+        assert prices.source(name).startswith("https://aws.amazon.com/")
+
+
+def test_every_line_is_quantity_times_unit_price_and_the_totals_add_up():
+    est = estimate(100)
+    for item in est.items:
+        assert item.cost == pytest.approx(item.quantity * item.unit_price)
+        assert item.quantity >= 0 and item.unit_price > 0
+    assert sum(est.by_service().values()) == pytest.approx(est.total)
+    assert est.transactions_per_month == 100 * HOURS * 3600
+    assert est.per_million == pytest.approx(est.total / (100 * HOURS * 3600 / 1e6))
+
+
+def test_per_transaction_parts_scale_linearly_with_tps():
+    low, high = estimate(1000), estimate(2000)
+    for service in ("dynamodb", "firehose", "sns", "sqs", "athena"):
+        for item, qty in _items(low, service).items():
+            if item != "profile storage":
+                assert _items(high, service)[item] == pytest.approx(2 * qty), (service, item)
+    # at these rates every Lambda batch is full: invocations and GB-seconds double too
+    for service, item in (("kinesis", "PUT payload units"), ("lambda", "scorer requests"),
+                          ("lambda", "scorer GB-seconds")):  # fmt: skip
+        assert _items(high, service)[item] == pytest.approx(2 * _items(low, service)[item]), item
+    # fixed parts do not move
+    for service in ("ecr",):
+        assert high.by_service()[service] == pytest.approx(low.by_service()[service])
+    assert high.per_million < estimate(10).per_million  # fixed costs are spread over more transactions
+
+
+def test_dynamodb_is_priced_per_request_unit():
+    est, prices = estimate(50), load_prices()
+    n = 50 * HOURS * 3600
+    writes = next(i for i in est.items if i.item == "profile writes")
+    assert writes.quantity == n * StackProfile().profile_wru_per_record
+    assert writes.cost == pytest.approx(n * StackProfile().profile_wru_per_record * prices.get("dynamodb", "write_request_units_per_million") / 1e6)
+
+
+def test_longer_retention_raises_only_the_s3_storage():
+    short, long = estimate(100, retention_days=30), estimate(100, retention_days=365)
+    storage = [k for k in _items(short, "s3") if k.startswith("storage")]
+    assert len(storage) == 1
+    s_short = next(i for i in short.items if i.item.startswith("storage"))
+    s_long = next(i for i in long.items if i.item.startswith("storage"))
+    assert s_long.quantity == pytest.approx(s_short.quantity * 365 / 30)
+    assert long.by_service()["s3"] > short.by_service()["s3"]
+    for service, cost in short.by_service().items():
+        if service != "s3":
+            assert long.by_service()[service] == pytest.approx(cost), service
+
+
+def test_kinesis_shards_follow_records_and_bytes_at_the_peak():
+    s = StackProfile()
+    assert kinesis_shards(1, s) == 1
+    assert kinesis_shards(1000, s) == 2  # 2,000 records/s at the peak: two shards
+    assert kinesis_shards(1000, replace(s, record_bytes=2000)) == 4  # 4 MB/s at the peak
+    est = estimate(1000)
+    assert _items(est, "kinesis")["shard-hours"] == 2 * HOURS
+
+
+def test_low_load_still_pays_one_lambda_batch_per_shard_per_second():
+    est = estimate(10)
+    assert _items(est, "lambda")["scorer requests"] == pytest.approx(1 * HOURS * 3600)
+
+
+def test_packing_rows_into_firehose_records_cuts_the_5kb_rounding():
+    one = estimate(100)
+    packed = estimate(100, stack=replace(StackProfile(), firehose_rows_per_record=16))  # 16 × 310 B < 5 KB
+    ingest = "ingestion (5 KB steps per record)"
+    assert _items(packed, "firehose")[ingest] == pytest.approx(_items(one, "firehose")[ingest] / 16)
+
+
+def test_on_demand_kinesis_pays_stream_hours_and_data():
+    est = estimate(100, stack=replace(StackProfile(), kinesis_mode="on-demand"))
+    items = _items(est, "kinesis")
+    assert items["stream-hours (on-demand)"] == HOURS
+    assert items["data ingested"] == pytest.approx(100 * HOURS * 3600 * 1024 / 2**30)
+    with pytest.raises(ValueError, match="kinesis_mode"):
+        estimate(10, stack=replace(StackProfile(), kinesis_mode="serverless"))
+
+
+def test_monitoring_lines_come_from_the_monitoring_module():
+    est = estimate(10)
+    cw = _items(est, "cloudwatch")
+    assert cw["alarms"] == len(ALARMS)
+    assert cw["custom metrics"] == custom_metric_count() > len(Metric)
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    (lambda d: d["services"]["lambda"].pop("gb_second_x86"), "services.lambda.gb_second_x86"),
+    (lambda d: d["services"]["sns"].pop("source"), "no source URL for sns"),
+    (lambda d: d.pop("as_of"), "missing as_of"),
+])  # fmt: skip
+def test_a_broken_price_file_is_a_clear_error(tmp_path, edit, message):
+    data = yaml.safe_load(prices_path().read_text())
+    edit(data)
+    path = tmp_path / "prices.yaml"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(PriceFileError, match=message):
+        estimate(10, prices=load_prices(path))
+
+
+def test_bad_load_is_rejected():
+    with pytest.raises(ValueError, match="tps"):
+        estimate(0)
+    with pytest.raises(ValueError, match="retention"):
+        estimate(10, retention_days=0)
+
+
+def test_cli_prints_the_table_and_the_same_figures_as_json(capsys):
+    assert main(["cost", "--tps", "100", "--retention-days", "90", "--json"]) == 0
+    out = capsys.readouterr().out
+    assert "DynamoDB (profiles)" in out and "per M txns" in out and "as of" in out
+    figures = json.loads(out.strip().splitlines()[-1])
+    est = estimate(100, retention_days=90)
+    assert figures["total"] == pytest.approx(est.total, abs=0.01)
+    assert figures["per_million_transactions"] == pytest.approx(est.per_million, abs=1e-4)
+
+
+def test_cli_reports_a_missing_price_file(tmp_path, capsys):
+    assert main(["cost", "--tps", "5", "--prices", str(tmp_path / "none.yaml")]) == 2
+    assert "no price file" in capsys.readouterr().out
