@@ -68,7 +68,12 @@ ALARMS: tuple[AlarmSpec, ...] = (
               "The scorer runs without a model (rules-only fallback)", "rules-only"),
     AlarmSpec("score-drift", METRIC_NAMESPACE, Metric.SCORE_PSI, "Maximum", 0.25, Comparison.GREATER, 3600, 1,
               "Score distribution drifted from the training window (PSI > 0.25)", "drift"),
-    # service alarms of the deployment (AWS metrics; the CDK app maps each to its resource)
+)  # fmt: skip
+
+# Alarms on AWS service metrics of the deployment's other resources (queues, Glue, Step Functions,
+# Firehose): CloudWatch only (the CDK app maps each to its resource); the Prometheus rules cover
+# ``ALARMS``, whose AWS metrics name one resource per namespace.
+SERVICE_ALARMS: tuple[AlarmSpec, ...] = (
     AlarmSpec("dlq-depth", "AWS/SQS", "ApproximateNumberOfMessagesVisible", "Maximum", 0, Comparison.GREATER, 300, 1,
               "Records the scorer gave up on wait in the scorer DLQ", "dlq-depth"),
     AlarmSpec("quarantine-depth", "AWS/SQS", "ApproximateNumberOfMessagesVisible", "Maximum", 1000,

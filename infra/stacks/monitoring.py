@@ -1,4 +1,4 @@
-"""Monitoring: one CloudWatch alarm per ``finsentry.monitoring.ALARMS`` spec, to the on-call topic; a dashboard.
+"""Monitoring: one CloudWatch alarm per ``ALARMS`` / ``SERVICE_ALARMS`` spec, to the on-call topic; a dashboard.
 
 Each spec names a metric; this stack says which resource it watches (``dimensions_by_alarm``).
 A spec without a mapping fails the synth, so a new alarm cannot be forgotten here.
@@ -15,9 +15,11 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from finsentry.layout import RESOURCES
-from finsentry.monitoring import ALARMS, METRIC_NAMESPACE, SERVICE_DIMENSION, AlarmSpec
+from finsentry.monitoring import ALARMS, METRIC_NAMESPACE, SERVICE_ALARMS, SERVICE_DIMENSION, AlarmSpec
 from infra.config import EnvConfig
 from infra.stacks.base import FinsentryStack
+
+SPECS = ALARMS + SERVICE_ALARMS  # every alarm of the deployment
 
 _COMPARISON = {
     "GreaterThanThreshold": cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
@@ -77,12 +79,12 @@ class MonitoringStack(FinsentryStack):
     ) -> None:
         super().__init__(scope, construct_id, config=config, description="finsentry: alarms and dashboard")
         dims = dimensions_by_alarm(watched)
-        missing = [a.name for a in ALARMS if a.name not in dims]
+        missing = [a.name for a in SPECS if a.name not in dims]
         if missing:
             raise KeyError(f"alarm specs without a watched resource in infra/stacks/monitoring.py: {missing}")
         action = cw_actions.SnsAction(oncall)
         self.alarms: dict[str, cw.Alarm] = {}
-        for spec in ALARMS:
+        for spec in SPECS:
             alarm = cw.Alarm(
                 self,
                 f"Alarm{''.join(p.title() for p in spec.name.split('-'))}",
@@ -103,8 +105,8 @@ class MonitoringStack(FinsentryStack):
             self, "Dashboard", dashboard_name=self.name("operations"), default_interval=Duration.hours(24)
         )
         board.add_widgets(cw.AlarmStatusWidget(title="Alarms", alarms=list(self.alarms.values()), width=24))
-        own = [a for a in ALARMS if a.namespace == METRIC_NAMESPACE]
-        aws = [a for a in ALARMS if a.namespace != METRIC_NAMESPACE]
+        own = [a for a in SPECS if a.namespace == METRIC_NAMESPACE]
+        aws = [a for a in SPECS if a.namespace != METRIC_NAMESPACE]
         for group in (own, aws):
             widgets = [
                 cw.GraphWidget(

@@ -6,7 +6,7 @@ import json
 import re
 
 from finsentry.layout import PARTITION_KEY, PREFIXES, RESOURCES, SCORER_ENV, model_parameter_name
-from finsentry.monitoring import ALARMS
+from finsentry.monitoring import ALARMS, SERVICE_ALARMS
 from finsentry.pipeline_definition import PLACEHOLDERS, placeholders_in
 from finsentry.scoring import SCORED_COLUMNS
 from infra.paths import REPO_ROOT, TRAINING_ASL
@@ -138,8 +138,10 @@ def test_state_machine_role_covers_every_task_of_the_asl(dev):
 
 def test_one_alarm_per_spec_to_the_oncall_topic(dev):
     alarms = {r["Properties"]["AlarmName"]: r["Properties"] for _, _, r in dev.resources("AWS::CloudWatch::Alarm")}
-    assert set(alarms) == {f"finsentry-dev-{a.name}" for a in ALARMS}
-    for spec in ALARMS:
+    specs = ALARMS + SERVICE_ALARMS
+    assert len({a.name for a in specs}) == len(specs)
+    assert set(alarms) == {f"finsentry-dev-{a.name}" for a in specs}
+    for spec in specs:
         alarm = alarms[f"finsentry-dev-{spec.name}"]
         assert alarm["Namespace"] == spec.namespace and alarm["MetricName"] == str(spec.metric)
         assert alarm["Threshold"] == spec.threshold and alarm["ComparisonOperator"] == str(spec.comparison)
@@ -155,7 +157,7 @@ def test_every_runbook_anchor_is_a_section_of_operations_md():
     anchors = {re.sub(r"[^a-z0-9 -]", "", h.strip().lower()).replace(" ", "-")
                for h in re.findall(r"^#+ (.+)$", text, flags=re.M)}  # fmt: skip
     explicit = set(re.findall(r'<a id="([^"]+)"', text))
-    missing = {a.runbook for a in ALARMS} - anchors - explicit
+    missing = {a.runbook for a in ALARMS + SERVICE_ALARMS} - anchors - explicit
     assert not missing, f"docs/operations.md lacks runbook sections {sorted(missing)}"
 
 
