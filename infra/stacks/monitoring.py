@@ -15,7 +15,7 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from finsentry.layout import RESOURCES
-from finsentry.monitoring import ALARMS, METRIC_NAMESPACE, SERVICE_ALARMS, SERVICE_DIMENSION, AlarmSpec
+from finsentry.monitoring import ALARMS, METRIC_NAMESPACE, SERVICE_ALARMS, SERVICE_DIMENSION, AlarmSpec, Metric
 from infra.config import EnvConfig
 from infra.stacks.base import FinsentryStack
 
@@ -61,7 +61,28 @@ def dimensions_by_alarm(w: Watched) -> dict[str, dict[str, str]]:
     }
 
 
-def metric_of(spec: AlarmSpec, dimensions: dict[str, str]) -> cw.Metric:
+# our metrics that the scorer emits only per dimension value (quarantined by Reason): their alarm
+# sums every series with a CloudWatch Metrics Insights query instead of watching one series
+PER_DIMENSION = {str(Metric.QUARANTINED): "Reason"}
+_INSIGHTS_FUNCTION = {"Sum": "SUM", "Maximum": "MAX", "Average": "AVG", "Minimum": "MIN"}
+
+
+def insights_query(spec: AlarmSpec, dimensions: dict[str, str]) -> str:
+    """``SELECT SUM(m) FROM SCHEMA(ns, Reason, service) WHERE service = '...'``: all series of the metric."""
+    keys = [PER_DIMENSION[str(spec.metric)], *dimensions]
+    where = " AND ".join(f"{k} = '{v}'" for k, v in dimensions.items())
+    select = f'SELECT {_INSIGHTS_FUNCTION[spec.statistic]}("{spec.metric}")'
+    return f'{select} FROM SCHEMA("{spec.namespace}", {", ".join(keys)}) WHERE {where}'  # noqa: S608 - our constants
+
+
+def metric_of(spec: AlarmSpec, dimensions: dict[str, str]) -> cw.IMetric:
+    if spec.namespace == METRIC_NAMESPACE and str(spec.metric) in PER_DIMENSION:
+        return cw.MathExpression(
+            expression=insights_query(spec, dimensions),
+            using_metrics={},
+            period=Duration.seconds(spec.period_seconds),
+            label=spec.summary,
+        )
     return cw.Metric(
         namespace=spec.namespace,
         metric_name=str(spec.metric),

@@ -143,13 +143,29 @@ def test_one_alarm_per_spec_to_the_oncall_topic(dev):
     assert set(alarms) == {f"finsentry-dev-{a.name}" for a in specs}
     for spec in specs:
         alarm = alarms[f"finsentry-dev-{spec.name}"]
-        assert alarm["Namespace"] == spec.namespace and alarm["MetricName"] == str(spec.metric)
         assert alarm["Threshold"] == spec.threshold and alarm["ComparisonOperator"] == str(spec.comparison)
-        assert alarm["Period"] == spec.period_seconds and alarm["EvaluationPeriods"] == spec.evaluation_periods
-        assert alarm["Dimensions"], spec.name
+        assert alarm["EvaluationPeriods"] == spec.evaluation_periods
+        if "Metrics" in alarm:  # a Metrics Insights query over every series of a per-dimension metric
+            [query] = alarm["Metrics"]
+            assert f'FROM SCHEMA("{spec.namespace}"' in query["Expression"] and str(spec.metric) in query["Expression"]
+            assert query["Period"] == spec.period_seconds
+        else:
+            assert alarm["Namespace"] == spec.namespace and alarm["MetricName"] == str(spec.metric)
+            assert alarm["Period"] == spec.period_seconds and alarm["Dimensions"], spec.name
         [action] = alarm["AlarmActions"]
         assert refers_to(action, "OncallTopic"), spec.name
         assert f"#{spec.runbook}" in alarm["AlarmDescription"]
+
+
+def test_scorer_metric_alarms_watch_the_series_the_scorer_emits(dev):
+    alarms = {r["Properties"]["AlarmName"]: r["Properties"] for _, _, r in dev.resources("AWS::CloudWatch::Alarm")}
+    rules_only = alarms["finsentry-dev-rules-only"]
+    assert rules_only["Dimensions"] == [{"Name": "service", "Value": RESOURCES.scorer_function}]
+    quarantine = alarms["finsentry-dev-quarantine-rate"]["Metrics"][0]["Expression"]
+    expected = 'SELECT SUM("RecordsQuarantined") FROM SCHEMA("finsentry", Reason, service) WHERE service = '
+    assert quarantine == f"{expected}'{RESOURCES.scorer_function}'"
+    fn = one(dev, "AWS::Lambda::Function")
+    assert fn["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"] == RESOURCES.scorer_function
 
 
 def test_every_runbook_anchor_is_a_section_of_operations_md():
