@@ -15,7 +15,7 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from finsentry.layout import RESOURCES
-from finsentry.monitoring import ALARMS, METRIC_NAMESPACE, SERVICE_ALARMS, SERVICE_DIMENSION, AlarmSpec, Metric
+from finsentry.monitoring import ALARMS, METRIC_NAMESPACE, SERVICE_ALARMS, SERVICE_DIMENSION, AlarmSpec
 from infra.config import EnvConfig
 from infra.stacks.base import FinsentryStack
 
@@ -40,14 +40,15 @@ class Watched:
     firehose_name: str
 
 
-def dimensions_by_alarm(w: Watched) -> dict[str, dict[str, str]]:
-    """The CloudWatch dimensions of every alarm spec's metric."""
+def dimensions_by_alarm(w: Watched, env: str) -> dict[str, dict[str, str] | AllSeries]:
+    """The CloudWatch dimensions of every alarm spec's metric (or the series it aggregates)."""
     scorer = {SERVICE_DIMENSION: RESOURCES.scorer_function}
     return {
+        "etl-rejected-share": AllSeries(schema=("Env", "Job"), where={"Env": env}),  # finsentry.etl.quality
         "scorer-errors": {"FunctionName": w.scorer_function},
         "scorer-throttles": {"FunctionName": w.scorer_function},
         "iterator-age": {"FunctionName": w.scorer_function},
-        "quarantine-rate": scorer,
+        "quarantine-rate": AllSeries(schema=("Reason", SERVICE_DIMENSION), where=scorer),
         "anomaly-rate": scorer,
         "rules-only": scorer,
         "score-drift": scorer,
@@ -61,22 +62,28 @@ def dimensions_by_alarm(w: Watched) -> dict[str, dict[str, str]]:
     }
 
 
-# our metrics that the scorer emits only per dimension value (quarantined by Reason): their alarm
-# sums every series with a CloudWatch Metrics Insights query instead of watching one series
-PER_DIMENSION = {str(Metric.QUARANTINED): "Reason"}
 _INSIGHTS_FUNCTION = {"Sum": "SUM", "Maximum": "MAX", "Average": "AVG", "Minimum": "MIN"}
 
 
-def insights_query(spec: AlarmSpec, dimensions: dict[str, str]) -> str:
-    """``SELECT SUM(m) FROM SCHEMA(ns, Reason, service) WHERE service = '...'``: all series of the metric."""
-    keys = [PER_DIMENSION[str(spec.metric)], *dimensions]
-    where = " AND ".join(f"{k} = '{v}'" for k, v in dimensions.items())
+@dataclass(frozen=True)
+class AllSeries:
+    """Every series of a metric emitted per dimension value (quarantined by Reason, ETL by Job):
+    the alarm aggregates them with a CloudWatch Metrics Insights query."""
+
+    schema: tuple[str, ...]  # the metric's full dimension set
+    where: dict[str, str]  # the dimensions fixed to this deployment
+
+
+def insights_query(spec: AlarmSpec, series: AllSeries) -> str:
+    """``SELECT SUM("m") FROM SCHEMA("ns", A, B) WHERE B = '...'``."""
+    where = " AND ".join(f"{k} = '{v}'" for k, v in series.where.items())
     select = f'SELECT {_INSIGHTS_FUNCTION[spec.statistic]}("{spec.metric}")'
-    return f'{select} FROM SCHEMA("{spec.namespace}", {", ".join(keys)}) WHERE {where}'  # noqa: S608 - our constants
+    return f'{select} FROM SCHEMA("{spec.namespace}", {", ".join(series.schema)}) WHERE {where}'  # noqa: S608
 
 
-def metric_of(spec: AlarmSpec, dimensions: dict[str, str]) -> cw.IMetric:
-    if spec.namespace == METRIC_NAMESPACE and str(spec.metric) in PER_DIMENSION:
+def metric_of(spec: AlarmSpec, dimensions: dict[str, str] | AllSeries) -> cw.IMetric:
+    """One series by its dimensions, or every series of a per-dimension metric (Metrics Insights)."""
+    if isinstance(dimensions, AllSeries):
         return cw.MathExpression(
             expression=insights_query(spec, dimensions),
             using_metrics={},
@@ -99,7 +106,7 @@ class MonitoringStack(FinsentryStack):
         self, scope: Construct, construct_id: str, *, config: EnvConfig, oncall: sns.ITopic, watched: Watched
     ) -> None:
         super().__init__(scope, construct_id, config=config, description="finsentry: alarms and dashboard")
-        dims = dimensions_by_alarm(watched)
+        dims = dimensions_by_alarm(watched, config.env)
         missing = [a.name for a in SPECS if a.name not in dims]
         if missing:
             raise KeyError(f"alarm specs without a watched resource in infra/stacks/monitoring.py: {missing}")
@@ -121,7 +128,7 @@ class MonitoringStack(FinsentryStack):
             self.alarms[spec.name] = alarm
         self.dashboard = self._dashboard(dims)
 
-    def _dashboard(self, dims: dict[str, dict[str, str]]) -> cw.Dashboard:
+    def _dashboard(self, dims: dict[str, dict[str, str] | AllSeries]) -> cw.Dashboard:
         board = cw.Dashboard(
             self, "Dashboard", dashboard_name=self.name("operations"), default_interval=Duration.hours(24)
         )

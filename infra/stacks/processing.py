@@ -40,6 +40,7 @@ GLUE_VERSION = "5.0"
 GLUE_EXTRA_MODULES = "numba>=0.60,shap==0.51.0,rich>=13,pyyaml>=6"
 GLUE_FAILED_STATES = ["FAILED", "TIMEOUT", "ERROR"]
 GLUE_TEMP = "glue-temp/"  # Spark scratch space of the jobs in the data bucket
+CURATED_ROOT = PREFIXES.curated.split("/")[0] + "/"  # curated/: features/ and transactions/ below it
 
 
 def scored_table_input(database: str, bucket_name: str) -> glue.CfnTable.TableInputProperty:
@@ -144,12 +145,13 @@ class ProcessingStack(FinsentryStack):
             role,
             DataBucketRef(self.config.env),
             read=[PREFIXES.raw],
-            write=[PREFIXES.quarantine, PREFIXES.curated, PREFIXES.reports, GLUE_TEMP],
+            write=[PREFIXES.quarantine, CURATED_ROOT, PREFIXES.reports, GLUE_TEMP],
         )
         allow_glue_catalog(
             role,
             [
                 "glue:GetDatabase",
+                "glue:CreateDatabase",
                 "glue:GetTable",
                 "glue:GetTables",
                 "glue:CreateTable",
