@@ -329,6 +329,13 @@ class IngestionStack(FinsentryStack):
         cfg = self.config
         on_failure = ExplicitSqsDlq(self.dlq, self.key, self.scorer_role)
         if cfg.source == "msk":
+            acknowledge(
+                self.scorer_role,
+                "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaMSKExecutionRole]",
+                "CDK attaches AWS's AWSLambdaMSKExecutionRole for the MSK poller: cluster discovery (kafka Describe, "
+                "GetBootstrapBrokers) and the network interfaces Lambda creates in the cluster's subnets, which AWS "
+                "keeps current with the service and which support no resource-level scoping.",
+            )
             return sources.ManagedKafkaEventSource(
                 cluster_arn=cfg.kafka_cluster_arn,
                 topic=cfg.kafka_topic,

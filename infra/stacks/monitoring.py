@@ -15,7 +15,7 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from finsentry.layout import RESOURCES
-from finsentry.monitoring import ALARMS, METRIC_NAMESPACE, SERVICE_ALARMS, SERVICE_DIMENSION, AlarmSpec
+from finsentry.monitoring import ALARMS, METRIC_NAMESPACE, SERVICE_ALARMS, SERVICE_DIMENSION, AlarmSpec, Metric
 from infra.config import EnvConfig
 from infra.stacks.base import FinsentryStack
 
@@ -133,6 +133,18 @@ class MonitoringStack(FinsentryStack):
             self, "Dashboard", dashboard_name=self.name("operations"), default_interval=Duration.hours(24)
         )
         board.add_widgets(cw.AlarmStatusWidget(title="Alarms", alarms=list(self.alarms.values()), width=24))
+        scorer = {SERVICE_DIMENSION: RESOURCES.scorer_function}
+        flow = [
+            cw.Metric(namespace=METRIC_NAMESPACE, metric_name=str(m), dimensions_map=scorer, statistic="Sum",
+                      period=Duration.minutes(5))
+            for m in (Metric.RECEIVED, Metric.SCORED, Metric.DUPLICATES_SKIPPED)
+        ]  # fmt: skip
+        latency = cw.Metric(namespace=METRIC_NAMESPACE, metric_name=str(Metric.BATCH_LATENCY), dimensions_map=scorer,
+                            statistic="p99", period=Duration.minutes(5))  # fmt: skip
+        board.add_widgets(
+            cw.GraphWidget(title="Scorer records per 5 minutes", left=flow, width=12, height=6),
+            cw.GraphWidget(title="Scorer batch latency p99 (ms)", left=[latency], width=12, height=6),
+        )
         own = [a for a in SPECS if a.namespace == METRIC_NAMESPACE]
         aws = [a for a in SPECS if a.namespace != METRIC_NAMESPACE]
         for group in (own, aws):

@@ -40,6 +40,13 @@ def _synthesize(env: str, outdir: Path) -> Synth:
 
     app = App(outdir=str(outdir), context={**cdk_json_context(), "env": env})
     deployment = build(app)
+    synth = read_synth(app, outdir)
+    synth.deployment = deployment
+    return synth
+
+
+def read_synth(app, outdir: Path) -> Synth:
+    """Synthesize ``app`` (nag plugins included) into ``outdir`` and read what it wrote."""
     error = None
     try:
         app.synth()
@@ -49,7 +56,7 @@ def _synthesize(env: str, outdir: Path) -> Synth:
     report = json.loads(report_path.read_text()) if report_path.exists() else {"pluginReports": []}
     templates = {p.name.removesuffix(".template.json"): json.loads(p.read_text())
                  for p in outdir.glob("*.template.json")}  # fmt: skip
-    return Synth(deployment=deployment, outdir=outdir, templates=templates, report=report, error=error)
+    return Synth(deployment=None, outdir=outdir, templates=templates, report=report, error=error)
 
 
 _SYNTHS: dict[str, Synth] = {}

@@ -197,3 +197,36 @@ def test_views_are_catalog_views_over_scored(dev):
         payload = json.loads(base64.b64decode(encoded))
         assert "scored" in payload["originalSql"].lower() and "account_id" not in payload["originalSql"]
         assert [c["name"] for c in payload["columns"]] == [c["Name"] for c in view["StorageDescriptor"]["Columns"]]
+
+
+def test_prod_keeps_data_pages_by_email_and_provisions_the_stream(synth):
+    cfg = synth.deployment.config
+    stream = one(synth, "AWS::Kinesis::Stream")
+    table = [r for _, _, r in synth.resources("AWS::DynamoDB::Table")][0]
+    subscriptions = [r["Properties"] for _, _, r in synth.resources("AWS::SNS::Subscription")]
+    if cfg.env == "prod":
+        assert stream["StreamModeDetails"]["StreamMode"] == "PROVISIONED" and stream["ShardCount"] == cfg.stream_shards
+        assert table["DeletionPolicy"] == "Retain" and table["Properties"]["DeletionProtectionEnabled"] is True
+        assert [(s["Protocol"], s["Endpoint"]) for s in subscriptions] == [("email", cfg.alarm_email)]
+    else:
+        assert stream["StreamModeDetails"]["StreamMode"] == "ON_DEMAND"
+        assert table["DeletionPolicy"] == "Delete" and not subscriptions
+    groups = synth.resources("AWS::Logs::LogGroup")
+    assert groups and all(r["Properties"]["RetentionInDays"] == cfg.log_retention_days for _, _, r in groups)
+
+
+def test_msk_source_replaces_the_stream_and_passes_the_gates(tmp_path):
+    from aws_cdk import App
+
+    from infra.app import build, cdk_json_context
+    from tests.infra.conftest import read_synth
+
+    arn = "arn:aws:kafka:eu-west-1:111111111111:cluster/bank/11111111-2222-3333-4444-555555555555-1"
+    app = App(outdir=str(tmp_path), context={**cdk_json_context(), "source": "msk", "kafka_cluster_arn": arn})
+    build(app)
+    msk = read_synth(app, tmp_path)
+    assert msk.error is None, msk.report
+    assert not msk.resources("AWS::Kinesis::Stream")
+    esm = one(msk, "AWS::Lambda::EventSourceMapping")
+    assert esm["EventSourceArn"] == arn and esm["Topics"] == ["transactions"]
+    assert refers_to(esm["DestinationConfig"]["OnFailure"]["Destination"], "ScorerDlq")
