@@ -46,8 +46,8 @@ class PipelineTargets:
 
 
 _SM_NAMES = (
-    "SageMaker job names are unique per execution (derived from the execution id), so they cannot be "
-    "listed in advance; the pattern is limited to this account, region and resource type."
+    "SageMaker job names are unique per execution (finsentry-<kind>-<md5 of the execution name>, see "
+    "finsentry.pipeline_definition.job_names), so only their finsentry- prefix is known in advance."
 )
 
 

@@ -81,6 +81,6 @@ def data_bucket(
         bucket,
         "PCI.DSS.321-S3BucketReplicationEnabled",
         "Versioned single-region bucket: raw inputs are re-deliverable by the bank and derived prefixes are "
-        "rebuilt by the pipeline; cross-region replication is a deployment choice documented in operations.md.",
+        "rebuilt by the pipeline; cross-region replication is a deployment choice documented in docs/operations.md.",
     )
     return bucket
