@@ -16,6 +16,8 @@ secret key into the view text, readable from the Glue catalog).
 
 from __future__ import annotations
 
+import base64
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,6 +50,11 @@ VIEW_COLUMNS: dict[str, dict[str, str]] = {
         "anomaly_type": "varchar", "transactions": "bigint", "alerts": "bigint", "amount_total": "double",
     },
 }  # fmt: skip
+
+
+# Presto type of a view column -> Hive type of the Glue table's storage descriptor
+HIVE_TYPE_OF: dict[str, str] = {"varchar": "string", "bigint": "bigint", "integer": "int", "double": "double",
+                                "date": "date", "timestamp": "timestamp"}  # fmt: skip
 
 
 class ViewDefinitionError(ValueError):
@@ -129,6 +136,33 @@ def load_views(directory: Path | str = VIEWS_DIR) -> list[AthenaView]:
     for view in views:
         check_view(view)
     return views
+
+
+def glue_view_input(view: AthenaView, database: str, catalog: str = "awsdatacatalog") -> dict:
+    """The Glue ``TableInput`` that registers ``view`` as an Athena view (no query at deploy time).
+
+    Athena stores a view in the Glue catalog as a ``VIRTUAL_VIEW`` whose original text is
+    ``/* Presto View: <base64 JSON> */`` with the SELECT, the catalog, the schema and the typed
+    output columns; CloudFormation's ``AWS::Glue::Table`` takes the same structure.
+    """
+    spec = {
+        "originalSql": view.select_sql,
+        "catalog": catalog,
+        "schema": database,
+        "columns": [{"name": n, "type": t} for n, t in view.columns.items()],
+    }
+    encoded = base64.b64encode(json.dumps(spec).encode()).decode()
+    return {
+        "Name": view.name,
+        "TableType": "VIRTUAL_VIEW",
+        "Parameters": {"presto_view": "true", "comment": "Presto View"},
+        "ViewOriginalText": f"/* Presto View: {encoded} */",
+        "ViewExpandedText": "/* Presto View */",
+        "StorageDescriptor": {
+            "Columns": [{"Name": n, "Type": HIVE_TYPE_OF[t]} for n, t in view.columns.items()],
+            "SerdeInfo": {},
+        },
+    }
 
 
 def duckdb_connection(scored_root: Path | str, views: list[AthenaView] | None = None):

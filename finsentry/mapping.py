@@ -178,6 +178,10 @@ def read_table(path: Path | str, mapping: TableMapping) -> pd.DataFrame:
     raise MappingError(f"{path.name}: expected a .csv, .tsv or .parquet file")
 
 
+def _is_null(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and np.isnan(value))
+
+
 def _numeric(values: pd.Series, scale: float, csv: dict[str, str]) -> pd.Series:
     """Scaled numbers; non-numeric cells keep their raw text so validation names them.
 
@@ -226,7 +230,7 @@ def apply_mapping(raw: pd.DataFrame, m: TableMapping) -> tuple[pd.DataFrame, lis
         out[canonical] = pd.Series([value] * n, index=raw.index, dtype=object)
     for canonical, codes in m.values.items():
         if canonical in out:
-            out[canonical] = out[canonical].map(lambda v, c=codes: c.get(str(v), v) if isinstance(v, str | int) else v)
+            out[canonical] = out[canonical].map(lambda v, c=codes: v if _is_null(v) else c.get(str(v), v))
     if "ts" in out:
         out["ts"] = _timestamps(out["ts"], m)
     derived: list[str] = []
@@ -313,4 +317,7 @@ def prepare_foreign(data: Path | str, mapping: Path | str, out: Path | str,
     progress(f"{mapped.received:,} rows in {Path(data).name}: {len(mapped.result.valid):,} valid, "
              f"{len(rejected):,} quarantined" + (f" ({reasons}) -> {path}" if len(rejected) else ""))  # fmt: skip
     valid = mapped.result.valid
+    if valid.empty:
+        raise MappingError(f"no valid rows to score in {Path(data).name}: all {mapped.received:,} quarantined"
+                           + (f" -> {path}" if len(rejected) else ""))  # fmt: skip
     return valid, compute_features(valid)

@@ -33,16 +33,12 @@ def scored_output(tmp_path_factory) -> tuple[pd.DataFrame, pd.DataFrame, Path]:
                                model_version="isolation_forest-test")  # fmt: skip
     transactions = prep.transactions[rows].reset_index(drop=True)
     scored = scored_frame(transactions, batch)
-    root = tmp_path_factory.mktemp("bucket")
     with local_aws():
         bucket = DataBucket.create()
         bucket.write_partitioned(scored, PREFIXES.scored)
-        for key in bucket.list_keys(PREFIXES.scored):
-            path = root / key
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(bucket.client.get_object(Bucket=bucket.name, Key=key)["Body"].read())
+        root = _download(bucket, PREFIXES.scored, tmp_path_factory.mktemp("bucket"))
     scored[PARTITION_KEY] = scored["ts"].dt.strftime("%Y-%m-%d")
-    return transactions, scored, root / PREFIXES.scored
+    return transactions, scored, root
 
 
 @pytest.fixture(scope="module")
@@ -164,3 +160,56 @@ def test_counts_by_type_and_region_add_up_to_the_input(con, scored_output):
     by_region = view.groupby("region")["transactions"].sum()
     expected_regions = scored["region"].replace("", "unknown").value_counts()
     assert by_region.sort_index().to_dict() == expected_regions.sort_index().to_dict()
+
+
+def _download(bucket: DataBucket, prefix: str, root: Path) -> Path:
+    for key in bucket.list_keys(prefix):
+        path = root / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(bucket.client.get_object(Bucket=bucket.name, Key=key)["Body"].read())
+    return root / prefix
+
+
+def test_the_views_on_the_local_pipelines_own_output(tmp_path):
+    """`run_demo` end to end (one candidate to stay quick), then the views on its scored/ prefix."""
+    from finsentry.local.pipeline import run_demo
+
+    config = DemoConfig(accounts=80, months=8, anomaly_rate=0.02, candidates=("isolation_forest",),
+                        out_dir=tmp_path / "out")  # fmt: skip
+    with local_aws():
+        bucket = DataBucket.create()
+        result = run_demo(config, bucket)
+        root = _download(bucket, PREFIXES.scored, tmp_path / "bucket")
+    con = analytics.duckdb_connection(root)
+    daily = _view(con, "daily_anomaly_summary")
+    assert daily["transactions"].sum() == result.counts["test_transactions"] == len(result.scored)
+    assert daily["alerts"].sum() == result.counts["alerts"]
+    assert _view(con, "anomaly_counts_by_type_region")["transactions"].sum() == len(result.scored)
+    view = _view(con, "scored_transactions")
+    assert sorted(view["trans_id"]) == sorted(result.scored["trans_id"])
+    assert len(daily) == result.keys["scored"]  # one partition object per day
+
+
+def test_glue_view_input_is_accepted_by_glue_and_decodes_to_the_view():
+    import base64
+    import json
+
+    import boto3
+
+    with local_aws():
+        glue = boto3.client("glue", region_name="eu-west-1")
+        glue.create_database(DatabaseInput={"Name": "finsentry_test"})
+        for view in load_views():
+            table_input = analytics.glue_view_input(view, "finsentry_test")
+            glue.create_table(DatabaseName="finsentry_test", TableInput=table_input)
+        tables = {t["Name"]: t for t in glue.get_tables(DatabaseName="finsentry_test")["TableList"]}
+    assert set(tables) == set(VIEW_COLUMNS)
+    for view in load_views():
+        table = tables[view.name]
+        assert table["TableType"] == "VIRTUAL_VIEW"
+        text = table["ViewOriginalText"]
+        assert text.startswith("/* Presto View: ") and text.endswith(" */")
+        spec = json.loads(base64.b64decode(text[len("/* Presto View: "):-3]))
+        assert spec["schema"] == "finsentry_test" and spec["originalSql"] == view.select_sql
+        assert [(c["name"], c["type"]) for c in spec["columns"]] == list(view.columns.items())
+        assert [c["Name"] for c in table["StorageDescriptor"]["Columns"]] == list(view.columns)

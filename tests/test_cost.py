@@ -68,7 +68,8 @@ def test_dynamodb_is_priced_per_request_unit():
     n = 50 * HOURS * 3600
     writes = next(i for i in est.items if i.item == "profile writes")
     assert writes.quantity == n * StackProfile().profile_wru_per_record
-    assert writes.cost == pytest.approx(n * StackProfile().profile_wru_per_record * prices.get("dynamodb", "write_request_units_per_million") / 1e6)
+    per_wru = prices.get("dynamodb", "write_request_units_per_million") / 1e6
+    assert writes.cost == pytest.approx(n * StackProfile().profile_wru_per_record * per_wru)
 
 
 def test_longer_retention_raises_only_the_s3_storage():

@@ -185,3 +185,31 @@ def test_score_with_a_broken_mapping_file_is_a_clear_error(model_dir, tmp_path, 
                  "--out", str(tmp_path / "s.parquet")])  # fmt: skip
     assert code == 2
     assert "no column NoSuchColumn" in capsys.readouterr().out
+
+
+def test_value_maps_apply_to_integer_codes_of_a_parquet_file(tmp_path):
+    table = pd.DataFrame({"id": [1, 2], "acct": [5, 5], "ts": ["2024-01-01T10:00:00", "2024-01-02T10:00:00"],
+                          "amt": [10.0, 20.0], "dc": [1, 2], "op": [7, 7], "bal": [100.0, 80.0]})  # fmt: skip
+    path = tmp_path / "codes.parquet"
+    table.to_parquet(path)
+    mapping = parse_mapping({
+        "columns": {"trans_id": "id", "account_id": "acct", "client_id": "acct", "ts": "ts", "amount": "amt",
+                    "direction": "dc", "operation": "op", "balance_after": "bal"},
+        "values": {"direction": {1: "credit", 2: "debit"}, "operation": {7: "card_withdrawal"}},
+        "constants": {"k_symbol": "none"},
+    })  # fmt: skip
+    v = load_mapped(path, mapping).result.valid
+    assert list(v["direction"]) == ["credit", "debit"] and set(v["operation"]) == {"card_withdrawal"}
+    np.testing.assert_allclose(v["balance_before"], [90.0, 100.0])
+
+
+def test_a_table_with_no_valid_row_is_a_clear_error_and_keeps_its_quarantine(model_dir, tmp_path, capsys):
+    bad = tmp_path / "bad.csv"
+    raw = pd.read_csv(EXAMPLE_CSV, sep=";", dtype=str, keep_default_na=False).head(5).assign(TxnCode="CRYPTO")
+    raw.to_csv(bad, sep=";", index=False)
+    out = tmp_path / "s.parquet"
+    code = main(["score", "--data", str(bad), "--mapping", str(EXAMPLE_MAPPING), "--model", str(model_dir),
+                 "--out", str(out)])  # fmt: skip
+    assert code == 2
+    assert "no valid rows to score" in capsys.readouterr().out
+    assert len(pd.read_csv(quarantine_path(out))) == 5 and not out.exists()
