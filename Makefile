@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 LINT_PATHS := $(wildcard finsentry tests bench lambdas glue_jobs sagemaker infra)
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench clean synth
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,10 @@ test: $(STAMP)
 	$(VENV)/bin/ruff check $(LINT_PATHS)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
+# the CDK app's CloudFormation into cdk.out/ (no Docker, no AWS credentials; cdk-nag runs on it)
+synth: $(STAMP)
+	JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION=1 $(PY) -m infra.app
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check $(LINT_PATHS)
 
@@ -28,4 +32,4 @@ bench: $(STAMP)
 	$(PY) -m bench.detection
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info
+	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info cdk.out

@@ -79,6 +79,11 @@ def model_parameter_name(env: str) -> str:
     return f"/{PROJECT}/{env}/model/current"
 
 
+def mask_key_parameter_name(env: str) -> str:
+    """SSM SecureString holding the HMAC key that masks client ids (created by the operator, never in code)."""
+    return f"/{PROJECT}/{env}/mask-key"
+
+
 @dataclass(frozen=True)
 class ScorerEnv:
     """Environment variables of the scorer Lambda (the handler checks them at start-up)."""

@@ -11,6 +11,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 METRIC_NAMESPACE = "finsentry"
+# Powertools' default metric dimension; the CDK app sets POWERTOOLS_SERVICE_NAME so that the
+# scorer's metrics carry service=<RESOURCES.scorer_function>, the series the alarms watch.
+SERVICE_DIMENSION = "service"
 
 
 class Metric(StrEnum):
@@ -65,6 +68,27 @@ ALARMS: tuple[AlarmSpec, ...] = (
               "The scorer runs without a model (rules-only fallback)", "rules-only"),
     AlarmSpec("score-drift", METRIC_NAMESPACE, Metric.SCORE_PSI, "Maximum", 0.25, Comparison.GREATER, 3600, 1,
               "Score distribution drifted from the training window (PSI > 0.25)", "drift"),
+)  # fmt: skip
+
+# Alarms on AWS service metrics of the deployment's other resources (queues, Glue, Step Functions,
+# Firehose): CloudWatch only (the CDK app maps each to its resource); the Prometheus rules cover
+# ``ALARMS``, whose AWS metrics name one resource per namespace.
+SERVICE_ALARMS: tuple[AlarmSpec, ...] = (
+    AlarmSpec("dlq-depth", "AWS/SQS", "ApproximateNumberOfMessagesVisible", "Maximum", 0, Comparison.GREATER, 300, 1,
+              "Records the scorer gave up on wait in the scorer DLQ", "dlq-depth"),
+    AlarmSpec("quarantine-depth", "AWS/SQS", "ApproximateNumberOfMessagesVisible", "Maximum", 1000,
+              Comparison.GREATER, 300, 1, "More than 1,000 quarantined records wait for review", "quarantine"),
+    AlarmSpec("glue-job-failed", "AWS/Events", "MatchedEvents", "Sum", 0, Comparison.GREATER, 300, 1,
+              "A Glue job run failed, timed out or errored", "glue-job-failed"),
+    AlarmSpec("pipeline-failed", "AWS/States", "ExecutionsFailed", "Sum", 0, Comparison.GREATER, 300, 1,
+              "A training pipeline execution failed", "pipeline-failed"),
+    AlarmSpec("pipeline-timed-out", "AWS/States", "ExecutionsTimedOut", "Sum", 0, Comparison.GREATER, 300, 1,
+              "A training pipeline execution timed out", "pipeline-failed"),
+    AlarmSpec("firehose-freshness", "AWS/Firehose", "DeliveryToS3.DataFreshness", "Maximum", 900, Comparison.GREATER,
+              300, 1, "Scored rows wait more than 15 minutes for delivery to S3 (s)", "firehose-delivery"),
+    AlarmSpec("firehose-conversion-failed", "AWS/Firehose", "FailedConversion.Records", "Sum", 0, Comparison.GREATER,
+              300, 1, "Firehose could not convert scored rows to Parquet (sent to quarantine/firehose/)",
+              "firehose-delivery"),
 )  # fmt: skip
 
 

@@ -1,0 +1,136 @@
+"""The finsentry CDK app: ``python -m infra.app`` (or ``cdk synth``) writes ``cdk.out``.
+
+``-c env=dev|prod`` picks the environment (``infra/config.py``); other context keys override
+single fields. cdk-nag's AwsSolutions and PCI DSS 3.2.1 packs run on every synth: a finding that
+is neither fixed nor acknowledged (next to its construct, with a reason) stops the synth.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, fields
+from typing import Any
+
+from aws_cdk import App, Validations
+from cdk_nag import AwsSolutionsChecks, PCIDSS321Checks
+
+from infra.config import EnvConfig, load_config
+from infra.paths import REPO_ROOT
+from infra.stacks.analytics import AnalyticsStack
+from infra.stacks.ingestion import IngestionStack
+from infra.stacks.ml_pipeline import MlPipelineStack
+from infra.stacks.monitoring import MonitoringStack, Watched
+from infra.stacks.processing import ProcessingStack
+from infra.stacks.security import SecurityStack
+from infra.stacks.storage import StorageStack
+
+
+def cdk_json_context() -> dict[str, Any]:
+    """The ``context`` of cdk.json (feature flags, default env): the CLI passes it, plain Python reads it."""
+    return json.loads((REPO_ROOT / "cdk.json").read_text())["context"]
+
+
+@dataclass
+class Deployment:
+    """The app and its stacks, by concern."""
+
+    app: App
+    config: EnvConfig
+    security: SecurityStack
+    storage: StorageStack
+    processing: ProcessingStack
+    ingestion: IngestionStack
+    analytics: AnalyticsStack
+    ml_pipeline: MlPipelineStack
+    monitoring: MonitoringStack
+
+    @property
+    def stacks(self) -> list:
+        return [getattr(self, f.name) for f in fields(self) if f.name not in ("app", "config")]
+
+
+def build(app: App | None = None, *, context: dict[str, Any] | None = None, nag: bool = True) -> Deployment:
+    """Create every stack of one deployment in ``app`` (a new App with ``context`` when None)."""
+    if app is None:
+        app = App(context={**cdk_json_context(), **(context or {})})
+    env = app.node.try_get_context("env") or "dev"
+    overrides = {f.name: app.node.try_get_context(f.name) for f in fields(EnvConfig)}
+    overrides.pop("env")
+    config = load_config(env, overrides)
+    if nag:
+        Validations.of(app).add_plugins(AwsSolutionsChecks(app), PCIDSS321Checks(app))
+
+    security = SecurityStack(app, "security", config=config)
+    key, oncall = security.key, security.oncall_topic
+    storage = StorageStack(app, "storage", config=config, key=key)
+    data = storage.data
+    processing = ProcessingStack(app, "processing", config=config, key=key, data=data, oncall=oncall)
+    ingestion = IngestionStack(
+        app,
+        "ingestion",
+        config=config,
+        key=key,
+        data=data,
+        glue_database=processing.database_name,
+        scored_table=processing.scored_table_name,
+    )
+    ingestion.add_stack_dependency(processing)  # Firehose converts against the Glue table `scored`
+    analytics = AnalyticsStack(
+        app,
+        "analytics",
+        config=config,
+        key=key,
+        data=data,
+        glue_database=processing.database_name,
+        scored_table=processing.scored_table,
+    )
+    ml_pipeline = MlPipelineStack(
+        app,
+        "ml-pipeline",
+        config=config,
+        key=key,
+        data=data,
+        oncall=oncall,
+        glue_jobs=processing.job_names,
+        glue_database=processing.database_name,
+        athena_workgroup=analytics.workgroup_name,
+    )
+    ml_pipeline.add_stack_dependency(analytics)
+    ml_pipeline.add_stack_dependency(ingestion)  # the model parameter it rewrites
+    monitoring = MonitoringStack(
+        app,
+        "monitoring",
+        config=config,
+        oncall=oncall,
+        watched=Watched(
+            scorer_function=ingestion.scorer.function_name,
+            dlq_name=ingestion.dlq.queue_name,
+            quarantine_name=ingestion.quarantine.queue_name,
+            glue_failure_rule=processing.failure_rule.rule_name,
+            state_machine_arn=ml_pipeline.state_machine.state_machine_arn,
+            firehose_name=ingestion.firehose.ref,
+        ),
+    )
+    return Deployment(
+        app=app,
+        config=config,
+        security=security,
+        storage=storage,
+        processing=processing,
+        ingestion=ingestion,
+        analytics=analytics,
+        ml_pipeline=ml_pipeline,
+        monitoring=monitoring,
+    )
+
+
+def main() -> None:
+    os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
+    outdir = os.environ.get("CDK_OUTDIR", "cdk.out")  # the cdk CLI sets CDK_OUTDIR; `make synth` does not
+    context = {} if "CDK_CONTEXT_JSON" in os.environ else cdk_json_context()
+    build(App(outdir=outdir, context=context)).app.synth()
+
+
+if __name__ == "__main__":
+    main()

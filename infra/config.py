@@ -1,0 +1,128 @@
+"""Deployment environments, in one place: sizes, retention, alarm e-mail, by ``-c env=dev|prod``.
+
+Every stack reads its knobs from one ``EnvConfig``; nothing else in ``infra/`` hard-codes a size,
+a retention period or an address. Context keys may override single fields (``-c alarm_email=...``,
+``-c source=msk``), so a deployment never needs a code change for its own account.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+from finsentry.layout import ENVIRONMENTS
+
+SOURCES = ("kinesis", "msk", "kafka")  # where the scorer reads transactions from
+
+
+@dataclass(frozen=True)
+class EnvConfig:
+    """Knobs of one deployment (units in the field names)."""
+
+    env: str
+    # ingestion
+    source: str = "kinesis"  # kinesis | msk (Amazon MSK) | kafka (self-managed Kafka)
+    stream_on_demand: bool = True  # Kinesis capacity mode; False = provisioned with stream_shards
+    stream_shards: int = 1
+    stream_retention_hours: int = 24
+    kafka_cluster_arn: str = ""  # source=msk: the MSK cluster
+    kafka_bootstrap_servers: str = ""  # source=kafka: comma-separated host:port list
+    kafka_secret_arn: str = ""  # source=kafka: Secrets Manager secret with SASL/SCRAM credentials
+    kafka_topic: str = "transactions"
+    # scorer Lambda and its event source mapping
+    scorer_memory_mb: int = 2048
+    scorer_timeout_s: int = 60
+    scorer_reserved_concurrency: int = 5
+    scorer_batch_size: int = 500
+    scorer_batching_window_s: int = 1
+    scorer_retry_attempts: int = 3
+    scorer_max_record_age_s: int = 3600
+    scorer_parallelization: int = 1
+    # Firehose -> scored/ (Parquet); dynamic partitioning needs a buffer of at least 64 MiB
+    firehose_buffer_mb: int = 64
+    firehose_buffer_s: int = 300
+    # Glue
+    glue_worker_type: str = "G.1X"
+    glue_workers: int = 2
+    glue_timeout_min: int = 60
+    # training pipeline
+    training_schedule_cron: str = "cron(0 3 * * ? *)"  # daily 03:00 UTC
+    # retention
+    log_retention_days: int = 30
+    raw_retention_days: int = 365
+    quarantine_retention_days: int = 90
+    athena_results_retention_days: int = 30
+    noncurrent_version_days: int = 30
+    # analytics
+    athena_bytes_scanned_cutoff: int = 10 * 1024**3  # per query
+    # monitoring
+    alarm_email: str = ""  # subscribed to the on-call topic when set
+    # removal: dev tears down with its data, prod keeps it
+    destroy_on_removal: bool = True
+
+
+CONFIGS: dict[str, EnvConfig] = {
+    "dev": EnvConfig(env="dev"),
+    "prod": EnvConfig(
+        env="prod",
+        stream_on_demand=False,
+        stream_shards=4,
+        stream_retention_hours=168,
+        scorer_memory_mb=3008,
+        scorer_reserved_concurrency=40,
+        scorer_parallelization=2,
+        firehose_buffer_mb=128,
+        glue_worker_type="G.2X",
+        glue_workers=10,
+        glue_timeout_min=180,
+        log_retention_days=365,
+        raw_retention_days=2555,  # 7 years: bank record keeping
+        quarantine_retention_days=365,
+        athena_results_retention_days=90,
+        noncurrent_version_days=90,
+        athena_bytes_scanned_cutoff=100 * 1024**3,
+        alarm_email="oncall@example.com",
+        destroy_on_removal=False,
+    ),
+}
+
+_BOOL_TRUE = {"1", "true", "yes", "on"}
+
+
+def _coerce(value: Any, like: Any, key: str) -> Any:
+    """Cast a context value (always a string on the command line) to the field's type."""
+    if isinstance(like, bool):
+        return value if isinstance(value, bool) else str(value).lower() in _BOOL_TRUE
+    if isinstance(like, int):
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"context {key}={value!r} is not an integer") from None
+    return str(value)
+
+
+def load_config(env: str, overrides: dict[str, Any] | None = None) -> EnvConfig:
+    """The config of ``env`` with context overrides applied; clear errors for unknown values."""
+    if env not in CONFIGS:
+        known = ", ".join(CONFIGS)
+        raise ValueError(f"unknown env {env!r} (from -c env=...); known: {known}")
+    assert env in ENVIRONMENTS
+    base = CONFIGS[env]
+    names = {f.name for f in fields(EnvConfig)} - {"env"}
+    changes = {k: _coerce(v, getattr(base, k), k) for k, v in (overrides or {}).items() if k in names and v is not None}
+    config = replace(base, **changes)
+    _check(config)
+    return config
+
+
+def _check(config: EnvConfig) -> None:
+    if config.source not in SOURCES:
+        raise ValueError(f"source={config.source!r}; known: {', '.join(SOURCES)}")
+    if config.source == "msk" and not config.kafka_cluster_arn:
+        raise ValueError("source=msk needs -c kafka_cluster_arn=arn:aws:kafka:...")
+    if config.source == "kafka" and not (config.kafka_bootstrap_servers and config.kafka_secret_arn):
+        raise ValueError("source=kafka needs -c kafka_bootstrap_servers=host:port,... and -c kafka_secret_arn=...")
+    if config.firehose_buffer_mb < 64:
+        raise ValueError("firehose_buffer_mb must be >= 64 (Firehose dynamic partitioning minimum)")
+    if not 60 <= config.scorer_max_record_age_s <= 604_800:
+        raise ValueError("scorer_max_record_age_s must be within 60 s .. 7 days")

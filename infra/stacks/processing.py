@@ -1,0 +1,244 @@
+"""Processing: the Glue database, the ``scored`` table, the Glue 5.0 jobs and their security configuration.
+
+The ``scored`` table is defined here (its columns are ``finsentry.scoring.SCORED_COLUMNS``, with
+partition projection on ``dt``) because Firehose converts the scorer's rows to Parquet against it
+and the Athena views read it. ``transactions`` and ``features`` are created and updated by the Glue
+jobs themselves (their schema is owned by the ETL code, not by the deployment).
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Aws
+from aws_cdk import aws_events as events
+from aws_cdk import aws_glue as glue
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_s3_assets as s3_assets
+from aws_cdk import aws_sns as sns
+from constructs import Construct
+
+from finsentry.layout import PARTITION_KEY, PREFIXES, RESOURCES
+from finsentry.monitoring import METRIC_NAMESPACE
+from finsentry.scoring import SCORED_COLUMNS
+from infra.config import EnvConfig
+from infra.constructs.library import library_asset
+from infra.constructs.policy import (
+    DataBucketRef,
+    ServiceRole,
+    allow,
+    allow_glue_catalog,
+    allow_key,
+    allow_logs,
+    allow_metrics,
+    allow_prefixes,
+)
+from infra.paths import GLUE_SCRIPTS, require
+from infra.stacks.base import FinsentryStack
+
+GLUE_VERSION = "5.0"
+# what Glue 5.0 lacks of finsentry's runtime dependencies (pandas, numpy, pyarrow, scikit-learn ship with it)
+GLUE_EXTRA_MODULES = "numba>=0.60,shap==0.51.0,rich>=13,pyyaml>=6"
+GLUE_FAILED_STATES = ["FAILED", "TIMEOUT", "ERROR"]
+GLUE_TEMP = "glue-temp/"  # Spark scratch space of the jobs in the data bucket
+CURATED_ROOT = PREFIXES.curated.split("/")[0] + "/"  # curated/: features/ and transactions/ below it
+
+
+def scored_table_input(database: str, bucket_name: str) -> glue.CfnTable.TableInputProperty:
+    """Parquet table over ``scored/`` with ``dt`` partitions found by projection (no crawler, no MSCK)."""
+    location = f"s3://{bucket_name}/{PREFIXES.scored}"
+    return glue.CfnTable.TableInputProperty(
+        name="scored",
+        description="One row per scored transaction (finsentry.scoring.SCORED_COLUMNS), written by Firehose",
+        table_type="EXTERNAL_TABLE",
+        parameters={
+            "classification": "parquet",
+            "parquet.compression": "SNAPPY",
+            "projection.enabled": "true",
+            f"projection.{PARTITION_KEY}.type": "date",
+            f"projection.{PARTITION_KEY}.format": "yyyy-MM-dd",
+            f"projection.{PARTITION_KEY}.range": "1990-01-01,NOW",
+            f"projection.{PARTITION_KEY}.interval": "1",
+            f"projection.{PARTITION_KEY}.interval.unit": "DAYS",
+            "storage.location.template": f"{location}{PARTITION_KEY}=${{{PARTITION_KEY}}}/",
+        },
+        partition_keys=[glue.CfnTable.ColumnProperty(name=PARTITION_KEY, type="string")],
+        storage_descriptor=glue.CfnTable.StorageDescriptorProperty(
+            columns=[glue.CfnTable.ColumnProperty(name=n, type=t) for n, t in SCORED_COLUMNS.items()],
+            location=location,
+            input_format="org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat",
+            output_format="org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat",
+            serde_info=glue.CfnTable.SerdeInfoProperty(
+                serialization_library="org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
+            ),
+        ),
+    )
+
+
+class ProcessingStack(FinsentryStack):
+    """Glue: catalog, security configuration on the CMK, ingest and features jobs."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: EnvConfig,
+        key: kms.IKey,
+        data: s3.IBucket,
+        oncall: sns.ITopic,
+    ) -> None:
+        super().__init__(scope, construct_id, config=config, description="finsentry: Glue catalog and jobs")
+        self.database_name = self.name(RESOURCES.glue_database)
+        database = glue.CfnDatabase(
+            self,
+            "Database",
+            catalog_id=Aws.ACCOUNT_ID,
+            database_input=glue.CfnDatabase.DatabaseInputProperty(
+                name=self.database_name, description="finsentry transactions and scores"
+            ),
+        )
+        self.scored_table = glue.CfnTable(
+            self,
+            "ScoredTable",
+            catalog_id=Aws.ACCOUNT_ID,
+            database_name=self.database_name,
+            table_input=scored_table_input(self.database_name, data.bucket_name),
+        )
+        self.scored_table.add_resource_dependency(database)
+        self.scored_table_name = "scored"
+
+        security = glue.CfnSecurityConfiguration(
+            self,
+            "SecurityConfiguration",
+            name=self.name("glue"),
+            encryption_configuration=glue.CfnSecurityConfiguration.EncryptionConfigurationProperty(
+                s3_encryptions=[
+                    glue.CfnSecurityConfiguration.S3EncryptionProperty(
+                        s3_encryption_mode="SSE-KMS", kms_key_arn=key.key_arn
+                    )
+                ],
+                cloud_watch_encryption=glue.CfnSecurityConfiguration.CloudWatchEncryptionProperty(
+                    cloud_watch_encryption_mode="SSE-KMS", kms_key_arn=key.key_arn
+                ),
+                job_bookmarks_encryption=glue.CfnSecurityConfiguration.JobBookmarksEncryptionProperty(
+                    job_bookmarks_encryption_mode="CSE-KMS", kms_key_arn=key.key_arn
+                ),
+            ),
+        )
+        self.role = self._role(key)
+        library = library_asset(self, "FinsentryLibrary")
+        self._allow_asset(library)
+        self.job_names: dict[str, str] = {}
+        self.jobs: dict[str, glue.CfnJob] = {}
+        for job, script in GLUE_SCRIPTS.items():
+            self._job(job, script, security.name, library, data)
+        self.failure_rule = self._failure_rule(oncall)
+
+    def _role(self, key: kms.IKey) -> ServiceRole:
+        role = ServiceRole(
+            self,
+            "JobRole",
+            service="glue.amazonaws.com",
+            description="finsentry Glue jobs: raw -> curated, catalog updates",
+        )
+        allow_prefixes(
+            role,
+            DataBucketRef(self.config.env),
+            read=[PREFIXES.raw],
+            write=[PREFIXES.quarantine, CURATED_ROOT, PREFIXES.reports, GLUE_TEMP],
+        )
+        allow_glue_catalog(
+            role,
+            [
+                "glue:GetDatabase",
+                "glue:CreateDatabase",
+                "glue:GetTable",
+                "glue:GetTables",
+                "glue:CreateTable",
+                "glue:UpdateTable",
+                "glue:GetPartition",
+                "glue:GetPartitions",
+                "glue:BatchCreatePartition",
+                "glue:CreatePartition",
+                "glue:UpdatePartition",
+                "glue:BatchGetPartition",
+            ],
+            self.database_name,
+        )
+        allow_logs(
+            role,
+            "/aws-glue/",
+            ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:AssociateKmsKey"],
+        )
+        allow_metrics(role, ["Glue", METRIC_NAMESPACE])
+        allow_key(role, key)
+        return role
+
+    def _allow_asset(self, asset: s3_assets.Asset) -> None:
+        allow(self.role, ["s3:GetObject"], [f"arn:{Aws.PARTITION}:s3:::{asset.s3_bucket_name}/{asset.s3_object_key}"])
+
+    def _job(
+        self, job: str, script: str, security_configuration: str, library: s3_assets.Asset, data: s3.IBucket
+    ) -> None:
+        script_asset = s3_assets.Asset(self, f"{job.title()}Script", path=str(require(script)))
+        self._allow_asset(script_asset)
+        name = self.name(getattr(RESOURCES, f"{job}_job"))
+        self.jobs[job] = glue.CfnJob(
+            self,
+            f"{job.title()}Job",
+            name=name,
+            role=self.role.role_arn,
+            description=f"finsentry {job}: {script}",
+            command=glue.CfnJob.JobCommandProperty(
+                name="glueetl", python_version="3", script_location=script_asset.s3_object_url
+            ),
+            glue_version=GLUE_VERSION,
+            worker_type=self.config.glue_worker_type,
+            number_of_workers=self.config.glue_workers,
+            timeout=self.config.glue_timeout_min,
+            max_retries=0,
+            execution_property=glue.CfnJob.ExecutionPropertyProperty(max_concurrent_runs=2),
+            security_configuration=security_configuration,
+            default_arguments={
+                "--data_bucket": data.bucket_name,
+                "--env": self.config.env,
+                "--glue_database": self.database_name,
+                "--extra-py-files": library.s3_object_url,
+                "--additional-python-modules": GLUE_EXTRA_MODULES,
+                "--job-language": "python",
+                "--enable-metrics": "true",
+                "--enable-observability-metrics": "true",
+                "--enable-continuous-cloudwatch-log": "true",
+                "--TempDir": f"s3://{data.bucket_name}/{GLUE_TEMP}",
+            },
+        )
+        self.job_names[job] = name
+
+    def _failure_rule(self, oncall: sns.ITopic) -> events.Rule:
+        """Glue job runs that end FAILED / TIMEOUT / ERROR: the event text to on-call; the alarm counts them."""
+        rule = events.Rule(
+            self,
+            "JobFailedRule",
+            rule_name=self.name("glue-job-failed"),
+            description="A finsentry Glue job run failed",
+            event_pattern=events.EventPattern(
+                source=["aws.glue"],
+                detail_type=["Glue Job State Change"],
+                detail={"jobName": list(self.job_names.values()), "state": GLUE_FAILED_STATES},
+            ),
+        )
+        # the target is written at the CloudFormation level: CDK's SnsTopic target would also add a
+        # kms:GenerateDataKey* statement to the key policy; the security stack grants EventBridge
+        # publishing to the on-call topic (topic policy + key policy) with exact actions instead.
+        fields = ("jobName", "jobRunId", "state", "message")
+        rule.node.default_child.targets = [
+            events.CfnRule.TargetProperty(
+                id="Oncall",
+                arn=oncall.topic_arn,
+                input_transformer=events.CfnRule.InputTransformerProperty(
+                    input_paths_map={f: f"$.detail.{f}" for f in fields},
+                    input_template='"Glue job <jobName> run <jobRunId> ended <state>: <message>"',
+                ),
+            )
+        ]
+        return rule
