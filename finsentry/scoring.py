@@ -14,7 +14,7 @@ import pandas as pd
 
 from finsentry.anomalies import apply_rules, type_of_feature
 from finsentry.explain import Reason, rule_reason
-from finsentry.privacy import mask_ids
+from finsentry.privacy import DEFAULT_MASK_KEY, mask_ids
 
 # The scored row as Athena, Firehose's Parquet conversion and Tableau read it: column -> Hive type.
 # One source for the Glue table, the Athena views and ``scored_frame`` (a test keeps them equal).
@@ -99,13 +99,14 @@ def _rules_only(features: pd.DataFrame, model_version: str) -> ScoredBatch:
                        reasons=reasons, model_version=model_version, threshold=0.5)  # fmt: skip
 
 
-def scored_frame(transactions: pd.DataFrame, batch: ScoredBatch) -> pd.DataFrame:
-    """One row per scored transaction, as Athena and Tableau read it (client id masked)."""
+def scored_frame(transactions: pd.DataFrame, batch: ScoredBatch, mask_key: bytes = DEFAULT_MASK_KEY) -> pd.DataFrame:
+    """One row per scored transaction, as Athena and Tableau read it (client id masked with
+    ``mask_key``, the deployment's HMAC key)."""
     frame = pd.DataFrame(
         {
             "trans_id": transactions["trans_id"].to_numpy(),
             "account_id": transactions["account_id"].to_numpy(),
-            "client_ref": mask_ids(transactions["client_id"]).to_numpy(),
+            "client_ref": mask_ids(transactions["client_id"], key=mask_key).to_numpy(),
             "ts": transactions["ts"].to_numpy(),
             "amount": transactions["amount"].to_numpy(),
             "direction": transactions["direction"].to_numpy(),
