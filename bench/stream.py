@@ -1,11 +1,18 @@
-"""Streaming throughput through the scoring core (the handler figures come with issue 3).
+"""Streaming throughput: the scoring core, the whole handler under moto, and a naive path.
 
     python -m bench.stream [--accounts 300 --months 12 --batches 20]
 
-Replays the last 30 % of a synthetic bank as JSON records in batches of 100 and 500 through
-``StreamScorer.score_batch`` (profiles round-tripped through their stored form per batch, as
-the Lambda does with DynamoDB), next to a naive path that reads, scores and writes one record
-at a time. One core (numba and BLAS threads pinned to 1). The last line is one JSON object.
+Replays the last 30 % of a synthetic bank as JSON records in batches of 100 and 500:
+
+* **core** — ``StreamScorer.score_batch`` with the profiles round-tripped through their stored
+  DynamoDB form per batch (``finsentry.stream.profiles``), no AWS calls;
+* **handler** — ``lambdas.stream_scorer.handler.handler`` on Kinesis events (base64 payloads)
+  with DynamoDB, SNS, Firehose, SQS and SSM in-process (moto): decoding, one BatchGetItem,
+  scoring, conditional TransactWriteItems with the outbox, Firehose/SNS batches, the outbox trim
+  and Powertools' partial batch response. moto's own request handling is part of the figure;
+* **naive** — one profile read, one feature step, one model call and one write per record.
+
+One core (numba and BLAS threads pinned to 1). The last line is one JSON object.
 """
 
 from __future__ import annotations
@@ -15,8 +22,11 @@ import os
 os.environ.setdefault("NUMBA_NUM_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
 
 import argparse  # noqa: E402
+import contextlib  # noqa: E402
+import io  # noqa: E402
 import json  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
@@ -32,6 +42,7 @@ from finsentry.detectors import make_detector  # noqa: E402
 from finsentry.evaluation import threshold_for_budget  # noqa: E402
 from finsentry.features import AccountProfile, compute_features  # noqa: E402
 from finsentry.schema import to_record  # noqa: E402
+from finsentry.stream.profiles import StoredProfile, _decode, _encode  # noqa: E402
 from finsentry.streaming import StreamScorer  # noqa: E402
 
 
@@ -47,7 +58,7 @@ def _setup(accounts: int, months: int):
     threshold = threshold_for_budget(model.score(features), 0.01)
     profiles: dict[str, AccountProfile] = {}
     StreamScorer(None).score_batch([to_record(r) for _, r in train.iterrows()], profiles)
-    stored = {a: p.to_dict() for a, p in profiles.items()}
+    stored = {a: _encode(StoredProfile(p), 1) for a, p in profiles.items()}
     records = [json.loads(json.dumps(to_record(r))) for _, r in replay.iterrows()]
     return model, threshold, stored, records
 
@@ -61,9 +72,9 @@ def _core(model, threshold, stored, records, size, batches):
             break
         started = time.perf_counter()
         accounts = {r["account_id"] for r in batch}
-        profiles = {a: AccountProfile.from_dict(stored[a]) for a in accounts if a in stored}
+        profiles = {a: _decode(stored[a]).profile for a in accounts if a in stored}
         scorer.score_batch(batch, profiles)
-        stored.update({a: p.to_dict() for a, p in profiles.items()})
+        stored.update({a: _encode(StoredProfile(p), 1) for a, p in profiles.items()})
         latencies.append(time.perf_counter() - started)
         done += len(batch)
     return done / sum(latencies), np.percentile(latencies, 50) * 1e3, np.percentile(latencies, 99) * 1e3
@@ -73,11 +84,66 @@ def _naive(model, threshold, stored, records, limit):
     """One profile read, one feature step, one model call and one write per record."""
     started = time.perf_counter()
     for r in records[:limit]:
-        profile = AccountProfile.from_dict(stored[r["account_id"]])
+        profile = _decode(stored[r["account_id"]]).profile
         feats = profile.update(r)
         model.score(pd.DataFrame([feats]))
-        stored[r["account_id"]] = profile.to_dict()
+        stored[r["account_id"]] = _encode(StoredProfile(profile), 1)
     return limit / (time.perf_counter() - started)
+
+
+class _Context:
+    function_name, memory_limit_in_mb, aws_request_id = "bench-stream-scorer", 1024, "bench"
+    invoked_function_arn = "arn:aws:lambda:eu-west-1:000000000000:function:bench-stream-scorer"
+
+
+def _handler(model, threshold, stored, records, sizes: tuple[int, ...], batches: int) -> dict[int, tuple]:
+    """The Lambda handler on Kinesis events with moto in-process; figures per batch size."""
+    from finsentry.detectors.artifact import save_model
+    from finsentry.local.aws import LOCAL_REGION, local_aws
+    from finsentry.local.stream_resources import create_scorer_resources, point_model
+    from finsentry.stream.events import kinesis_event
+
+    out = {}
+    with local_aws(), tempfile.TemporaryDirectory() as tmp:
+        res = create_scorer_resources()
+        os.environ.update(res.env)
+        save_model(model, Path(tmp) / "model")
+        point_model(str(Path(tmp) / "model"), "bench", float(threshold))
+        import boto3
+
+        ddb = boto3.client("dynamodb", region_name=LOCAL_REGION)
+        table = res.env["PROFILES_TABLE"]
+        items = list(stored.values())
+        for start in range(0, len(items), 25):
+            ddb.batch_write_item(RequestItems={table: [{"PutRequest": {"Item": i}} for i in items[start:start + 25]]})
+        from lambdas.stream_scorer import handler as module
+
+        module._service = None
+        arn = "arn:aws:kinesis:eu-west-1:000000000000:stream/bench"
+        payloads = [json.dumps(r).encode() for r in records]
+        sink = io.StringIO()
+        cursor = 0
+        with contextlib.redirect_stdout(sink):  # EMF lines are built as in Lambda, not printed
+            module.handler(kinesis_event(payloads[:50], arn, first_sequence=10**9), _Context())  # cold start
+            for size in sizes:
+                latencies, done = [], 0
+                for _ in range(batches):
+                    batch = payloads[cursor:cursor + size]
+                    if len(batch) < size:
+                        break
+                    event = kinesis_event(batch, arn, first_sequence=cursor + 1)
+                    started = time.perf_counter()
+                    answer = module.handler(event, _Context())
+                    latencies.append(time.perf_counter() - started)
+                    assert answer == {"batchItemFailures": []}
+                    cursor += size
+                    done += size
+                    sink.seek(0)
+                    sink.truncate()
+                out[size] = (done / sum(latencies), np.percentile(latencies, 50) * 1e3,
+                             np.percentile(latencies, 99) * 1e3)  # fmt: skip
+        module._service = None
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -89,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     model, threshold, stored, records = _setup(args.accounts, args.months)
     _core(model, threshold, dict(stored), records, 100, 2)  # warm-up: numba, SHAP
     figures = {}
-    table = Table(title="Scoring core, one core (records/s, batch latency)")
+    table = Table(title="Stream scoring, one core (records/s, batch latency)")
     for col in ("path", "batch", "records/s", "p50 ms", "p99 ms"):
         table.add_column(col, justify="right")
     for size in (100, 500):
@@ -98,6 +164,12 @@ def main(argv: list[str] | None = None) -> int:
         figures[f"p50_ms_{size}"] = round(p50, 1)
         figures[f"p99_ms_{size}"] = round(p99, 1)
         table.add_row("core", str(size), f"{rate:,.0f}", f"{p50:.1f}", f"{p99:.1f}")
+    handler = _handler(model, threshold, dict(stored), records, (100, 500), args.batches // 2)
+    for size, (rate, p50, p99) in handler.items():
+        figures[f"handler_records_per_s_{size}"] = round(rate)
+        figures[f"handler_p50_ms_{size}"] = round(p50, 1)
+        figures[f"handler_p99_ms_{size}"] = round(p99, 1)
+        table.add_row("handler (moto)", str(size), f"{rate:,.0f}", f"{p50:.1f}", f"{p99:.1f}")
     naive = _naive(model, threshold, dict(stored), records, 500)
     figures["naive_records_per_s"] = round(naive)
     figures["speedup_vs_naive"] = round(figures["core_records_per_s_500"] / naive, 1)

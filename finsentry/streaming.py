@@ -21,8 +21,9 @@ import pandas as pd
 
 from finsentry.features import AccountProfile, update_profiles
 from finsentry.privacy import DEFAULT_MASK_KEY
-from finsentry.schema import ValidationResult, validate_records
+from finsentry.schema import ValidationResult
 from finsentry.scoring import score_transactions, scored_frame
+from finsentry.stream.validation import validate_stream_records
 
 RECENT_IDS = 256  # trans_ids remembered per account to recognise redeliveries
 
@@ -90,7 +91,7 @@ class StreamScorer:
         the profiles of ``touched_accounts``.
         """
         started = time.perf_counter()
-        checked: ValidationResult = validate_records(records, known_accounts)
+        checked: ValidationResult = validate_stream_records(records, known_accounts)
         mask = _redelivered_mask(checked.valid, profiles)
         fresh = checked.valid[~mask].reset_index(drop=True)
         redelivered = checked.valid.loc[mask, "trans_id"].tolist()
