@@ -42,7 +42,9 @@ from finsentry.detectors import make_detector  # noqa: E402
 from finsentry.evaluation import threshold_for_budget  # noqa: E402
 from finsentry.features import AccountProfile, compute_features  # noqa: E402
 from finsentry.schema import to_record  # noqa: E402
-from finsentry.stream.profiles import StoredProfile, _decode, _encode  # noqa: E402
+from finsentry.stream.profiles import StoredProfile  # noqa: E402
+from finsentry.stream.profiles import decode_item as _decode
+from finsentry.stream.profiles import encode_item as _encode
 from finsentry.streaming import StreamScorer  # noqa: E402
 
 

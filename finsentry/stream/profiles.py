@@ -12,9 +12,11 @@ Item layout (table key ``account_id``, a string):
   so a redelivered transaction is never folded twice, never alerts twice, and its outputs are
   delivered even when the first delivery failed.
 
-Reads use ``BatchGetItem`` (100 keys per call; unprocessed keys are retried, then reported);
-writes use ``TransactWriteItems`` (up to ``write_chunk`` conditional puts per call). Every
-failure comes back as the set of accounts it affected, never as an exception.
+Reads use ``BatchGetItem`` (100 keys per call; unprocessed keys are retried, then reported).
+Writes are one conditional ``PutItem`` / ``UpdateItem`` per account, ``workers`` in flight at
+once: ``BatchWriteItem`` takes no conditions, and ``TransactWriteItems`` would fail every account
+of a transaction for one throttled item (and costs twice the write units). Every failure comes
+back as the set of accounts it affected, never as an exception.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,7 +37,7 @@ from finsentry.features import F_SIZE, I_SIZE, AccountProfile
 log = logging.getLogger(__name__)
 
 READ_CHUNK = 100  # BatchGetItem limit
-WRITE_CHUNK = 100  # TransactWriteItems limit
+WRITE_WORKERS = 8  # conditional writes in flight at once (DynamoDB has no conditional batch write)
 READ_ATTEMPTS = 4  # attempts for unprocessed keys (exponential backoff from READ_BACKOFF_S)
 READ_BACKOFF_S = 0.02
 OUTBOX_TTL_S = 7 * 86_400  # undelivered outputs older than this are dropped (and logged)
@@ -49,7 +52,7 @@ class StoredProfile:
     outbox: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
-def _encode(stored: StoredProfile, version: int) -> dict[str, Any]:
+def encode_item(stored: StoredProfile, version: int) -> dict[str, Any]:
     p = stored.profile
     item: dict[str, Any] = {
         "account_id": {"S": p.account_id},
@@ -63,7 +66,7 @@ def _encode(stored: StoredProfile, version: int) -> dict[str, Any]:
     return item
 
 
-def _decode(item: dict[str, Any]) -> StoredProfile:
+def decode_item(item: dict[str, Any]) -> StoredProfile:
     f, i = item["f"]["B"], item["i"]["B"]
     if len(f) != 8 * F_SIZE or len(i) != 8 * I_SIZE:
         raise ValueError(f"profile of account {item['account_id']['S']} has a foreign layout")
@@ -80,11 +83,11 @@ def _decode(item: dict[str, Any]) -> StoredProfile:
 class ProfileStore:
     """The profiles table, through a boto3 DynamoDB client (low-level API: no type serializer)."""
 
-    def __init__(self, client, table: str, write_chunk: int = WRITE_CHUNK, sleep: Callable[[float], None] = time.sleep,
+    def __init__(self, client, table: str, workers: int = WRITE_WORKERS, sleep: Callable[[float], None] = time.sleep,
                  clock: Callable[[], float] = time.time) -> None:  # fmt: skip
         self.client = client
         self.table = table
-        self.write_chunk = max(1, min(write_chunk, WRITE_CHUNK))
+        self.workers = workers  # conditional writes in flight at once (boto3 clients are thread-safe)
         self.sleep = sleep
         self.clock = clock
 
@@ -107,7 +110,7 @@ class ProfileStore:
                     break
                 for item in answer.get("Responses", {}).get(self.table, []):
                     try:
-                        found[item["account_id"]["S"]] = _decode(item)
+                        found[item["account_id"]["S"]] = decode_item(item)
                     except (KeyError, ValueError, TypeError) as exc:
                         log.error("unreadable profile item: %s", exc)
                         failed.add(str(item.get("account_id", {}).get("S", "")))
@@ -135,14 +138,14 @@ class ProfileStore:
                 del s.outbox[t]
         ops = []
         for acc, s in stored.items():
-            put: dict[str, Any] = {"TableName": self.table, "Item": _encode(s, s.version + 1)}
+            put: dict[str, Any] = {"TableName": self.table, "Item": encode_item(s, s.version + 1)}
             if s.version == 0:
                 put["ConditionExpression"] = "attribute_not_exists(account_id)"
             else:
                 put["ConditionExpression"] = "version = :v"
                 put["ExpressionAttributeValues"] = {":v": {"N": str(s.version)}}
-            ops.append((acc, {"Put": put}))
-        failed = self._transact(ops)
+            ops.append((acc, "put_item", put))
+        failed = self._each(ops)
         for acc, s in stored.items():
             if acc not in failed:
                 s.version += 1
@@ -162,40 +165,32 @@ class ProfileStore:
                 update["ExpressionAttributeValues"][":o"] = {"S": json.dumps(s.outbox)}
             else:
                 update["UpdateExpression"] = "REMOVE outbox"
-            ops.append((acc, {"Update": update}))
-        return self._transact(ops)
+            ops.append((acc, "update_item", update))
+        return self._each(ops)
 
-    def _transact(self, ops: list[tuple[str, dict[str, Any]]]) -> set[str]:
-        """Run the operations in transactions of ``write_chunk``; a condition failure fails only
-        its account (the rest of the chunk is retried once); any other error fails the chunk."""
-        failed: set[str] = set()
-        for start in range(0, len(ops), self.write_chunk):
-            chunk = ops[start:start + self.write_chunk]  # fmt: skip
-            for _ in range(2):
-                try:
-                    self.client.transact_write_items(TransactItems=[op for _, op in chunk])
-                    break
-                except ClientError as exc:
-                    losers = _condition_failures(exc, chunk)
-                    if not losers or len(losers) == len(chunk):
-                        log.warning("profile write failed for %d accounts: %s", len(chunk), exc)
-                        failed.update(acc for acc, _ in chunk)
-                        break
-                    log.warning("profile of %s changed since it was read: retried later", sorted(losers))
-                    failed.update(losers)
-                    chunk = [(acc, op) for acc, op in chunk if acc not in losers]
-                except BotoCoreError as exc:
-                    log.warning("profile write failed for %d accounts: %s", len(chunk), exc)
-                    failed.update(acc for acc, _ in chunk)
-                    break
-            else:
-                failed.update(acc for acc, _ in chunk)
-        return failed
+    def _each(self, ops: list[tuple[str, str, dict[str, Any]]]) -> set[str]:
+        """Run one conditional call per account (``workers`` at a time); return the accounts whose
+        call failed: condition not met (another writer), throttled past botocore's retries, or
+        any service error. Each account stands alone: one failure never fails another account."""
 
+        def one(op: tuple[str, str, dict[str, Any]]) -> str | None:
+            acc, method, kwargs = op
+            try:
+                getattr(self.client, method)(**kwargs)
+                return None
+            except ClientError as exc:
+                code = exc.response.get("Error", {}).get("Code", "")
+                if code == "ConditionalCheckFailedException":
+                    log.warning("profile of %s changed since it was read: its records retry", acc)
+                else:
+                    log.warning("profile write failed for %s: %s", acc, code or exc)
+            except BotoCoreError as exc:
+                log.warning("profile write failed for %s: %s", acc, exc)
+            return acc
 
-def _condition_failures(exc: ClientError, chunk: list[tuple[str, dict[str, Any]]]) -> set[str]:
-    """Accounts whose condition failed inside a cancelled transaction (empty for other errors)."""
-    reasons = exc.response.get("CancellationReasons") or []
-    if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException" or len(reasons) != len(chunk):
-        return set()
-    return {acc for (acc, _), r in zip(chunk, reasons, strict=True) if r.get("Code") == "ConditionalCheckFailed"}
+        if self.workers <= 1 or len(ops) <= 1:
+            results = [one(op) for op in ops]
+        else:
+            with ThreadPoolExecutor(max_workers=self.workers) as pool:
+                results = list(pool.map(one, ops))
+        return {acc for acc in results if acc is not None}

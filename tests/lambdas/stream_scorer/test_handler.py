@@ -71,25 +71,25 @@ def test_kafka_batch_takes_the_same_path_with_kafka_item_identifiers(deployed):
     answer = module.handler(kafka_event(data, first_offset=100), Context())
     assert answer == {"batchItemFailures": []}
     svc = module._service
-    real, chunk = svc.profiles.client, svc.profiles.write_chunk
-    picked = bank().test.iloc[60:].drop_duplicates("account_id").head(3)  # three accounts, one write each
+    real = svc.profiles.client
+    picked = bank().test.iloc[60:].drop_duplicates("account_id").head(3)  # three accounts
     victim = sorted(picked["account_id"])[1]
 
     def put(n, kw, r):
-        if n == 2:
-            raise client_error("ProvisionedThroughputExceededException", "TransactWriteItems")
+        if kw["Item"]["account_id"]["S"] == victim:
+            raise client_error("ProvisionedThroughputExceededException", "PutItem")
         return r(**kw)
 
-    svc.profiles.client, svc.profiles.write_chunk = Faulty(real, transact_write_items=put), 1
+    svc.profiles.client = Faulty(real, put_item=put)
     try:
         answer = module.handler(kafka_event(payloads(picked), first_offset=200), Context())
     finally:
-        svc.profiles.client, svc.profiles.write_chunk = real, chunk
+        svc.profiles.client = real
     offset = 200 + list(picked["account_id"]).index(victim)
     assert answer == {"batchItemFailures": [{"itemIdentifier": {"partition": "transactions-0", "offset": offset}}]}
     with pytest.raises(BatchProcessingError):  # every record failed: Powertools fails the invocation
-        svc.profiles.client = Faulty(real, transact_write_items=lambda n, kw, r: (_ for _ in ()).throw(
-            client_error("ProvisionedThroughputExceededException", "TransactWriteItems")))
+        svc.profiles.client = Faulty(real, put_item=lambda n, kw, r: (_ for _ in ()).throw(
+            client_error("ProvisionedThroughputExceededException", "PutItem")))
         try:
             module.handler(kafka_event(payloads(bank().test.iloc[[100]]), first_offset=300), Context())
         finally:
