@@ -24,6 +24,7 @@ from finsentry.detectors.artifact import save_model
 from finsentry.evaluation import ModelReport, Split, evaluate_scores, select_model, time_split
 from finsentry.features import FEATURE_COLUMNS, compute_features
 from finsentry.layout import PREFIXES
+from finsentry.local.stream_replay import ReplayResult, replay_stream
 from finsentry.scoring import score_transactions, scored_frame
 
 Progress = Callable[[str], None]
@@ -44,6 +45,7 @@ class DemoConfig:
     out_dir: Path = Path("finsentry-out")
     candidates: tuple[str, ...] = CANDIDATES
     top_alerts: int = 10
+    stream_records: int = 2_000  # test transactions replayed through Kinesis into the scorer (0 = skip)
 
 
 @dataclass
@@ -73,6 +75,7 @@ class DemoResult:
     keys: dict[str, int]
     timings: dict[str, float] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
+    stream: ReplayResult | None = None
 
 
 def _noop(_: str) -> None:
@@ -232,6 +235,14 @@ def run_demo(config: DemoConfig, bucket, progress: Progress = _noop) -> DemoResu
     month_start = (t.min() + pd.offsets.MonthBegin(0)).normalize()
     missing_recall = _missing_recall(prep, month_start, t.max().normalize())
     lap("score")
+    stream = None
+    if config.stream_records:
+        alerted = set(scored.loc[scored["verdict"] == "alert", "trans_id"].astype(str))
+        model_uri = f"s3://{bucket.name}/{PREFIXES.models}{selection['best']}/"
+        stream = replay_stream(prep.transactions, test, alerted, model_uri, reports[selection["best"]].threshold,
+                               f"{selection['best']}-{__version__}", max_records=config.stream_records,
+                               progress=progress)  # fmt: skip
+        lap("stream")
     top = scored[scored["verdict"] == "alert"].nlargest(config.top_alerts, "score")
     return DemoResult(
         reports=reports,
@@ -248,6 +259,7 @@ def run_demo(config: DemoConfig, bucket, progress: Progress = _noop) -> DemoResu
             "scored": len(keys_scored),
         },
         timings=timings,
+        stream=stream,
         counts={
             "received": prep.received,
             "valid": prep.valid,
