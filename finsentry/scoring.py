@@ -55,12 +55,15 @@ def score_transactions(
     budget_threshold: float,
     model_version: str,
     top_k: int = 3,
+    explainer=None,
 ) -> ScoredBatch:
     """Score a batch; alert where the score exceeds ``budget_threshold``; explain the alerts.
 
     ``detector`` is any ``finsentry.detectors`` model; when it reports rule types (the
     ensemble does), a rule hit is always an alert and names its type. With ``detector=None``
     (no usable model) the batch is scored by the catalog's rules alone: 1.0 on a hit, else 0.
+    ``explainer(detector, features, top_k=)`` replaces ``detector.explain`` for the reasons
+    (the streaming scorer passes ``finsentry.stream.reasons.stream_explain``).
     """
     n = len(features)
     if detector is None or n == 0:
@@ -75,7 +78,8 @@ def score_transactions(
     types = rule_types.copy()
     idx = np.flatnonzero(alerts)
     if idx.size:
-        explained = detector.explain(features.iloc[idx], top_k=top_k)
+        explained = (explainer(detector, features.iloc[idx], top_k=top_k) if explainer is not None
+                     else detector.explain(features.iloc[idx], top_k=top_k))  # fmt: skip
         for row, rs in zip(idx, explained, strict=True):
             reasons[row] = rs
             if not types[row] and rs:
