@@ -126,6 +126,9 @@ def _redelivered_mask(valid: pd.DataFrame, profiles: dict[str, AccountProfile]) 
 
 
 def _remember(profiles: dict[str, AccountProfile], fresh: pd.DataFrame) -> None:
-    for acc, ids in fresh.groupby("account_id", sort=False)["trans_id"]:
+    new_ids: dict[str, list[str]] = {}
+    for acc, trans_id in zip(fresh["account_id"].tolist(), fresh["trans_id"].tolist(), strict=True):
+        new_ids.setdefault(acc, []).append(trans_id)
+    for acc, ids in new_ids.items():
         profile = profiles[acc]
-        profile.recent_ids = (profile.recent_ids + list(ids))[-RECENT_IDS:]
+        profile.recent_ids = (profile.recent_ids + ids)[-RECENT_IDS:]
