@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import boto3
+import numpy as np
 import pandas as pd
 
 from finsentry.features import AccountProfile, update_profiles
@@ -121,7 +122,7 @@ def _lambda_record(r: dict, shard_id: str, arn: str) -> dict:
     }  # fmt: skip
 
 
-def replay_stream(transactions: pd.DataFrame, replay: pd.Series, batch_alerts: set[str], model_uri: str,
+def replay_stream(transactions: pd.DataFrame, replay: pd.Series | np.ndarray, batch_alerts: set[str], model_uri: str,
                   threshold: float, model_version: str, max_records: int = 2_000, batch_size: int = BATCH_SIZE,
                   progress: Progress | None = None) -> ReplayResult:  # fmt: skip
     """Replay the first ``max_records`` rows of ``replay`` (a boolean mask, in time order)
@@ -130,8 +131,9 @@ def replay_stream(transactions: pd.DataFrame, replay: pd.Series, batch_alerts: s
     Must run inside an active moto context (``finsentry.local.aws.local_aws``).
     """
     say = progress or (lambda _m: None)
-    chosen = transactions[replay.to_numpy()].sort_values("ts", kind="stable").head(max_records)
-    history = transactions[~replay.to_numpy()]  # everything before the replayed period
+    mask = np.asarray(replay, dtype=bool)
+    chosen = transactions[mask].sort_values("ts", kind="stable").head(max_records)
+    history = transactions[~mask]  # everything before the replayed period
     res = create_scorer_resources()
     seeded = _seed_profiles(history, res.env[SCORER_ENV.profiles_table])
     point_model(model_uri, model_version, threshold)

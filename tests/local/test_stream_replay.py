@@ -15,11 +15,11 @@ from tests.stream.world import bank
 def test_the_stream_flags_the_same_transactions_as_batch_scoring(tmp_path):
     b = bank()
     v = b.valid.reset_index(drop=True)
-    test = v["ts"] >= b.test["ts"].min()
+    test = (v["ts"] >= b.test["ts"].min()).to_numpy()
     threshold = 0.7
-    batch = score_transactions(b.model, compute_features(v)[test.to_numpy()], budget_threshold=threshold,
+    batch = score_transactions(b.model, compute_features(v)[test], budget_threshold=threshold,
                                model_version="m")  # fmt: skip
-    alerted = set(v.loc[test.to_numpy(), "trans_id"].to_numpy()[batch.alerts].astype(str))
+    alerted = set(v.loc[test, "trans_id"].to_numpy()[batch.alerts].astype(str))
     save_model(b.model, tmp_path / "model")
     with local_aws():
         s3 = boto3.client("s3", region_name=LOCAL_REGION)
