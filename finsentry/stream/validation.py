@@ -28,8 +28,9 @@ from finsentry.schema import (
     TRANSACTION_SCHEMA,
     Reason,
     ValidationResult,
-    _apply_dtypes,
+    _empty_rejections,
     _raw_text,
+    empty_transactions,
     validate_records,
 )
 
@@ -39,6 +40,25 @@ _STR = [(c.name, c.required, frozenset(c.allowed) if c.allowed else None) for c 
 _FLOAT = [(c.name, c.required) for c in TRANSACTION_SCHEMA if c.kind == "float"]
 _INT = [c.name for c in TRANSACTION_SCHEMA if c.kind == "int"]
 _NAMES = {c.name for c in TRANSACTION_SCHEMA}
+_EMPTY: dict[str, pd.DataFrame] = {}  # the reference's empty frames, built once
+
+
+def _empty(kind: str) -> pd.DataFrame:
+    if not _EMPTY:
+        _EMPTY["valid"], _EMPTY["rejected"] = empty_transactions(), _empty_rejections()
+    return _EMPTY[kind].copy()
+
+
+def _typed_frame(rows: list[dict[str, Any]], ts: pd.Series) -> pd.DataFrame:
+    """The canonical frame of fast-path rows, with the reference validator's dtypes."""
+    empty = _empty("valid")
+    columns: dict[str, Any] = {}
+    for c in TRANSACTION_SCHEMA:
+        if c.kind == "datetime":
+            columns[c.name] = ts.to_numpy().astype("datetime64[ns]")
+        else:
+            columns[c.name] = pd.array([r[c.name] for r in rows], dtype=empty[c.name].dtype)
+    return pd.DataFrame(columns)
 
 
 def _plain_number(v: Any) -> bool:
@@ -98,20 +118,20 @@ def validate_stream_records(records: Iterable[Any], known_accounts: Iterable[str
         else:
             rows.append(row)
             row_at.append(position)
-    frame = pd.DataFrame(rows, columns=[c.name for c in TRANSACTION_SCHEMA]) if rows else None
-    if frame is not None:
-        parsed = pd.to_datetime(frame["ts"], errors="coerce", format="ISO8601")
+    frame = None
+    if rows:
+        parsed = pd.to_datetime(pd.Series([r["ts"] for r in rows], dtype=object), errors="coerce", format="ISO8601")
         unparsed = parsed.isna().to_numpy()
         if unparsed.any():  # let the reference explain those
             slow_at = sorted(slow_at + [row_at[i] for i in np.flatnonzero(unparsed)])
-            keep = ~unparsed
-            frame, row_at = frame[keep].reset_index(drop=True), [p for p, k in zip(row_at, keep, strict=True) if k]
-            parsed = parsed[keep].reset_index(drop=True)
-        frame["ts"] = parsed
-        extras = list(dict.fromkeys(k for p in row_at for k in records[p] if k not in _NAMES))
-        for k in extras:
-            frame[k] = [records[p].get(k) for p in row_at]
-        frame = _apply_dtypes(frame)
+            rows = [r for r, bad in zip(rows, unparsed, strict=True) if not bad]
+            row_at = [p for p, bad in zip(row_at, unparsed, strict=True) if not bad]
+            parsed = parsed[~unparsed].reset_index(drop=True)
+        if rows:
+            frame = _typed_frame(rows, parsed)
+            extras = list(dict.fromkeys(k for p in row_at for k in records[p] if k not in _NAMES))
+            for k in extras:
+                frame[k] = [records[p].get(k) for p in row_at]
     slow = validate_records([records[p] for p in slow_at], known_accounts) if slow_at else None
     return _merge(records, frame, np.asarray(row_at, dtype=np.int64), slow, np.asarray(slow_at, dtype=np.int64))
 
@@ -127,7 +147,7 @@ def _merge(records: list[Any], fast: pd.DataFrame | None, fast_at: np.ndarray, s
         parts.append(slow.valid)
         at.append(slow_at[slow.valid_positions])
     if not parts:
-        valid = validate_records([]).valid
+        valid = _empty("valid")
         valid_at = np.zeros(0, dtype=np.int64)
     else:
         valid = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
@@ -152,5 +172,5 @@ def _merge(records: list[Any], fast: pd.DataFrame | None, fast_at: np.ndarray, s
         order = np.lexsort((r_at, ~malformed))  # malformed first, then input order (as the reference)
         rejected, r_at = rejected.iloc[order].reset_index(drop=True), r_at[order]
     else:
-        rejected, r_at = validate_records([]).rejected, np.zeros(0, dtype=np.int64)
+        rejected, r_at = _empty("rejected"), np.zeros(0, dtype=np.int64)
     return ValidationResult(valid=valid, rejected=rejected, valid_positions=valid_at, rejected_positions=r_at)
