@@ -1,8 +1,11 @@
 """Where the scorer's metrics go: a tiny interface, an in-memory sink and a Powertools (EMF) one.
 
-Names are ``finsentry.monitoring.Metric``; a metric with a dimension (quarantined by reason,
-anomalies by type, model version) is emitted on its own so that its dimension does not leak
-onto the batch's other metrics.
+Names are ``finsentry.monitoring.Metric``. Counts are emitted WITHOUT dimension (what the
+alarms of ``finsentry.monitoring.ALARMS`` watch) and, for quarantined records and anomalies,
+once more per ``Reason`` / ``AnomalyType``; a dimensioned point is its own EMF blob so that its
+dimension does not leak onto the batch's other metrics. The Powertools ``Metrics`` must have no
+``service`` (nor ``POWERTOOLS_SERVICE_NAME``): it would add a ``service`` dimension to every
+point and the dimensionless alarms would match nothing.
 """
 
 from __future__ import annotations
@@ -29,8 +32,8 @@ class MemoryMetrics:
         self.points.append((str(name), float(value), unit, dict(dimensions or {})))
 
     def total(self, name: str, **dimensions: str) -> float:
-        return sum(v for n, v, _, d in self.points
-                   if n == str(name) and all(d.get(k) == x for k, x in dimensions.items()))  # fmt: skip
+        """Sum of the points with exactly these dimensions (none: the dimensionless totals)."""
+        return sum(v for n, v, _, d in self.points if n == str(name) and d == dimensions)
 
     def by_dimension(self, name: str, dimension: str) -> dict[str, float]:
         out: dict[str, float] = defaultdict(float)

@@ -245,6 +245,8 @@ class ScorerService:
         m.emit(Metric.SCORED, c["scored"])
         m.emit(Metric.DUPLICATES_SKIPPED, c["redelivered"])
         m.emit(Metric.RETRIED, c["failed"])
+        m.emit(Metric.QUARANTINED, c["quarantined"])  # the total, without dimension, is what the alarm watches
+        m.emit(Metric.ANOMALIES, len(report.alerts))
         for reason, n in pd.Series(list(report.quarantined.values()), dtype=object).value_counts().items():
             m.emit(Metric.QUARANTINED, int(n), dimensions={"Reason": str(reason)})
         for kind, n in pd.Series([a["anomaly_type"] for a in report.alerts], dtype=object).value_counts().items():

@@ -60,8 +60,12 @@ def test_every_bad_record_is_quarantined_with_its_reason_and_raw_payload(world):
         json.dumps({**good[0], "trans_id": "t-inf", "amount": float("inf")}).encode(),
     ]  # fmt: skip
     kind, records = decode_event(event_of(data))
-    report = service(world).process(records)
+    svc = service(world)
+    report = svc.process(records)
     assert accounted(report) and report.counts()["scored"] == 6 and not report.failed
+    m = svc.metrics
+    assert m.total(Metric.RECEIVED) == 16 and m.total(Metric.SCORED) == 6
+    assert m.total(Metric.QUARANTINED) == 10 == sum(m.by_dimension(Metric.QUARANTINED, "Reason").values())
     by_reason = sorted(report.quarantined.values())
     # a JSON NaN amount reads as no amount (missing_field); Infinity is non_finite_amount
     assert by_reason == sorted(["malformed", "malformed", "missing_field", "wrong_type", "missing_field",
