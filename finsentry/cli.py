@@ -71,6 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--metrics-port", type=int, help="serve Prometheus /metrics on this port (127.0.0.1)")
     demo.add_argument("--metrics-hold", type=float, help="with --metrics-port: seconds to keep serving after "
                       "the run (default: until Ctrl-C)")  # fmt: skip
+    demo.add_argument("--stream-records", type=int, default=2_000,
+                      help="test transactions replayed through Kinesis into the scorer (0 = skip)")
 
     gen = sub.add_parser("generate", help="write a synthetic bank in the Czech file forms")
     gen.add_argument("--out", type=Path, required=True)
@@ -121,6 +123,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     config = DemoConfig(
         data_dir=args.data, accounts=args.accounts, months=args.months, seed=args.seed,
         form=args.form, budget=args.budget, out_dir=args.out, sagemaker_jobs=not args.no_sagemaker,
+        stream_records=args.stream_records,
     )  # fmt: skip
     from finsentry.report import write_report
 

@@ -24,6 +24,7 @@ class Metric(StrEnum):
     QUARANTINED = "RecordsQuarantined"  # count, dimension Reason
     ANOMALIES = "Anomalies"  # count, dimension AnomalyType
     DUPLICATES_SKIPPED = "DuplicatesSkipped"  # count: redelivered records not scored again
+    RETRIED = "RecordsRetried"  # count: records returned in batchItemFailures (a service call failed)
     RULES_ONLY = "RulesOnlyBatches"  # count: batches scored without a model (fallback)
     MODEL_VERSION = "ModelVersionLoaded"  # count 1 on each (re)load, dimension ModelVersion
     BATCH_LATENCY = "BatchLatency"  # milliseconds

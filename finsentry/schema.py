@@ -161,10 +161,17 @@ REJECTION_COLUMNS: tuple[str, ...] = ("reason", "detail", "raw")
 
 @dataclass
 class ValidationResult:
-    """``valid`` has the canonical columns; ``rejected`` has reason, detail and the raw record."""
+    """``valid`` has the canonical columns; ``rejected`` has reason, detail and the raw record.
+
+    ``valid_positions`` / ``rejected_positions`` give, row for row, each row's position in the
+    input (0-based), so a caller can tie an outcome back to its source record (a stream's
+    sequence number, for instance). None when the producer did not track them.
+    """
 
     valid: pd.DataFrame
     rejected: pd.DataFrame
+    valid_positions: np.ndarray | None = None
+    rejected_positions: np.ndarray | None = None
 
     @property
     def received(self) -> int:
@@ -302,7 +309,8 @@ def validate_frame(
             "raw": [_raw_text(raw.iloc[i].to_dict()) for i in bad_idx],
         }
     )
-    return ValidationResult(valid=valid, rejected=rejected)
+    return ValidationResult(valid=valid, rejected=rejected, valid_positions=np.flatnonzero(good),
+                            rejected_positions=bad_idx)  # fmt: skip
 
 
 def _parse_timestamps(s: pd.Series) -> pd.Series:
@@ -337,11 +345,15 @@ def validate_records(
     """
     objects: list[Mapping[str, Any]] = []
     malformed: list[str] = []
-    for rec in records:
+    object_at: list[int] = []  # input position of each object
+    malformed_at: list[int] = []
+    for position, rec in enumerate(records):
         if isinstance(rec, Mapping):
             objects.append({str(k): v for k, v in rec.items()})
+            object_at.append(position)
         else:
             malformed.append(repr(rec)[:4096])
+            malformed_at.append(position)
     # an index per object: an empty object {} is still a row (rejected for missing fields)
     frame = pd.DataFrame.from_records(objects, index=range(len(objects))) if objects else pd.DataFrame()
     if frame.empty and not objects:
@@ -349,11 +361,15 @@ def validate_records(
     else:
         frame = frame.astype(object)
         result = validate_frame(frame, known_accounts)
+    at = np.asarray(object_at, dtype=np.int64)
+    result.valid_positions = at[result.valid_positions] if result.valid_positions is not None else at[:0]
+    rejected_at = at[result.rejected_positions] if result.rejected_positions is not None else at[:0]
     if malformed:
         bad = pd.DataFrame(
             {"reason": str(Reason.MALFORMED), "detail": "not a JSON object", "raw": malformed}
         )
         result.rejected = pd.concat([bad, result.rejected], ignore_index=True)
+    result.rejected_positions = np.concatenate([np.asarray(malformed_at, dtype=np.int64), rejected_at])
     return result
 
 

@@ -14,7 +14,7 @@ import pandas as pd
 
 from finsentry.anomalies import apply_rules, type_of_feature
 from finsentry.explain import Reason, rule_reason
-from finsentry.privacy import mask_ids
+from finsentry.privacy import DEFAULT_MASK_KEY, mask_ids
 
 # The scored row as Athena, Firehose's Parquet conversion and Tableau read it: column -> Hive type.
 # One source for the Glue table, the Athena views and ``scored_frame`` (a test keeps them equal).
@@ -55,12 +55,15 @@ def score_transactions(
     budget_threshold: float,
     model_version: str,
     top_k: int = 3,
+    explainer=None,
 ) -> ScoredBatch:
     """Score a batch; alert where the score exceeds ``budget_threshold``; explain the alerts.
 
     ``detector`` is any ``finsentry.detectors`` model; when it reports rule types (the
     ensemble does), a rule hit is always an alert and names its type. With ``detector=None``
     (no usable model) the batch is scored by the catalog's rules alone: 1.0 on a hit, else 0.
+    ``explainer(detector, features, top_k=)`` replaces ``detector.explain`` for the reasons
+    (the streaming scorer passes ``finsentry.stream.reasons.stream_explain``).
     """
     n = len(features)
     if detector is None or n == 0:
@@ -75,7 +78,8 @@ def score_transactions(
     types = rule_types.copy()
     idx = np.flatnonzero(alerts)
     if idx.size:
-        explained = detector.explain(features.iloc[idx], top_k=top_k)
+        explained = (explainer(detector, features.iloc[idx], top_k=top_k) if explainer is not None
+                     else detector.explain(features.iloc[idx], top_k=top_k))  # fmt: skip
         for row, rs in zip(idx, explained, strict=True):
             reasons[row] = rs
             if not types[row] and rs:
@@ -99,13 +103,14 @@ def _rules_only(features: pd.DataFrame, model_version: str) -> ScoredBatch:
                        reasons=reasons, model_version=model_version, threshold=0.5)  # fmt: skip
 
 
-def scored_frame(transactions: pd.DataFrame, batch: ScoredBatch) -> pd.DataFrame:
-    """One row per scored transaction, as Athena and Tableau read it (client id masked)."""
+def scored_frame(transactions: pd.DataFrame, batch: ScoredBatch, mask_key: bytes = DEFAULT_MASK_KEY) -> pd.DataFrame:
+    """One row per scored transaction, as Athena and Tableau read it (client id masked with
+    ``mask_key``, the deployment's HMAC key)."""
     frame = pd.DataFrame(
         {
             "trans_id": transactions["trans_id"].to_numpy(),
             "account_id": transactions["account_id"].to_numpy(),
-            "client_ref": mask_ids(transactions["client_id"]).to_numpy(),
+            "client_ref": mask_ids(transactions["client_id"], key=mask_key).to_numpy(),
             "ts": transactions["ts"].to_numpy(),
             "amount": transactions["amount"].to_numpy(),
             "direction": transactions["direction"].to_numpy(),

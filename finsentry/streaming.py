@@ -16,11 +16,15 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 from finsentry.features import AccountProfile, update_profiles
-from finsentry.schema import ValidationResult, validate_records
+from finsentry.privacy import DEFAULT_MASK_KEY
+from finsentry.schema import ValidationResult
 from finsentry.scoring import score_transactions, scored_frame
+from finsentry.stream.reasons import stream_explain
+from finsentry.stream.validation import validate_stream_records
 
 RECENT_IDS = 256  # trans_ids remembered per account to recognise redeliveries
 
@@ -35,6 +39,10 @@ class BatchOutcome:
     mode: str  # "model" or "rules_only"
     seconds: float
     touched_accounts: list[str] = field(default_factory=list)
+    # input position (0-based, in the records given to score_batch) of each row above
+    scored_positions: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    quarantined_positions: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    redelivered_positions: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
     @property
     def received(self) -> int:
@@ -61,10 +69,13 @@ class StreamScorer:
     the catalog's rules alone and ``mode`` says so, for the metric an alarm watches.
     """
 
-    def __init__(self, model=None, threshold: float = 1.0, model_version: str = "rules-only") -> None:
+    def __init__(self, model=None, threshold: float = 1.0, model_version: str = "rules-only",
+                 mask_key: bytes = DEFAULT_MASK_KEY) -> None:  # fmt: skip
         self.model = model
         self.threshold = threshold
         self.model_version = model_version if model is not None else "rules-only"
+        self.mask_key = mask_key  # HMAC key of the client pseudonyms (finsentry.privacy)
+        self.explainer = stream_explain  # tree path reasons (finsentry.stream.reasons); None = SHAP
 
     @property
     def mode(self) -> str:
@@ -82,32 +93,42 @@ class StreamScorer:
         the profiles of ``touched_accounts``.
         """
         started = time.perf_counter()
-        checked: ValidationResult = validate_records(records, known_accounts)
-        fresh, redelivered = _drop_redelivered(checked.valid, profiles)
+        checked: ValidationResult = validate_stream_records(records, known_accounts)
+        mask = _redelivered_mask(checked.valid, profiles)
+        fresh = checked.valid[~mask].reset_index(drop=True)
+        redelivered = checked.valid.loc[mask, "trans_id"].tolist()
         features = update_profiles(profiles, fresh)
         _remember(profiles, fresh)
         batch = score_transactions(self.model, features, budget_threshold=self.threshold,
-                                   model_version=self.model_version)  # fmt: skip
+                                   model_version=self.model_version, explainer=self.explainer)  # fmt: skip
+        positions = checked.valid_positions if checked.valid_positions is not None else np.arange(len(mask))
         return BatchOutcome(
-            scored=scored_frame(fresh, batch),
+            scored=scored_frame(fresh, batch, mask_key=self.mask_key),
             quarantined=checked.rejected,
             redelivered=redelivered,
             mode=self.mode,
             seconds=time.perf_counter() - started,
             touched_accounts=sorted(set(fresh["account_id"])),
+            scored_positions=np.asarray(positions)[~mask],
+            quarantined_positions=np.asarray(checked.rejected_positions, dtype=np.int64)
+            if checked.rejected_positions is not None else np.zeros(0, dtype=np.int64),
+            redelivered_positions=np.asarray(positions)[mask],
         )
 
 
-def _drop_redelivered(valid: pd.DataFrame, profiles: dict[str, AccountProfile]) -> tuple[pd.DataFrame, list[str]]:
+def _redelivered_mask(valid: pd.DataFrame, profiles: dict[str, AccountProfile]) -> np.ndarray:
+    """True where the row's trans_id is already folded into its account's profile."""
     known = {acc: set(profiles[acc].recent_ids) for acc in set(valid["account_id"]) if acc in profiles}
     empty: set[str] = set()
-    seen = [trans_id in known.get(acc, empty)
-            for acc, trans_id in zip(valid["account_id"], valid["trans_id"], strict=True)]  # fmt: skip
-    mask = pd.Series(seen, index=valid.index, dtype=bool)
-    return valid[~mask].reset_index(drop=True), valid.loc[mask, "trans_id"].tolist()
+    return np.fromiter((trans_id in known.get(acc, empty)
+                        for acc, trans_id in zip(valid["account_id"], valid["trans_id"], strict=True)),
+                       dtype=bool, count=len(valid))  # fmt: skip
 
 
 def _remember(profiles: dict[str, AccountProfile], fresh: pd.DataFrame) -> None:
-    for acc, ids in fresh.groupby("account_id", sort=False)["trans_id"]:
+    new_ids: dict[str, list[str]] = {}
+    for acc, trans_id in zip(fresh["account_id"].tolist(), fresh["trans_id"].tolist(), strict=True):
+        new_ids.setdefault(acc, []).append(trans_id)
+    for acc, ids in new_ids.items():
         profile = profiles[acc]
-        profile.recent_ids = (profile.recent_ids + list(ids))[-RECENT_IDS:]
+        profile.recent_ids = (profile.recent_ids + ids)[-RECENT_IDS:]

@@ -64,10 +64,11 @@ def test_evaluate_runs_the_adbench_protocol_on_an_npz(tmp_path, capsys):
 
 
 def test_demo_runs_end_to_end_on_a_small_bank(tmp_path, capsys):
-    code = main(["demo", "--accounts", "120", "--months", "10", "--out", str(tmp_path)])
+    code = main(["demo", "--accounts", "120", "--months", "10", "--out", str(tmp_path), "--stream-records", "300"])
     out = capsys.readouterr().out
     assert code == 0
-    for text in ("Validation period", "Selected:", "Test period", "Top alerts", "scored/", "State machine choice:"):
+    for text in ("Validation period", "Selected:", "Test period", "Top alerts", "scored/", "State machine choice:",
+                 "stream replay: 300"):
         assert text in out
     assert (tmp_path / "model" / "metadata.json").is_file()
     assert f"report: {(tmp_path / 'report.html').resolve()}" in out
@@ -80,7 +81,7 @@ def test_demo_on_partly_bad_files_reports_the_quarantine(tmp_path, capsys):
         fh.write('99999991;1;960101;"VYDAJ"\n')  # too few fields
         fh.write('99999992;1;96AB01;"VYDAJ";"VYBER";1.00;1.00;"";;;120000\n')  # bad date
         fh.write('99999993;424242;960101;"VYDAJ";"VYBER";1.00;1.00;"";;;120000\n')  # unknown account
-    code = main(["demo", "--data", str(data), "--out", str(tmp_path / "out")])
+    code = main(["demo", "--data", str(data), "--out", str(tmp_path / "out"), "--stream-records", "0"])
     out = capsys.readouterr().out
     assert code == 0
     assert "3 quarantined" in out

@@ -26,6 +26,7 @@ from finsentry.evaluation import ModelReport, Split, evaluate_scores, select_mod
 from finsentry.features import FEATURE_COLUMNS, features_with_sequence
 from finsentry.layout import PREFIXES
 from finsentry.local.observe import Observations, observe_run
+from finsentry.local.stream_replay import ReplayResult, replay_stream
 from finsentry.scoring import score_transactions, scored_frame
 
 Progress = Callable[[str], None]
@@ -47,6 +48,7 @@ class DemoConfig:
     candidates: tuple[str, ...] = CANDIDATES
     top_alerts: int = 10
     sagemaker_jobs: bool = True  # also run the SageMaker entry points in-process (finsentry.local.training_run)
+    stream_records: int = 2_000  # test transactions replayed through Kinesis into the scorer (0 = skip)
 
 
 @dataclass
@@ -78,6 +80,7 @@ class DemoResult:
     counts: dict[str, int] = field(default_factory=dict)
     training_run: Any = None  # finsentry.local.training_run.TrainingRun, when the SageMaker jobs ran
     observations: Observations | None = None  # drift, score distributions, reasons (report)
+    stream: ReplayResult | None = None
 
 
 def _noop(_: str) -> None:
@@ -247,6 +250,14 @@ def run_demo(config: DemoConfig, bucket, progress: Progress = _noop) -> DemoResu
     month_start = (t.min() + pd.offsets.MonthBegin(0)).normalize()
     missing_recall = _missing_recall(prep, month_start, t.max().normalize())
     lap("score")
+    stream = None
+    if config.stream_records:
+        alerted = set(scored.loc[scored["verdict"] == "alert", "trans_id"].astype(str))
+        model_uri = f"s3://{bucket.name}/{PREFIXES.models}{selection['best']}/"
+        stream = replay_stream(prep.transactions, test, alerted, model_uri, reports[selection["best"]].threshold,
+                               f"{selection['best']}-{__version__}", max_records=config.stream_records,
+                               progress=progress)  # fmt: skip
+        lap("stream")
     top = scored[scored["verdict"] == "alert"].nlargest(config.top_alerts, "score")
     observations = observe_run(models, drift_reference, prep.transactions[test], prep.features[test], batch,
                                list(top.index), bank.districts, prep.quarantined,
@@ -268,6 +279,7 @@ def run_demo(config: DemoConfig, bucket, progress: Progress = _noop) -> DemoResu
         },
         timings=timings,
         training_run=training_run,
+        stream=stream,
         counts={
             "received": prep.received,
             "valid": prep.valid,

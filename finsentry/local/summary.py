@@ -78,4 +78,6 @@ def print_demo(result, console: Console) -> None:
         f"s3://{result.bucket}/ (in-process): "
         + ", ".join(f"{k}/ {v} objects" for k, v in result.keys.items())
     )
+    if getattr(result, "stream", None) is not None:
+        console.print(result.stream.summary())
     console.print("stage seconds: " + ", ".join(f"{k} {v}" for k, v in result.timings.items()))

@@ -1,0 +1,161 @@
+"""The scorer Lambda handler: thin wiring, Powertools' partial batch response, any input survives."""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import boto3
+import pytest
+from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from finsentry.layout import SCORER_ENV
+from finsentry.local.aws import LOCAL_REGION, local_aws
+from finsentry.local.stream_resources import point_model
+from finsentry.stream.events import kafka_event
+from finsentry.stream.metrics import MemoryMetrics
+from finsentry.stream.runtime import ScorerConfigError, build_service, scorer_settings
+from lambdas.stream_scorer import handler as module
+from tests.stream.faults import Faulty, client_error
+from tests.stream.world import bank, event_of, payloads, setup_world
+
+HANDLER_FILE = Path(module.__file__)
+
+
+@dataclass
+class Context:
+    function_name: str = "finsentry-local-stream-scorer"
+    memory_limit_in_mb: int = 1024
+    invoked_function_arn: str = "arn:aws:lambda:eu-west-1:000000000000:function:finsentry-local-stream-scorer"
+    aws_request_id: str = "req-1"
+
+
+@pytest.fixture(scope="module")
+def deployed(tmp_path_factory):
+    """One moto world for the module, the handler configured from its environment."""
+    with local_aws(), pytest.MonkeyPatch.context() as mp:
+        res = setup_world(tmp_path_factory.mktemp("model"))
+        point_model(f"s3://{res.bucket}/models/isolation_forest/", "if-1", 0.7)
+        for k, v in res.env.items():
+            mp.setenv(k, v)
+        mp.setenv("POWERTOOLS_METRICS_NAMESPACE", "finsentry")
+        module._service = None
+        yield res
+        module._service = None
+
+
+def test_the_handler_is_thin():
+    lines = HANDLER_FILE.read_text().splitlines()
+    code = [line for line in lines if line.strip() and not line.lstrip().startswith("#")]
+    assert len(code) < 60 and "boto3" not in HANDLER_FILE.read_text()
+
+
+def test_missing_environment_variables_are_named_at_start_up():
+    with pytest.raises(ScorerConfigError) as err:
+        scorer_settings({SCORER_ENV.profiles_table: "t"})
+    assert SCORER_ENV.alerts_topic_arn in str(err.value) and SCORER_ENV.profiles_table not in str(err.value)
+
+
+def test_kinesis_batch_scores_and_reports_no_failures(deployed):
+    answer = module.handler(event_of(payloads(bank().test.head(50)), first=10_000), Context())
+    assert answer == {"batchItemFailures": []}
+    assert len(deployed.scored_rows()) >= 50
+
+
+def test_kafka_batch_takes_the_same_path_with_kafka_item_identifiers(deployed):
+    data = payloads(bank().test.iloc[50:60])
+    answer = module.handler(kafka_event(data, first_offset=100), Context())
+    assert answer == {"batchItemFailures": []}
+    svc = module._service
+    real = svc.profiles.client
+    picked = bank().test.iloc[60:].drop_duplicates("account_id").head(3)  # three accounts
+    victim = sorted(picked["account_id"])[1]
+
+    def put(n, kw, r):
+        if kw["Item"]["account_id"]["S"] == victim:
+            raise client_error("ProvisionedThroughputExceededException", "PutItem")
+        return r(**kw)
+
+    svc.profiles.client = Faulty(real, put_item=put)
+    try:
+        answer = module.handler(kafka_event(payloads(picked), first_offset=200), Context())
+    finally:
+        svc.profiles.client = real
+    offset = 200 + list(picked["account_id"]).index(victim)
+    assert answer == {"batchItemFailures": [{"itemIdentifier": {"partition": "transactions-0", "offset": offset}}]}
+    with pytest.raises(BatchProcessingError):  # every record failed: Powertools fails the invocation
+        svc.profiles.client = Faulty(real, put_item=lambda n, kw, r: (_ for _ in ()).throw(
+            client_error("ProvisionedThroughputExceededException", "PutItem")))
+        try:
+            module.handler(kafka_event(payloads(bank().test.iloc[[100]]), first_offset=300), Context())
+        finally:
+            svc.profiles.client = real
+
+
+def test_kinesis_partial_failure_names_exactly_the_failed_sequence_numbers(deployed):
+    svc = module._service or module.build_service()
+    module._service = svc
+    real = svc.scored_sink.client
+
+    def put(n, kw, r):
+        r(DeliveryStreamName=kw["DeliveryStreamName"], Records=kw["Records"][1:])
+        return {"FailedPutCount": 1, "RequestResponses": [{"ErrorCode": "ServiceUnavailableException"}]
+                + [{"RecordId": "x"}] * (len(kw["Records"]) - 1)}  # fmt: skip
+
+    svc.scored_sink.client = Faulty(real, put_record_batch=put)
+    try:
+        event = event_of(payloads(bank().test.iloc[70:75]), first=20_000)
+        answer = module.handler(event, Context())
+    finally:
+        svc.scored_sink.client = real
+    assert answer == {"batchItemFailures": [{"itemIdentifier": event["Records"][0]["kinesis"]["sequenceNumber"]}]}
+    assert module.handler(event, Context()) == {"batchItemFailures": []}  # the retry completes it
+
+
+def test_an_event_of_another_kind_is_a_clear_error(deployed):
+    with pytest.raises(ValueError, match="Kinesis Data Streams or Kafka"):
+        module.handler({"Records": [{"eventSource": "aws:sqs", "body": "{}"}]}, Context())
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.floats() | st.integers() | st.text(max_size=20),
+    lambda kids: st.lists(kids, max_size=4) | st.dictionaries(st.text(max_size=12), kids, max_size=6),
+    max_leaves=20,
+)
+field_mutations = st.dictionaries(st.sampled_from(["trans_id", "account_id", "amount", "ts", "direction",
+                                                   "balance_after", "operation", "client_id"]),
+                                  json_values, max_size=3)  # fmt: skip
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                               HealthCheck.function_scoped_fixture])  # fmt: skip
+@given(st.lists(st.one_of(st.binary(max_size=60), json_values.map(lambda v: json.dumps(v).encode()),
+                          field_mutations.map(lambda m: m)), min_size=1, max_size=12))  # fmt: skip
+def test_arbitrary_bytes_and_json_never_crash_the_handler_and_every_record_is_accounted(deployed, items):
+    base = json.loads(payloads(bank().test.iloc[[80]])[0])
+    data = [i if isinstance(i, bytes) else json.dumps({**base, **i, "trans_id": f"h{n}-{base['trans_id']}"},
+                                                      default=str).encode()  # fmt: skip
+            for n, i in enumerate(items)]
+    svc = module._service = module._service or build_service(module.metrics)
+    if not isinstance(svc.metrics, MemoryMetrics):  # read the counts back (EMF goes to stdout)
+        svc.metrics = MemoryMetrics()
+    before = len(svc.metrics.points)
+    answer = module.handler(event_of(data, first=30_000), Context())
+    assert answer == {"batchItemFailures": []}
+    batch = svc.metrics.points[before:]
+    total = {name: sum(v for n, v, _, d in batch if n == name and not d) for name in
+             ("RecordsReceived", "RecordsScored", "RecordsQuarantined", "DuplicatesSkipped", "RecordsRetried")}
+    assert total["RecordsReceived"] == len(data)
+    assert total["RecordsReceived"] == (total["RecordsScored"] + total["RecordsQuarantined"]
+                                        + total["DuplicatesSkipped"] + total["RecordsRetried"])  # fmt: skip
+
+
+def test_base64_payloads_are_what_the_scorer_reads(deployed):
+    rec = payloads(bank().test.iloc[[90]])[0]
+    event = event_of([rec], first=40_000)
+    assert base64.b64decode(event["Records"][0]["kinesis"]["data"]) == rec
+    assert boto3.client("sqs", region_name=LOCAL_REGION)  # moto stays up for the module
