@@ -16,6 +16,7 @@ class Prefixes:
     raw: str = "raw/"
     quarantine: str = "quarantine/"
     curated: str = "curated/features/"
+    transactions: str = "curated/transactions/"  # canonical transactions (Glue ingest), dt= partitions
     scored: str = "scored/"
     models: str = "models/"
     reports: str = "reports/"
