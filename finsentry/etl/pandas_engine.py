@@ -51,6 +51,7 @@ def ingest(directory: Path | str, run_id: str = "local",
         pd.DataFrame({"stage": "validate", "table": "trans", "line": rejected[transforms.LINE],
                       "reason": rejected["reason"], "detail": rejected["detail"], "raw": rejected["raw"]}),
     ], ignore_index=True)  # fmt: skip
+    quarantine["line"] = quarantine["line"].astype("int64")
     transactions = valid[[*transforms.CANONICAL_COLUMNS, transforms.SEQ]].reset_index(drop=True)
     return IngestResult(transactions=transactions, quarantine=quarantine, report=report)
 

@@ -81,10 +81,14 @@ def list_files(spark: SparkSession, path: str) -> list[str]:
     return sorted(str(s.getPath().getName()) for s in fs.listStatus(hpath) if s.isFile())
 
 
-def read_text(spark: SparkSession, path: str) -> str:
-    """A whole (small) file as text; ``.gz`` files are decompressed by Spark."""
-    rows = spark.read.text(path, wholetext=True).collect()
-    return rows[0][0] if rows else ""
+def read_texts(spark: SparkSession, paths: list[str]) -> dict[str, str]:
+    """Whole (small) files as text, in one Spark job, by file name; ``.gz`` is decompressed."""
+    if not paths:
+        return {}
+    rows = spark.read.text(paths, wholetext=True).select(F.input_file_name().alias("f"), "value").collect()
+    texts = {name.rsplit("/", 1)[-1]: "" for name in paths}
+    texts.update({r["f"].rsplit("/", 1)[-1]: r["value"] for r in rows})
+    return texts
 
 
 def numbered_lines(spark: SparkSession, path: str) -> DataFrame:
@@ -121,17 +125,19 @@ def read_bank(spark: SparkSession, path: str) -> RawBank:
     """Read the raw tables of either form under ``path`` (a folder or an S3 prefix)."""
     names = list_files(spark, path)
     form = czech.form_of_names(names, path)
-    tables, unread = {}, []
+    files = {}
     for table in TABLE_COLUMNS:
-        if table == "trans":
-            continue
         found = czech.table_file_names(names, table, form)
-        if not found:
-            if table in REQUIRED_TABLES:
-                raise czech.DatasetError(f"missing {table} table in {path} ({form} form)")
-            continue
-        tables[table], bad = czech.parse_table(table, read_text(spark, _join(path, found[0])), form)
-        unread.append(bad)
+        if found:
+            files[table] = found[0]
+        elif table in REQUIRED_TABLES:
+            raise czech.DatasetError(f"missing {table} table in {path} ({form} form)")
+    texts = read_texts(spark, [_join(path, f) for t, f in files.items() if t != "trans"])
+    tables, unread = {}, []
+    for table, name in files.items():
+        if table != "trans":
+            tables[table], bad = czech.parse_table(table, texts[name], form)
+            unread.append(bad)
     trans_file = _join(path, czech.table_file_names(names, "trans", form)[0])
     lines = numbered_lines(spark, trans_file)
     header = None
@@ -218,25 +224,22 @@ def features(transactions: DataFrame) -> DataFrame:
 def features_of_frame(spark: SparkSession, transactions: pd.DataFrame) -> pd.DataFrame:
     """Features of a pandas frame of canonical transactions through Spark, aligned with it
     (same index): within an account, ties in time keep the frame's order, as in the batch form."""
-    frame = transactions.reset_index(drop=True).assign(**{transforms.SEQ: lambda f: range(len(f))})
-    cols = [c for c in transforms.FEATURE_INPUT_COLUMNS]
-    sdf = spark.createDataFrame(transforms_input(frame[cols]), schema=_input_schema())
-    out = features(sdf).drop(PARTITION_KEY).toPandas().sort_values(transforms.SEQ)
     from finsentry.features import FEATURE_COLUMNS
 
+    frame = transactions.reset_index(drop=True)
+    inputs = pd.DataFrame({c: frame[c].astype(str).astype(object) for c in _STRING_INPUTS})
+    for c in ("amount", "balance_before", "balance_after"):
+        inputs[c] = frame[c].astype("float64")
+    inputs["ts"] = pd.to_datetime(frame["ts"]).astype("datetime64[ns]")
+    inputs[transforms.SEQ] = range(len(frame))
+    sdf = spark.createDataFrame(inputs[list(transforms.FEATURE_INPUT_COLUMNS)], schema=_input_schema())
+    out = features(sdf).drop(PARTITION_KEY).toPandas().sort_values(transforms.SEQ)
     result = out[list(FEATURE_COLUMNS)].reset_index(drop=True)
     result.index = transactions.index
     return result
 
 
-def transforms_input(frame: pd.DataFrame) -> pd.DataFrame:
-    """Typed feature-input columns (strings as objects, naive ns timestamps) for Arrow."""
-    out = frame.copy()
-    for c in ("trans_id", "account_id", "direction", "operation", "k_symbol", "partner_bank", "partner_account"):
-        out[c] = out[c].astype(str).astype(object)
-    out["ts"] = pd.to_datetime(out["ts"]).astype("datetime64[ns]")
-    out[transforms.SEQ] = out[transforms.SEQ].astype("int64")
-    return out
+_STRING_INPUTS = ("trans_id", "account_id", "direction", "operation", "k_symbol", "partner_bank", "partner_account")
 
 
 def _input_schema() -> str:
