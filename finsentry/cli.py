@@ -52,6 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--form", choices=("asc", "tsv"), default="asc")
     demo.add_argument("--budget", type=_share, default=0.01, help="alert budget (share)")
     demo.add_argument("--out", type=Path, default=Path("finsentry-out"))
+    demo.add_argument("--engine", choices=("pandas", "spark"), default="pandas",
+                      help="run loading and features in this process or through local Spark (as the Glue jobs)")
 
     gen = sub.add_parser("generate", help="write a synthetic bank in the Czech file forms")
     gen.add_argument("--out", type=Path, required=True)
@@ -86,7 +88,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     config = DemoConfig(
         data_dir=args.data, accounts=args.accounts, months=args.months, seed=args.seed,
-        form=args.form, budget=args.budget, out_dir=args.out,
+        form=args.form, budget=args.budget, out_dir=args.out, engine=args.engine,
     )  # fmt: skip
     with local_aws():
         bucket = DataBucket.create()

@@ -150,6 +150,19 @@ def _publish(frame, opts: JobOptions, clients: Clients, table: str, prefix: str)
     return catalog.publish(clients.glue, opts.env, table, opts.root, days)
 
 
+class Laps:
+    """Wall time per stage (Spark is lazy: a stage's time is spent at its action)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def __call__(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.seconds[stage] = round(now - self._last, 2)
+        self._last = now
+
+
 def run_ingest(spark, opts: JobOptions, clients: Clients | None = None) -> quality.QualityReport:
     """raw/ bank files -> curated/transactions/ (+ quarantine, report, metrics, catalog)."""
     from pyspark.sql import functions as F  # noqa: N812
@@ -157,17 +170,23 @@ def run_ingest(spark, opts: JobOptions, clients: Clients | None = None) -> quali
     from finsentry.etl import spark as engine
 
     clients = clients or Clients(opts.region)
+    lap = Laps()
     bank = engine.read_bank(spark, opts.uri(opts.raw_prefix))
+    lap("read")
     parsed = engine.mark_repeated_ids(bank.parsed.persist())
     rows_in = parsed.count()
     unread = parsed.where(F.col("q_reason") != "")
     read_reasons = {r["q_reason"]: r["count"] for r in unread.groupBy("q_reason").count().collect()}
+    lap("parse")
     canon = engine.canonical(parsed, bank.dims, opts.buckets)
+    counts = engine.chunk_counts(canon)
+    lap("canonical")
     other = bank.unread_other
     report = quality.report_from_counts(
-        "ingest", opts.run_id, rows_in, engine.chunk_counts(canon), read_reasons, opts.max_rejected_share,
+        "ingest", opts.run_id, rows_in, counts, read_reasons, opts.max_rejected_share,
         other_tables={str(t): g["reason"].value_counts().to_dict() for t, g in other.groupby("table")},
     )  # fmt: skip
+    report.seconds = lap.seconds
     rejected = canon.where(F.col("status") != transforms.STATUS_VALID).select(
         F.lit("validate").alias("stage"), F.lit("trans").alias("table"), F.col(transforms.LINE).alias("line"),
         "reason", "detail", "raw")  # fmt: skip
@@ -179,10 +198,12 @@ def run_ingest(spark, opts: JobOptions, clients: Clients | None = None) -> quali
         small = other.astype({"line": "int64"}).assign(stage="read")[list(QUARANTINE_COLUMNS)]
         quarantine = quarantine.unionByName(spark.createDataFrame(small.astype(object), quarantine.schema))
     report.outputs["quarantine"] = _write_quarantine(quarantine, opts, "ingest")
+    lap("quarantine")
     _finish(report, opts, clients, PREFIXES.transactions)
     valid = canon.where(F.col("status") == transforms.STATUS_VALID)
     curated = engine.with_partition(valid.select(*transforms.CANONICAL_COLUMNS, transforms.SEQ))
     report.outputs["catalog"] = json.dumps(_publish(curated, opts, clients, "transactions", PREFIXES.transactions))
+    lap("write")
     report.outputs["transactions"] = opts.uri(PREFIXES.transactions)
     parsed.unpersist()
     canon.unpersist()
@@ -197,8 +218,10 @@ def run_features(spark, opts: JobOptions, clients: Clients | None = None) -> qua
     from finsentry.etl import spark as engine
 
     clients = clients or Clients(opts.region)
+    lap = Laps()
     transactions = spark.read.parquet(opts.uri(PREFIXES.transactions))
     rows_in = transactions.count()
+    lap("read")
     features = engine.features(transactions).persist()
 
     def count(chunks):
@@ -207,8 +230,10 @@ def run_features(spark, opts: JobOptions, clients: Clients | None = None) -> qua
 
     rows = features.mapInPandas(count, "counts string").collect()
     counts = quality.merge_counts(json.loads(r["counts"]) for r in rows)
+    lap("features")
     report = quality.report_from_counts("features", opts.run_id, rows_in, counts, {}, opts.max_rejected_share,
                                         null_base=rows_in)  # fmt: skip
+    report.seconds = lap.seconds
     finite = F.lit(True)
     for c in FEATURE_COLUMNS:
         finite = finite & ~F.isnan(c) & F.col(c).isNotNull() & (F.abs(F.col(c)) < float("inf"))
@@ -218,9 +243,11 @@ def run_features(spark, opts: JobOptions, clients: Clients | None = None) -> qua
         F.lit(quality.NON_FINITE_FEATURE).alias("reason"), F.lit("features").alias("detail"),
         F.to_json(F.struct(*features.columns)).alias("raw"))  # fmt: skip
     report.outputs["quarantine"] = _write_quarantine(bad, opts, "features")
+    lap("quarantine")
     _finish(report, opts, clients, PREFIXES.curated)
     published = _publish(features.where(finite), opts, clients, "features", PREFIXES.curated)
     report.outputs["catalog"] = json.dumps(published)
+    lap("write")
     report.outputs["features"] = opts.uri(PREFIXES.curated)
     features.unpersist()
     return report

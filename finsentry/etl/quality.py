@@ -130,6 +130,7 @@ class QualityReport:
     other_tables: dict[str, dict[str, int]] = field(default_factory=dict)  # unreadable lines per table
     max_rejected_share: float = DEFAULT_MAX_REJECTED_SHARE
     outputs: dict[str, str] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)  # wall time per stage of the run
 
     @property
     def rows_quarantined(self) -> int:
