@@ -16,6 +16,8 @@ option                 required  meaning
                                  a local folder for tests and local runs)
 ``--raw_prefix``       no        where the raw bank files are (default ``raw/``)
 ``--buckets``          no        account groups of the canonical stage (default 16)
+``--account_groups``   no        account groups of the features stage (default 64; 0 = one
+                                 ``applyInPandas`` group per account, several times slower)
 ``--region``           no        AWS region of the Glue and CloudWatch clients
 =====================  ========  ==============================================================
 
@@ -44,7 +46,7 @@ from finsentry.layout import PARTITION_KEY, PREFIXES
 REQUIRED = ("data_bucket", "env")
 OPTIONAL: dict[str, str] = {
     "run_id": "", "max_rejected_share": str(quality.DEFAULT_MAX_REJECTED_SHARE), "root": "",
-    "raw_prefix": PREFIXES.raw, "buckets": "16", "region": "",
+    "raw_prefix": PREFIXES.raw, "buckets": "16", "account_groups": "64", "region": "",
 }  # fmt: skip
 QUARANTINE_COLUMNS = ("stage", "table", "line", "reason", "detail", "raw")
 
@@ -58,6 +60,7 @@ class JobOptions:
     root: str = ""
     raw_prefix: str = PREFIXES.raw
     buckets: int = 16
+    account_groups: int = 64
     region: str = ""
 
     def __post_init__(self) -> None:
@@ -88,7 +91,8 @@ def resolve_options(argv: list[str]) -> JobOptions:
     return JobOptions(
         data_bucket=values["data_bucket"], env=values["env"],
         max_rejected_share=float(values["max_rejected_share"]), root=values.get("root", ""),
-        raw_prefix=values["raw_prefix"], buckets=int(values["buckets"]), region=values.get("region", ""),
+        raw_prefix=values["raw_prefix"], buckets=int(values["buckets"]),
+        account_groups=int(values["account_groups"]), region=values.get("region", ""),
         **({"run_id": values["run_id"]} if values.get("run_id") else {}),
     )  # fmt: skip
 
@@ -174,9 +178,10 @@ def run_ingest(spark, opts: JobOptions, clients: Clients | None = None) -> quali
     bank = engine.read_bank(spark, opts.uri(opts.raw_prefix))
     lap("read")
     parsed = engine.mark_repeated_ids(bank.parsed.persist())
-    rows_in = parsed.count()
+    by_reason = {r["q_reason"]: r["count"] for r in parsed.groupBy("q_reason").count().collect()}
+    rows_in = sum(by_reason.values())
+    read_reasons = {k: v for k, v in by_reason.items() if k}
     unread = parsed.where(F.col("q_reason") != "")
-    read_reasons = {r["q_reason"]: r["count"] for r in unread.groupBy("q_reason").count().collect()}
     lap("parse")
     canon = engine.canonical(parsed, bank.dims, opts.buckets)
     counts = engine.chunk_counts(canon)
@@ -222,7 +227,7 @@ def run_features(spark, opts: JobOptions, clients: Clients | None = None) -> qua
     transactions = spark.read.parquet(opts.uri(PREFIXES.transactions))
     rows_in = transactions.count()
     lap("read")
-    features = engine.features(transactions).persist()
+    features = engine.features(transactions, opts.account_groups).persist()
 
     def count(chunks):
         parts = [quality.feature_counts(c, FEATURE_COLUMNS) for c in chunks]

@@ -142,7 +142,7 @@ def read_bank(spark: SparkSession, path: str) -> RawBank:
     lines = numbered_lines(spark, trans_file)
     header = None
     if form == "asc":
-        first = lines.where("line = 1").collect()
+        first = spark.read.text(trans_file).limit(1).collect()  # reads the first split only
         header = first[0]["value"] if first else ""
         lines = lines.where("line > 1")
 
@@ -213,15 +213,27 @@ def with_partition(frame: DataFrame) -> DataFrame:
 # --- features -------------------------------------------------------------------------------
 
 
-def features(transactions: DataFrame) -> DataFrame:
+def features(transactions: DataFrame, account_groups: int = 0) -> DataFrame:
     """Curated feature rows (FEATURES_SCHEMA + dt) of canonical transactions carrying ``seq``,
-    computed per account by ``compute_features`` through ``applyInPandas``."""
+    computed by ``compute_features`` through ``groupBy(...).applyInPandas``.
+
+    ``account_groups=0``: one group per account (``groupBy("account_id")``). ``n > 0``: accounts
+    hashed into ``n`` groups, each still holding whole accounts, so that ``compute_features``
+    runs once per group instead of once per account (same result: accounts are independent).
+    """
     cols = transactions.select(*transforms.FEATURE_INPUT_COLUMNS)
-    out = cols.groupBy("account_id").applyInPandas(transforms.account_features, transforms.FEATURES_SCHEMA)
-    return with_partition(out)
+    if account_groups <= 0:
+        out = cols.groupBy("account_id").applyInPandas(transforms.account_features, transforms.FEATURES_SCHEMA)
+        return with_partition(out)
+
+    def grouped(chunk: pd.DataFrame) -> pd.DataFrame:
+        return transforms.account_features(chunk.drop(columns=["_group"]))
+
+    keyed = cols.withColumn("_group", F.pmod(F.xxhash64("account_id"), F.lit(account_groups)))
+    return with_partition(keyed.groupBy("_group").applyInPandas(grouped, transforms.FEATURES_SCHEMA))
 
 
-def features_of_frame(spark: SparkSession, transactions: pd.DataFrame) -> pd.DataFrame:
+def features_of_frame(spark: SparkSession, transactions: pd.DataFrame, account_groups: int = 16) -> pd.DataFrame:
     """Features of a pandas frame of canonical transactions through Spark, aligned with it
     (same index): within an account, ties in time keep the frame's order, as in the batch form."""
     from finsentry.features import FEATURE_COLUMNS
@@ -233,7 +245,7 @@ def features_of_frame(spark: SparkSession, transactions: pd.DataFrame) -> pd.Dat
     inputs["ts"] = pd.to_datetime(frame["ts"]).astype("datetime64[ns]")
     inputs[transforms.SEQ] = range(len(frame))
     sdf = spark.createDataFrame(inputs[list(transforms.FEATURE_INPUT_COLUMNS)], schema=_input_schema())
-    out = features(sdf).drop(PARTITION_KEY).toPandas().sort_values(transforms.SEQ)
+    out = features(sdf, account_groups).drop(PARTITION_KEY).toPandas().sort_values(transforms.SEQ)
     result = out[list(FEATURE_COLUMNS)].reset_index(drop=True)
     result.index = transactions.index
     return result
