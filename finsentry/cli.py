@@ -73,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
                       "the run (default: until Ctrl-C)")  # fmt: skip
     demo.add_argument("--stream-records", type=int, default=2_000,
                       help="test transactions replayed through Kinesis into the scorer (0 = skip)")
+    demo.add_argument("--engine", choices=("pandas", "spark"), default="pandas",
+                      help="run loading and features in this process or through local Spark (as the Glue jobs)")
 
     gen = sub.add_parser("generate", help="write a synthetic bank in the Czech file forms")
     gen.add_argument("--out", type=Path, required=True)
@@ -123,7 +125,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     config = DemoConfig(
         data_dir=args.data, accounts=args.accounts, months=args.months, seed=args.seed,
         form=args.form, budget=args.budget, out_dir=args.out, sagemaker_jobs=not args.no_sagemaker,
-        stream_records=args.stream_records,
+        stream_records=args.stream_records, engine=args.engine,
     )  # fmt: skip
     from finsentry.report import write_report
 

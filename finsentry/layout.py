@@ -17,6 +17,7 @@ class Prefixes:
     quarantine: str = "quarantine/"
     curated: str = "curated/features/"
     validation: str = "curated/validation/"  # labelled validation period (injected anomalies) for evaluation
+    transactions: str = "curated/transactions/"  # canonical transactions (Glue ingest), dt= partitions
     scored: str = "scored/"
     models: str = "models/"
     reports: str = "reports/"

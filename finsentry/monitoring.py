@@ -31,6 +31,13 @@ class Metric(StrEnum):
     ANOMALY_RATE = "AnomalyRate"  # percent of scored records that alerted, per batch
     SCORE_PSI = "ScorePsi"  # population stability index of the score vs the training window
     FEATURE_PSI = "FeaturePsi"  # PSI per feature, dimension Feature
+    # batch data preparation (Glue jobs), dimensions Job and Env; quarantined also per Reason
+    ETL_ROWS_IN = "EtlRowsIn"  # count: transaction rows read by a run
+    ETL_ROWS_OUT = "EtlRowsOut"  # count: rows written to curated/
+    ETL_QUARANTINED = "EtlRowsQuarantined"  # count
+    ETL_REJECTED_SHARE = "EtlRejectedShare"  # percent of rows in that were quarantined
+    ETL_BALANCE_BREAKS = "EtlBalanceBreaks"  # count: balance arithmetic or continuity violations
+    ETL_DUPLICATES = "EtlDuplicates"  # count: duplicate trans_ids and duplicate postings
 
 
 class Comparison(StrEnum):
@@ -69,6 +76,8 @@ ALARMS: tuple[AlarmSpec, ...] = (
               "The scorer runs without a model (rules-only fallback)", "rules-only"),
     AlarmSpec("score-drift", METRIC_NAMESPACE, Metric.SCORE_PSI, "Maximum", 0.25, Comparison.GREATER, 3600, 1,
               "Score distribution drifted from the training window (PSI > 0.25)", "drift"),
+    AlarmSpec("etl-rejected-share", METRIC_NAMESPACE, Metric.ETL_REJECTED_SHARE, "Maximum", 1.0, Comparison.GREATER,
+              86400, 1, "A Glue run quarantined more than 1 % of its rows", "etl-quality"),
 )  # fmt: skip
 
 # Alarms on AWS service metrics of the deployment's other resources (queues, Glue, Step Functions,

@@ -18,7 +18,9 @@ Unreadable lines never abort a read: they are returned as a quarantine frame wit
 
 from __future__ import annotations
 
+import fnmatch
 import gzip
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -127,13 +129,33 @@ QUARANTINE_COLUMNS = ("table", "line", "reason", "detail", "raw")
 # --- finding the files ------------------------------------------------------------------------
 
 
-def _candidates(directory: Path, table: str, form: Form) -> list[Path]:
+def table_file_names(names: Iterable[str], table: str, form: Form) -> list[str]:
+    """The file names, among ``names`` (one folder's listing), that hold ``table`` in ``form``;
+    best first. Used for local folders and for object-store listings (the Glue jobs)."""
+    present = set(names)
     stem = f"fin_{table}" if form == "tsv" else table
     ext = "tsv" if form == "tsv" else "asc"
-    found = [directory / f"{stem}.{ext}", directory / f"{stem}.{ext}.gz"]
+    found = [f"{stem}.{ext}", f"{stem}.{ext}.gz"]
     if table == "trans" and form == "asc":
-        found += sorted(directory.glob("trans*.asc.gz")) + sorted(directory.glob("trans*.asc"))
-    return [p for p in found if p.is_file()]
+        found += sorted(fnmatch.filter(present, "trans*.asc.gz")) + sorted(fnmatch.filter(present, "trans*.asc"))
+    return [n for n in found if n in present]
+
+
+def form_of_names(names: Iterable[str], where: str = "the folder") -> Form:
+    """Which public form a listing holds: ``asc`` or ``tsv`` (judged by the trans file)."""
+    names = list(names)
+    for form in ("asc", "tsv"):
+        if table_file_names(names, "trans", form):
+            return form
+    raise DatasetError(
+        f"{where} holds neither trans.asc (original PKDD'99 form) nor fin_trans.tsv "
+        "(Teradata form)"
+    )
+
+
+def _candidates(directory: Path, table: str, form: Form) -> list[Path]:
+    names = [p.name for p in directory.iterdir() if p.is_file()]
+    return [directory / n for n in table_file_names(names, table, form)]
 
 
 def detect_form(directory: Path | str) -> Form:
@@ -141,13 +163,7 @@ def detect_form(directory: Path | str) -> Form:
     directory = Path(directory)
     if not directory.is_dir():
         raise DatasetError(f"no such directory: {directory}")
-    for form in ("asc", "tsv"):
-        if _candidates(directory, "trans", form):
-            return form
-    raise DatasetError(
-        f"{directory} holds neither trans.asc (original PKDD'99 form) nor fin_trans.tsv "
-        "(Teradata form)"
-    )
+    return form_of_names([p.name for p in directory.iterdir() if p.is_file()], str(directory))
 
 
 def _read_text(path: Path) -> str:
@@ -361,8 +377,10 @@ RENAME = {
 }  # fmt: skip
 
 
-def read_tables(directory: Path | str) -> tuple[RawTables, pd.DataFrame]:
-    """Read every table of either form; return the tables and the quarantined lines."""
+def read_tables(directory: Path | str, keep_line: bool = False) -> tuple[RawTables, pd.DataFrame]:
+    """Read every table of either form; return the tables and the quarantined lines.
+
+    ``keep_line`` adds the file line number ``_line`` to the trans table."""
     directory = Path(directory)
     form = detect_form(directory)
     tables: dict[str, pd.DataFrame] = {}
@@ -374,13 +392,30 @@ def read_tables(directory: Path | str) -> tuple[RawTables, pd.DataFrame]:
                 name = f"fin_{table}.tsv" if form == "tsv" else f"{table}.asc"
                 raise DatasetError(f"missing {name} in {directory} ({form} form)")
             continue
-        text = _read_text(paths[0])
-        parsed = _parse_asc(table, text) if form == "asc" else _parse_tsv(table, text)
-        quarantine.extend(parsed.quarantine)
-        tables[table] = _finish(parsed, table, RENAME[form][table])
-    q = (pd.concat(quarantine, ignore_index=True) if quarantine
-         else pd.DataFrame({c: [] for c in QUARANTINE_COLUMNS}))  # fmt: skip
+        tables[table], bad = parse_table(table, _read_text(paths[0]), form, keep_line and table == "trans")
+        quarantine.append(bad)
+    q = pd.concat(quarantine, ignore_index=True) if quarantine else _no_quarantine()
     return RawTables(**tables), q
+
+
+def _no_quarantine() -> pd.DataFrame:
+    return pd.DataFrame({c: [] for c in QUARANTINE_COLUMNS})
+
+
+def parse_table(table: str, text: str, form: Form, keep_line: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Parse one table's file text: the table (``TABLE_COLUMNS``, plus the file line number
+    ``_line`` when ``keep_line``) and its unreadable lines (``QUARANTINE_COLUMNS``).
+
+    The one parser of both forms: ``read_tables`` calls it per file, the Spark ingest per
+    chunk of lines (the header line first for the asc form).
+    """
+    parsed = _parse_asc(table, text) if form == "asc" else _parse_tsv(table, text)
+    lines = parsed.frame["_line"].to_numpy()
+    frame = _finish(parsed, table, RENAME[form][table])
+    if keep_line:
+        frame["_line"] = lines.astype("int64")
+    bad = pd.concat(parsed.quarantine, ignore_index=True) if parsed.quarantine else _no_quarantine()
+    return frame, bad
 
 
 # --- writing ----------------------------------------------------------------------------------
@@ -576,6 +611,8 @@ def to_canonical(raw: RawTables) -> ValidationResult:
         "client_gender": frame["gender"].fillna(""),
         "district_id": frame["district_id"], "region": frame["region"].fillna(""),
     })  # fmt: skip
+    for extra in (c for c in t.columns if c not in TABLE_COLUMNS["trans"]):
+        canonical[extra] = frame[extra].to_numpy()  # e.g. the file line number: kept on valid rows
     result = validate_frame(canonical, known_accounts=raw.account["account_id"].astype(str))
     result.valid = _chain_same_time(_sorted(result.valid))
     return result

@@ -22,8 +22,9 @@ from finsentry.anomalies import inject_anomalies, missing_recurring_payments
 from finsentry.datasets import czech, synthetic
 from finsentry.detectors import make_detector
 from finsentry.detectors.artifact import save_model
+from finsentry.etl import engines
 from finsentry.evaluation import ModelReport, Split, evaluate_scores, select_model, time_split
-from finsentry.features import FEATURE_COLUMNS, features_with_sequence
+from finsentry.features import FEATURE_COLUMNS
 from finsentry.layout import PREFIXES
 from finsentry.local.observe import Observations, observe_run
 from finsentry.local.stream_replay import ReplayResult, replay_stream
@@ -42,6 +43,7 @@ class DemoConfig:
     months: int = 24
     seed: int = 7
     form: str = "asc"  # file form the synthetic bank is written in
+    engine: str = "pandas"  # "spark": load and compute features through local Spark (finsentry.etl)
     budget: float = 0.01  # share of transactions that may raise an alert
     anomaly_rate: float = 0.004  # share of held-out transactions turned into anomalies
     out_dir: Path = Path("finsentry-out")
@@ -91,15 +93,15 @@ def load_source(config: DemoConfig, raw_dir: Path, progress: Progress = _noop) -
     """Real files from ``config.data_dir``, or a synthetic bank written to ``raw_dir`` first."""
     if config.data_dir is not None:
         progress(f"reading the Czech bank files in {config.data_dir}")
-        return czech.load(config.data_dir)
+        return engines.load_bank(config.data_dir, config.engine)
     syn = synthetic.SyntheticConfig(
         n_accounts=config.accounts, months=config.months, seed=config.seed
     )
     progress(f"generating a synthetic bank: {config.accounts:,} accounts x {config.months} months")
     raw = synthetic.generate_bank(syn, progress=progress)
     czech.write_tables(raw, raw_dir, form=config.form)
-    progress(f"reading it back through the {config.form} loader")
-    return czech.load(raw_dir)
+    progress(f"reading it back through the {config.form} loader ({config.engine} engine)")
+    return engines.load_bank(raw_dir, config.engine)
 
 
 def prepare(bank: czech.LoadedBank, config: DemoConfig, progress: Progress = _noop) -> Prepared:
@@ -113,7 +115,7 @@ def prepare(bank: czech.LoadedBank, config: DemoConfig, progress: Progress = _no
     transactions = injected.transactions.reset_index(drop=True)
     split = time_split(transactions, cuts=(split.validation_start, split.test_start))
     progress(f"computing {len(FEATURE_COLUMNS)} features for {len(transactions):,} transactions")
-    features = features_with_sequence(transactions)  # + the LSTM's sequence columns
+    features = engines.compute(transactions, config.engine)  # with the LSTM's sequence columns
     quarantined = pd.concat(
         [bank.quarantine.assign(stage="read"),
          bank.transactions.rejected.assign(stage="validate")],

@@ -1,0 +1,294 @@
+"""The two Glue jobs, end to end: options, read, transform, quality gate, write, catalog.
+
+``glue_jobs/ingest.py`` and ``glue_jobs/features.py`` only call ``main``. Options follow Glue's
+``--name value`` convention (``awsglue.utils.getResolvedOptions`` when it is importable, else
+argparse with the same names, so the scripts run locally and in tests):
+
+=====================  ========  ==============================================================
+option                 required  meaning
+=====================  ========  ==============================================================
+``--data_bucket``      yes       the deployment's data bucket (``layout.bucket_name``)
+``--env``              yes       deployment name: Glue database ``finsentry-<env>``, metric Env
+``--run_id``           no        names the quarantine folder and the quality report (default:
+                                 UTC time ``YYYYmmddTHHMMSS``)
+``--max_rejected_share`` no      fail the job above this quarantined share (default 0.05)
+``--root``             no        base URI of the bucket's objects (default ``s3://<bucket>``;
+                                 a local folder for tests and local runs)
+``--raw_prefix``       no        where the raw bank files are (default ``raw/``)
+``--buckets``          no        account groups of the canonical stage (default 16)
+``--account_groups``   no        account groups of the features stage (default 64; 0 = one
+                                 ``applyInPandas`` group per account, several times slower)
+``--region``           no        AWS region of the Glue and CloudWatch clients
+=====================  ========  ==============================================================
+
+Outputs (prefixes from ``finsentry.layout.PREFIXES``): ``curated/transactions/dt=.../`` and
+``curated/features/dt=.../`` (Parquet), ``quarantine/<job>/run_id=<id>/`` (JSON lines, one
+reason per row), ``<output>/_quality/<job>-<run_id>.json`` (the quality report), CloudWatch
+metrics ``Metric.ETL_*``, and the Glue tables ``transactions`` / ``features`` with their
+partitions. When the quality gate fails, the quarantine, the report and the metrics are
+written, nothing is published to ``curated/``, and the process exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from finsentry.etl import catalog, quality, transforms
+from finsentry.features import FEATURE_COLUMNS
+from finsentry.layout import PARTITION_KEY, PREFIXES
+
+REQUIRED = ("data_bucket", "env")
+OPTIONAL: dict[str, str] = {
+    "run_id": "", "max_rejected_share": str(quality.DEFAULT_MAX_REJECTED_SHARE), "root": "",
+    "raw_prefix": PREFIXES.raw, "buckets": "16", "account_groups": "64", "region": "",
+}  # fmt: skip
+QUARANTINE_COLUMNS = ("stage", "table", "line", "reason", "detail", "raw")
+
+
+@dataclass
+class JobOptions:
+    data_bucket: str
+    env: str
+    run_id: str = field(default_factory=lambda: time.strftime("%Y%m%dT%H%M%S", time.gmtime()))
+    max_rejected_share: float = quality.DEFAULT_MAX_REJECTED_SHARE
+    root: str = ""
+    raw_prefix: str = PREFIXES.raw
+    buckets: int = 16
+    account_groups: int = 64
+    region: str = ""
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.max_rejected_share <= 1:
+            raise ValueError(f"--max_rejected_share must be a share in [0, 1], got {self.max_rejected_share}")
+        self.root = self.root or f"s3://{self.data_bucket}"
+
+    def uri(self, prefix: str) -> str:
+        return f"{self.root.rstrip('/')}/{prefix}"
+
+
+def resolve_options(argv: list[str]) -> JobOptions:
+    """Glue's job arguments (``--name value``) into ``JobOptions``."""
+    present = [n for n in OPTIONAL if f"--{n}" in argv]
+    try:
+        from awsglue.utils import getResolvedOptions  # type: ignore[import-not-found]
+    except ImportError:
+        parser = argparse.ArgumentParser(description="finsentry Glue job")
+        for name in REQUIRED:
+            parser.add_argument(f"--{name}", required=True)
+        for name in OPTIONAL:
+            parser.add_argument(f"--{name}")
+        parsed, _ = parser.parse_known_args(argv[1:])  # Glue adds its own (--JOB_NAME, ...)
+        args = {k: v for k, v in vars(parsed).items() if v is not None}
+    else:
+        args = getResolvedOptions(argv, [*REQUIRED, *present])
+    values = {**{k: v for k, v in OPTIONAL.items() if v}, **{k: args[k] for k in (*REQUIRED, *present)}}
+    return JobOptions(
+        data_bucket=values["data_bucket"], env=values["env"],
+        max_rejected_share=float(values["max_rejected_share"]), root=values.get("root", ""),
+        raw_prefix=values["raw_prefix"], buckets=int(values["buckets"]),
+        account_groups=int(values["account_groups"]), region=values.get("region", ""),
+        **({"run_id": values["run_id"]} if values.get("run_id") else {}),
+    )  # fmt: skip
+
+
+def write_text(uri: str, text: str, s3=None) -> str:
+    """Write a small text object to ``s3://bucket/key`` (boto3) or a local path."""
+    if uri.startswith("s3://"):
+        bucket, key = uri[len("s3://"):].split("/", 1)
+        if s3 is None:
+            import boto3
+
+            s3 = boto3.client("s3")
+        s3.put_object(Bucket=bucket, Key=key, Body=text.encode(), ContentType="application/json")
+        return uri
+    path = Path(uri.removeprefix("file://"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return uri
+
+
+@dataclass
+class Clients:
+    """The AWS clients a job talks to (moto's in tests); created lazily."""
+
+    region: str = ""
+    glue: Any = None
+    cloudwatch: Any = None
+    s3: Any = None
+
+    def __post_init__(self) -> None:
+        import boto3
+
+        kw = {"region_name": self.region} if self.region else {}
+        self.glue = self.glue or boto3.client("glue", **kw)
+        self.cloudwatch = self.cloudwatch or boto3.client("cloudwatch", **kw)
+        self.s3 = self.s3 or boto3.client("s3", **kw)
+
+
+def _finish(report: quality.QualityReport, opts: JobOptions, clients: Clients, output_prefix: str) -> None:
+    """Report JSON beside the output and metrics, then the gate (raises DataQualityError)."""
+    uri = opts.uri(f"{output_prefix}_quality/{report.job}-{opts.run_id}.json")
+    report.outputs["quality_report"] = uri
+    write_text(uri, report.to_json(), clients.s3)
+    quality.publish_metrics(report, opts.env, clients.cloudwatch)
+    report.check()
+
+
+def _write_quarantine(frame, opts: JobOptions, job: str) -> str:
+    uri = opts.uri(f"{PREFIXES.quarantine}{job}/run_id={opts.run_id}/")
+    frame.coalesce(1).write.mode("overwrite").json(uri)
+    return uri
+
+
+def _publish(frame, opts: JobOptions, clients: Clients, table: str, prefix: str) -> dict[str, Any]:
+    """Write ``frame`` as Parquet partitioned by dt and register the table and its partitions."""
+    uri = opts.uri(prefix)
+    frame.repartition(PARTITION_KEY).write.mode("overwrite").partitionBy(PARTITION_KEY).parquet(uri)
+    days = [r[PARTITION_KEY] for r in frame.select(PARTITION_KEY).distinct().collect()]
+    return catalog.publish(clients.glue, opts.env, table, opts.root, days)
+
+
+class Laps:
+    """Wall time per stage (Spark is lazy: a stage's time is spent at its action)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def __call__(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.seconds[stage] = round(now - self._last, 2)
+        self._last = now
+
+
+def run_ingest(spark, opts: JobOptions, clients: Clients | None = None) -> quality.QualityReport:
+    """raw/ bank files -> curated/transactions/ (+ quarantine, report, metrics, catalog)."""
+    from pyspark.sql import functions as F  # noqa: N812
+
+    from finsentry.etl import spark as engine
+
+    clients = clients or Clients(opts.region)
+    lap = Laps()
+    bank = engine.read_bank(spark, opts.uri(opts.raw_prefix))
+    lap("read")
+    parsed = engine.mark_repeated_ids(bank.parsed.persist())
+    by_reason = {r["q_reason"]: r["count"] for r in parsed.groupBy("q_reason").count().collect()}
+    rows_in = sum(by_reason.values())
+    read_reasons = {k: v for k, v in by_reason.items() if k}
+    unread = parsed.where(F.col("q_reason") != "")
+    lap("parse")
+    canon = engine.canonical(parsed, bank.dims, opts.buckets)
+    counts = engine.chunk_counts(canon)
+    lap("canonical")
+    other = bank.unread_other
+    report = quality.report_from_counts(
+        "ingest", opts.run_id, rows_in, counts, read_reasons, opts.max_rejected_share,
+        other_tables={str(t): g["reason"].value_counts().to_dict() for t, g in other.groupby("table")},
+    )  # fmt: skip
+    report.seconds = lap.seconds
+    rejected = canon.where(F.col("status") != transforms.STATUS_VALID).select(
+        F.lit("validate").alias("stage"), F.lit("trans").alias("table"), F.col(transforms.LINE).alias("line"),
+        "reason", "detail", "raw")  # fmt: skip
+    read = unread.select(F.lit("read").alias("stage"), F.col("q_table").alias("table"),
+                         F.col(transforms.LINE).alias("line"), F.col("q_reason").alias("reason"),
+                         F.col("q_detail").alias("detail"), F.col("q_raw").alias("raw"))  # fmt: skip
+    quarantine = read.unionByName(rejected)
+    if len(other):
+        small = other.astype({"line": "int64"}).assign(stage="read")[list(QUARANTINE_COLUMNS)]
+        quarantine = quarantine.unionByName(spark.createDataFrame(small.astype(object), quarantine.schema))
+    report.outputs["quarantine"] = _write_quarantine(quarantine, opts, "ingest")
+    lap("quarantine")
+    _finish(report, opts, clients, PREFIXES.transactions)
+    valid = canon.where(F.col("status") == transforms.STATUS_VALID)
+    curated = engine.with_partition(valid.select(*transforms.CANONICAL_COLUMNS, transforms.SEQ))
+    report.outputs["catalog"] = json.dumps(_publish(curated, opts, clients, "transactions", PREFIXES.transactions))
+    lap("write")
+    report.outputs["transactions"] = opts.uri(PREFIXES.transactions)
+    parsed.unpersist()
+    canon.unpersist()
+    return report
+
+
+def run_features(spark, opts: JobOptions, clients: Clients | None = None) -> quality.QualityReport:
+    """curated/transactions/ -> curated/features/ (+ quarantine, report, metrics, catalog)."""
+    import pandas as pd
+    from pyspark.sql import functions as F  # noqa: N812
+
+    from finsentry.etl import spark as engine
+
+    clients = clients or Clients(opts.region)
+    lap = Laps()
+    transactions = spark.read.parquet(opts.uri(PREFIXES.transactions))
+    rows_in = transactions.count()
+    lap("read")
+    features = engine.features(transactions, opts.account_groups).persist()
+
+    def count(chunks):
+        parts = [quality.feature_counts(c, FEATURE_COLUMNS) for c in chunks]
+        yield pd.DataFrame({"counts": [json.dumps(quality.merge_counts(parts))]})
+
+    rows = features.mapInPandas(count, "counts string").collect()
+    counts = quality.merge_counts(json.loads(r["counts"]) for r in rows)
+    lap("features")
+    report = quality.report_from_counts("features", opts.run_id, rows_in, counts, {}, opts.max_rejected_share,
+                                        null_base=rows_in)  # fmt: skip
+    report.seconds = lap.seconds
+    finite = F.lit(True)
+    for c in FEATURE_COLUMNS:
+        finite = finite & ~F.isnan(c) & F.col(c).isNotNull() & (F.abs(F.col(c)) < float("inf"))
+    bad = features.where(~finite).select(
+        F.lit("features").alias("stage"), F.lit("transactions").alias("table"),
+        F.lit(None).cast("bigint").alias("line"),
+        F.lit(quality.NON_FINITE_FEATURE).alias("reason"), F.lit("features").alias("detail"),
+        F.to_json(F.struct(*features.columns)).alias("raw"))  # fmt: skip
+    report.outputs["quarantine"] = _write_quarantine(bad, opts, "features")
+    lap("quarantine")
+    _finish(report, opts, clients, PREFIXES.curated)
+    published = _publish(features.where(finite), opts, clients, "features", PREFIXES.curated)
+    report.outputs["catalog"] = json.dumps(published)
+    lap("write")
+    report.outputs["features"] = opts.uri(PREFIXES.curated)
+    features.unpersist()
+    return report
+
+
+RUNNERS = {"ingest": run_ingest, "features": run_features}
+
+
+def session():
+    """The Glue job's SparkSession, or a local one outside Glue."""
+    from pyspark.sql import SparkSession
+
+    from finsentry.etl import spark as engine
+
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        return engine.configure(active)
+    try:
+        import awsglue  # type: ignore[import-not-found]  # noqa: F401
+    except ImportError:
+        return engine.local_session()
+    return engine.configure(SparkSession.builder.getOrCreate())
+
+
+def main(job: str, argv: list[str] | None = None, spark=None, clients: Clients | None = None) -> int:
+    """Run one job; 0 on success, 2 (with the reason on stderr) when the quality gate fails."""
+    argv = list(sys.argv if argv is None else argv)
+    opts = resolve_options(argv)
+    started = time.perf_counter()
+    try:
+        report = RUNNERS[job](spark or session(), opts, clients)
+    except quality.DataQualityError as exc:
+        print(f"finsentry {job} job FAILED the data-quality gate: {exc}", file=sys.stderr)
+        return 2
+    summary = {"job": job, "run_id": opts.run_id, "seconds": round(time.perf_counter() - started, 1),
+               "rows_in": report.rows_in, "rows_out": report.rows_out,
+               "quarantined": report.rows_quarantined}  # fmt: skip
+    print(json.dumps(summary))
+    return 0

@@ -1,0 +1,260 @@
+"""The batch transforms on Spark (Glue 5.0 runs Spark 3.5.4): same per-partition code, distributed.
+
+* ``read_bank`` — the raw Czech tables in either form, from a folder or an S3 prefix: the
+  small relations are parsed on the driver, the trans file is read as lines (numbered as in
+  the file) and parsed per chunk with ``mapInPandas``.
+* ``canonical`` — ``groupBy(bucket of account).applyInPandas``: the loader's join and the
+  validator on whole accounts, then a global duplicate-trans_id check (the only check a
+  partition cannot make alone).
+* ``features`` — ``groupBy("account_id").applyInPandas(compute_features)``.
+
+Timestamps are naive bank time: the session time zone is UTC so that they round-trip exactly.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pandas as pd
+from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import functions as F  # noqa: N812 - the PySpark idiom
+
+from finsentry.datasets import czech
+from finsentry.datasets.raw import REQUIRED_TABLES, TABLE_COLUMNS, RawTables
+from finsentry.etl import quality, transforms
+from finsentry.layout import PARTITION_KEY
+from finsentry.schema import Reason
+
+SQL_CONF = {
+    "spark.sql.session.timeZone": "UTC",
+    "spark.sql.execution.arrow.pyspark.enabled": "true",
+    "spark.sql.sources.partitionOverwriteMode": "dynamic",
+    "spark.sql.sources.partitionColumnTypeInference.enabled": "false",
+}
+_ROW_BITS = 33  # monotonically_increasing_id = partition << 33 | row within the partition
+
+
+def local_session(cores: int = 2, shuffle_partitions: int = 8, memory: str = "2g",
+                  app: str = "finsentry-etl") -> SparkSession:  # fmt: skip
+    """A local SparkSession for tests, the demo and the benchmark (UI off, workers = this Python)."""
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    builder = (
+        SparkSession.builder.master(f"local[{cores}]").appName(app)
+        .config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false")
+        .config("spark.sql.shuffle.partitions", str(shuffle_partitions))
+        .config("spark.default.parallelism", str(cores))
+        .config("spark.driver.memory", memory)
+        .config("spark.sql.adaptive.enabled", "true")
+    )  # fmt: skip
+    for key, value in SQL_CONF.items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("ERROR")
+    return configure(spark)
+
+
+def configure(spark: SparkSession) -> SparkSession:
+    """Set the session options the transforms rely on (also on a Glue-provided session)."""
+    for key, value in SQL_CONF.items():
+        spark.conf.set(key, value)
+    return spark
+
+
+# --- reading the raw files ------------------------------------------------------------------
+
+
+def _join(base: str, name: str) -> str:
+    return base.rstrip("/") + "/" + name
+
+
+def list_files(spark: SparkSession, path: str) -> list[str]:
+    """Names of the files directly under ``path`` (local folder, ``file://`` or ``s3://``)."""
+    jvm = spark.sparkContext._jvm
+    hpath = jvm.org.apache.hadoop.fs.Path(path)
+    fs = hpath.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    if not fs.exists(hpath):
+        raise czech.DatasetError(f"no such folder: {path}")
+    return sorted(str(s.getPath().getName()) for s in fs.listStatus(hpath) if s.isFile())
+
+
+def read_texts(spark: SparkSession, paths: list[str]) -> dict[str, str]:
+    """Whole (small) files as text, in one Spark job, by file name; ``.gz`` is decompressed."""
+    if not paths:
+        return {}
+    rows = spark.read.text(paths, wholetext=True).select(F.input_file_name().alias("f"), "value").collect()
+    texts = {name.rsplit("/", 1)[-1]: "" for name in paths}
+    texts.update({r["f"].rsplit("/", 1)[-1]: r["value"] for r in rows})
+    return texts
+
+
+def numbered_lines(spark: SparkSession, path: str) -> DataFrame:
+    """The file's lines with their 1-based line number: columns ``line``, ``value``."""
+    lines = spark.read.text(path).withColumn("_id", F.monotonically_increasing_id())
+    part = F.shiftright("_id", _ROW_BITS)
+    sizes = {r["p"]: r["n"] for r in lines.groupBy(part.alias("p")).agg(F.count("*").alias("n")).collect()}
+    offsets, total = {}, 0
+    for p in sorted(sizes):
+        offsets[p], total = total, total + sizes[p]
+    if not offsets:
+        return lines.select(F.lit(0).cast("bigint").alias("line"), "value")
+    start = F.create_map(*[F.lit(x) for p, o in offsets.items() for x in (p, o)])
+    row = F.col("_id").bitwiseAND((1 << _ROW_BITS) - 1)
+    return lines.select((start[part] + row + 1).cast("bigint").alias("line"), "value")
+
+
+@dataclass
+class RawBank:
+    """The bank as Spark reads it: small relations on the driver, trans lines distributed."""
+
+    form: czech.Form
+    tables: RawTables  # the small relations (trans empty)
+    parsed: DataFrame  # transforms.PARSED_SCHEMA
+    unread_other: pd.DataFrame  # unreadable lines of the small tables (czech.QUARANTINE_COLUMNS)
+    trans_file: str
+
+    @property
+    def dims(self) -> transforms.Dimensions:
+        return transforms.Dimensions.of(self.tables)
+
+
+def read_bank(spark: SparkSession, path: str) -> RawBank:
+    """Read the raw tables of either form under ``path`` (a folder or an S3 prefix)."""
+    names = list_files(spark, path)
+    form = czech.form_of_names(names, path)
+    files = {}
+    for table in TABLE_COLUMNS:
+        found = czech.table_file_names(names, table, form)
+        if found:
+            files[table] = found[0]
+        elif table in REQUIRED_TABLES:
+            raise czech.DatasetError(f"missing {table} table in {path} ({form} form)")
+    texts = read_texts(spark, [_join(path, f) for t, f in files.items() if t != "trans"])
+    tables, unread = {}, []
+    for table, name in files.items():
+        if table != "trans":
+            tables[table], bad = czech.parse_table(table, texts[name], form)
+            unread.append(bad)
+    trans_file = _join(path, czech.table_file_names(names, "trans", form)[0])
+    lines = numbered_lines(spark, trans_file)
+    header = None
+    if form == "asc":
+        first = spark.read.text(trans_file).limit(1).collect()  # reads the first split only
+        header = first[0]["value"] if first else ""
+        lines = lines.where("line > 1")
+
+    def parse(chunks: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        for chunk in chunks:
+            yield transforms.parse_trans_chunk(chunk, header, form)
+
+    parsed = lines.mapInPandas(parse, transforms.PARSED_SCHEMA)
+    small = RawTables(trans=pd.DataFrame({c: [] for c in TABLE_COLUMNS["trans"]}), **tables)
+    other = pd.concat(unread, ignore_index=True) if unread else pd.DataFrame(columns=list(czech.QUARANTINE_COLUMNS))
+    return RawBank(form=form, tables=small, parsed=parsed, unread_other=other, trans_file=trans_file)
+
+
+# --- canonical transactions -----------------------------------------------------------------
+
+
+def mark_repeated_ids(parsed: DataFrame) -> DataFrame:
+    """``transforms.mark_repeated_ids`` across partitions: a readable row whose trans_id an
+    earlier readable line has is quarantined as ``duplicate_id`` (the first in file order is
+    kept). Only the rows of repeated ids are ranked; ``parsed`` should be persisted."""
+    readable = F.col("q_reason") == ""
+    repeated = parsed.where(readable).groupBy("trans_id").agg(F.count("*").alias("n")).where("n > 1")
+    ids = [r["trans_id"] for r in repeated.select("trans_id").collect()]
+    if not ids:
+        return parsed
+    suspect = readable & F.col("trans_id").isin(ids)
+    first = Window.partitionBy("trans_id").orderBy(transforms.LINE)
+    ranked = parsed.where(suspect).withColumn("_rank", F.row_number().over(first))
+    marked = ranked.unionByName(parsed.where(~suspect).withColumn("_rank", F.lit(1)))
+    again = F.col("_rank") > 1
+    record = F.to_json(F.struct(*[F.col(c).cast("string") if c == "ts" else F.col(c) for c in TABLE_COLUMNS["trans"]]))
+    fields = {"q_table": F.lit("trans"), "q_reason": F.lit(str(Reason.DUPLICATE_ID)), "q_detail": F.lit("trans_id"),
+              "q_raw": record}  # fmt: skip
+    return marked.select(*[F.when(again, fields[c]).otherwise(F.col(c)).alias(c) if c in fields else c
+                           for c in parsed.columns])  # fmt: skip
+
+
+def canonical(parsed: DataFrame, dims: transforms.Dimensions, buckets: int = 8) -> DataFrame:
+    """Readable parsed rows -> canonical rows (CANONICAL_SCHEMA, persisted), valid or rejected
+    with a reason. Accounts are spread over ``buckets`` groups; each group is joined and
+    validated by the loader's own code."""
+
+    def to_canonical(chunk: pd.DataFrame) -> pd.DataFrame:
+        return transforms.canonical_chunk(chunk.drop(columns=["_bucket"]), dims)
+
+    good = parsed.where(F.col("q_reason") == "").drop(*transforms.QUARANTINE_FIELDS)
+    bucketed = good.withColumn("_bucket", F.pmod(F.xxhash64("account_id"), F.lit(buckets)))
+    return bucketed.groupBy("_bucket").applyInPandas(to_canonical, transforms.CANONICAL_SCHEMA).persist()
+
+
+def chunk_counts(canon: DataFrame) -> dict[str, int]:
+    """``quality.chunk_counts`` per partition, summed on the driver."""
+    import json
+
+    def count(chunks: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        parts = [quality.chunk_counts(c) for c in chunks]
+        yield pd.DataFrame({"counts": [json.dumps(quality.merge_counts(parts))]})
+
+    rows = canon.mapInPandas(count, "counts string").collect()
+    return quality.merge_counts(json.loads(r["counts"]) for r in rows)
+
+
+def with_partition(frame: DataFrame) -> DataFrame:
+    """Add the ``dt`` (YYYY-MM-DD of ``ts``) partition column."""
+    return frame.withColumn(PARTITION_KEY, F.date_format("ts", "yyyy-MM-dd"))
+
+
+# --- features -------------------------------------------------------------------------------
+
+
+def features(transactions: DataFrame, account_groups: int = 0) -> DataFrame:
+    """Curated feature rows (FEATURES_SCHEMA + dt) of canonical transactions carrying ``seq``,
+    computed by ``compute_features`` through ``groupBy(...).applyInPandas``.
+
+    ``account_groups=0``: one group per account (``groupBy("account_id")``). ``n > 0``: accounts
+    hashed into ``n`` groups, each still holding whole accounts, so that ``compute_features``
+    runs once per group instead of once per account (same result: accounts are independent).
+    """
+    cols = transactions.select(*transforms.FEATURE_INPUT_COLUMNS)
+    if account_groups <= 0:
+        out = cols.groupBy("account_id").applyInPandas(transforms.account_features, transforms.FEATURES_SCHEMA)
+        return with_partition(out)
+
+    def grouped(chunk: pd.DataFrame) -> pd.DataFrame:
+        return transforms.account_features(chunk.drop(columns=["_group"]))
+
+    keyed = cols.withColumn("_group", F.pmod(F.xxhash64("account_id"), F.lit(account_groups)))
+    return with_partition(keyed.groupBy("_group").applyInPandas(grouped, transforms.FEATURES_SCHEMA))
+
+
+def features_of_frame(spark: SparkSession, transactions: pd.DataFrame, account_groups: int = 16) -> pd.DataFrame:
+    """Features of a pandas frame of canonical transactions through Spark, aligned with it
+    (same index): within an account, ties in time keep the frame's order, as in the batch form."""
+    from finsentry.features import FEATURE_COLUMNS
+
+    frame = transactions.reset_index(drop=True)
+    inputs = pd.DataFrame({c: frame[c].astype(str).astype(object) for c in _STRING_INPUTS})
+    for c in ("amount", "balance_before", "balance_after"):
+        inputs[c] = frame[c].astype("float64")
+    inputs["ts"] = pd.to_datetime(frame["ts"]).astype("datetime64[ns]")
+    inputs[transforms.SEQ] = range(len(frame))
+    sdf = spark.createDataFrame(inputs[list(transforms.FEATURE_INPUT_COLUMNS)], schema=_input_schema())
+    out = features(sdf, account_groups).drop(PARTITION_KEY).toPandas().sort_values(transforms.SEQ)
+    result = out[list(FEATURE_COLUMNS)].reset_index(drop=True)
+    result.index = transactions.index
+    return result
+
+
+_STRING_INPUTS = ("trans_id", "account_id", "direction", "operation", "k_symbol", "partner_bank", "partner_account")
+
+
+def _input_schema() -> str:
+    types = {"ts": "timestamp", "amount": "double", "balance_before": "double", "balance_after": "double",
+             transforms.SEQ: "bigint"}  # fmt: skip
+    return ", ".join(f"{c} {types.get(c, 'string')}" for c in transforms.FEATURE_INPUT_COLUMNS)

@@ -1,0 +1,1 @@
+"""Glue 5.0 entry scripts: thin wrappers around ``finsentry.etl.jobs``."""

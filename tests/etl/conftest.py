@@ -1,0 +1,1 @@
+from tests.spark_fixture import spark  # noqa: F401 - the shared session-scoped fixture
