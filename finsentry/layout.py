@@ -60,7 +60,6 @@ class Resources:
     scorer_dlq: str = "scorer-dlq"  # SQS: on-failure destination of the event source mapping
     scored_firehose: str = "scored"  # Firehose: scored rows -> s3://<data>/scored/dt=.../ (Parquet)
     scorer_function: str = "stream-scorer"  # Lambda
-    glue_database: str = "finsentry"  # Glue catalog database (suffixed with env by resource_name)
     ingest_job: str = "ingest"  # Glue job: raw tables -> canonical transactions
     features_job: str = "features"  # Glue job: canonical transactions -> curated features
     training_pipeline: str = "training-pipeline"  # Step Functions state machine
@@ -69,6 +68,15 @@ class Resources:
 
 
 RESOURCES = Resources()
+
+
+def glue_database_name(env: str) -> str:
+    """The Glue catalog (Athena) database of a deployment, e.g. ``finsentry_prod``.
+
+    Underscores, not hyphens: Athena needs a hyphenated database name quoted in every query,
+    view and Tableau schema, so the database is the one name that does not use ``resource_name``.
+    """
+    return f"{PROJECT}_{env}"
 
 
 def model_parameter_name(env: str) -> str:

@@ -78,6 +78,8 @@ NATIVE_METRICS: dict[Metric, NativeMetric] = {
                                    "Population stability index of the score vs the training window"),
     Metric.FEATURE_PSI: NativeMetric("finsentry_feature_psi", "gauge", ("feature",),
                                      "Population stability index per feature vs the training window"),
+    Metric.ETL_REJECTED_SHARE: NativeMetric("finsentry_etl_rejected_share_percent", "gauge", ("job",),
+                                            "Percent of a Glue run's rows that were quarantined"),
 }  # fmt: skip
 
 OPERATORS = {Comparison.GREATER: ">", Comparison.GREATER_OR_EQUAL: ">="}

@@ -16,7 +16,7 @@ from pathlib import Path
 from xml.sax.saxutils import quoteattr
 
 from finsentry.analytics import AthenaView, load_views
-from finsentry.layout import PREFIXES, RESOURCES, bucket_name, resource_name
+from finsentry.layout import PREFIXES, RESOURCES, bucket_name, glue_database_name, resource_name
 
 # Presto type -> (Tableau datatype, role, type) for the column metadata
 TABLEAU_TYPES: dict[str, tuple[str, str, str]] = {
@@ -40,7 +40,7 @@ def connection(env: str = "prod", region: str = "eu-west-1", account: str = ACCO
     return {
         "server": f"athena.{region}.amazonaws.com",
         "port": "443",
-        "schema": resource_name(env, RESOURCES.glue_database),
+        "schema": glue_database_name(env),
         "warehouse": f"s3://{bucket_name(env=env, account=account, region=region)}/{PREFIXES.athena_results}",
         "workgroup": resource_name(env, RESOURCES.athena_workgroup),
     }

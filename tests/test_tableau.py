@@ -6,7 +6,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from finsentry.analytics import VIEW_COLUMNS, load_views
-from finsentry.layout import RESOURCES, resource_name
+from finsentry.layout import RESOURCES, glue_database_name, resource_name
 from finsentry.tableau import tds_filename, write_data_sources
 
 TABLEAU_DIR = Path(__file__).resolve().parents[1] / "docs" / "tableau"
@@ -31,7 +31,7 @@ def test_every_tds_is_an_athena_source_on_an_existing_view():
         athena = root.find("./connection[@class='federated']/named-connections/named-connection/connection")
         assert athena is not None and athena.get("class") == "athena"
         assert athena.get("server") == "athena.eu-west-1.amazonaws.com" and athena.get("port") == "443"
-        assert athena.get("schema") == resource_name("prod", RESOURCES.glue_database)
+        assert athena.get("schema") == glue_database_name("prod")
         assert athena.get("warehouse", "").startswith("s3://") and athena.get("warehouse").endswith("/athena-results/")
         relation = root.find("./connection/relation")
         schema, view = relation.get("table").strip("[]").split("].[")

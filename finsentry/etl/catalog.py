@@ -1,6 +1,6 @@
 """The Glue Data Catalog tables of the curated data, created or updated with the Glue API.
 
-Database ``resource_name(env, RESOURCES.glue_database)``; tables ``transactions`` (canonical
+Database ``glue_database_name(env)``; tables ``transactions`` (canonical
 rows, ``curated/transactions/``), ``features`` (``curated/features/``) and ``scored`` (the
 scorer's output, ``scored/``, columns ``finsentry.scoring.SCORED_COLUMNS``). Every table is
 Parquet, partitioned by ``dt`` (string, YYYY-MM-DD); the jobs register the partitions they
@@ -15,7 +15,7 @@ from typing import Any
 
 from finsentry.etl import transforms
 from finsentry.features import FEATURE_COLUMNS
-from finsentry.layout import PARTITION_KEY, PREFIXES, RESOURCES, resource_name
+from finsentry.layout import PARTITION_KEY, PREFIXES, glue_database_name
 from finsentry.schema import TRANSACTION_SCHEMA
 from finsentry.scoring import SCORED_COLUMNS
 
@@ -41,7 +41,7 @@ BATCH = 100  # partitions per BatchCreatePartition call (the API's limit)
 
 
 def database_name(env: str) -> str:
-    return resource_name(env, RESOURCES.glue_database)
+    return glue_database_name(env)
 
 
 def table_input(name: str, root: str) -> dict[str, Any]:

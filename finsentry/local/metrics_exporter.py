@@ -66,6 +66,8 @@ class DemoMetrics:
         alerts = result.scored[result.scored["verdict"] == "alert"]
         for anomaly_type, n in alerts["anomaly_type"].replace("", "untyped").value_counts().items():
             self.metrics[Metric.ANOMALIES].labels(anomaly_type=str(anomaly_type)).inc(int(n))
+        share = 100.0 * c["quarantined"] / c["received"] if c["received"] else 0.0
+        self.metrics[Metric.ETL_REJECTED_SHARE].labels(job="demo").set(share)
         scored = max(c["test_transactions"], 1)
         self.metrics[Metric.ANOMALY_RATE].set(100.0 * len(alerts) / scored)
         version = str(result.scored["model_version"].iloc[0]) if len(result.scored) else "none"

@@ -17,7 +17,7 @@ from aws_cdk import aws_s3_assets as s3_assets
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from finsentry.layout import PARTITION_KEY, PREFIXES, RESOURCES
+from finsentry.layout import PARTITION_KEY, PREFIXES, RESOURCES, glue_database_name
 from finsentry.monitoring import METRIC_NAMESPACE
 from finsentry.scoring import SCORED_COLUMNS
 from infra.config import EnvConfig
@@ -88,7 +88,7 @@ class ProcessingStack(FinsentryStack):
         oncall: sns.ITopic,
     ) -> None:
         super().__init__(scope, construct_id, config=config, description="finsentry: Glue catalog and jobs")
-        self.database_name = self.name(RESOURCES.glue_database)
+        self.database_name = glue_database_name(self.config.env)
         database = glue.CfnDatabase(
             self,
             "Database",

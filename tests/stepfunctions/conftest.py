@@ -18,7 +18,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from finsentry.layout import RESOURCES, bucket_name, model_parameter_name, resource_name
+from finsentry.layout import RESOURCES, bucket_name, glue_database_name, model_parameter_name, resource_name
 from finsentry.pipeline_definition import evaluation_key, load_definition
 from tests.stepfunctions.moto_sync import patched_interpreter
 
@@ -34,7 +34,7 @@ def substitutions() -> dict[str, str]:
         "DataBucket": bucket_name(ENV, ACCOUNT, REGION),
         "GlueIngestJobName": name(RESOURCES.ingest_job),
         "GlueFeaturesJobName": name(RESOURCES.features_job),
-        "GlueDatabase": name(RESOURCES.glue_database),
+        "GlueDatabase": glue_database_name("test"),
         "SageMakerRoleArn": f"arn:aws:iam::{ACCOUNT}:role/{name('sagemaker')}",
         "TrainingImageUri": f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/finsentry-sagemaker:test",
         "KmsKeyArn": f"arn:aws:kms:{REGION}:{ACCOUNT}:key/00000000-0000-0000-0000-000000000000",
