@@ -1,11 +1,12 @@
 """Where the scorer's metrics go: a tiny interface, an in-memory sink and a Powertools (EMF) one.
 
-Names are ``finsentry.monitoring.Metric``. Counts are emitted WITHOUT dimension (what the
+Names are ``finsentry.monitoring.Metric``. Counts are emitted as batch totals (the series the
 alarms of ``finsentry.monitoring.ALARMS`` watch) and, for quarantined records and anomalies,
 once more per ``Reason`` / ``AnomalyType``; a dimensioned point is its own EMF blob so that its
-dimension does not leak onto the batch's other metrics. The Powertools ``Metrics`` must have no
-``service`` (nor ``POWERTOOLS_SERVICE_NAME``): it would add a ``service`` dimension to every
-point and the dimensionless alarms would match nothing.
+dimension does not leak onto the batch's other metrics. Powertools adds its ``service``
+dimension to every point when ``POWERTOOLS_SERVICE_NAME`` is set (the CDK app sets it to the
+scorer's name, ``monitoring.SERVICE_DIMENSION``): the totals are then ``{service}`` series and
+the breakdowns ``{Reason, service}`` / ``{AnomalyType, service}``.
 """
 
 from __future__ import annotations

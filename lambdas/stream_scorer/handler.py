@@ -19,7 +19,7 @@ from finsentry.stream.events import KINESIS, decode_event
 from finsentry.stream.runtime import RecordNotCompleted, build_service, record_key
 
 logger = Logger(service="stream-scorer")
-metrics = Metrics(namespace=METRIC_NAMESPACE)  # no service: alarms watch dimensionless metrics
+metrics = Metrics(namespace=METRIC_NAMESPACE)  # service dimension from POWERTOOLS_SERVICE_NAME (the CDK sets it)
 PROCESSORS = {KINESIS: BatchProcessor(event_type=EventType.KinesisDataStreams),
               "kafka": BatchProcessor(event_type=EventType.Kafka)}  # fmt: skip
 _service = None  # built on the first invocation (cold start), then reused
