@@ -31,6 +31,7 @@ from finsentry.schema import Reason
 SQL_CONF = {
     "spark.sql.session.timeZone": "UTC",
     "spark.sql.execution.arrow.pyspark.enabled": "true",
+    "spark.sql.execution.arrow.maxRecordsPerBatch": "50000",  # fewer, larger chunks per parse call
     "spark.sql.sources.partitionOverwriteMode": "dynamic",
     "spark.sql.sources.partitionColumnTypeInference.enabled": "false",
 }
@@ -39,7 +40,12 @@ _ROW_BITS = 33  # monotonically_increasing_id = partition << 33 | row within the
 
 def local_session(cores: int = 2, shuffle_partitions: int = 8, memory: str = "2g",
                   app: str = "finsentry-etl") -> SparkSession:  # fmt: skip
-    """A local SparkSession for tests, the demo and the benchmark (UI off, workers = this Python)."""
+    """A local SparkSession for tests, the demo and the benchmark (UI off, workers = this Python).
+
+    An active session is reused as it is (its settings are not overridden)."""
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        return configure(active)
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     builder = (
