@@ -526,6 +526,10 @@ def sequence_columns(transactions: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(result, columns=list(SEQUENCE_COLUMNS), index=transactions.index)
 
 
+# The curated feature row every candidate reads (what the Glue features job writes to curated/).
+CURATED_COLUMNS: tuple[str, ...] = FEATURE_COLUMNS + SEQUENCE_COLUMNS
+
+
 def features_with_sequence(transactions: pd.DataFrame) -> pd.DataFrame:
     """``compute_features`` plus the ``SEQUENCE_COLUMNS``: the frame every candidate can use."""
     return pd.concat([compute_features(transactions), sequence_columns(transactions)], axis=1)

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from finsentry.etl import transforms
-from finsentry.features import FEATURE_COLUMNS
+from finsentry.features import CURATED_COLUMNS
 from finsentry.layout import PARTITION_KEY, PREFIXES, glue_database_name
 from finsentry.schema import TRANSACTION_SCHEMA
 from finsentry.scoring import SCORED_COLUMNS
@@ -28,7 +28,7 @@ TABLES: dict[str, tuple[str, dict[str, str]]] = {
     "features": (
         PREFIXES.curated,
         {"trans_id": "string", "account_id": "string", "ts": "timestamp", transforms.SEQ: "bigint",
-         **{c: "double" for c in FEATURE_COLUMNS}},
+         **{c: "double" for c in CURATED_COLUMNS}},
     ),
     "scored": (PREFIXES.scored, dict(SCORED_COLUMNS)),
 }  # fmt: skip

@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from finsentry.datasets import czech
-from finsentry.features import features_with_sequence, sequence_columns
+from finsentry.features import features_with_sequence
 from finsentry.schema import ValidationResult
 
 ENGINES = ("pandas", "spark")
@@ -39,8 +39,7 @@ def compute(transactions: pd.DataFrame, engine: str = "pandas") -> pd.DataFrame:
         return features_with_sequence(transactions)
     from finsentry.etl import spark
 
-    features = spark.features_of_frame(spark.local_session(), transactions)
-    return pd.concat([features, sequence_columns(transactions)], axis=1)
+    return spark.features_of_frame(spark.local_session(), transactions)
 
 
 def spark_load_bank(directory: Path | str, buckets: int = 8) -> czech.LoadedBank:

@@ -6,7 +6,7 @@
 * ``canonical`` — ``groupBy(bucket of account).applyInPandas``: the loader's join and the
   validator on whole accounts, then a global duplicate-trans_id check (the only check a
   partition cannot make alone).
-* ``features`` — ``groupBy("account_id").applyInPandas(compute_features)``.
+* ``features`` — ``groupBy("account_id").applyInPandas(features_with_sequence)``.
 
 Timestamps are naive bank time: the session time zone is UTC so that they round-trip exactly.
 """
@@ -221,10 +221,10 @@ def with_partition(frame: DataFrame) -> DataFrame:
 
 def features(transactions: DataFrame, account_groups: int = 0) -> DataFrame:
     """Curated feature rows (FEATURES_SCHEMA + dt) of canonical transactions carrying ``seq``,
-    computed by ``compute_features`` through ``groupBy(...).applyInPandas``.
+    computed by ``features_with_sequence`` through ``groupBy(...).applyInPandas``.
 
     ``account_groups=0``: one group per account (``groupBy("account_id")``). ``n > 0``: accounts
-    hashed into ``n`` groups, each still holding whole accounts, so that ``compute_features``
+    hashed into ``n`` groups, each still holding whole accounts, so that ``features_with_sequence``
     runs once per group instead of once per account (same result: accounts are independent).
     """
     cols = transactions.select(*transforms.FEATURE_INPUT_COLUMNS)
@@ -242,7 +242,7 @@ def features(transactions: DataFrame, account_groups: int = 0) -> DataFrame:
 def features_of_frame(spark: SparkSession, transactions: pd.DataFrame, account_groups: int = 16) -> pd.DataFrame:
     """Features of a pandas frame of canonical transactions through Spark, aligned with it
     (same index): within an account, ties in time keep the frame's order, as in the batch form."""
-    from finsentry.features import FEATURE_COLUMNS
+    from finsentry.features import CURATED_COLUMNS
 
     frame = transactions.reset_index(drop=True)
     inputs = pd.DataFrame({c: frame[c].astype(str).astype(object) for c in _STRING_INPUTS})
@@ -252,7 +252,7 @@ def features_of_frame(spark: SparkSession, transactions: pd.DataFrame, account_g
     inputs[transforms.SEQ] = range(len(frame))
     sdf = spark.createDataFrame(inputs[list(transforms.FEATURE_INPUT_COLUMNS)], schema=_input_schema())
     out = features(sdf, account_groups).drop(PARTITION_KEY).toPandas().sort_values(transforms.SEQ)
-    result = out[list(FEATURE_COLUMNS)].reset_index(drop=True)
+    result = out[list(CURATED_COLUMNS)].reset_index(drop=True)
     result.index = transactions.index
     return result
 

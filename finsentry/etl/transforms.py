@@ -6,7 +6,8 @@ what the pandas engine runs once on the whole data. They only call the core libr
 * ``parse_trans_chunk`` -> ``czech.parse_table`` (the one reader of both file forms);
 * ``canonical_chunk`` -> ``czech.to_canonical`` (the join of accounts, dispositions, clients
   and districts, then ``schema.validate_frame``, the one validator) on whole accounts;
-* ``account_features`` -> ``features.compute_features`` (the one feature definition).
+* ``account_features`` -> ``features.features_with_sequence`` (the one feature definition, plus
+  the LSTM's sequence columns).
 
 Frames crossing an engine boundary have fixed columns and dtypes (``*_SCHEMA`` give them as
 Spark DDL), so Spark and pandas see the same thing.
@@ -23,7 +24,7 @@ import pandas as pd
 from finsentry.datasets import czech
 from finsentry.datasets.raw import TRANS_COLUMNS, RawTables
 from finsentry.etl import quality
-from finsentry.features import FEATURE_COLUMNS, compute_features
+from finsentry.features import CURATED_COLUMNS, features_with_sequence
 from finsentry.schema import TRANSACTION_SCHEMA, Reason
 
 LINE = "_line"  # 1-based line number in the source file
@@ -56,7 +57,7 @@ FEATURE_INPUT_COLUMNS = (
 )  # fmt: skip
 FEATURES_SCHEMA = ", ".join(
     ["trans_id string", "account_id string", "ts timestamp", f"{SEQ} bigint"]
-    + [f"{c} double" for c in FEATURE_COLUMNS]
+    + [f"{c} double" for c in CURATED_COLUMNS]
 )
 
 
@@ -213,13 +214,14 @@ def typed_canonical(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def account_features(transactions: pd.DataFrame) -> pd.DataFrame:
-    """Features of whole accounts' transactions (FEATURES_SCHEMA), via ``compute_features``.
+    """Features of whole accounts' transactions (FEATURES_SCHEMA), via ``features_with_sequence``
+    (the point-in-time features plus the LSTM's sequence columns).
 
     Rows are taken in ``seq`` order within the account (ties in time keep that order), as the
     batch and streaming forms do with the loader's order.
     """
     ordered = transactions.sort_values(["account_id", SEQ], kind="stable").reset_index(drop=True)
-    features = compute_features(ordered)
+    features = features_with_sequence(ordered)
     out = pd.DataFrame({
         "trans_id": _text(ordered["trans_id"]), "account_id": _text(ordered["account_id"]),
         "ts": pd.to_datetime(ordered["ts"]).astype("datetime64[ns]"),

@@ -10,7 +10,7 @@ import pytest
 from moto import mock_aws
 
 from finsentry.etl import catalog, jobs, quality
-from finsentry.features import FEATURE_COLUMNS
+from finsentry.features import CURATED_COLUMNS, FEATURE_COLUMNS
 from finsentry.layout import PREFIXES
 from finsentry.monitoring import METRIC_NAMESPACE, Metric
 from finsentry.scoring import SCORED_COLUMNS
@@ -96,7 +96,7 @@ def test_catalog_tables_are_created_then_updated_and_partitions_registered(aws):
 
 def test_catalog_columns_follow_the_single_sources():
     features = catalog.table_input("features", "s3://b")["StorageDescriptor"]["Columns"]
-    assert [c["Name"] for c in features][-len(FEATURE_COLUMNS):] == list(FEATURE_COLUMNS)
+    assert [c["Name"] for c in features][-len(CURATED_COLUMNS):] == list(CURATED_COLUMNS)
     scored = catalog.table_input("scored", "s3://b")["StorageDescriptor"]["Columns"]
     assert {c["Name"]: c["Type"] for c in scored} == SCORED_COLUMNS
 

@@ -16,7 +16,13 @@ from pyspark.sql import functions as F  # noqa: N812
 from finsentry.datasets import czech
 from finsentry.etl import engines, pandas_engine, quality, transforms
 from finsentry.etl import spark as engine
-from finsentry.features import FEATURE_COLUMNS, AccountProfile, compute_features, update_profiles
+from finsentry.features import (
+    FEATURE_COLUMNS,
+    AccountProfile,
+    compute_features,
+    features_with_sequence,
+    update_profiles,
+)
 from tests.etl.banks import clean_bank, dirty_bank
 
 
@@ -103,6 +109,6 @@ def test_demo_engine_hooks_give_the_loaders_results_in_either_form(spark, tmp_pa
     pd.testing.assert_frame_equal(bank.transactions.valid, expected.transactions.valid, check_dtype=False)
     pd.testing.assert_frame_equal(bank.orders, expected.orders, check_dtype=False)
     shuffled = expected.transactions.valid.sample(frac=1.0, random_state=1)
-    pd.testing.assert_frame_equal(engines.compute(shuffled, "spark"), compute_features(shuffled))
+    pd.testing.assert_frame_equal(engines.compute(shuffled, "spark"), features_with_sequence(shuffled))
     with pytest.raises(ValueError, match="unknown engine"):
         engines.compute(shuffled, "dask")
