@@ -82,3 +82,14 @@ def test_an_empty_train_channel_fails_clearly(tmp_path):
     assert train.main(training_env(tmp_path / "job", {"train": empty}, "lof")) == 1
     assert "no data files" in (tmp_path / "job" / "output" / "failure").read_text()
     assert json.loads((tmp_path / "job" / "input" / "config" / "hyperparameters.json").read_text())["detector"]
+
+
+def test_an_ensemble_with_the_lstm_is_one_training_job(channels, tmp_path):
+    env = training_env(tmp_path, channels, "ensemble", ensemble_members=["isolation_forest", "lstm"], random_state=3)
+    assert train.main(env) == 0
+    model, meta = load_model(tmp_path / "model", allow_sequence=True)
+    assert [m.name for m in model.members] == ["isolation_forest", "lstm"]
+    assert model.weights.tolist() == [1 / 1.5, 0.5 / 1.5]  # the LSTM at sequence.ENSEMBLE_WEIGHT
+    assert all(m.params["random_state"] == 3 for m in model.members)
+    assert train.main(training_env(tmp_path / "x", channels, "ensemble", ensemble_members=["ensemble"])) == 1
+    assert "members must be base detectors" in (tmp_path / "x" / "output" / "failure").read_text()
