@@ -110,8 +110,9 @@ class LstmSequenceDetector(Detector):
     def _inputs(self, x: np.ndarray) -> dict[str, np.ndarray]:
         """The network's four inputs from a clean matrix (history oldest first)."""
         width = len(SEQUENCE_STEP_COLUMNS)
-        first = self.feature_columns.index(f"{SEQUENCE_STEP_COLUMNS[0]}_1")
-        steps = x[:, first:first + width * SEQUENCE_WINDOW].reshape(len(x), SEQUENCE_WINDOW, width)[:, ::-1]
+        at = [self.feature_columns.index(f"{c}_{k}")
+              for k in range(1, SEQUENCE_WINDOW + 1) for c in SEQUENCE_STEP_COLUMNS]  # fmt: skip
+        steps = x[:, at].reshape(len(x), SEQUENCE_WINDOW, width)[:, ::-1]  # oldest first
         history = np.concatenate(
             [_one_hot(steps[..., 0], N_OP_CLASSES), _one_hot(steps[..., 1], N_PURPOSE_CLASSES),
              (steps[..., 2:3] / AMOUNT_SCALE).astype(np.float32), (steps[..., 3:4] / GAP_SCALE).astype(np.float32)],
