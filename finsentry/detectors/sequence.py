@@ -68,6 +68,14 @@ def _keras():
     """Keras, imported on first use (torch is heavy); the backend is fixed before the import."""
     os.environ.setdefault("KERAS_BACKEND", "torch")
     import keras
+    import torch
+
+    # One intra-op thread by default (FINSENTRY_TORCH_THREADS to change): the network is small,
+    # so threads buy little, and on a busy 2-core machine oversubscribed OpenMP threads made a
+    # fit 5x slower (28 s with 1 thread against 135 s with 2, measured on the shared CI box).
+    threads = int(os.environ.get("FINSENTRY_TORCH_THREADS", "1"))
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
 
     if keras.backend.backend() != "torch":
         raise RuntimeError(f"finsentry's LSTM needs KERAS_BACKEND=torch, keras runs on {keras.backend.backend()}")
