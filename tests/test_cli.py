@@ -79,7 +79,7 @@ def test_demo_on_partly_bad_files_reports_the_quarantine(tmp_path, capsys):
         fh.write('99999991;1;960101;"VYDAJ"\n')  # too few fields
         fh.write('99999992;1;96AB01;"VYDAJ";"VYBER";1.00;1.00;"";;;120000\n')  # bad date
         fh.write('99999993;424242;960101;"VYDAJ";"VYBER";1.00;1.00;"";;;120000\n')  # unknown account
-    code = main(["demo", "--data", str(data), "--out", str(tmp_path / "out")])
+    code = main(["demo", "--data", str(data), "--out", str(tmp_path / "out"), "--no-sagemaker"])
     out = capsys.readouterr().out
     assert code == 0
     assert "3 quarantined" in out
