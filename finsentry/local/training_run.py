@@ -15,7 +15,9 @@ they call (``finsentry.training``) are called directly.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import io
 import json
 import tarfile
 import tempfile
@@ -60,7 +62,9 @@ def _entry_point(name: str) -> ModuleType | None:
 def _train(env: dict[str, str]) -> None:
     module = _entry_point("train")
     if module is not None:
-        if module.main(env) != 0:
+        with contextlib.redirect_stdout(io.StringIO()):  # its metric lines are for CloudWatch, not the demo
+            code = module.main(env)
+        if code != 0:
             failure = Path(env["SM_ROOT"]) / "output" / "failure"
             raise RuntimeError(f"training job failed: {failure.read_text() if failure.is_file() else 'no reason'}")
         return
@@ -73,7 +77,8 @@ def _train(env: dict[str, str]) -> None:
 def _evaluate(env: dict[str, str], budget: float) -> None:
     module = _entry_point("evaluate")
     if module is not None:
-        module.main(["--budget", str(budget)], env)
+        with contextlib.redirect_stdout(io.StringIO()):  # the selection JSON it prints is read from the file
+            module.main(["--budget", str(budget)], env)
         return
     from finsentry.sagemaker_env import processing_dir
     from finsentry.training import evaluate_job
