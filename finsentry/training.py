@@ -124,9 +124,11 @@ def training_window(frame: pd.DataFrame) -> list[str] | None:
 
 
 def detector_params(hyperparameters: Mapping[str, Any]) -> dict[str, Any]:
-    """The detector's own parameters: every hyperparameter not reserved for the job itself;
+    """The detector's own parameters: every hyperparameter not reserved for the job itself (nor
+    the SageMaker SDK's ``sagemaker_*`` keys);
     numbers sent as strings ("20", as the console and some SDKs send them) become numbers."""
-    return {k: _number(v) for k, v in hyperparameters.items() if k not in RESERVED_HYPERPARAMETERS}
+    return {k: _number(v) for k, v in hyperparameters.items()
+            if k not in RESERVED_HYPERPARAMETERS and not k.startswith("sagemaker_")}  # the SDK's own keys
 
 
 def _number(value: Any) -> Any:

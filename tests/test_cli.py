@@ -33,11 +33,12 @@ def test_train_on_a_folder_without_bank_files_is_a_clear_error(tmp_path, capsys)
     assert "error:" in capsys.readouterr().out
 
 
-def test_generate_train_score_round_trip(tmp_path, capsys):
+@pytest.mark.parametrize("detector", ["isolation_forest", "lstm"])
+def test_generate_train_score_round_trip(detector, tmp_path, capsys):
     data = tmp_path / "bank"
     assert main(["generate", "--out", str(data), "--accounts", "40", "--months", "4"]) == 0
     assert (data / "trans.asc").is_file()
-    assert main(["train", "--data", str(data), "--detector", "isolation_forest",
+    assert main(["train", "--data", str(data), "--detector", detector,
                  "--out", str(tmp_path / "model")]) == 0  # fmt: skip
     out = tmp_path / "scored.parquet"
     assert main(["score", "--data", str(data), "--model", str(tmp_path / "model"),

@@ -36,6 +36,7 @@ def test_each_candidate_trains_into_the_model_dir_with_its_lineage(detector, cha
 def test_hyperparameters_reach_the_detector_and_sm_hp_overrides_the_file(channels, tmp_path):
     env = training_env(tmp_path, {"train": channels["train"]}, "isolation_forest", n_estimators=20)
     env["SM_HP_N_ESTIMATORS"] = "15"
+    env["SM_HPS"] = json.dumps({"sagemaker_program": "train.py", "sagemaker_region": "eu-west-1"})  # the SDK's keys
     assert train.main(env) == 0
     model, meta = load_model(tmp_path / "model")
     assert model.params["n_estimators"] == 15 and meta["metrics"] == {}  # no validation channel: no figures
