@@ -172,7 +172,7 @@ def print_training_run(run: TrainingRun | None, console: Console) -> None:
     sel = run.evaluation["selection"]
     action = (f"promote {sel['best']}: register it in the model package group, point the scorer's SSM parameter "
               f"at it (threshold {sel['best_threshold']:.4f}), run Batch Transform with it" if sel["promote"]
-              else f"keep the champion {sel['champion']}: Batch Transform with the champion")  # fmt: skip
+              else f"keep the model in production ({sel['champion']}), Batch Transform with it")  # fmt: skip
     console.print(f"[bold]State machine choice:[/bold] {action} — {sel['reason']}")
     if (run.evaluation.get("champion") or {}).get("error"):
         console.print(f"champion not usable: {run.evaluation['champion']['error']}")
