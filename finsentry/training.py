@@ -319,6 +319,23 @@ def evaluate_job(models_dir: Path, validation_dir: Path, output_dir: Path, champ
     return result
 
 
+EXIT_MESSAGE_BYTES = 1024  # SageMaker keeps the first 1 kB of /opt/ml/output/message
+
+
+def exit_message(result: Mapping[str, Any]) -> str:
+    """The decision in compact JSON for the processing job's ExitMessage, within 1 kB: the
+    Step Functions ``.sync`` integration returns it, so the Choice state can read it directly
+    (``States.StringToJson($.ExitMessage)``) as well as from evaluation.json."""
+    sel = result["selection"]
+    small = {"promote": sel["promote"], "best": sel["best"], "best_threshold": sel["best_threshold"],
+             "serving": sel.get("serving"), "metric": sel.get("metric"),
+             "best_value": result["candidates"][sel["best"]].get(sel.get("metric", "recall"))}  # fmt: skip
+    text = json.dumps(small, separators=(",", ":"), default=_plain)
+    if len(text.encode()) > EXIT_MESSAGE_BYTES:  # names too long: the file has everything
+        text = json.dumps({"promote": sel["promote"], "best": sel["best"][:200]}, separators=(",", ":"))
+    return text
+
+
 def _plain(value: Any) -> Any:
     if isinstance(value, np.generic):
         value = value.item()

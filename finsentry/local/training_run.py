@@ -78,7 +78,10 @@ def _evaluate(env: dict[str, str], budget: float) -> None:
     module = _entry_point("evaluate")
     if module is not None:
         with contextlib.redirect_stdout(io.StringIO()):  # the selection JSON it prints is read from the file
-            module.main(["--budget", str(budget)], env)
+            code = module.main(["--budget", str(budget)], env)
+        if code != 0:
+            message = Path(env["FINSENTRY_OUTPUT_DIR"]) / "message"
+            raise RuntimeError(f"evaluation job failed: {message.read_text() if message.is_file() else 'no reason'}")
         return
     from finsentry.sagemaker_env import processing_dir
     from finsentry.training import evaluate_job
@@ -137,7 +140,7 @@ def run_training_jobs(transactions: pd.DataFrame, features: pd.DataFrame, train:
             _tar(champion, processing / "champion" / "model.tar.gz")
         progress("SageMaker processing job (in-process): evaluate the candidates against the champion")
         started = time.perf_counter()
-        _evaluate({"FINSENTRY_PROCESSING_DIR": str(processing)}, budget)
+        _evaluate({"FINSENTRY_PROCESSING_DIR": str(processing), "FINSENTRY_OUTPUT_DIR": str(root / "output")}, budget)
         seconds["evaluate"] = round(time.perf_counter() - started, 2)
         evaluation = json.loads((processing / "evaluation" / EVALUATION_FILE).read_text())
     return TrainingRun(evaluation, seconds, "sagemaker/" if ENTRY_POINTS.is_dir() else "finsentry.training")
