@@ -22,6 +22,7 @@ import pandas as pd
 from rich.console import Console
 
 from finsentry.detectors import make_detector
+from finsentry.detectors.sequence import ENSEMBLE_WEIGHT
 from finsentry.evaluation import ModelReport, evaluate_scores
 from finsentry.local.pipeline import DemoConfig, load_source, prepare
 from finsentry.local.summary import detector_table
@@ -29,8 +30,10 @@ from finsentry.schema import Operation
 
 DEFAULT_CZECH = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "berka"
 CANDIDATES = ("isolation_forest", "lof", "lstm", "ensemble", "ensemble_lstm")
-# the ensembles are built from the fitted candidates: IF + LOF (the default) and IF + LOF + LSTM
+# the ensembles are built from the fitted candidates: IF + LOF (the default, stream-capable) and
+# IF + LOF + LSTM (batch only), the LSTM at its validation-chosen weight
 ENSEMBLE_MEMBERS = {"ensemble": ("isolation_forest", "lof"), "ensemble_lstm": ("isolation_forest", "lof", "lstm")}
+ENSEMBLE_WEIGHTS = {"ensemble": None, "ensemble_lstm": (1.0, 1.0, ENSEMBLE_WEIGHT)}
 
 
 def raw_columns(transactions: pd.DataFrame) -> pd.DataFrame:
@@ -62,7 +65,8 @@ def run_dataset(config: DemoConfig, budget: float, console: Console) -> dict[str
     for name in CANDIDATES:
         started = time.perf_counter()
         if name in ENSEMBLE_MEMBERS:
-            model = make_detector("ensemble", members=[models[m] for m in ENSEMBLE_MEMBERS[name]])
+            model = make_detector("ensemble", members=[models[m] for m in ENSEMBLE_MEMBERS[name]],
+                                  weights=ENSEMBLE_WEIGHTS[name])
         else:
             model = make_detector(name)
         models[name] = model.fit(prep.features[train])

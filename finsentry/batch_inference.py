@@ -7,8 +7,10 @@ model is the LSTM or an ensemble holding it), with optional identifiers ``trans_
 * ``application/jsonlines`` (one JSON object per line) or ``application/json`` (one object, a
   list of objects, or JSON lines);
 * ``text/csv``: with a header line naming the columns, or without one (Batch Transform's
-  ``SplitType=Line`` sends header-less chunks), the columns then being ``CSV_COLUMNS`` of the
-  model: ``trans_id, account_id, ts`` then the model's feature columns in its order.
+  ``SplitType=Line`` sends header-less chunks), the columns then being ``csv_columns`` of the
+  model: ``trans_id, account_id, ts`` then the model's feature columns in its order;
+* ``application/x-parquet``: one whole curated Parquet file per request (``SplitType=None``;
+  files up to the job's ``MaxPayloadInMB``).
 
 Out, one per record in input order: ``trans_id``, ``account_id``, ``ts``, ``score`` [0, 1],
 ``verdict`` (alert/normal), ``anomaly_type``, ``reasons`` (top reasons in words), ``model_version``;
@@ -35,6 +37,7 @@ ID_COLUMNS = ("trans_id", "account_id", "ts")
 OUTPUT_COLUMNS = (*ID_COLUMNS, "score", "verdict", "anomaly_type", "reasons", "model_version", "error")
 JSON_TYPES = ("application/jsonlines", "application/x-jsonlines", "application/json")
 CSV_TYPES = ("text/csv",)
+PARQUET_TYPES = ("application/x-parquet", "application/vnd.apache.parquet")
 
 
 class UnsupportedContentType(ValueError):
@@ -83,8 +86,10 @@ def _csv_has_header(first_line: str, known: set[str]) -> bool:
 
 def parse(body: bytes | str, content_type: str | None, model: LoadedModel) -> pd.DataFrame:
     """A request body as a frame of records (columns as sent)."""
-    text = body.decode("utf-8") if isinstance(body, bytes | bytearray) else str(body)
     kind = _base(content_type)
+    if kind in PARQUET_TYPES:  # a whole curated file per request (Batch Transform SplitType=None)
+        return pd.read_parquet(io.BytesIO(body if isinstance(body, bytes | bytearray) else str(body).encode()))
+    text = body.decode("utf-8") if isinstance(body, bytes | bytearray) else str(body)
     if kind in CSV_TYPES:
         if not text.strip():
             return pd.DataFrame(columns=list(model.csv_columns))

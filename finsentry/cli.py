@@ -214,7 +214,7 @@ def _generate_labelled(config, args: argparse.Namespace) -> list[Path]:
 
 def _load_features(data: Path):
     from finsentry.datasets import czech
-    from finsentry.features import compute_features
+    from finsentry.features import features_with_sequence
 
     bank = czech.load(data)
     _progress(
@@ -222,7 +222,7 @@ def _load_features(data: Path):
         f"{len(bank.transactions.rejected) + len(bank.quarantine):,} quarantined"
     )
     valid = bank.transactions.valid
-    return valid, compute_features(valid)
+    return valid, features_with_sequence(valid)  # the sequence columns too, for the LSTM
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -246,7 +246,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     from finsentry.evaluation import threshold_for_budget
     from finsentry.scoring import score_transactions, scored_frame
 
-    model, metadata = load_model(args.model)
+    model, metadata = load_model(args.model, allow_sequence=True)
     if args.mapping is not None:
         from finsentry.mapping import prepare_foreign
 

@@ -301,7 +301,7 @@ def prepare_foreign(data: Path | str, mapping: Path | str, out: Path | str,
                     progress=lambda _msg: None) -> tuple[pd.DataFrame, pd.DataFrame]:  # fmt: skip
     """Map, validate and featurise a foreign table for scoring; write its quarantine beside
     ``out`` (reason, detail, raw record per row). Returns (valid rows, their features)."""
-    from finsentry.features import compute_features
+    from finsentry.features import features_with_sequence
 
     mapped = load_mapped(data, mapping)
     for warning in mapped.warnings:
@@ -320,4 +320,4 @@ def prepare_foreign(data: Path | str, mapping: Path | str, out: Path | str,
     if valid.empty:
         raise MappingError(f"no valid rows to score in {Path(data).name}: all {mapped.received:,} quarantined"
                            + (f" -> {path}" if len(rejected) else ""))  # fmt: skip
-    return valid, compute_features(valid)
+    return valid, features_with_sequence(valid)

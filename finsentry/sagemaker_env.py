@@ -106,6 +106,13 @@ def processing_dir(env: Mapping[str, str] | None = None) -> Path:
     return Path(env.get("FINSENTRY_PROCESSING_DIR", "/opt/ml/processing"))
 
 
+def exit_message_path(env: Mapping[str, str] | None = None) -> Path:
+    """Where a processing job leaves its ExitMessage (first 1 kB shown by DescribeProcessingJob,
+    on success and on failure): ``/opt/ml/output/message``; ``FINSENTRY_OUTPUT_DIR`` moves it."""
+    env = os.environ if env is None else env
+    return Path(env.get("FINSENTRY_OUTPUT_DIR", "/opt/ml/output")) / "message"
+
+
 def write_failure(path: Path, exc: BaseException) -> None:
     """Record why the job failed where SageMaker reads it (first 1 kB is shown)."""
     try:

@@ -31,13 +31,14 @@ import pandas as pd
 
 from finsentry import __version__
 from finsentry.detectors import make_detector
-from finsentry.detectors.artifact import METADATA_FILE, MODEL_FILE, load_model, save_model
+from finsentry.detectors.artifact import METADATA_FILE, MODEL_FILE, ModelArtifactError, load_model, save_model
+from finsentry.detectors.sequence import ENSEMBLE_WEIGHT
 from finsentry.evaluation import ModelReport, evaluate_scores, select_model
 from finsentry.features import FEATURE_COLUMNS, SEQUENCE_SOURCE, features_with_sequence
 from finsentry.sagemaker_env import TrainingEnv
 
 DETECTORS = ("isolation_forest", "lof", "lstm", "ensemble")  # what the ``detector`` hyperparameter may name
-RESERVED_HYPERPARAMETERS = ("detector", "training_data_uri", "alert_budget", "ensemble_members")
+RESERVED_HYPERPARAMETERS = ("detector", "training_data_uri", "alert_budget", "ensemble_members", "ensemble_weights")
 DATA_SUFFIXES = (".parquet", ".csv", ".jsonl", ".json")
 DEFAULT_BUDGET = 0.01
 DEFAULT_PRICE_PER_HOUR = 0.115  # USD, ml.m5.large on-demand (us-east-1, 2025): for the cost per 1,000 records
@@ -123,9 +124,11 @@ def training_window(frame: pd.DataFrame) -> list[str] | None:
 
 
 def detector_params(hyperparameters: Mapping[str, Any]) -> dict[str, Any]:
-    """The detector's own parameters: every hyperparameter not reserved for the job itself;
+    """The detector's own parameters: every hyperparameter not reserved for the job itself (nor
+    the SageMaker SDK's ``sagemaker_*`` keys);
     numbers sent as strings ("20", as the console and some SDKs send them) become numbers."""
-    return {k: _number(v) for k, v in hyperparameters.items() if k not in RESERVED_HYPERPARAMETERS}
+    return {k: _number(v) for k, v in hyperparameters.items()
+            if k not in RESERVED_HYPERPARAMETERS and not k.startswith("sagemaker_")}  # the SDK's own keys
 
 
 def _number(value: Any) -> Any:
@@ -140,15 +143,22 @@ def _number(value: Any) -> Any:
     return value
 
 
-def build_detector(name: str, params: Mapping[str, Any], members: list[str] | None = None):
-    """A new detector by name; ``ensemble`` gets ``members`` (default IF + LOF) built with ``params``
-    where a member accepts them (``random_state``)."""
+def build_detector(name: str, params: Mapping[str, Any], members: list[str] | None = None,
+                   weights: list[float] | None = None):  # fmt: skip
+    """A new detector by name; ``ensemble`` gets ``members`` (default IF + LOF, stream-capable)
+    seeded with ``params['random_state']`` if given, and ``weights`` (default 1 each, the LSTM
+    ``sequence.ENSEMBLE_WEIGHT``)."""
     if name not in DETECTORS:
         raise TrainingInputError(f"unknown detector {name!r}; the job trains one of {', '.join(DETECTORS)}")
     if name == "ensemble":
         seed = {"random_state": params["random_state"]} if "random_state" in params else {}
-        built = [make_detector(m, **seed) for m in (members or ["isolation_forest", "lof"])]
-        return make_detector("ensemble", members=built)
+        names = list(members or ["isolation_forest", "lof"])
+        unknown = sorted(set(names) - set(DETECTORS) - {"ensemble"}) or (["ensemble"] if "ensemble" in names else [])
+        if unknown:
+            raise TrainingInputError(f"ensemble members must be base detectors, got {unknown}")
+        if weights is None:
+            weights = [ENSEMBLE_WEIGHT if m == "lstm" else 1.0 for m in names]
+        return make_detector("ensemble", members=[make_detector(m, **seed) for m in names], weights=weights)
     try:
         return make_detector(name, **params)
     except TypeError as exc:
@@ -182,8 +192,9 @@ def train_job(job: TrainingEnv) -> dict[str, Any]:
     files = data_files(train_dir)
     train = model_frame(read_frame(train_dir))
     params = detector_params(hp)
-    members = hp.get("ensemble_members")
-    detector = build_detector(name, params, list(members) if members else None)
+    members, weights = hp.get("ensemble_members"), hp.get("ensemble_weights")
+    detector = build_detector(name, params, list(members) if members else None,
+                              [float(w) for w in weights] if weights else None)  # fmt: skip
     started = time.perf_counter()
     detector.fit(train)
     fit_seconds = time.perf_counter() - started
@@ -308,6 +319,23 @@ def evaluate_job(models_dir: Path, validation_dir: Path, output_dir: Path, champ
     return result
 
 
+EXIT_MESSAGE_BYTES = 1024  # SageMaker keeps the first 1 kB of /opt/ml/output/message
+
+
+def exit_message(result: Mapping[str, Any]) -> str:
+    """The decision in compact JSON for the processing job's ExitMessage, within 1 kB: the
+    Step Functions ``.sync`` integration returns it, so the Choice state can read it directly
+    (``States.StringToJson($.ExitMessage)``) as well as from evaluation.json."""
+    sel = result["selection"]
+    small = {"promote": sel["promote"], "best": sel["best"], "best_threshold": sel["best_threshold"],
+             "serving": sel.get("serving"), "metric": sel.get("metric"),
+             "best_value": result["candidates"][sel["best"]].get(sel.get("metric", "recall"))}  # fmt: skip
+    text = json.dumps(small, separators=(",", ":"), default=_plain)
+    if len(text.encode()) > EXIT_MESSAGE_BYTES:  # names too long: the file has everything
+        text = json.dumps({"promote": sel["promote"], "best": sel["best"][:200]}, separators=(",", ":"))
+    return text
+
+
 def _plain(value: Any) -> Any:
     if isinstance(value, np.generic):
         value = value.item()
@@ -323,8 +351,6 @@ def _champion(champion_dir: Path | None, scratch: Path, validation: pd.DataFrame
     found = artifact_dir(champion_dir, scratch)
     if found is None:
         return None, None
-    from finsentry.detectors.artifact import ModelArtifactError
-
     try:
         detector, meta = load_model(found, allow_sequence=True)
     except ModelArtifactError as exc:

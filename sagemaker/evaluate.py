@@ -6,6 +6,8 @@ artifact's files), ``validation/`` labelled curated features (or canonical trans
 ``champion/`` the model in production (optional; empty or absent = none), ``evaluation/`` the
 output: ``evaluation.json`` with recall per type at the alert budget, AUC-PR, threshold, scoring
 cost per 1,000 records per candidate, and ``selection`` (``promote``, ``best``, ``best_threshold``).
+The decision in short JSON also goes to /opt/ml/output/message (the job's ExitMessage), and on
+failure the reason does, with exit code 1 (``FINSENTRY_OUTPUT_DIR`` moves that folder).
 Arguments (ContainerArguments) or environment: ``--budget`` / ``ALERT_BUDGET`` (0.01),
 ``--margin`` / ``SELECTION_MARGIN`` (0.01), ``--metric`` / ``SELECTION_METRIC`` (recall),
 ``--price-per-hour`` / ``INSTANCE_PRICE_PER_HOUR`` (USD). Logic: ``finsentry.training``.
@@ -19,8 +21,8 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 
-from finsentry.sagemaker_env import processing_dir
-from finsentry.training import DEFAULT_BUDGET, DEFAULT_PRICE_PER_HOUR, evaluate_job
+from finsentry.sagemaker_env import exit_message_path, processing_dir, write_failure
+from finsentry.training import DEFAULT_BUDGET, DEFAULT_PRICE_PER_HOUR, evaluate_job, exit_message
 
 
 def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
@@ -32,10 +34,17 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     parser.add_argument("--price-per-hour", type=float,
                         default=float(env.get("INSTANCE_PRICE_PER_HOUR", DEFAULT_PRICE_PER_HOUR)))
     args = parser.parse_args(argv)
-    root = processing_dir(env)
-    result = evaluate_job(root / "models", root / "validation", root / "evaluation", champion_dir=root / "champion",
-                          budget=args.budget, margin=args.margin, metric=args.metric,
-                          price_per_hour=args.price_per_hour)  # fmt: skip
+    root, message = processing_dir(env), exit_message_path(env)
+    try:
+        result = evaluate_job(root / "models", root / "validation", root / "evaluation",
+                              champion_dir=root / "champion", budget=args.budget, margin=args.margin,
+                              metric=args.metric, price_per_hour=args.price_per_hour)  # fmt: skip
+    except Exception as exc:
+        write_failure(message, exc)  # the job's ExitMessage says why it failed
+        print(f"evaluation failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    message.parent.mkdir(parents=True, exist_ok=True)
+    message.write_text(exit_message(result))
     print(json.dumps(result["selection"]))
     return 0
 

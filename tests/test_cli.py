@@ -33,11 +33,12 @@ def test_train_on_a_folder_without_bank_files_is_a_clear_error(tmp_path, capsys)
     assert "error:" in capsys.readouterr().out
 
 
-def test_generate_train_score_round_trip(tmp_path, capsys):
+@pytest.mark.parametrize("detector", ["isolation_forest", "lstm"])
+def test_generate_train_score_round_trip(detector, tmp_path, capsys):
     data = tmp_path / "bank"
     assert main(["generate", "--out", str(data), "--accounts", "40", "--months", "4"]) == 0
     assert (data / "trans.asc").is_file()
-    assert main(["train", "--data", str(data), "--detector", "isolation_forest",
+    assert main(["train", "--data", str(data), "--detector", detector,
                  "--out", str(tmp_path / "model")]) == 0  # fmt: skip
     out = tmp_path / "scored.parquet"
     assert main(["score", "--data", str(data), "--model", str(tmp_path / "model"),
@@ -81,7 +82,8 @@ def test_demo_on_partly_bad_files_reports_the_quarantine(tmp_path, capsys):
         fh.write('99999991;1;960101;"VYDAJ"\n')  # too few fields
         fh.write('99999992;1;96AB01;"VYDAJ";"VYBER";1.00;1.00;"";;;120000\n')  # bad date
         fh.write('99999993;424242;960101;"VYDAJ";"VYBER";1.00;1.00;"";;;120000\n')  # unknown account
-    code = main(["demo", "--data", str(data), "--out", str(tmp_path / "out"), "--stream-records", "0"])
+    code = main(["demo", "--data", str(data), "--out", str(tmp_path / "out"), "--stream-records", "0",
+                 "--no-sagemaker"])
     out = capsys.readouterr().out
     assert code == 0
     assert "3 quarantined" in out

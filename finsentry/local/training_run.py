@@ -15,7 +15,9 @@ they call (``finsentry.training``) are called directly.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import io
 import json
 import tarfile
 import tempfile
@@ -60,7 +62,9 @@ def _entry_point(name: str) -> ModuleType | None:
 def _train(env: dict[str, str]) -> None:
     module = _entry_point("train")
     if module is not None:
-        if module.main(env) != 0:
+        with contextlib.redirect_stdout(io.StringIO()):  # its metric lines are for CloudWatch, not the demo
+            code = module.main(env)
+        if code != 0:
             failure = Path(env["SM_ROOT"]) / "output" / "failure"
             raise RuntimeError(f"training job failed: {failure.read_text() if failure.is_file() else 'no reason'}")
         return
@@ -73,7 +77,11 @@ def _train(env: dict[str, str]) -> None:
 def _evaluate(env: dict[str, str], budget: float) -> None:
     module = _entry_point("evaluate")
     if module is not None:
-        module.main(["--budget", str(budget)], env)
+        with contextlib.redirect_stdout(io.StringIO()):  # the selection JSON it prints is read from the file
+            code = module.main(["--budget", str(budget)], env)
+        if code != 0:
+            message = Path(env["FINSENTRY_OUTPUT_DIR"]) / "message"
+            raise RuntimeError(f"evaluation job failed: {message.read_text() if message.is_file() else 'no reason'}")
         return
     from finsentry.sagemaker_env import processing_dir
     from finsentry.training import evaluate_job
@@ -132,7 +140,7 @@ def run_training_jobs(transactions: pd.DataFrame, features: pd.DataFrame, train:
             _tar(champion, processing / "champion" / "model.tar.gz")
         progress("SageMaker processing job (in-process): evaluate the candidates against the champion")
         started = time.perf_counter()
-        _evaluate({"FINSENTRY_PROCESSING_DIR": str(processing)}, budget)
+        _evaluate({"FINSENTRY_PROCESSING_DIR": str(processing), "FINSENTRY_OUTPUT_DIR": str(root / "output")}, budget)
         seconds["evaluate"] = round(time.perf_counter() - started, 2)
         evaluation = json.loads((processing / "evaluation" / EVALUATION_FILE).read_text())
     return TrainingRun(evaluation, seconds, "sagemaker/" if ENTRY_POINTS.is_dir() else "finsentry.training")
@@ -167,7 +175,7 @@ def print_training_run(run: TrainingRun | None, console: Console) -> None:
     sel = run.evaluation["selection"]
     action = (f"promote {sel['best']}: register it in the model package group, point the scorer's SSM parameter "
               f"at it (threshold {sel['best_threshold']:.4f}), run Batch Transform with it" if sel["promote"]
-              else f"keep the champion {sel['champion']}: Batch Transform with the champion")  # fmt: skip
+              else f"keep the model in production ({sel['champion']}), Batch Transform with it")  # fmt: skip
     console.print(f"[bold]State machine choice:[/bold] {action} — {sel['reason']}")
     if (run.evaluation.get("champion") or {}).get("error"):
         console.print(f"champion not usable: {run.evaluation['champion']['error']}")

@@ -127,3 +127,10 @@ def test_the_ensemble_takes_the_lstm_as_a_member(frame, fitted):
     assert ((scores >= 0) & (scores <= 1)).all()
     reasons = ensemble.explain(features.iloc[[int(np.argmax(scores)) + 3000]], top_k=6)[0]
     assert reasons
+
+
+def test_columns_are_read_by_name_whatever_their_order(frame, fitted):
+    _, features = frame
+    reordered = features[list(reversed(features.columns))]
+    other = make_detector("lstm", feature_columns=None, **TINY).fit(reordered)
+    np.testing.assert_allclose(other.score(reordered.iloc[:300]), fitted.score(features.iloc[:300]), atol=1e-6)

@@ -36,5 +36,5 @@ def test_the_three_candidates_go_through_the_entry_points_and_a_champion_is_comp
     console = Console(record=True, width=200)
     print_training_run(second, console)
     text = console.export_text()
-    assert "State machine choice: keep the champion" in text and f"champion:{best}" in text
+    assert f"State machine choice: keep the model in production (champion:{best})" in text
 

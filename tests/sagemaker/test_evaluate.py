@@ -38,7 +38,7 @@ def _processing(tmp: Path, channels, trained, champion: str | None = None) -> di
     (tmp / "champion").mkdir()  # SageMaker creates the input folder; empty = no champion yet
     if champion:
         shutil.copy(trained[champion], tmp / "champion" / "model.tar.gz")
-    return {"FINSENTRY_PROCESSING_DIR": str(tmp), "ALERT_BUDGET": "0.02"}
+    return {"FINSENTRY_PROCESSING_DIR": str(tmp), "FINSENTRY_OUTPUT_DIR": str(tmp / "output"), "ALERT_BUDGET": "0.02"}
 
 
 def test_no_champion_promotes_the_best_candidate(channels, trained, tmp_path):
@@ -57,6 +57,9 @@ def test_no_champion_promotes_the_best_candidate(channels, trained, tmp_path):
     best = min(result["candidates"].values(), key=lambda f: (-f["recall"], f["name"]))  # select_model's order
     assert selection["best"] == selection["best_model"] == best["name"]
     assert selection["best_threshold"] == result["candidates"][selection["best"]]["threshold"]
+    message = json.loads((tmp_path / "output" / "message").read_text())  # the job's ExitMessage
+    assert message["promote"] is True and message["best"] == selection["best"]
+    assert message["best_value"] == best["recall"]
 
 
 def test_a_champion_as_good_as_the_best_is_kept(channels, trained, tmp_path):
@@ -85,8 +88,9 @@ def test_a_tampered_champion_is_reported_and_replaced(channels, trained, tmp_pat
 def test_no_candidates_is_an_error(channels, tmp_path):
     shutil.copytree(channels["validation"], tmp_path / "validation")
     (tmp_path / "models").mkdir()
-    with pytest.raises(ValueError, match="no candidate model artifacts"):
-        evaluate.main([], {"FINSENTRY_PROCESSING_DIR": str(tmp_path)})
+    env = {"FINSENTRY_PROCESSING_DIR": str(tmp_path), "FINSENTRY_OUTPUT_DIR": str(tmp_path / "output")}
+    assert evaluate.main([], env) == 1
+    assert "no candidate model artifacts" in (tmp_path / "output" / "message").read_text()
 
 
 def test_an_archive_escaping_its_folder_is_refused(channels, tmp_path):
@@ -97,5 +101,7 @@ def test_an_archive_escaping_its_folder_is_refused(channels, tmp_path):
     with tarfile.open(bad / "model.tar.gz", "w:gz") as tar:
         tar.add(payload, arcname="../../escaped.txt")
     shutil.copytree(channels["validation"], tmp_path / "validation")
-    with pytest.raises(ValueError, match="refused archive member"):
-        evaluate.main([], {"FINSENTRY_PROCESSING_DIR": str(tmp_path)})
+    env = {"FINSENTRY_PROCESSING_DIR": str(tmp_path), "FINSENTRY_OUTPUT_DIR": str(tmp_path / "output")}
+    assert evaluate.main([], env) == 1
+    assert "refused archive member" in (tmp_path / "output" / "message").read_text()
+    assert not (tmp_path.parent / "escaped.txt").exists()

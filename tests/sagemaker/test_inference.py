@@ -76,7 +76,7 @@ def test_bad_records_are_marked_not_dropped(model_dir, labelled):
 def test_unsupported_types_and_a_model_without_threshold_are_refused(model_dir, tmp_path, monkeypatch):
     model = inference.model_fn(str(model_dir))
     with pytest.raises(UnsupportedContentType):
-        _run(model, b"x", "application/x-parquet")
+        _run(model, b"x", "application/x-protobuf")
     monkeypatch.setenv("FINSENTRY_THRESHOLD", "0.5")
     assert inference.model_fn(str(model_dir)).threshold == 0.5
     monkeypatch.delenv("FINSENTRY_THRESHOLD")
@@ -117,3 +117,16 @@ def test_feature_columns_come_first_in_header_less_csv(model_dir):
     model = inference.model_fn(str(model_dir))
     assert model.csv_columns[:3] == ("trans_id", "account_id", "ts")
     assert model.csv_columns[3:3 + len(FEATURE_COLUMNS)] == FEATURE_COLUMNS
+
+
+def test_a_whole_curated_parquet_file_is_one_request(model_dir, labelled):
+    import io
+
+    model = inference.model_fn(str(model_dir))
+    records = _records(labelled, 10)
+    buffer = io.BytesIO()
+    records.to_parquet(buffer, index=False)
+    out, _ = _run(model, buffer.getvalue(), "application/x-parquet")
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert [r["trans_id"] for r in rows] == records["trans_id"].astype(str).tolist()
+    assert all(r["verdict"] in ("alert", "normal") for r in rows)

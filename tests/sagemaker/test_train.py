@@ -36,6 +36,7 @@ def test_each_candidate_trains_into_the_model_dir_with_its_lineage(detector, cha
 def test_hyperparameters_reach_the_detector_and_sm_hp_overrides_the_file(channels, tmp_path):
     env = training_env(tmp_path, {"train": channels["train"]}, "isolation_forest", n_estimators=20)
     env["SM_HP_N_ESTIMATORS"] = "15"
+    env["SM_HPS"] = json.dumps({"sagemaker_program": "train.py", "sagemaker_region": "eu-west-1"})  # the SDK's keys
     assert train.main(env) == 0
     model, meta = load_model(tmp_path / "model")
     assert model.params["n_estimators"] == 15 and meta["metrics"] == {}  # no validation channel: no figures
@@ -82,3 +83,14 @@ def test_an_empty_train_channel_fails_clearly(tmp_path):
     assert train.main(training_env(tmp_path / "job", {"train": empty}, "lof")) == 1
     assert "no data files" in (tmp_path / "job" / "output" / "failure").read_text()
     assert json.loads((tmp_path / "job" / "input" / "config" / "hyperparameters.json").read_text())["detector"]
+
+
+def test_an_ensemble_with_the_lstm_is_one_training_job(channels, tmp_path):
+    env = training_env(tmp_path, channels, "ensemble", ensemble_members=["isolation_forest", "lstm"], random_state=3)
+    assert train.main(env) == 0
+    model, meta = load_model(tmp_path / "model", allow_sequence=True)
+    assert [m.name for m in model.members] == ["isolation_forest", "lstm"]
+    assert model.weights.tolist() == [1 / 1.5, 0.5 / 1.5]  # the LSTM at sequence.ENSEMBLE_WEIGHT
+    assert all(m.params["random_state"] == 3 for m in model.members)
+    assert train.main(training_env(tmp_path / "x", channels, "ensemble", ensemble_members=["ensemble"])) == 1
+    assert "members must be base detectors" in (tmp_path / "x" / "output" / "failure").read_text()
