@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from finsentry.features import HISTORY_CAP
+
 if TYPE_CHECKING:
     from finsentry.detectors.base import Detector
 
@@ -134,7 +136,9 @@ PHRASES: dict[str, Callable[[float], str | None]] = {
     "new_partner_account": _flag("first transaction with this partner account"),
     "new_partner_bank": _flag("first transaction with this partner bank"),
     "log_gap_hours": lambda v: f"{math.expm1(v):,.1f} hours since the previous transaction",
-    "history_count_log": lambda v: f"{math.expm1(v):,.0f} earlier transactions on this account",
+    "history_count_log": lambda v: (f"{math.expm1(v):,.0f} earlier transactions on this account"
+                                    if math.expm1(v) < HISTORY_CAP - 0.5
+                                    else f"{HISTORY_CAP:,.0f} or more earlier transactions on this account"),
     "balance_error": lambda v: f"balance off by {v:,.2f} (balance after ≠ balance before ± amount)" if v > 0 else None,
     "balance_gap": lambda v: f"balance before is {v:,.2f} away from the previous balance after" if v > 0 else None,
     "duplicate_recent": _flag("identical posting (amount, operation, partner, purpose) made just before"),

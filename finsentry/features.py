@@ -43,7 +43,7 @@ FEATURE_COLUMNS: tuple[str, ...] = (
     "new_partner_account",  # 1 if a partner account is given and never seen on this account
     "new_partner_bank",     # 1 if a partner bank is given and never seen on this account
     "log_gap_hours",        # log1p(hours since the previous transaction); 0 for the first
-    "history_count_log",    # log1p(number of earlier transactions on the account)
+    "history_count_log",    # log1p(number of earlier transactions on the account, capped at 100)
     "balance_error",        # |balance_before +/- amount - balance_after| (data-entry error)
     "balance_gap",          # |balance_before - previous balance_after| (continuity break)
     "duplicate_recent",     # 1 if an identical posting (amount, op, partner, purpose) <= 2 min before
@@ -67,6 +67,7 @@ SIG_RING = 8  # recent posting signatures kept for duplicate detection
 DUPLICATE_SECONDS = 120.0  # an identical posting this close is a duplicate (same ts for date-only data)
 PARTNER_BITS = 128  # bitmap of partner accounts seen (hashed)
 BANK_BITS = 64  # bitmap of partner banks seen (hashed)
+HISTORY_CAP = 100.0  # history_count_log saturates: "a young account", not a clock that drifts with time
 Z_STD_FLOOR = 0.1  # std of log-amount never below 10%: recurring payments have zero variance
 Z_CLIP = 50.0
 AMOUNT_ALPHA_MIN = 0.02  # per-operation amount statistics become an EWMA after 50 postings
@@ -253,7 +254,7 @@ def _step(f: np.ndarray, s: np.ndarray, x: np.ndarray, sig: np.int64, out: np.nd
     if bank_bit >= 0 and not _bit_test_and_set(s, I_BANKS, bank_bit):
         out[11] = 1.0
     out[12] = math.log1p(max(ts - f[F_LAST_TS], 0.0) / 3600.0) if n >= 1 else 0.0
-    out[13] = math.log1p(n)
+    out[13] = math.log1p(min(n, HISTORY_CAP))
 
     # balance integrity
     signed = -amount if debit == 1 else amount

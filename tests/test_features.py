@@ -8,6 +8,7 @@ import pytest
 
 from finsentry.features import (
     FEATURE_COLUMNS,
+    HISTORY_CAP,
     AccountProfile,
     compute_features,
     update_profiles,
@@ -157,3 +158,12 @@ def test_profile_is_small_and_rejects_a_foreign_layout():
 def test_test_fixture_rows_are_valid_canonical_records():
     result = validate_frame(random_history(n_accounts=1, n=20))
     assert len(result.rejected) == 0
+
+
+def test_history_count_saturates_so_account_age_is_no_clock():
+    history = random_history(n_accounts=1, n=150, seed=4)
+    feats = compute_features(history)
+    order = np.argsort(history["ts"].to_numpy(), kind="stable")
+    counts = np.expm1(feats["history_count_log"].to_numpy()[order])
+    np.testing.assert_allclose(counts[:100], np.arange(100))
+    np.testing.assert_allclose(counts[100:], HISTORY_CAP)
