@@ -233,8 +233,13 @@ class ScorerService:
         if window is None or outcome.scored.empty or outcome.features is None:
             return None
         kept = ~outcome.scored["account_id"].astype(str).isin(write_failed).to_numpy()  # rescored on the retry
-        if kept.any():
-            window.add(outcome.features[kept], outcome.scored["score"].to_numpy()[kept])
+        try:
+            if kept.any():
+                window.add(outcome.features[kept], outcome.scored["score"].to_numpy()[kept])
+        except (KeyError, ValueError) as exc:  # a reference naming features the stream lacks: drift off, scoring on
+            log.error("drift window disabled for model %s: %s", self._drift_model, exc)
+            self.drift_window = None
+            return None
         return window.measure_and_reset() if window.ready else None
 
     def _outputs(self, scored: pd.DataFrame, threshold: float, now: float) -> list[tuple[str, str, dict[str, Any]]]:

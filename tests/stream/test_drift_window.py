@@ -158,3 +158,13 @@ def test_an_unreadable_parameter_is_counted_until_it_reads_again(world):
     svc.models.ssm = real
     assert svc.process(three).model_problem == "" and svc.models.serving.version == "if-d1"
     assert svc.metrics.total(Metric.MODEL_LOAD_FAILED) == 1
+
+
+def test_a_reference_naming_features_the_stream_lacks_turns_drift_off_not_scoring(world):
+    svc = service(world, drift_min_rows=WINDOW)
+    one, two = batches(2)
+    svc.process(one)
+    ref = reference()
+    svc.drift_window.reference = drift.DriftReference({**ref.features, "no_such_feature": ref.score}, ref.score, 1)
+    report = svc.process(two)
+    assert report.counts()["scored"] == BATCH and report.drift is None and svc.drift_window is None
