@@ -27,6 +27,7 @@ class Metric(StrEnum):
     RETRIED = "RecordsRetried"  # count: records returned in batchItemFailures (a service call failed)
     RULES_ONLY = "RulesOnlyBatches"  # count: batches scored without a model (fallback)
     MODEL_VERSION = "ModelVersionLoaded"  # count 1 on each (re)load, dimension ModelVersion
+    MODEL_LOAD_FAILED = "ModelLoadFailures"  # count: batches scored by the previous model, its successor unloadable
     BATCH_LATENCY = "BatchLatency"  # milliseconds
     ANOMALY_RATE = "AnomalyRate"  # percent of scored records that alerted, per batch
     SCORE_PSI = "ScorePsi"  # population stability index of the score vs the training window
@@ -74,6 +75,9 @@ ALARMS: tuple[AlarmSpec, ...] = (
               "Anomaly rate above 5 % of scored records (budget is 1 %)", "anomaly-rate"),
     AlarmSpec("rules-only", METRIC_NAMESPACE, Metric.RULES_ONLY, "Sum", 0, Comparison.GREATER, 300, 1,
               "The scorer runs without a model (rules-only fallback)", "rules-only"),
+    AlarmSpec("model-load-failed", METRIC_NAMESPACE, Metric.MODEL_LOAD_FAILED, "Sum", 0, Comparison.GREATER, 300, 1,
+              "The scorer cannot load the model the parameter names; the previous model keeps serving",
+              "model-load-failed"),
     AlarmSpec("score-drift", METRIC_NAMESPACE, Metric.SCORE_PSI, "Maximum", 0.25, Comparison.GREATER, 3600, 1,
               "Score distribution drifted from the training window (PSI > 0.25)", "drift"),
     AlarmSpec("etl-rejected-share", METRIC_NAMESPACE, Metric.ETL_REJECTED_SHARE, "Maximum", 1.0, Comparison.GREATER,

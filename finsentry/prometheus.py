@@ -68,6 +68,8 @@ NATIVE_METRICS: dict[Metric, NativeMetric] = {
                                             "Redelivered records not scored again"),
     Metric.RULES_ONLY: NativeMetric("finsentry_rules_only_batches_total", "counter", (),
                                     "Batches scored without a model (rules-only fallback)"),
+    Metric.MODEL_LOAD_FAILED: NativeMetric("finsentry_model_load_failures_total", "counter", (),
+                                           "Batches scored by the previous model: its successor cannot be loaded"),
     Metric.MODEL_VERSION: NativeMetric("finsentry_model_version_loaded_total", "counter", ("model_version",),
                                        "Model (re)loads, by version"),
     Metric.BATCH_LATENCY: NativeMetric("finsentry_batch_latency_milliseconds", "gauge", (),

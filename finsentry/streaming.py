@@ -43,6 +43,8 @@ class BatchOutcome:
     scored_positions: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     quarantined_positions: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     redelivered_positions: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    # the model's input of each scored row (same order as ``scored``; None = not kept): drift per window
+    features: pd.DataFrame | None = None
 
     @property
     def received(self) -> int:
@@ -113,6 +115,7 @@ class StreamScorer:
             quarantined_positions=np.asarray(checked.rejected_positions, dtype=np.int64)
             if checked.rejected_positions is not None else np.zeros(0, dtype=np.int64),
             redelivered_positions=np.asarray(positions)[mask],
+            features=features.reset_index(drop=True),
         )
 
 

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from finsentry import __version__
+from finsentry import __version__, drift
 from finsentry.detectors import make_detector
 from finsentry.detectors.artifact import METADATA_FILE, MODEL_FILE, ModelArtifactError, load_model, save_model
 from finsentry.detectors.sequence import ENSEMBLE_WEIGHT
@@ -175,7 +175,8 @@ def code_version(extra: Mapping[str, str]) -> dict[str, str]:
 
 def train_job(job: TrainingEnv) -> dict[str, Any]:
     """Fit the detector named by the ``detector`` hyperparameter on the ``train`` channel and
-    write its artifact into ``job.model_dir``; return the artifact's metadata.
+    write its artifact into ``job.model_dir``; return the artifact's metadata (with the
+    training window's drift bins, ``finsentry.drift``, that the stream scorer measures against).
 
     Hyperparameters: ``detector`` (required), ``training_data_uri`` (the S3 location of the
     train channel, recorded as lineage: the container cannot see it), ``alert_budget`` (share,
@@ -204,9 +205,12 @@ def train_job(job: TrainingEnv) -> dict[str, Any]:
         validation = model_frame(read_frame(job.channels["validation"]))
         report, _ = score_report(detector, validation, budget, name)
         metrics = report
+    window = training_window(train)
     metadata = {
-        "training_window": training_window(train),
+        "training_window": window,
         "metrics": metrics,
+        # the bins the scorer measures drift against (finsentry.drift; ScorePsi / FeaturePsi)
+        drift.METADATA_KEY: drift.build_reference(detector, train, window=tuple(window) if window else None).to_dict(),
         "lineage": {
             "training_data": {"uri": hp.get("training_data_uri"), "sha256": content_hash(files, train_dir),
                               "files": len(files), "rows": len(train)},

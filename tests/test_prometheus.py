@@ -171,6 +171,15 @@ def test_promtool_unit_tests_fire_the_rules_when_and_only_when_they_should(tmp_p
                      "exp_alerts": [_expected(alarm("scorer-errors"), "3")]},
                 ],
             },
+            {   # model load failures: the counter moves only while a successor model cannot load
+                "interval": "1m",
+                "input_series": [{"series": "finsentry_model_load_failures_total", "values": "0x20 1+1x10"}],
+                "alert_rule_test": [
+                    {"eval_time": "15m", "alertname": "FinsentryModelLoadFailed", "exp_alerts": []},
+                    {"eval_time": "28m", "alertname": "FinsentryModelLoadFailed",
+                     "exp_alerts": [_expected(alarm("model-load-failed"), "5")]},
+                ],
+            },
             {   # quarantine: 10 records/min (50 per 5 min) is fine, 30/min (150) is not
                 "interval": "1m",
                 "input_series": [{"series": 'finsentry_records_quarantined_total{reason="malformed"}',

@@ -8,7 +8,10 @@ The parameter (``finsentry.layout.model_parameter_name(env)``) holds JSON
 ``ModelLocator.current()`` asks SSM at most every ``refresh_s`` seconds; the artifact is loaded
 only when the parameter's SSM version changes. When no model can be used (no parameter, bad
 JSON, unreadable or tampered artifact) it returns a rules-only ``ServingModel`` and says why;
-it never raises. A model that loaded once keeps serving if its successor cannot be loaded.
+it never raises. A model that loaded once keeps serving if its successor cannot be loaded (or
+the parameter cannot be read): the ``ServingModel`` is then the old one with ``problem`` set,
+for as long as the pointer stays unusable (the scorer emits ``ModelLoadFailures`` per batch).
+The model's drift reference (``finsentry.drift``, in its metadata) comes along as ``drift``.
 """
 
 from __future__ import annotations
@@ -20,13 +23,14 @@ import tarfile
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from finsentry.detectors.artifact import METADATA_FILE, MODEL_FILE, ModelArtifactError, load_model
+from finsentry.drift import DriftReference, reference_from_metadata
 
 log = logging.getLogger(__name__)
 
@@ -35,16 +39,25 @@ REFRESH_S = 60.0
 
 @dataclass(frozen=True)
 class ServingModel:
-    """What the scorer uses now. ``detector`` None = rules-only (``problem`` says why)."""
+    """What the scorer uses now. ``detector`` None = rules-only (``problem`` says why); a
+    ``detector`` with a ``problem``: the model keeps serving because its successor (or the
+    parameter) could not be loaded. ``drift``: the training window's bins, None if the
+    artifact has none."""
 
     detector: Any
     version: str
     threshold: float
     problem: str = ""
+    drift: DriftReference | None = None
 
     @property
     def rules_only(self) -> bool:
         return self.detector is None
+
+    @property
+    def successor_failed(self) -> bool:
+        """A model serves, but the pointer's newer model (or the pointer itself) is unusable."""
+        return self.detector is not None and bool(self.problem)
 
 
 RULES_ONLY = ServingModel(detector=None, version="rules-only", threshold=1.0, problem="no model located yet")
@@ -106,6 +119,8 @@ class ModelLocator:
         self.clock = clock
         self.on_load = on_load
         self.serving: ServingModel = RULES_ONLY
+        self._loaded: ServingModel | None = None  # the last model that loaded (serves while its successor fails)
+        self._pointer_problem = ""  # why the parameter's current version could not be loaded
         self._ssm_version: int | None = None
         self._checked_at: float | None = None
 
@@ -118,29 +133,43 @@ class ModelLocator:
             param = self.ssm.get_parameter(Name=self.parameter)["Parameter"]
         except (ClientError, BotoCoreError) as exc:
             return self._unusable(f"model parameter {self.parameter} cannot be read: {exc}")
-        if param.get("Version") == self._ssm_version and (self.serving.detector is not None):
+        if param.get("Version") == self._ssm_version and self._loaded is not None:
+            # the same pointer as last time: its outcome stands (its model, or its failure to load)
+            self.serving = replace(self._loaded, problem=self._pointer_problem)
             return self.serving
+        self._ssm_version = param.get("Version")
         try:
             uri, version, threshold = _pointer(param["Value"])
             with tempfile.TemporaryDirectory(prefix="finsentry-model-") as tmp:
-                detector, _meta = load_model(fetch_artifact(uri, self.s3, Path(tmp)))
+                detector, meta = load_model(fetch_artifact(uri, self.s3, Path(tmp)))
         except ModelArtifactError as exc:
-            self._ssm_version = param.get("Version")
+            self._pointer_problem = str(exc)
             return self._unusable(str(exc))
-        self._ssm_version = param.get("Version")
-        self.serving = ServingModel(detector=detector, version=version, threshold=threshold)
+        self._pointer_problem = ""
+        self._loaded = self.serving = ServingModel(detector=detector, version=version, threshold=threshold,
+                                                   drift=_drift_reference(meta, version))  # fmt: skip
         log.info("model %s loaded from %s (threshold %.4f)", version, uri, threshold)
         if self.on_load is not None:
             self.on_load(self.serving)
         return self.serving
 
     def _unusable(self, problem: str) -> ServingModel:
-        if self.serving.detector is not None:
-            log.error("%s; the model %s keeps serving", problem, self.serving.version)
+        if self._loaded is not None:
+            log.error("%s; the model %s keeps serving", problem, self._loaded.version)
+            self.serving = replace(self._loaded, problem=problem)
             return self.serving
         log.error("%s; scoring with the rules only", problem)
         self.serving = ServingModel(detector=None, version="rules-only", threshold=1.0, problem=problem)
         return self.serving
+
+
+def _drift_reference(meta: dict[str, Any], version: str) -> DriftReference | None:
+    """The artifact's drift bins; a malformed reference costs the drift metrics, never the model."""
+    try:
+        return reference_from_metadata(meta)
+    except (KeyError, TypeError, ValueError) as exc:
+        log.error("model %s: drift reference unreadable (%s); no drift metrics for it", version, exc)
+        return None
 
 
 class StaticModel:

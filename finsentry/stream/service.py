@@ -17,6 +17,14 @@ not accepted, is FAILED: it is named in ``batchItemFailures`` and its retry comp
 Counting rule, per batch: ``received == scored + quarantined + redelivered + failed``, where
 ``scored`` counts records fully delivered and ``redelivered`` counts records skipped because
 their profile had already folded them in.
+
+Drift: while a model with a drift reference serves, a ``finsentry.drift.DriftWindow`` counts
+the features and scores of every row the model scored and folded into its profile (each
+transaction once: a retried profile write is not counted twice); when it holds
+``drift_min_rows`` rows its PSI is emitted (``ScorePsi``, ``FeaturePsi`` per ``Feature``)
+through the same metrics sink as the batch counts, and a new window starts. A new model
+(another detector object) starts a new window; rules-only and models without a reference
+publish no drift.
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from finsentry.drift import MIN_ROWS, DriftMeasurement, DriftWindow
 from finsentry.monitoring import Metric
 from finsentry.privacy import DEFAULT_MASK_KEY, mask_ids
 from finsentry.schema import MAX_STRING_LENGTH, Reason
@@ -41,7 +50,7 @@ from finsentry.stream.metrics import MemoryMetrics, MetricsSink
 from finsentry.stream.model_source import ServingModel
 from finsentry.stream.profiles import ProfileStore, StoredProfile
 from finsentry.stream.sinks import AlertPublisher, QuarantineQueue, ScoredSink, quarantine_message
-from finsentry.streaming import StreamScorer
+from finsentry.streaming import BatchOutcome, StreamScorer
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +68,8 @@ class BatchReport:
     mode: str = "model"
     model_version: str = ""
     seconds: float = 0.0
+    model_problem: str = ""  # why the pointer's model is not the one serving ("" = it is)
+    drift: DriftMeasurement | None = None  # the drift window this batch completed, if any
 
     def counts(self) -> dict[str, int]:
         return {"received": self.received, "scored": len(self.scored), "quarantined": len(self.quarantined),
@@ -117,7 +128,7 @@ class ScorerService:
     def __init__(self, profiles: ProfileStore, scored: ScoredSink, alerts: AlertPublisher,
                  quarantine: QuarantineQueue, models, metrics: MetricsSink | None = None,
                  mask_key: bytes = DEFAULT_MASK_KEY, known_accounts_only: bool = False,
-                 clock: Callable[[], float] = time.time) -> None:  # fmt: skip
+                 clock: Callable[[], float] = time.time, drift_min_rows: int = MIN_ROWS) -> None:  # fmt: skip
         self.profiles = profiles
         self.scored_sink = scored
         self.alerts = alerts
@@ -127,6 +138,9 @@ class ScorerService:
         self.mask_key = mask_key
         self.known_accounts_only = known_accounts_only  # quarantine accounts without a profile
         self.clock = clock
+        self.drift_min_rows = drift_min_rows  # rows per drift window (finsentry.drift.MIN_ROWS)
+        self.drift_window: DriftWindow | None = None  # of the model below; None: no drift published
+        self._drift_model: Any = None  # the detector the window belongs to
 
     def process(self, records: list[InboundRecord]) -> BatchReport:
         """Score one batch end to end; never raises on bad input or a failing service."""
@@ -148,6 +162,8 @@ class ScorerService:
 
         serving: ServingModel = self.models.current()
         report.mode, report.model_version = ("rules_only" if serving.rules_only else "model"), serving.version
+        report.model_problem = serving.problem
+        self._follow_model(serving)
         scorer = StreamScorer(serving.detector, threshold=serving.threshold, model_version=serving.version,
                               mask_key=self.mask_key)  # fmt: skip
         state = {acc: s.profile for acc, s in loaded.items()}
@@ -189,6 +205,7 @@ class ScorerService:
                 report.redelivered.append(r.key)
 
         self._deliver(pending, stored, write_failed, report)
+        report.drift = self._count_drift(outcome, write_failed)
         q_failed = self.quarantine.send(bad)
         for key, msg in bad.items():
             if key in q_failed:
@@ -201,6 +218,29 @@ class ScorerService:
         report.seconds = time.perf_counter() - started
         self._emit(report, outcome.alerts)
         return report
+
+    def _follow_model(self, serving: ServingModel) -> None:
+        """A new drift window whenever another model serves (none without a drift reference)."""
+        if serving.detector is self._drift_model:
+            return
+        self._drift_model = serving.detector
+        self.drift_window = (DriftWindow(serving.drift, min_rows=self.drift_min_rows)
+                             if serving.drift is not None and not serving.rules_only else None)  # fmt: skip
+
+    def _count_drift(self, outcome: BatchOutcome, write_failed: set[str]) -> DriftMeasurement | None:
+        """Count the rows folded into their profile; the window's PSI once it is full."""
+        window = self.drift_window
+        if window is None or outcome.scored.empty or outcome.features is None:
+            return None
+        kept = ~outcome.scored["account_id"].astype(str).isin(write_failed).to_numpy()  # rescored on the retry
+        try:
+            if kept.any():
+                window.add(outcome.features[kept], outcome.scored["score"].to_numpy()[kept])
+        except (KeyError, ValueError) as exc:  # a reference naming features the stream lacks: drift off, scoring on
+            log.error("drift window disabled for model %s: %s", self._drift_model, exc)
+            self.drift_window = None
+            return None
+        return window.measure_and_reset() if window.ready else None
 
     def _outputs(self, scored: pd.DataFrame, threshold: float, now: float) -> list[tuple[str, str, dict[str, Any]]]:
         """(account, trans_id, outbox entry) per scored row, in row order."""
@@ -253,6 +293,14 @@ class ScorerService:
             m.emit(Metric.ANOMALIES, int(n), dimensions={"AnomalyType": str(kind) or "unknown"})
         if report.mode == "rules_only":
             m.emit(Metric.RULES_ONLY, 1)
+        elif report.model_problem:  # the previous model serves: its successor cannot be loaded
+            m.emit(Metric.MODEL_LOAD_FAILED, 1)
+        if report.drift is not None:  # no extra dimension on ScorePsi: the series the score-drift alarm watches
+            if math.isfinite(report.drift.score_psi):
+                m.emit(Metric.SCORE_PSI, report.drift.score_psi, unit="None")
+            for feature, psi in sorted(report.drift.feature_psi.items()):
+                if math.isfinite(psi):
+                    m.emit(Metric.FEATURE_PSI, psi, unit="None", dimensions={"Feature": feature})
         if c["scored"]:
             m.emit(Metric.ANOMALY_RATE, 100.0 * len(report.alerts) / c["scored"], unit="Percent")
         m.emit(Metric.BATCH_LATENCY, 1000.0 * report.seconds, unit="Milliseconds")

@@ -51,6 +51,7 @@ def dimensions_by_alarm(w: Watched, env: str) -> dict[str, dict[str, str] | AllS
         "quarantine-rate": AllSeries(schema=("Reason", SERVICE_DIMENSION), where=scorer),
         "anomaly-rate": scorer,
         "rules-only": scorer,
+        "model-load-failed": scorer,
         "score-drift": scorer,
         "dlq-depth": {"QueueName": w.dlq_name},
         "quarantine-depth": {"QueueName": w.quarantine_name},

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from finsentry import drift
 from finsentry.detectors.artifact import load_model
 from finsentry.training import content_hash, data_files
 from tests.sagemaker.conftest import entry_point, training_env
@@ -27,6 +28,9 @@ def test_each_candidate_trains_into_the_model_dir_with_its_lineage(detector, cha
     assert lineage["hyperparameters"]["detector"] == detector  # decoded from SageMaker's JSON strings
     assert lineage["training_job"]["name"] == f"finsentry-{detector}-test"
     assert meta["training_window"][0] < meta["training_window"][1]
+    reference = drift.reference_from_metadata(meta)  # what the stream scorer measures drift against
+    assert set(reference.features) == set(model.feature_columns) and len(reference.score.shares) > 1
+    assert list(reference.window) == meta["training_window"]
     # the validation channel's figures are in the metadata and in the metric lines
     assert 0 <= meta["metrics"]["recall"] <= 1 and meta["metrics"]["threshold"] is not None
     assert "unusual_sequence" in meta["metrics"]["recall_by_type"]
