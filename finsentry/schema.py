@@ -354,13 +354,10 @@ def validate_records(
         else:
             malformed.append(repr(rec)[:4096])
             malformed_at.append(position)
-    # an index per object: an empty object {} is still a row (rejected for missing fields)
-    frame = pd.DataFrame.from_records(objects, index=range(len(objects))) if objects else pd.DataFrame()
-    if frame.empty and not objects:
+    if not objects:
         result = ValidationResult(empty_transactions(), _empty_rejections())
     else:
-        frame = frame.astype(object)
-        result = validate_frame(frame, known_accounts)
+        result = validate_frame(_object_frame(objects), known_accounts)
     at = np.asarray(object_at, dtype=np.int64)
     result.valid_positions = at[result.valid_positions] if result.valid_positions is not None else at[:0]
     rejected_at = at[result.rejected_positions] if result.rejected_positions is not None else at[:0]
@@ -371,6 +368,17 @@ def validate_records(
         result.rejected = pd.concat([bad, result.rejected], ignore_index=True)
     result.rejected_positions = np.concatenate([np.asarray(malformed_at, dtype=np.int64), rejected_at])
     return result
+
+
+def _object_frame(objects: list[Mapping[str, Any]]) -> pd.DataFrame:
+    """One row per object (``{}`` too), every column of dtype object with the values as given.
+
+    No dtype inference: ``DataFrame.from_records`` would turn ``[absent, 0]`` into the floats
+    ``[nan, 0.0]``, and a record's verdict would depend on the other records of its batch.
+    """
+    keys = dict.fromkeys(k for o in objects for k in o)
+    columns = {k: pd.Series([o.get(k) for o in objects], dtype=object) for k in keys}
+    return pd.DataFrame(columns, index=range(len(objects)))
 
 
 def _empty_rejections() -> pd.DataFrame:

@@ -92,3 +92,13 @@ def test_empty_inputs():
     assert validate_records([]).received == 0
     assert list(empty_transactions().columns) == list(TRANSACTION_COLUMNS)
     assert set(REQUIRED_COLUMNS) <= set(TRANSACTION_COLUMNS)
+
+
+def test_a_records_verdict_does_not_depend_on_its_neighbours():
+    int_id = good(trans_id=0)  # an integer id is accepted as "0"
+    no_id = {k: v for k, v in good(trans_id="2").items() if k != "trans_id"}
+    alone = validate_records([int_id])
+    beside = validate_records([no_id, int_id])  # pandas would infer [nan, 0.0] for this column
+    assert alone.valid["trans_id"].tolist() == ["0"]
+    assert beside.valid["trans_id"].tolist() == ["0"]
+    assert beside.rejected[["reason", "detail"]].values.tolist() == [["missing_field", "trans_id"]]
