@@ -16,6 +16,14 @@ Out, one per record in input order: ``trans_id``, ``account_id``, ``ts``, ``scor
 ``verdict`` (alert/normal), ``anomaly_type``, ``reasons`` (top reasons in words), ``model_version``;
 as JSON lines (default) or CSV (``reasons`` " ; "-joined). A record whose features are missing or
 not numbers gets ``verdict`` = ``invalid`` and its ``error``: nothing is dropped silently.
+
+``application/x-parquet`` out (what the state machine's Batch Transform asks for): one Parquet
+file with exactly the Glue ``scored`` table's columns (``finsentry.scoring.SCORED_COLUMNS``, their
+types; the ``dt`` partition comes from the output path ``scored/dt=D/<file>.out``). Curated
+features carry only ``trans_id``, ``account_id`` and ``ts`` of the transaction: the other
+transaction columns (``client_ref``, ``amount``, ``direction``, ``operation``, ``district_id``,
+``region``) are copied when the request has them and are null otherwise; an invalid record keeps
+``verdict`` = ``invalid`` with its error in ``reasons``.
 """
 
 from __future__ import annotations
@@ -31,13 +39,15 @@ import numpy as np
 import pandas as pd
 
 from finsentry.detectors.artifact import load_model
-from finsentry.scoring import score_transactions
+from finsentry.scoring import SCORED_COLUMNS, score_transactions
 
 ID_COLUMNS = ("trans_id", "account_id", "ts")
 OUTPUT_COLUMNS = (*ID_COLUMNS, "score", "verdict", "anomaly_type", "reasons", "model_version", "error")
 JSON_TYPES = ("application/jsonlines", "application/x-jsonlines", "application/json")
 CSV_TYPES = ("text/csv",)
 PARQUET_TYPES = ("application/x-parquet", "application/vnd.apache.parquet")
+PASSTHROUGH_COLUMNS = tuple(c for c in SCORED_COLUMNS if c not in (*ID_COLUMNS, *OUTPUT_COLUMNS))
+_PANDAS_TYPES = {"string": "string", "double": "float64", "int": "Int32", "bigint": "Int64"}
 
 
 class UnsupportedContentType(ValueError):
@@ -121,6 +131,9 @@ def predict(frame: pd.DataFrame, model: LoadedModel, top_k: int = 3) -> pd.DataF
     out["score"], out["verdict"], out["anomaly_type"] = np.nan, "invalid", ""
     out["reasons"] = [[] for _ in range(len(frame))]
     out["model_version"], out["error"] = model.version, ""
+    for c in PASSTHROUGH_COLUMNS:  # transaction attributes of the scored table, when the request has them
+        if c in frame.columns:
+            out[c] = frame[c]
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         out["error"] = f"missing features {missing[:5]}"
@@ -140,9 +153,36 @@ def predict(frame: pd.DataFrame, model: LoadedModel, top_k: int = 3) -> pd.DataF
     return out
 
 
-def render(result: pd.DataFrame, accept: str | None) -> tuple[str, str]:
-    """The response body and its content type: JSON lines (default) or CSV."""
+def scored_table_frame(result: pd.DataFrame) -> pd.DataFrame:
+    """``predict``'s result as rows of the Glue ``scored`` table: ``SCORED_COLUMNS`` in order, with
+    their types (missing transaction attributes null, an invalid record's error in ``reasons``)."""
+    reasons = [" ; ".join(r) for r in result["reasons"]]
+    errors = result["error"].fillna("").astype(str).to_numpy()
+    out = pd.DataFrame(index=result.index)
+    for name, kind in SCORED_COLUMNS.items():
+        if name == "reasons":
+            values = pd.Series([e or r for e, r in zip(errors, reasons, strict=True)], index=result.index)
+        elif name in result.columns:
+            values = result[name]
+        else:
+            values = pd.Series(pd.NA, index=result.index, dtype="object")
+        if kind == "timestamp":
+            out[name] = pd.to_datetime(values, errors="coerce").astype("datetime64[us]")
+        elif kind in ("double", "int", "bigint"):
+            out[name] = pd.to_numeric(values, errors="coerce").astype(_PANDAS_TYPES[kind])
+        else:
+            out[name] = values.astype("string")
+    return out.reset_index(drop=True)
+
+
+def render(result: pd.DataFrame, accept: str | None) -> tuple[str | bytes, str]:
+    """The response body and its content type: JSON lines (default), CSV, or Parquet rows of
+    the ``scored`` table."""
     kind = _base(accept) or "application/jsonlines"
+    if kind in PARQUET_TYPES:
+        buffer = io.BytesIO()
+        scored_table_frame(result).to_parquet(buffer, index=False)
+        return buffer.getvalue(), "application/x-parquet"
     if kind in CSV_TYPES:
         flat = result.assign(reasons=[" ; ".join(r) for r in result["reasons"]])
         return flat.to_csv(index=False, columns=list(OUTPUT_COLUMNS)), "text/csv"
@@ -153,5 +193,5 @@ def render(result: pd.DataFrame, accept: str | None) -> tuple[str, str]:
             rec["score"] = None if score is None or not math.isfinite(score) else float(score)
             rows.append(json.dumps(rec, ensure_ascii=False))
         return "\n".join(rows) + ("\n" if rows else ""), "application/jsonlines"
-    raise UnsupportedContentType(f"accept type {accept!r} is not supported; ask for JSON lines or CSV")
+    raise UnsupportedContentType(f"accept type {accept!r} is not supported; ask for JSON lines, CSV or Parquet")
 

@@ -28,8 +28,8 @@ def make_server(model_fn: Callable, input_fn: Callable, predict_fn: Callable, ou
     model = model_fn(model_dir)
 
     class Handler(BaseHTTPRequestHandler):
-        def _send(self, status: int, body: str, content_type: str = "application/json") -> None:
-            data = body.encode("utf-8")
+        def _send(self, status: int, body: str | bytes, content_type: str = "application/json") -> None:
+            data = body if isinstance(body, bytes) else body.encode("utf-8")  # Parquet out is bytes
             self.send_response(status)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(data)))

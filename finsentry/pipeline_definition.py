@@ -37,13 +37,14 @@ PLACEHOLDERS: tuple[str, ...] = (
 )
 
 # The candidates trained in parallel, in the order of the Parallel state's branches.
-CANDIDATES: tuple[str, ...] = ("isolation_forest", "lof", "lstm")
+CANDIDATES: tuple[str, ...] = ("isolation_forest", "lof", "lstm", "ensemble")
 
 _PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
 _JOB_PREFIXES = {
     "isolation_forest": "finsentry-iforest",
     "lof": "finsentry-lof",
     "lstm": "finsentry-lstm",
+    "ensemble": "finsentry-ensemble",
     "evaluation": "finsentry-eval",
     "model": "finsentry-model",
     "transform": "finsentry-score",

@@ -9,7 +9,10 @@ or canonical transactions, from which both are computed here (``features_with_se
 artifact (``model.joblib`` + ``metadata.json``: SageMaker tars the model directory into
 ``model.tar.gz``) with its lineage: training data location and SHA-256, code version,
 hyperparameters, training window, and the evaluation figures on the ``validation`` channel
-when one is given. ``evaluate_job`` scores every candidate artifact (and the champion's) on the
+when one is given. Both jobs keep only the rows inside ``FINSENTRY_WINDOW_START`` /
+``FINSENTRY_WINDOW_END`` (``finsentry.validation_set.apply_window``), and training drops the
+validation period (``exclude_validation``: rows from its first day on, and its trans_ids).
+``evaluate_job`` scores every candidate artifact (and the champion's) on the
 labelled validation period and writes ``evaluation.json`` with the decision of
 ``finsentry.evaluation.select_model``.
 """
@@ -36,6 +39,7 @@ from finsentry.detectors.sequence import ENSEMBLE_WEIGHT
 from finsentry.evaluation import ModelReport, evaluate_scores, select_model
 from finsentry.features import FEATURE_COLUMNS, SEQUENCE_SOURCE, features_with_sequence
 from finsentry.sagemaker_env import TrainingEnv
+from finsentry.validation_set import apply_window, exclude_validation, window_from_env
 
 DETECTORS = ("isolation_forest", "lof", "lstm", "ensemble")  # what the ``detector`` hyperparameter may name
 RESERVED_HYPERPARAMETERS = ("detector", "training_data_uri", "alert_budget", "ensemble_members", "ensemble_weights")
@@ -191,7 +195,15 @@ def train_job(job: TrainingEnv) -> dict[str, Any]:
         raise TrainingInputError(f"no 'train' channel (channels: {sorted(job.channels) or 'none'})")
     train_dir = job.channels["train"]
     files = data_files(train_dir)
-    train = model_frame(read_frame(train_dir))
+    start, end = window_from_env(job.extra)  # the state machine's training_window override
+    curated = apply_window(read_frame(train_dir), start, end)
+    validation = None
+    if "validation" in job.channels:  # the labelled validation period is never trained on
+        validation = model_frame(apply_window(read_frame(job.channels["validation"]), start, end))
+        curated = exclude_validation(curated, validation)
+    if curated.empty:
+        raise TrainingInputError(f"no training rows in the window {start} .. {end} before the validation period")
+    train = model_frame(curated)
     params = detector_params(hp)
     members, weights = hp.get("ensemble_members"), hp.get("ensemble_weights")
     detector = build_detector(name, params, list(members) if members else None,
@@ -201,8 +213,7 @@ def train_job(job: TrainingEnv) -> dict[str, Any]:
     fit_seconds = time.perf_counter() - started
     budget = float(hp.get("alert_budget", DEFAULT_BUDGET))
     metrics: dict[str, Any] = {}
-    if "validation" in job.channels:
-        validation = model_frame(read_frame(job.channels["validation"]))
+    if validation is not None:
         report, _ = score_report(detector, validation, budget, name)
         metrics = report
     window = training_window(train)
@@ -213,7 +224,8 @@ def train_job(job: TrainingEnv) -> dict[str, Any]:
         drift.METADATA_KEY: drift.build_reference(detector, train, window=tuple(window) if window else None).to_dict(),
         "lineage": {
             "training_data": {"uri": hp.get("training_data_uri"), "sha256": content_hash(files, train_dir),
-                              "files": len(files), "rows": len(train)},
+                              "files": len(files), "rows": len(train), "window": [start, end],
+                              "validation_rows": None if validation is None else len(validation)},
             "code_version": code_version(job.extra),
             "hyperparameters": dict(hp),
             "training_job": {"name": job.job_name, "arn": job.job_arn},
@@ -279,7 +291,8 @@ def artifact_dir(path: Path, scratch: Path) -> Path | None:
 
 def evaluate_job(models_dir: Path, validation_dir: Path, output_dir: Path, champion_dir: Path | None = None,
                  budget: float = DEFAULT_BUDGET, margin: float = 0.01, metric: str = "recall",
-                 price_per_hour: float = DEFAULT_PRICE_PER_HOUR) -> dict[str, Any]:  # fmt: skip
+                 price_per_hour: float = DEFAULT_PRICE_PER_HOUR,
+                 window: tuple[str | None, str | None] = (None, None)) -> dict[str, Any]:  # fmt: skip
     """Score every candidate under ``models_dir`` (one sub-folder each, named by the candidate)
     and the champion on the labelled validation data; write ``output_dir/evaluation.json``.
 
@@ -289,7 +302,9 @@ def evaluate_job(models_dir: Path, validation_dir: Path, output_dir: Path, champ
     means "no champion"; a champion that cannot be loaded (foreign features, tampered) is
     reported under ``champion.error`` and treated as no champion, so the challenger wins.
     """
-    validation = model_frame(read_frame(validation_dir))
+    validation = model_frame(apply_window(read_frame(validation_dir), *window))
+    if validation.empty:
+        raise TrainingInputError(f"no labelled validation rows in the window {window[0]} .. {window[1]}")
     candidates: dict[str, Any] = {}
     reports: list[ModelReport] = []
     with tempfile.TemporaryDirectory(prefix="finsentry-eval-") as tmp:

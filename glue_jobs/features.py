@@ -12,7 +12,10 @@ quarantined.
 
 Arguments (Glue ``--name value``): ``--data_bucket``, ``--env`` (required); ``--run_id``,
 ``--max_rejected_share`` (default 0.05), ``--account_groups`` (default 64; 0 = one group per
-account), ``--root``, ``--region`` (optional). See
+account), ``--root``, ``--region``, ``--validation_share`` (default 0.15: the last share of the
+window's days, labelled with injected anomalies, goes to ``curated/validation/``; 0 = none),
+``--anomaly_rate`` (0.004), ``--seed`` (0), ``--window_start`` / ``--window_end`` (the state
+machine's training window) (optional). See
 ``finsentry.etl.jobs``.
 """
 

@@ -10,7 +10,8 @@ The decision in short JSON also goes to /opt/ml/output/message (the job's ExitMe
 failure the reason does, with exit code 1 (``FINSENTRY_OUTPUT_DIR`` moves that folder).
 Arguments (ContainerArguments) or environment: ``--budget`` / ``ALERT_BUDGET`` (0.01),
 ``--margin`` / ``SELECTION_MARGIN`` (0.01), ``--metric`` / ``SELECTION_METRIC`` (recall),
-``--price-per-hour`` / ``INSTANCE_PRICE_PER_HOUR`` (USD). Logic: ``finsentry.training``.
+``--price-per-hour`` / ``INSTANCE_PRICE_PER_HOUR`` (USD); ``FINSENTRY_WINDOW_START`` /
+``FINSENTRY_WINDOW_END`` keep the validation rows inside the training window. Logic: ``finsentry.training``.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from collections.abc import Mapping, Sequence
 
 from finsentry.sagemaker_env import exit_message_path, processing_dir, write_failure
 from finsentry.training import DEFAULT_BUDGET, DEFAULT_PRICE_PER_HOUR, evaluate_job, exit_message
+from finsentry.validation_set import window_from_env
 
 
 def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
@@ -38,7 +40,8 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     try:
         result = evaluate_job(root / "models", root / "validation", root / "evaluation",
                               champion_dir=root / "champion", budget=args.budget, margin=args.margin,
-                              metric=args.metric, price_per_hour=args.price_per_hour)  # fmt: skip
+                              metric=args.metric, price_per_hour=args.price_per_hour,
+                              window=window_from_env(env))  # fmt: skip
     except Exception as exc:
         write_failure(message, exc)  # the job's ExitMessage says why it failed
         print(f"evaluation failed: {type(exc).__name__}: {exc}", file=sys.stderr)

@@ -1,8 +1,9 @@
 """SageMaker Batch Transform / endpoint handlers: ``model_fn``, ``input_fn``, ``predict_fn``, ``output_fn``.
 
-In: JSON lines (or JSON) or CSV records of curated features; out: score, verdict, anomaly type
-and top reasons per record (JSON lines or CSV, by the Accept header). ``FINSENTRY_THRESHOLD``
-overrides the alert threshold recorded in the model. Run as a script (``serve``) it answers
+In: JSON lines (or JSON), CSV or a whole Parquet file of curated features; out: score, verdict,
+anomaly type and top reasons per record (JSON lines or CSV, by the Accept header; Parquet rows of
+the Glue ``scored`` table for ``application/x-parquet``, as the state machine's Batch Transform asks).
+``FINSENTRY_THRESHOLD`` overrides the alert threshold recorded in the model. Run as a script (``serve``) it answers
 SageMaker's container contract: ``GET /ping`` and ``POST /invocations`` on port 8080.
 Logic: ``finsentry.batch_inference`` and ``finsentry.model_server``.
 """
@@ -29,7 +30,7 @@ def predict_fn(input_data, model: batch_inference.LoadedModel, context=None):
     return batch_inference.predict(batch_inference.parse(body, content_type, model), model)
 
 
-def output_fn(prediction, accept: str, context=None) -> tuple[str, str]:
+def output_fn(prediction, accept: str, context=None) -> tuple[str | bytes, str]:
     return batch_inference.render(prediction, accept)
 
 

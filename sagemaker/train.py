@@ -4,7 +4,9 @@ Hyperparameters (``hyperparameters.json`` / ``SM_HPS`` / ``SM_HP_*``): ``detecto
 {isolation_forest, lof, lstm, ensemble}; ``training_data_uri`` (S3 location of the train channel,
 recorded as lineage); ``alert_budget``; anything else goes to the detector (e.g. ``epochs``).
 Channels: ``train`` (curated features or canonical transactions), optional ``validation``
-(labelled: the figures are recorded in the artifact's metadata). Output: the files of
+(labelled: the figures are recorded in the artifact's metadata, and its period is dropped
+from the training data). Environment ``FINSENTRY_WINDOW_START`` / ``FINSENTRY_WINDOW_END``:
+only rows inside the training window are used. Output: the files of
 ``SM_MODEL_DIR`` (/opt/ml/model), which SageMaker uploads as ``model.tar.gz``. On failure the
 reason goes to /opt/ml/output/failure and the exit code is 1. Logic: ``finsentry.training``.
 """

@@ -19,14 +19,28 @@ option                 required  meaning
 ``--account_groups``   no        account groups of the features stage (default 64; 0 = one
                                  ``applyInPandas`` group per account, several times slower)
 ``--region``           no        AWS region of the Glue and CloudWatch clients
+``--validation_share`` no        features job: share of the window's rows (whole days, the last
+                                 ones) written as the labelled validation period to
+                                 ``curated/validation/`` (default 0.15; 0 = none)
+``--anomaly_rate``     no        features job: share of the validation rows turned into labelled
+                                 anomalies (default 0.004)
+``--seed``             no        features job: seed of the anomaly injection (default 0)
+``--window_start``     no        features job: the state machine's training window (YYYY-MM-DD;
+``--window_end``                 empty or 0001-01-01 / 9999-12-31 = open): the validation period
+                                 is the last share of it (``finsentry.validation_set``)
 =====================  ========  ==============================================================
 
 Outputs (prefixes from ``finsentry.layout.PREFIXES``): ``curated/transactions/dt=.../`` and
 ``curated/features/dt=.../`` (Parquet), ``quarantine/<job>/run_id=<id>/`` (JSON lines, one
 reason per row), ``<output>/_quality/<job>-<run_id>.json`` (the quality report), CloudWatch
 metrics ``Metric.ETL_*``, and the Glue tables ``transactions`` / ``features`` with their
-partitions. When the quality gate fails, the quarantine, the report and the metrics are
-written, nothing is published to ``curated/``, and the process exits with status 2.
+partitions; the features job also writes ``curated/validation/validation.parquet`` (ids,
+``CURATED_COLUMNS``, ``is_anomaly``, ``anomaly_type``: ``finsentry.validation_set.labelled_validation``
+on the driver; permanent orders read from ``raw/``, without them the missing-recurring type is
+skipped and the report says so). Training drops that period (``exclude_validation``), so
+``curated/features/`` keeps every row for Batch Transform. When the quality gate fails, the
+quarantine, the report and the metrics are written, nothing is published to ``curated/``, and
+the process exits with status 2.
 """
 
 from __future__ import annotations
@@ -42,11 +56,14 @@ from typing import Any
 from finsentry.etl import catalog, quality, transforms
 from finsentry.features import FEATURE_COLUMNS
 from finsentry.layout import PARTITION_KEY, PREFIXES
+from finsentry.validation_set import DEFAULT_ANOMALY_RATE, DEFAULT_VALIDATION_SHARE
 
 REQUIRED = ("data_bucket", "env")
 OPTIONAL: dict[str, str] = {
     "run_id": "", "max_rejected_share": str(quality.DEFAULT_MAX_REJECTED_SHARE), "root": "",
     "raw_prefix": PREFIXES.raw, "buckets": "16", "account_groups": "64", "region": "",
+    "validation_share": str(DEFAULT_VALIDATION_SHARE), "anomaly_rate": str(DEFAULT_ANOMALY_RATE), "seed": "0",
+    "window_start": "", "window_end": "",
 }  # fmt: skip
 QUARANTINE_COLUMNS = ("stage", "table", "line", "reason", "detail", "raw")
 
@@ -62,8 +79,15 @@ class JobOptions:
     buckets: int = 16
     account_groups: int = 64
     region: str = ""
+    validation_share: float = DEFAULT_VALIDATION_SHARE
+    anomaly_rate: float = DEFAULT_ANOMALY_RATE
+    seed: int = 0
+    window_start: str = ""
+    window_end: str = ""
 
     def __post_init__(self) -> None:
+        if not 0 <= self.validation_share < 1:
+            raise ValueError(f"--validation_share must be a share in [0, 1), got {self.validation_share}")
         if not 0 <= self.max_rejected_share <= 1:
             raise ValueError(f"--max_rejected_share must be a share in [0, 1], got {self.max_rejected_share}")
         self.root = self.root or f"s3://{self.data_bucket}"
@@ -93,23 +117,30 @@ def resolve_options(argv: list[str]) -> JobOptions:
         max_rejected_share=float(values["max_rejected_share"]), root=values.get("root", ""),
         raw_prefix=values["raw_prefix"], buckets=int(values["buckets"]),
         account_groups=int(values["account_groups"]), region=values.get("region", ""),
+        validation_share=float(values["validation_share"]), anomaly_rate=float(values["anomaly_rate"]),
+        seed=int(values["seed"]), window_start=values.get("window_start", ""), window_end=values.get("window_end", ""),
         **({"run_id": values["run_id"]} if values.get("run_id") else {}),
     )  # fmt: skip
 
 
 def write_text(uri: str, text: str, s3=None) -> str:
     """Write a small text object to ``s3://bucket/key`` (boto3) or a local path."""
+    return write_bytes(uri, text.encode(), s3, "application/json")
+
+
+def write_bytes(uri: str, data: bytes, s3=None, content_type: str = "application/octet-stream") -> str:
+    """Write an object (driver-sized) to ``s3://bucket/key`` (boto3) or a local path."""
     if uri.startswith("s3://"):
         bucket, key = uri[len("s3://"):].split("/", 1)
         if s3 is None:
             import boto3
 
             s3 = boto3.client("s3")
-        s3.put_object(Bucket=bucket, Key=key, Body=text.encode(), ContentType="application/json")
+        s3.put_object(Bucket=bucket, Key=key, Body=data, ContentType=content_type)
         return uri
     path = Path(uri.removeprefix("file://"))
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
+    path.write_bytes(data)
     return uri
 
 
@@ -255,7 +286,50 @@ def run_features(spark, opts: JobOptions, clients: Clients | None = None) -> qua
     lap("write")
     report.outputs["features"] = opts.uri(PREFIXES.curated)
     features.unpersist()
+    if opts.validation_share > 0:
+        report.outputs.update(_write_validation(spark, transactions, opts, clients))
+        lap("validation")
+        write_text(report.outputs["quality_report"], report.to_json(), clients.s3)  # now with the validation set
     return report
+
+
+def _orders(spark, opts: JobOptions) -> tuple[Any, str]:
+    """Permanent orders from the raw bank files (for the missing-recurring anomalies), or none
+    with the reason (the job then skips that anomaly type and says so in its report)."""
+    import pandas as pd
+
+    from finsentry.datasets import czech
+    from finsentry.etl import spark as engine
+
+    try:
+        return czech.orders_frame(engine.read_bank(spark, opts.uri(opts.raw_prefix)).tables), ""
+    except Exception as exc:  # noqa: BLE001 - any unreadable raw folder: validation goes on without orders
+        empty = pd.DataFrame(columns=["account_id", "partner_bank", "partner_account", "amount", "k_symbol"])
+        return empty, f"no permanent orders ({type(exc).__name__}: {exc})"
+
+
+def _write_validation(spark, transactions, opts: JobOptions, clients: Clients) -> dict[str, str]:
+    """The labelled validation period (``validation_set.labelled_validation``, on the driver) as
+    one Parquet file under ``curated/validation/``; its figures for the report."""
+    import io
+
+    from finsentry.validation_set import labelled_validation
+
+    canonical = transactions.select(*transforms.CANONICAL_COLUMNS, transforms.SEQ).toPandas()
+    canonical = canonical.sort_values(["account_id", transforms.SEQ], kind="stable")
+    canonical = canonical[list(transforms.CANONICAL_COLUMNS)].reset_index(drop=True)
+    orders, why = _orders(spark, opts)
+    result = labelled_validation(canonical, orders, opts.validation_share, start=opts.window_start,
+                                 end=opts.window_end, rate=opts.anomaly_rate, seed=opts.seed)  # fmt: skip
+    buffer = io.BytesIO()
+    result.frame.to_parquet(buffer, index=False)
+    uri = write_bytes(opts.uri(f"{PREFIXES.validation}validation.parquet"), buffer.getvalue(), clients.s3,
+                      "application/x-parquet")  # fmt: skip
+    skipped = {**result.skipped, **({"orders": why} if why else {})}
+    anomalies = int(result.frame["is_anomaly"].sum())
+    return {"validation": uri, "validation_start": f"{result.start:%Y-%m-%d}",
+            "validation_rows": str(len(result.frame)), "validation_anomalies": str(anomalies),
+            "validation_skipped": json.dumps(skipped)}  # fmt: skip
 
 
 RUNNERS = {"ingest": run_ingest, "features": run_features}

@@ -32,10 +32,11 @@ from rich.console import Console
 from rich.table import Table
 
 import finsentry
+from finsentry.pipeline_definition import CANDIDATES
 from finsentry.training import EVALUATION_FILE
 
 ENTRY_POINTS = Path(finsentry.__file__).resolve().parents[1] / "sagemaker"
-TRAINING_CANDIDATES = ("isolation_forest", "lof", "lstm")
+TRAINING_CANDIDATES = CANDIDATES  # the state machine's Parallel branches, in their order
 ID_COLUMNS = ("trans_id", "account_id", "ts")
 LABELS = ("is_anomaly", "anomaly_type")
 
@@ -127,6 +128,7 @@ def run_training_jobs(transactions: pd.DataFrame, features: pd.DataFrame, train:
                   **(hyperparameters or {}).get(name, {})}
             (config / "hyperparameters.json").write_text(json.dumps({k: json.dumps(v) for k, v in hp.items()}))
             env = {"SM_ROOT": str(job), "SM_MODEL_DIR": str(job / "model"), "SM_CHANNEL_TRAIN": str(channels["train"]),
+                   "SM_CHANNEL_VALIDATION": str(channels["validation"]),
                    "TRAINING_JOB_NAME": f"local-{name}"}  # fmt: skip
             started = time.perf_counter()
             _train(env)

@@ -159,7 +159,7 @@ class MlPipelineStack(FinsentryStack):
         allow_prefixes(
             role,
             bucket,
-            read=[PREFIXES.curated, PREFIXES.models],
+            read=[PREFIXES.curated, PREFIXES.validation, PREFIXES.models],  # validation: training and evaluation
             write=[PREFIXES.models, PREFIXES.reports, PREFIXES.scored],
         )
         allow(

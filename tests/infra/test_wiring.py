@@ -230,3 +230,26 @@ def test_msk_source_replaces_the_stream_and_passes_the_gates(tmp_path):
     esm = one(msk, "AWS::Lambda::EventSourceMapping")
     assert esm["EventSourceArn"] == arn and esm["Topics"] == ["transactions"]
     assert refers_to(esm["DestinationConfig"]["OnFailure"]["Destination"], "ScorerDlq")
+
+
+def _s3_uris(node):
+    if isinstance(node, dict):
+        for k, v in node.items():
+            if k in ("S3Uri", "S3DataSource") and isinstance(v, str):
+                yield v
+            yield from _s3_uris(v)
+    elif isinstance(node, list):
+        for v in node:
+            yield from _s3_uris(v)
+
+
+def test_sagemaker_role_reads_every_data_prefix_the_asl_jobs_read(dev):
+    """Training and evaluation read curated/features/ and the labelled curated/validation/."""
+    asl = json.loads((REPO_ROOT / TRAINING_ASL).read_text())
+    prefixes = {u.split("${DataBucket}/", 1)[1] for u in _s3_uris(asl) if "${DataBucket}/curated/" in u}
+    assert prefixes == {PREFIXES.curated, PREFIXES.validation}
+    roles = [r for _, lid, r in dev.resources("AWS::IAM::ManagedPolicy") if lid.startswith("SageMakerRole")]
+    assert roles
+    text = json.dumps([r["Properties"]["PolicyDocument"] for r in roles])
+    for prefix in prefixes:
+        assert f"/{prefix}*" in text, prefix

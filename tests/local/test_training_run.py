@@ -5,9 +5,9 @@ from __future__ import annotations
 import pandas as pd
 from rich.console import Console
 
-from finsentry.detectors import make_detector
 from finsentry.detectors.artifact import save_model
 from finsentry.local.training_run import print_training_run, run_training_jobs
+from finsentry.training import build_detector
 from tests.sagemaker.conftest import FAST
 
 
@@ -22,14 +22,14 @@ def _masks(labelled):
     return transactions, features, ~late, late
 
 
-def test_the_three_candidates_go_through_the_entry_points_and_a_champion_is_compared(labelled, tmp_path):
+def test_the_four_candidates_go_through_the_entry_points_and_a_champion_is_compared(labelled, tmp_path):
     transactions, features, train, validation = _masks(labelled)
     first = run_training_jobs(transactions, features, train, validation, 0.02, hyperparameters=FAST)
     assert first.entry_points == "sagemaker/" and set(first.evaluation["candidates"]) == {"isolation_forest", "lof",
-                                                                                            "lstm"}
+                                                                                            "lstm", "ensemble"}
     assert first.evaluation["selection"]["promote"] is True and first.evaluation["champion"] is None
     best = first.evaluation["selection"]["best"]
-    champion = save_model(make_detector(best, **FAST[best]).fit(features[train]), tmp_path / "champion")
+    champion = save_model(build_detector(best, FAST.get(best, {})).fit(features[train]), tmp_path / "champion")
     second = run_training_jobs(transactions, features, train, validation, 0.02, champion=champion,
                                hyperparameters=FAST, candidates=(best,))  # fmt: skip
     assert second.evaluation["selection"]["promote"] is False  # the same model again: no margin

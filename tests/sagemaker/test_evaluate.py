@@ -105,3 +105,20 @@ def test_an_archive_escaping_its_folder_is_refused(channels, tmp_path):
     assert evaluate.main([], env) == 1
     assert "refused archive member" in (tmp_path / "output" / "message").read_text()
     assert not (tmp_path.parent / "escaped.txt").exists()
+
+
+def test_the_training_window_limits_the_validation_rows(channels, trained, tmp_path):
+    import pandas as pd
+
+    ts = pd.to_datetime(pd.read_parquet(channels["validation"])["ts"])
+    middle = (ts.min() + (ts.max() - ts.min()) / 2).strftime("%Y-%m-%d")
+    env = {**_processing(tmp_path / "all", channels, trained)}
+    assert evaluate.main([], env) == 0
+    everything = json.loads((tmp_path / "all" / "evaluation" / "evaluation.json").read_text())["rows"]
+    env = {**_processing(tmp_path / "half", channels, trained), "FINSENTRY_WINDOW_END": middle}
+    assert evaluate.main([], env) == 0
+    rows = json.loads((tmp_path / "half" / "evaluation" / "evaluation.json").read_text())["rows"]
+    assert rows == int((ts < pd.Timestamp(middle) + pd.Timedelta(days=1)).sum()) < everything
+    env = {**_processing(tmp_path / "none", channels, trained), "FINSENTRY_WINDOW_END": "1900-01-01"}
+    assert evaluate.main([], env) == 1
+    assert "no labelled validation rows in the window" in (tmp_path / "none" / "output" / "message").read_text()

@@ -130,3 +130,47 @@ def test_a_whole_curated_parquet_file_is_one_request(model_dir, labelled):
     rows = [json.loads(line) for line in out.splitlines()]
     assert [r["trans_id"] for r in rows] == records["trans_id"].astype(str).tolist()
     assert all(r["verdict"] in ("alert", "normal") for r in rows)
+
+
+def test_parquet_out_is_rows_of_the_scored_table_also_through_the_container(model_dir, labelled):
+    """What BackfillScores asks for (ContentType and Accept application/x-parquet): a file the Glue
+    ``scored`` table reads: exactly SCORED_COLUMNS with their types, every record kept."""
+    import io
+    import json as _json
+
+    from finsentry.pipeline_definition import read_definition
+    from finsentry.scoring import SCORED_COLUMNS
+
+    backfill = _json.loads(read_definition())["States"]["BackfillScores"]["Parameters"]
+    content_type, accept = backfill["TransformInput"]["ContentType"], backfill["TransformOutput"]["Accept"]
+    model = inference.model_fn(str(model_dir))
+    records = _records(labelled, 12).reset_index(drop=True)
+    records[FEATURE_COLUMNS[0]] = records[FEATURE_COLUMNS[0]].astype(str)
+    records.loc[3, FEATURE_COLUMNS[0]] = "not a number"
+    records["amount"] = 100.0 + records.index  # a transaction attribute the request happens to carry
+    buffer = io.BytesIO()
+    records.to_parquet(buffer, index=False)
+    out, kind = _run(model, buffer.getvalue(), content_type, accept)
+    assert kind == "application/x-parquet" and isinstance(out, bytes)
+    scored = pd.read_parquet(io.BytesIO(out))
+    assert list(scored.columns) == list(SCORED_COLUMNS)
+    assert scored["trans_id"].tolist() == records["trans_id"].astype(str).tolist()
+    assert str(scored["ts"].dtype).startswith("datetime64") and scored["ts"].notna().all()
+    assert scored["score"].dtype == "float64" and scored["amount"].tolist() == records["amount"].tolist()
+    assert scored["region"].isna().all()  # not in curated features: null, not invented
+    assert scored.loc[3, "verdict"] == "invalid" and "not numbers" in scored.loc[3, "reasons"]
+    assert set(scored.drop(index=3)["verdict"]) <= {"alert", "normal"} and scored.drop(index=3)["score"].notna().all()
+    server = make_server(inference.model_fn, inference.input_fn, inference.predict_fn, inference.output_fn,
+                         model_dir=str(model_dir), host="127.0.0.1", port=0)  # fmt: skip
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", server.server_address[1], timeout=60)
+        conn.request("POST", "/invocations", body=buffer.getvalue(),
+                     headers={"Content-Type": content_type, "Accept": accept})  # fmt: skip
+        response = conn.getresponse()
+        assert response.status == 200 and response.getheader("Content-Type") == "application/x-parquet"
+        assert pd.read_parquet(io.BytesIO(response.read()))["trans_id"].tolist() == scored["trans_id"].tolist()
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
 import pytest
 
 from finsentry import drift
@@ -98,3 +99,34 @@ def test_an_ensemble_with_the_lstm_is_one_training_job(channels, tmp_path):
     assert all(m.params["random_state"] == 3 for m in model.members)
     assert train.main(training_env(tmp_path / "x", channels, "ensemble", ensemble_members=["ensemble"])) == 1
     assert "members must be base detectors" in (tmp_path / "x" / "output" / "failure").read_text()
+
+
+def test_the_training_window_and_the_validation_period_are_kept_out_of_training(labelled, tmp_path):
+    """One prefix holding everything (as curated/features/ does): training keeps the window's rows
+    before the validation period; evaluation keeps the window's validation rows."""
+    train_rows, validation = labelled
+    everything = pd.concat([train_rows, validation.drop(columns=["is_anomaly", "anomaly_type"])], ignore_index=True)
+    (tmp_path / "train").mkdir()
+    everything.to_parquet(tmp_path / "train" / "part.parquet", index=False)
+    (tmp_path / "validation").mkdir()
+    validation.to_parquet(tmp_path / "validation" / "part.parquet", index=False)
+    channels = {"train": tmp_path / "train", "validation": tmp_path / "validation"}
+    env = training_env(tmp_path / "all", channels, "isolation_forest")
+    assert train.main(env) == 0
+    meta = load_model(tmp_path / "all" / "model")[1]
+    first_validation_day = pd.to_datetime(validation["ts"]).min().normalize()
+    before = int((pd.to_datetime(everything["ts"]) < first_validation_day).sum())
+    assert meta["lineage"]["training_data"]["rows"] == before < len(everything)
+    assert pd.Timestamp(meta["training_window"][1]) < first_validation_day
+    start = (pd.to_datetime(train_rows["ts"]).min() + pd.Timedelta(days=20)).strftime("%Y-%m-%d")
+    windowed = training_env(tmp_path / "window", channels, "isolation_forest")
+    windowed["FINSENTRY_WINDOW_START"], windowed["FINSENTRY_WINDOW_END"] = start, "9999-12-31"
+    assert train.main(windowed) == 0
+    meta = load_model(tmp_path / "window" / "model")[1]
+    assert pd.Timestamp(meta["training_window"][0]) >= pd.Timestamp(start)
+    assert meta["lineage"]["training_data"]["window"] == [start, "9999-12-31"]
+    assert meta["lineage"]["training_data"]["rows"] < before
+    empty = training_env(tmp_path / "empty", channels, "isolation_forest")
+    empty["FINSENTRY_WINDOW_END"] = "1900-01-01"
+    assert train.main(empty) == 1
+    assert "no training rows in the window" in (tmp_path / "empty" / "output" / "failure").read_text()

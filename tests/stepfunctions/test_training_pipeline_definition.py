@@ -75,7 +75,7 @@ def test_every_task_retries_and_every_catch_reaches_the_failure_notification(asl
                 assert scope[target]["Type"] == "Fail", f"{name} catches into {target}"
                 assert {c["Next"] for c in top[parallel]["Catch"]} == {FAILURE_NOTIFICATION}
             assert catch.get("ResultPath") in ("$.error", "$.notify_error"), name
-    assert tasks == 15
+    assert tasks == 16  # 12 top-level Tasks + one training Task per candidate (4)
     assert top[FAILURE_NOTIFICATION]["Resource"] == "arn:aws:states:::sns:publish"
     assert top[top[FAILURE_NOTIFICATION]["Next"]]["Type"] == "Fail"
 
@@ -116,7 +116,7 @@ def test_job_names_are_unique_per_execution_and_valid(asl: dict) -> None:
     name_keys = ("TrainingJobName", "ProcessingJobName", "TransformJobName", "ModelName")
     named = [(n, k) for n, s in states.items() for k in name_keys if k in s.get("Parameters", {}) or f"{k}.$" in
              s.get("Parameters", {})]  # fmt: skip
-    assert len(named) == 7  # 3 trainings, evaluation, model, transform (ModelName), transform job
+    assert len(named) == 8  # 4 trainings, evaluation, model, transform (ModelName), transform job
     for state, key in named:
         assert states[state]["Parameters"][f"{key}.$"].startswith("$.run.jobs."), (state, key)
     longest = "a_" * 40  # execution names: up to 80 characters, underscores allowed
@@ -125,7 +125,7 @@ def test_job_names_are_unique_per_execution_and_valid(asl: dict) -> None:
     assert job_names("run-1") != job_names("run-2")
 
 
-def test_training_branches_are_the_three_candidates(asl: dict) -> None:
+def test_training_branches_are_the_four_candidates(asl: dict) -> None:
     branches = asl["States"]["TrainCandidates"]["Branches"]
     detectors = [b["States"][b["StartAt"]]["Parameters"]["HyperParameters"]["detector"] for b in branches]
     assert tuple(detectors) == CANDIDATES
@@ -149,7 +149,7 @@ def test_the_decision_reads_only_what_select_model_writes(asl: dict) -> None:
     and the table must be ranked best first (the promotion reads its threshold from row 0)."""
     used = set(re.findall(r"\$\.evaluation\.document\.selection\.([a-z_]+)", json.dumps(asl)))
     reports = [ModelReport(name=n, threshold=0.5 + i / 10, alerts=1, precision=1.0, recall=r)
-               for i, (n, r) in enumerate(zip(CANDIDATES, (0.3, 0.9, 0.6), strict=True))]  # fmt: skip
+               for i, (n, r) in enumerate(zip(CANDIDATES, (0.3, 0.9, 0.6, 0.7), strict=True))]  # fmt: skip
     for champion in (None, ModelReport(name="lof", threshold=0.2, alerts=1, precision=1.0, recall=0.95)):
         selection = select_model(reports, champion).to_dict()
         assert used <= set(selection), used - set(selection)

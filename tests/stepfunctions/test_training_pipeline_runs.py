@@ -78,7 +78,8 @@ def test_challenger_promoted_registers_points_scorer_backfills_and_notifies(pipe
     inputs = {i["InputName"]: i["S3Input"]["S3Uri"] for i in processing["ProcessingInputs"]}
     assert inputs == {"validation": f"s3://{bucket}/curated/validation/", "lof": lof_uri, "champion": old["model_uri"],
                       "isolation_forest": lof_uri.replace(names["lof"], names["isolation_forest"]),
-                      "lstm": lof_uri.replace(names["lof"], names["lstm"])}  # fmt: skip
+                      "lstm": lof_uri.replace(names["lof"], names["lstm"]),
+                      "ensemble": lof_uri.replace(names["lof"], names["ensemble"])}  # fmt: skip
     assert processing["AppSpecification"]["ContainerEntrypoint"] == ["evaluate"]
     (evaluation_request,) = run.requests("createProcessingJob.sync")
     assert evaluation_request["Environment"] == {
@@ -129,7 +130,7 @@ def test_champion_kept_leaves_the_scorer_alone_and_notifies_the_table(pipeline: 
     body = json.loads(message["Message"])
     assert body["outcome"] == "champion kept" and body["serving"] == "lof"
     assert body["reason"] == doc["selection"]["reason"]
-    assert [row["role"] for row in body["table"]] == ["candidate"] * 3 + ["champion"]
+    assert [row["role"] for row in body["table"]] == ["candidate"] * len(CANDIDATES) + ["champion"]
     # defaults applied when the input gives no override
     job = pipeline.sagemaker.describe_training_job(TrainingJobName=job_names("nightly-2")["lstm"])
     assert job["HyperParameters"]["alert_budget"] == "0.01"
@@ -240,8 +241,8 @@ def test_evaluation_job_failure_is_caught_at_the_task(pipeline: Pipeline, evalua
 
 
 def test_each_candidate_can_fail_and_be_promoted(pipeline: Pipeline, failing_trainings: set[str]) -> None:
-    """The other two branches' Fail states and Use<Candidate> states, run once each."""
-    for detector, state in (("isolation_forest", "IsolationForest"), ("lof", "Lof")):
+    """The other branches' Fail states and Use<Candidate> states, run once each."""
+    for detector, state in (("isolation_forest", "IsolationForest"), ("lof", "Lof"), ("ensemble", "Ensemble")):
         failing_trainings.clear()
         failing_trainings.add(detector)
         run = pipeline.run(f"fail-{detector.replace('_', '-')}")
@@ -250,7 +251,7 @@ def test_each_candidate_can_fail_and_be_promoted(pipeline: Pipeline, failing_tra
         assert run.cause.startswith(f"TrainingFailed: {detector} training failed with States.TaskFailed")
     failing_trainings.clear()
     bucket = pipeline.subs["DataBucket"]
-    for detector in ("isolation_forest", "lstm"):
+    for detector in ("isolation_forest", "lstm", "ensemble"):
         execution = f"promote-{detector.replace('_', '-')}"
         pipeline.put_evaluation(execution, evaluation(None, **{detector: 0.9}))
         run = pipeline.run(execution)
