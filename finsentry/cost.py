@@ -21,7 +21,7 @@ import yaml
 
 from finsentry.anomalies import AnomalyType
 from finsentry.features import FEATURE_COLUMNS
-from finsentry.monitoring import ALARMS, Metric
+from finsentry.monitoring import ALARMS, SERVICE_ALARMS, Metric
 from finsentry.schema import Reason
 
 PRICES_DIR = Path(__file__).resolve().parent / "data"
@@ -109,11 +109,15 @@ class StackProfile:
     seconds_per_record: float = 1 / 5420  # measured: bench.stream, 5,420 records/s per core
     seconds_per_batch: float = 0.08  # DynamoDB BatchGet/BatchWrite, Firehose, SNS round trips
     log_bytes_per_invocation: int = 1500  # START/END/REPORT lines and the EMF metrics blob
-    # DynamoDB profiles (on-demand): one strongly consistent read and one write per record
-    profile_rru_per_record: float = 1.0  # item <= 4 KB: 1 RRU strongly consistent
-    profile_wru_per_record: float = 4.0  # measured: an AccountProfile is about 3.8 kB -> 4 WRU (1 KB steps)
+    # DynamoDB profiles (on-demand), per record (one transaction per account per batch, the usual
+    # case): one strongly consistent read, then two writes of the whole item (finsentry.stream.
+    # profiles): the conditional PutItem of the profile with its outbox, and the UpdateItem that
+    # trims the delivered outbox (billed on the item's size too). Measured item: 2.9 kB of state
+    # (336 float64 + 20 int64) + 256 remembered trans_ids (~2.6 kB) = ~5.5 kB.
+    profile_rru_per_record: float = 2.0  # 5.5 kB in 4 KB steps, strongly consistent
+    profile_wru_per_record: float = 12.0  # 2 writes x 6 WRU (1 KB steps)
     accounts: int = 500_000
-    profile_kb: float = 3.9
+    profile_kb: float = 5.5
     # Firehose -> S3 scored/ (Parquet)
     scored_json_bytes: int = 310  # measured: a scored row as JSON
     firehose_rows_per_record: int = 1  # rows packed into one Firehose record (5 KB billing steps)
@@ -343,7 +347,7 @@ def _always_on(est: CostEstimate) -> list[LineItem]:
     return [_item(est, "kms", "customer managed keys", s.kms_keys, "key-month", "key_month"),
             _item(est, "kms", "requests (data-key reuse)", kms_requests, "request", "requests_per_ten_thousand", 1e4),
             _item(est, "cloudwatch", "custom metrics", custom_metric_count(), "metric-month", "metric_month"),
-            _item(est, "cloudwatch", "alarms", len(ALARMS), "alarm-month", "alarm_month"),
+            _item(est, "cloudwatch", "alarms", len(ALARMS) + len(SERVICE_ALARMS), "alarm-month", "alarm_month"),
             _item(est, "cloudwatch", "dashboard", s.dashboards, "dashboard-month", "dashboard_month"),
             _item(est, "cloudwatch", "logs ingested", logs_gb, "GB", "logs_ingested_per_gb"),
             _item(est, "cloudwatch", "logs stored", logs_gb * s.log_retention_days / 30, "GB-month",

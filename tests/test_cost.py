@@ -18,7 +18,7 @@ from finsentry.cost import (
     load_prices,
     prices_path,
 )
-from finsentry.monitoring import ALARMS, Metric
+from finsentry.monitoring import ALARMS, SERVICE_ALARMS, Metric
 
 HOURS = 730
 
@@ -118,7 +118,7 @@ def test_on_demand_kinesis_pays_stream_hours_and_data():
 def test_monitoring_lines_come_from_the_monitoring_module():
     est = estimate(10)
     cw = _items(est, "cloudwatch")
-    assert cw["alarms"] == len(ALARMS)
+    assert cw["alarms"] == len(ALARMS) + len(SERVICE_ALARMS)  # every alarm the CDK app deploys
     assert cw["custom metrics"] == custom_metric_count() > len(Metric)
 
 
