@@ -17,12 +17,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from finsentry.anomalies import AnomalyType
 from finsentry.features import FEATURE_COLUMNS
 from finsentry.monitoring import ALARMS, SERVICE_ALARMS, Metric
 from finsentry.schema import Reason
+from finsentry.yaml_files import read_yaml
 
 PRICES_DIR = Path(__file__).resolve().parent / "data"
 DEFAULT_REGION = "eu-west-1"
@@ -62,12 +61,7 @@ def prices_path(region: str = DEFAULT_REGION) -> Path:
 def load_prices(path: Path | str | None = None) -> Prices:
     """Read a price file; every service must name its source page, the file its date."""
     path = Path(path) if path is not None else prices_path()
-    if not path.is_file():
-        raise PriceFileError(f"no price file {path}")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as err:
-        raise PriceFileError(f"{path.name}: not valid YAML: {err}") from err
+    data = read_yaml(path, PriceFileError, f"no price file {path}")
     if not isinstance(data, dict):
         raise PriceFileError(f"{path.name}: expected a mapping at the top level")
     missing = [k for k in ("as_of", "region", "currency", "hours_per_month", "services") if k not in data]

@@ -35,7 +35,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from finsentry.schema import (
     CHANNEL_OF_OPERATION,
@@ -47,6 +46,7 @@ from finsentry.schema import (
     ValidationResult,
     validate_frame,
 )
+from finsentry.yaml_files import read_yaml
 
 MAPPING_KEYS = frozenset({"columns", "values", "constants", "date_format", "ts_unit", "ts_origin",
                           "amount_scale", "signed_amount", "csv", "description"})  # fmt: skip
@@ -153,13 +153,7 @@ def parse_mapping(data: Any, source: str = "mapping") -> TableMapping:
 
 def load_mapping(path: Path | str) -> TableMapping:
     path = Path(path)
-    if not path.is_file():
-        raise MappingError(f"no such mapping file: {path}")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as err:
-        raise MappingError(f"{path.name}: not valid YAML: {err}") from err
-    return parse_mapping(data, source=path.name)
+    return parse_mapping(read_yaml(path, MappingError, f"no such mapping file: {path}"), source=path.name)
 
 
 def read_table(path: Path | str, mapping: TableMapping) -> pd.DataFrame:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import threading
+from collections.abc import Iterator
 
 import pandas as pd
 import pytest
@@ -22,6 +24,19 @@ def model_dir(request, channels, tmp_path_factory):
     job = tmp_path_factory.mktemp(f"job-{request.param}")
     assert train.main(training_env(job, channels, request.param)) == 0  # validation channel: threshold recorded
     return job / "model"
+
+
+@contextlib.contextmanager
+def serving(model_dir) -> Iterator[http.client.HTTPConnection]:
+    """The container's HTTP server (``model_server``) on a free local port, and a connection."""
+    server = make_server(inference.model_fn, inference.input_fn, inference.predict_fn, inference.output_fn,
+                         model_dir=str(model_dir), host="127.0.0.1", port=0)  # fmt: skip
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield http.client.HTTPConnection("127.0.0.1", server.server_address[1], timeout=60)
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def _records(labelled, n: int = 40) -> pd.DataFrame:
@@ -90,12 +105,7 @@ def test_unsupported_types_and_a_model_without_threshold_are_refused(model_dir, 
 
 
 def test_the_container_answers_ping_and_invocations(model_dir, labelled):
-    server = make_server(inference.model_fn, inference.input_fn, inference.predict_fn, inference.output_fn,
-                         model_dir=str(model_dir), host="127.0.0.1", port=0)  # fmt: skip
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        conn = http.client.HTTPConnection("127.0.0.1", server.server_address[1], timeout=60)
+    with serving(model_dir) as conn:
         conn.request("GET", "/ping")
         assert conn.getresponse().read() == b"{}"
         body = _records(labelled, 6).drop(columns=["is_anomaly", "anomaly_type"]).to_json(
@@ -108,9 +118,6 @@ def test_the_container_answers_ping_and_invocations(model_dir, labelled):
         assert response.status == 400 and b"header-less CSV" in response.read()
         conn.request("POST", "/invocations", body=b"{}", headers={"Content-Type": "image/png"})
         assert conn.getresponse().status == 400
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_feature_columns_come_first_in_header_less_csv(model_dir):
@@ -160,17 +167,9 @@ def test_parquet_out_is_rows_of_the_scored_table_also_through_the_container(mode
     assert scored["region"].isna().all()  # not in curated features: null, not invented
     assert scored.loc[3, "verdict"] == "invalid" and "not numbers" in scored.loc[3, "reasons"]
     assert set(scored.drop(index=3)["verdict"]) <= {"alert", "normal"} and scored.drop(index=3)["score"].notna().all()
-    server = make_server(inference.model_fn, inference.input_fn, inference.predict_fn, inference.output_fn,
-                         model_dir=str(model_dir), host="127.0.0.1", port=0)  # fmt: skip
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        conn = http.client.HTTPConnection("127.0.0.1", server.server_address[1], timeout=60)
+    with serving(model_dir) as conn:
         conn.request("POST", "/invocations", body=buffer.getvalue(),
                      headers={"Content-Type": content_type, "Accept": accept})  # fmt: skip
         response = conn.getresponse()
         assert response.status == 200 and response.getheader("Content-Type") == "application/x-parquet"
         assert pd.read_parquet(io.BytesIO(response.read()))["trans_id"].tolist() == scored["trans_id"].tolist()
-    finally:
-        server.shutdown()
-        server.server_close()
