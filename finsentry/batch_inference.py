@@ -1,6 +1,6 @@
 """Batch Transform: the logic behind ``sagemaker/inference.py`` (model_fn, input_fn, predict_fn, output_fn).
 
-Records in are curated feature rows (``FEATURE_COLUMNS``, plus ``SEQUENCE_COLUMNS`` when the
+Records in are curated feature rows (``DETECTOR_COLUMNS``, plus ``SEQUENCE_COLUMNS`` when the
 model is the LSTM or an ensemble holding it), with optional identifiers ``trans_id``,
 ``account_id`` and ``ts`` passed through to the output:
 

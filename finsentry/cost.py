@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from finsentry.anomalies import AnomalyType
-from finsentry.features import FEATURE_COLUMNS
+from finsentry.features import DETECTOR_COLUMNS
 from finsentry.monitoring import ALARMS, SERVICE_ALARMS, Metric
 from finsentry.schema import Reason
 from finsentry.yaml_files import read_yaml
@@ -78,7 +78,7 @@ def load_prices(path: Path | str | None = None) -> Prices:
 def custom_metric_count() -> int:
     """Custom CloudWatch metrics the scorer publishes: each metric × its dimension values."""
     per_dimension = {Metric.QUARANTINED: len(Reason), Metric.ANOMALIES: len(AnomalyType),
-                     Metric.FEATURE_PSI: len(FEATURE_COLUMNS)}  # fmt: skip
+                     Metric.FEATURE_PSI: len(DETECTOR_COLUMNS)}  # fmt: skip
     return sum(per_dimension.get(m, 1) for m in Metric)
 
 

@@ -27,6 +27,7 @@ import numba
 import numpy as np
 import pandas as pd
 
+from finsentry.partners import PARTNER_FEATURE_COLUMNS, compute_partner_features, stable_hash
 from finsentry.schema import CHANNEL_OF_OPERATION, Channel, Direction, Operation, Purpose
 
 FEATURE_COLUMNS: tuple[str, ...] = (
@@ -52,6 +53,8 @@ FEATURE_COLUMNS: tuple[str, ...] = (
     "rapid_pass_through",   # 1 if a debit takes >= 90% of a credit received < 48 h before
 )  # fmt: skip
 N_FEATURES = len(FEATURE_COLUMNS)
+# What a detector reads: the account's own past (above) and the counterparty's (finsentry.partners).
+DETECTOR_COLUMNS: tuple[str, ...] = FEATURE_COLUMNS + PARTNER_FEATURE_COLUMNS
 HOUR_DISTANCE = FEATURE_COLUMNS.index("hour_distance")
 
 # --- encoding of a transaction into the kernel's numeric inputs -------------------------------
@@ -114,9 +117,7 @@ def new_state() -> tuple[np.ndarray, np.ndarray]:
     return f, i
 
 
-def _stable_hash(values: pd.Series) -> np.ndarray:
-    """A process-independent 64-bit hash of strings (same value in Glue, Lambda and tests)."""
-    return pd.util.hash_array(values.to_numpy(dtype=object), categorize=False).view(np.int64)
+_stable_hash = stable_hash  # one definition (finsentry.partners)
 
 
 def encode(transactions: pd.DataFrame) -> dict[str, np.ndarray]:
@@ -528,9 +529,18 @@ def sequence_columns(transactions: pd.DataFrame) -> pd.DataFrame:
 
 
 # The curated feature row every candidate reads (what the Glue features job writes to curated/).
-CURATED_COLUMNS: tuple[str, ...] = FEATURE_COLUMNS + SEQUENCE_COLUMNS
+CURATED_COLUMNS: tuple[str, ...] = DETECTOR_COLUMNS + SEQUENCE_COLUMNS
+
+
+def account_features_with_sequence(transactions: pd.DataFrame) -> pd.DataFrame:
+    """``compute_features`` plus the ``SEQUENCE_COLUMNS``: what whole accounts alone determine
+    (the Spark path runs it per group of accounts, the partner features per group of partners)."""
+    return pd.concat([compute_features(transactions), sequence_columns(transactions)], axis=1)
 
 
 def features_with_sequence(transactions: pd.DataFrame) -> pd.DataFrame:
-    """``compute_features`` plus the ``SEQUENCE_COLUMNS``: the frame every candidate can use."""
-    return pd.concat([compute_features(transactions), sequence_columns(transactions)], axis=1)
+    """The ``CURATED_COLUMNS`` of ``transactions`` (aligned with them): the account's and the
+    partner's point-in-time features, plus the LSTM's sequence columns."""
+    account = account_features_with_sequence(transactions)
+    partner = compute_partner_features(transactions)
+    return pd.concat([account[list(FEATURE_COLUMNS)], partner, account[list(SEQUENCE_COLUMNS)]], axis=1)

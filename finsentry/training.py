@@ -1,7 +1,7 @@
 """Training and evaluation jobs: the logic behind ``sagemaker/train.py`` and ``sagemaker/evaluate.py``.
 
 Input frames (a channel folder of Parquet, CSV or JSON-lines files, Hive ``dt=`` partitions
-included) are either curated features (``FEATURE_COLUMNS``, plus ``SEQUENCE_COLUMNS`` for the
+included) are either curated features (``DETECTOR_COLUMNS``, plus ``SEQUENCE_COLUMNS`` for the
 LSTM, plus optional ``trans_id``/``account_id``/``ts`` and labels ``is_anomaly``/``anomaly_type``)
 or canonical transactions, from which both are computed here (``features_with_sequence``).
 
@@ -37,7 +37,7 @@ from finsentry.detectors import make_detector
 from finsentry.detectors.artifact import METADATA_FILE, MODEL_FILE, ModelArtifactError, load_model, save_model
 from finsentry.detectors.sequence import ENSEMBLE_WEIGHT
 from finsentry.evaluation import ModelReport, evaluate_scores, select_model
-from finsentry.features import FEATURE_COLUMNS, SEQUENCE_SOURCE, features_with_sequence
+from finsentry.features import DETECTOR_COLUMNS, SEQUENCE_SOURCE, features_with_sequence
 from finsentry.sagemaker_env import TrainingEnv
 from finsentry.validation_set import apply_window, exclude_validation, window_from_env
 
@@ -98,12 +98,12 @@ def model_frame(frame: pd.DataFrame) -> pd.DataFrame:
     Curated features are used as given (sequence columns too, when present). A frame of canonical
     transactions without features gets ``features_with_sequence``; identifiers and labels are kept.
     """
-    if all(c in frame.columns for c in FEATURE_COLUMNS):
+    if all(c in frame.columns for c in DETECTOR_COLUMNS):
         return frame.reset_index(drop=True)
     if all(c in frame.columns for c in SEQUENCE_SOURCE):
         frame = frame.reset_index(drop=True)
         return pd.concat([frame, features_with_sequence(frame)], axis=1)
-    missing = [c for c in FEATURE_COLUMNS if c not in frame.columns]
+    missing = [c for c in DETECTOR_COLUMNS if c not in frame.columns]
     raise TrainingInputError(f"the data holds neither curated features (missing {missing[:3]}...) "
                              f"nor canonical transactions ({', '.join(SEQUENCE_SOURCE)})")  # fmt: skip
 

@@ -22,7 +22,7 @@ import numpy as np
 
 from finsentry import __version__
 from finsentry.detectors.base import Detector
-from finsentry.features import FEATURE_COLUMNS, SEQUENCE_COLUMNS
+from finsentry.features import DETECTOR_COLUMNS, SEQUENCE_COLUMNS
 
 MODEL_FILE = "model.joblib"
 METADATA_FILE = "metadata.json"
@@ -97,7 +97,7 @@ def _read_metadata(path: Path) -> dict:
     return meta
 
 
-def load_model(directory: Path | str, expected_features: tuple[str, ...] | None = FEATURE_COLUMNS,
+def load_model(directory: Path | str, expected_features: tuple[str, ...] | None = DETECTOR_COLUMNS,
                allow_sequence: bool = False) -> tuple[Detector, dict]:  # fmt: skip
     """Load a saved detector and its metadata after checking integrity and the feature list.
 

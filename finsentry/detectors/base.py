@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Self
 import numpy as np
 import pandas as pd
 
-from finsentry.features import FEATURE_COLUMNS
+from finsentry.features import DETECTOR_COLUMNS
 
 if TYPE_CHECKING:
     from finsentry.explain import Reason
@@ -52,7 +52,7 @@ class Detector(ABC):
     name = "detector"
     exact_explanations = False  # True when SHAP values are exact (tree models), not sampled
 
-    def __init__(self, feature_columns: tuple[str, ...] | None = FEATURE_COLUMNS) -> None:
+    def __init__(self, feature_columns: tuple[str, ...] | None = DETECTOR_COLUMNS) -> None:
         self.feature_columns: tuple[str, ...] | None = (
             tuple(feature_columns) if feature_columns is not None else None
         )

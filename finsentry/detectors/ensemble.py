@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from finsentry.detectors.base import Detector, make_detector, register
-from finsentry.features import FEATURE_COLUMNS
+from finsentry.features import DETECTOR_COLUMNS
 
 if TYPE_CHECKING:
     from finsentry.explain import Reason
@@ -49,7 +49,7 @@ class EnsembleDetector(Detector):
 
     def __init__(self, members: Sequence[Detector] | None = None, weights: Sequence[float] | None = None,
                  use_rules: bool = True, rules: RuleCheck | None = None,
-                 feature_columns: tuple[str, ...] | None = FEATURE_COLUMNS) -> None:  # fmt: skip
+                 feature_columns: tuple[str, ...] | None = DETECTOR_COLUMNS) -> None:  # fmt: skip
         if members is None:
             members = [make_detector("isolation_forest", feature_columns=feature_columns),
                        make_detector("lof", feature_columns=feature_columns)]  # fmt: skip

@@ -6,7 +6,7 @@ import numpy as np
 from sklearn.ensemble import IsolationForest
 
 from finsentry.detectors.base import Detector, register
-from finsentry.features import FEATURE_COLUMNS
+from finsentry.features import DETECTOR_COLUMNS
 
 
 @register("isolation_forest")
@@ -23,7 +23,7 @@ class IsolationForestDetector(Detector):
 
     def __init__(self, n_estimators: int = 200, max_samples: int = 256, random_state: int = 0,
                  contamination: float | str = "auto",
-                 feature_columns: tuple[str, ...] | None = FEATURE_COLUMNS) -> None:  # fmt: skip
+                 feature_columns: tuple[str, ...] | None = DETECTOR_COLUMNS) -> None:  # fmt: skip
         super().__init__(feature_columns)
         self.params = {"n_estimators": n_estimators, "max_samples": max_samples,
                        "random_state": random_state, "contamination": contamination}  # fmt: skip

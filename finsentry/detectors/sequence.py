@@ -33,7 +33,7 @@ import pandas as pd
 
 from finsentry.detectors.base import Detector, register
 from finsentry.features import (
-    FEATURE_COLUMNS,
+    DETECTOR_COLUMNS,
     N_OPS,
     N_PURPOSES,
     SEQUENCE_COLUMNS,
@@ -56,7 +56,7 @@ AMOUNT_SCALE = 10.0  # log1p(amount) / 10 keeps the network's inputs around 1
 GAP_SCALE = 5.0  # log1p(hours) / 5
 SCORE_CHUNK = 20_000  # rows per forward pass when scoring (memory: chunk x window x STEP_DIM)
 REASON_MIN_NATS = 1.0  # a part of the surprise below this is no reason (p > 37 %)
-LSTM_COLUMNS: tuple[str, ...] = (*FEATURE_COLUMNS, *SEQUENCE_COLUMNS)
+LSTM_COLUMNS: tuple[str, ...] = (*DETECTOR_COLUMNS, *SEQUENCE_COLUMNS)
 # The LSTM's weight in an ensemble beside Isolation Forest and LOF (1 each). Chosen on the demo's
 # VALIDATION period (synthetic bank, 1 % budget): IF+LOF recall 79.2 %; with the LSTM at weight 1
 # 80.8 %, 0.5 83.0 %, 0.25 83.8 % (but unusual_sequence back to IF+LOF's 57.7 %); 0.5 keeps

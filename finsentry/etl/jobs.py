@@ -54,7 +54,7 @@ from pathlib import Path
 from typing import Any
 
 from finsentry.etl import catalog, quality, transforms
-from finsentry.features import FEATURE_COLUMNS
+from finsentry.features import DETECTOR_COLUMNS
 from finsentry.layout import PARTITION_KEY, PREFIXES
 from finsentry.validation_set import DEFAULT_ANOMALY_RATE, DEFAULT_VALIDATION_SHARE
 
@@ -261,7 +261,7 @@ def run_features(spark, opts: JobOptions, clients: Clients | None = None) -> qua
     features = engine.features(transactions, opts.account_groups).persist()
 
     def count(chunks):
-        parts = [quality.feature_counts(c, FEATURE_COLUMNS) for c in chunks]
+        parts = [quality.feature_counts(c, DETECTOR_COLUMNS) for c in chunks]
         yield pd.DataFrame({"counts": [json.dumps(quality.merge_counts(parts))]})
 
     rows = features.mapInPandas(count, "counts string").collect()
@@ -271,7 +271,7 @@ def run_features(spark, opts: JobOptions, clients: Clients | None = None) -> qua
                                         null_base=rows_in)  # fmt: skip
     report.seconds = lap.seconds
     finite = F.lit(True)
-    for c in FEATURE_COLUMNS:
+    for c in DETECTOR_COLUMNS:
         finite = finite & ~F.isnan(c) & F.col(c).isNotNull() & (F.abs(F.col(c)) < float("inf"))
     bad = features.where(~finite).select(
         F.lit("features").alias("stage"), F.lit("transactions").alias("table"),

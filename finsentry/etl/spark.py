@@ -6,7 +6,9 @@
 * ``canonical`` — ``groupBy(bucket of account).applyInPandas``: the loader's join and the
   validator on whole accounts, then a global duplicate-trans_id check (the only check a
   partition cannot make alone).
-* ``features`` — ``groupBy("account_id").applyInPandas(features_with_sequence)``.
+* ``features`` — ``groupBy(account).applyInPandas`` for the account and sequence features, a
+  second ``groupBy(partner).applyInPandas(compute_partner_features)`` for the partner features
+  (rows with a partner only), joined back by ``trans_id``.
 
 Timestamps are naive bank time: the session time zone is UTC so that they round-trip exactly.
 """
@@ -26,6 +28,7 @@ from finsentry.datasets import czech
 from finsentry.datasets.raw import REQUIRED_TABLES, TABLE_COLUMNS, RawTables
 from finsentry.etl import quality, transforms
 from finsentry.layout import PARTITION_KEY
+from finsentry.partners import PARTNER_FEATURE_COLUMNS
 from finsentry.schema import Reason
 
 SQL_CONF = {
@@ -219,24 +222,42 @@ def with_partition(frame: DataFrame) -> DataFrame:
 # --- features -------------------------------------------------------------------------------
 
 
-def features(transactions: DataFrame, account_groups: int = 0) -> DataFrame:
-    """Curated feature rows (FEATURES_SCHEMA + dt) of canonical transactions carrying ``seq``,
-    computed by ``features_with_sequence`` through ``groupBy(...).applyInPandas``.
+def features(transactions: DataFrame, account_groups: int = 0,
+             partner_order: tuple[str, ...] = transforms.LOADER_ORDER) -> DataFrame:  # fmt: skip
+    """Curated feature rows (FEATURES_SCHEMA + dt) of canonical transactions carrying ``seq``:
+    the pandas path's rows (``features_with_sequence``), computed in two ``applyInPandas`` stages.
 
-    ``account_groups=0``: one group per account (``groupBy("account_id")``). ``n > 0``: accounts
-    hashed into ``n`` groups, each still holding whole accounts, so that ``features_with_sequence``
-    runs once per group instead of once per account (same result: accounts are independent).
+    Account and sequence features on groups of whole accounts. ``account_groups=0``: one group
+    per account (``groupBy("account_id")``). ``n > 0``: accounts hashed into ``n`` groups, each
+    still holding whole accounts, so that the kernel runs once per group instead of once per
+    account (same result: accounts are independent). Partner features on groups of whole
+    partners (the same grouping rule, on the partner key), rows without a partner left out (they
+    get 0), joined back by ``trans_id``. Within a partner, rows at the same time keep
+    ``partner_order`` (the loader's by default; a global position for ``features_of_frame``).
     """
     cols = transactions.select(*transforms.FEATURE_INPUT_COLUMNS)
-    if account_groups <= 0:
-        out = cols.groupBy("account_id").applyInPandas(transforms.account_features, transforms.FEATURES_SCHEMA)
-        return with_partition(out)
+    account = _grouped(cols, F.col("account_id"), account_groups,
+                       lambda chunk: transforms.account_features(chunk, with_partners=False),
+                       transforms.ACCOUNT_FEATURES_SCHEMA)  # fmt: skip
+    bank, number = F.coalesce("partner_bank", F.lit("")), F.coalesce("partner_account", F.lit(""))
+    partnered = cols.where((bank != "") | (number != ""))
+    partner = _grouped(partnered, F.concat(bank, F.lit("/"), number), account_groups,
+                       lambda chunk: transforms.partner_features(chunk, partner_order),
+                       transforms.PARTNER_FEATURES_SCHEMA)  # fmt: skip
+    joined = account.join(partner, "trans_id", "left").fillna(0.0, subset=list(PARTNER_FEATURE_COLUMNS))
+    names = [c.split(" ")[0] for c in transforms.FEATURES_SCHEMA.split(", ")]
+    return with_partition(joined.select(*names))
 
-    def grouped(chunk: pd.DataFrame) -> pd.DataFrame:
-        return transforms.account_features(chunk.drop(columns=["_group"]))
 
-    keyed = cols.withColumn("_group", F.pmod(F.xxhash64("account_id"), F.lit(account_groups)))
-    return with_partition(keyed.groupBy("_group").applyInPandas(grouped, transforms.FEATURES_SCHEMA))
+def _grouped(frame: DataFrame, key, groups: int, transform, schema: str) -> DataFrame:
+    """``transform`` on groups of whole ``key`` values: one per value, or ``groups`` hashed ones."""
+
+    def run(chunk: pd.DataFrame) -> pd.DataFrame:
+        return transform(chunk.drop(columns=["_group"]))
+
+    size = F.lit(groups) if groups > 0 else None
+    group = F.pmod(F.xxhash64(key), size) if size is not None else key
+    return frame.withColumn("_group", group).groupBy("_group").applyInPandas(run, schema)
 
 
 def features_of_frame(spark: SparkSession, transactions: pd.DataFrame, account_groups: int = 16) -> pd.DataFrame:
@@ -251,7 +272,8 @@ def features_of_frame(spark: SparkSession, transactions: pd.DataFrame, account_g
     inputs["ts"] = pd.to_datetime(frame["ts"]).astype("datetime64[ns]")
     inputs[transforms.SEQ] = range(len(frame))
     sdf = spark.createDataFrame(inputs[list(transforms.FEATURE_INPUT_COLUMNS)], schema=_input_schema())
-    out = features(sdf, account_groups).drop(PARTITION_KEY).toPandas().sort_values(transforms.SEQ)
+    out = features(sdf, account_groups, partner_order=(transforms.SEQ,)).drop(PARTITION_KEY).toPandas()
+    out = out.sort_values(transforms.SEQ)
     result = out[list(CURATED_COLUMNS)].reset_index(drop=True)
     result.index = transactions.index
     return result

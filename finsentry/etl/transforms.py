@@ -7,7 +7,9 @@ what the pandas engine runs once on the whole data. They only call the core libr
 * ``canonical_chunk`` -> ``czech.to_canonical`` (the join of accounts, dispositions, clients
   and districts, then ``schema.validate_frame``, the one validator) on whole accounts;
 * ``account_features`` -> ``features.features_with_sequence`` (the one feature definition, plus
-  the LSTM's sequence columns).
+  the LSTM's sequence columns) on whole accounts; on Spark, whose groups hold whole accounts
+  but not whole partners, it leaves out the partner features and ``partner_features`` ->
+  ``partners.compute_partner_features`` computes them on whole partners (joined by trans_id).
 
 Frames crossing an engine boundary have fixed columns and dtypes (``*_SCHEMA`` give them as
 Spark DDL), so Spark and pandas see the same thing.
@@ -24,7 +26,14 @@ import pandas as pd
 from finsentry.datasets import czech
 from finsentry.datasets.raw import TRANS_COLUMNS, RawTables
 from finsentry.etl import quality
-from finsentry.features import CURATED_COLUMNS, features_with_sequence
+from finsentry.features import (
+    CURATED_COLUMNS,
+    FEATURE_COLUMNS,
+    SEQUENCE_COLUMNS,
+    account_features_with_sequence,
+    features_with_sequence,
+)
+from finsentry.partners import PARTNER_FEATURE_COLUMNS, compute_partner_features
 from finsentry.schema import TRANSACTION_SCHEMA, Reason
 
 LINE = "_line"  # 1-based line number in the source file
@@ -55,10 +64,13 @@ FEATURE_INPUT_COLUMNS = (
     "trans_id", "account_id", "ts", "amount", "direction", "operation", "k_symbol", "partner_bank",
     "partner_account", "balance_before", "balance_after", SEQ,
 )  # fmt: skip
-FEATURES_SCHEMA = ", ".join(
-    ["trans_id string", "account_id string", "ts timestamp", f"{SEQ} bigint"]
-    + [f"{c} double" for c in CURATED_COLUMNS]
-)
+_FEATURE_IDS = ["trans_id string", "account_id string", "ts timestamp", f"{SEQ} bigint"]
+FEATURES_SCHEMA = ", ".join(_FEATURE_IDS + [f"{c} double" for c in CURATED_COLUMNS])
+# what groups of whole accounts give on Spark (no partner features), and groups of whole partners
+ACCOUNT_ONLY_COLUMNS = FEATURE_COLUMNS + SEQUENCE_COLUMNS
+ACCOUNT_FEATURES_SCHEMA = ", ".join(_FEATURE_IDS + [f"{c} double" for c in ACCOUNT_ONLY_COLUMNS])
+PARTNER_FEATURES_SCHEMA = ", ".join(["trans_id string"] + [f"{c} double" for c in PARTNER_FEATURE_COLUMNS])
+LOADER_ORDER = ("account_id", SEQ)  # the loader's order: ties in time across accounts keep it
 
 
 @dataclass
@@ -213,18 +225,31 @@ def typed_canonical(frame: pd.DataFrame) -> pd.DataFrame:
 # --- stage 3: features ------------------------------------------------------------------------
 
 
-def account_features(transactions: pd.DataFrame) -> pd.DataFrame:
+def account_features(transactions: pd.DataFrame, with_partners: bool = True) -> pd.DataFrame:
     """Features of whole accounts' transactions (FEATURES_SCHEMA), via ``features_with_sequence``
     (the point-in-time features plus the LSTM's sequence columns).
 
     Rows are taken in ``seq`` order within the account (ties in time keep that order), as the
-    batch and streaming forms do with the loader's order.
+    batch and streaming forms do with the loader's order. ``with_partners=False`` leaves out the
+    partner features (ACCOUNT_FEATURES_SCHEMA): for groups that do not hold whole partners.
     """
-    ordered = transactions.sort_values(["account_id", SEQ], kind="stable").reset_index(drop=True)
-    features = features_with_sequence(ordered)
+    ordered = transactions.sort_values(list(LOADER_ORDER), kind="stable").reset_index(drop=True)
+    features = features_with_sequence(ordered) if with_partners else account_features_with_sequence(ordered)
     out = pd.DataFrame({
         "trans_id": _text(ordered["trans_id"]), "account_id": _text(ordered["account_id"]),
         "ts": pd.to_datetime(ordered["ts"]).astype("datetime64[ns]"),
         SEQ: pd.to_numeric(ordered[SEQ]).astype("int64"),
     })  # fmt: skip
     return pd.concat([out, features.astype("float64")], axis=1)
+
+
+def partner_features(transactions: pd.DataFrame, order: tuple[str, ...] = LOADER_ORDER) -> pd.DataFrame:
+    """Partner features of whole partners' transactions (PARTNER_FEATURES_SCHEMA).
+
+    Rows are first put in ``order`` (by default the loader's: account, then ``seq``), which is
+    the order ``account_features`` gives ``features_with_sequence``: rows of a partner at the same
+    time keep it, so both ways give the same features.
+    """
+    ordered = transactions.sort_values(list(order), kind="stable").reset_index(drop=True)
+    features = compute_partner_features(ordered).astype("float64")
+    return pd.concat([pd.DataFrame({"trans_id": _text(ordered["trans_id"])}), features], axis=1)

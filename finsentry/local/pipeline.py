@@ -24,7 +24,7 @@ from finsentry.detectors import make_detector
 from finsentry.detectors.artifact import save_model
 from finsentry.etl import engines
 from finsentry.evaluation import ModelReport, Split, evaluate_scores, select_model, time_split
-from finsentry.features import FEATURE_COLUMNS
+from finsentry.features import DETECTOR_COLUMNS
 from finsentry.layout import PREFIXES
 from finsentry.local.observe import Observations, observe_run
 from finsentry.local.stream_replay import ReplayResult, replay_stream
@@ -114,7 +114,7 @@ def prepare(bank: czech.LoadedBank, config: DemoConfig, progress: Progress = _no
     )
     transactions = injected.transactions.reset_index(drop=True)
     split = time_split(transactions, cuts=(split.validation_start, split.test_start))
-    progress(f"computing {len(FEATURE_COLUMNS)} features for {len(transactions):,} transactions")
+    progress(f"computing {len(DETECTOR_COLUMNS)} features for {len(transactions):,} transactions")
     features = engines.compute(transactions, config.engine)  # with the LSTM's sequence columns
     quarantined = pd.concat(
         [bank.quarantine.assign(stage="read"),

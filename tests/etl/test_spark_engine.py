@@ -6,6 +6,7 @@ incremental features (``update_profiles`` from stored profiles) on the same tran
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 
 import numpy as np
@@ -17,12 +18,13 @@ from finsentry.datasets import czech
 from finsentry.etl import engines, pandas_engine, quality, transforms
 from finsentry.etl import spark as engine
 from finsentry.features import (
-    FEATURE_COLUMNS,
+    DETECTOR_COLUMNS,
     AccountProfile,
     compute_features,
     features_with_sequence,
     update_profiles,
 )
+from finsentry.partners import PartnerProfile, compute_partner_features, partner_key, update_partner_profiles
 from tests.etl.banks import clean_bank, dirty_bank
 
 
@@ -81,21 +83,30 @@ def test_numbered_lines_follow_the_file_across_splits(spark, tmp_path):
 
 
 def test_features_agree_spark_pandas_batch_and_streaming(spark, tmp_path):
-    """No training/serving skew: one feature definition, three ways of running it."""
+    """No training/serving skew: one feature definition, three ways of running it (the account's
+    features and the partner's, computed on Spark by two groupings joined back)."""
     clean_bank(tmp_path, accounts=25, months=5, seed=11)
     tx = pandas_engine.ingest(tmp_path).transactions
-    batch = compute_features(tx)
-    spark_rows = engine.features(spark.createDataFrame(tx)).toPandas().set_index("trans_id")
-    on_spark = spark_rows.loc[tx["trans_id"], list(FEATURE_COLUMNS)].set_axis(tx.index)
+    tx = tx.sort_values(list(transforms.LOADER_ORDER), kind="stable").reset_index(drop=True)
+    tx["partner_bank"] = tx["partner_bank"].where(tx.index % 3 > 0, "XY")  # partners shared across accounts
+    tx["partner_account"] = tx["partner_account"].where(tx.index % 3 > 0, (tx.index % 5).astype(str))
+    batch = pd.concat([compute_features(tx), compute_partner_features(tx)], axis=1)
+    spark_rows = engine.features(spark.createDataFrame(tx), account_groups=3).toPandas().set_index("trans_id")
+    on_spark = spark_rows.loc[tx["trans_id"], list(DETECTOR_COLUMNS)].set_axis(tx.index)
     replay = tx.sort_values("ts", kind="stable")
     stored: dict[str, dict] = {}
+    stored_partners: dict[str, dict] = {}
     parts = []
     for start in range(0, len(replay), 97):  # batches as the scorer sees them; profiles stored between
         chunk = replay.iloc[start:start + 97]
         profiles = {a: AccountProfile.from_dict(stored[a]) for a in set(chunk["account_id"]) if a in stored}
-        parts.append(update_profiles(profiles, chunk))
+        partners = {k: PartnerProfile.from_dict(stored_partners[k]) for k in set(partner_key(chunk))
+                    if k in stored_partners}  # fmt: skip
+        parts.append(pd.concat([update_profiles(profiles, chunk), update_partner_profiles(partners, chunk)], axis=1))
         stored.update({a: p.to_dict() for a, p in profiles.items()})
+        stored_partners.update({k: p.to_dict() for k, p in partners.items()})
     streaming = pd.concat(parts).loc[tx.index]
+    assert (batch["partner_senders_recent_log"] > math.log1p(1.5)).any()  # several accounts per partner
     np.testing.assert_array_equal(on_spark.to_numpy(), batch.to_numpy())
     np.testing.assert_array_equal(streaming.to_numpy(), batch.to_numpy())
     assert (spark_rows["dt"] == spark_rows["ts"].dt.strftime("%Y-%m-%d")).all()
