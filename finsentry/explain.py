@@ -145,6 +145,14 @@ PHRASES: dict[str, Callable[[float], str | None]] = {
     "op_rarity": _rarity("an operation this account rarely makes", "operation"),
     "transition_rarity": _rarity("an unusual operation after the previous one", "operation after the previous one"),
     "rapid_pass_through": _flag("takes 90 % or more of a credit received less than 48 hours before"),
+    # the counterparty's features (finsentry.partners)
+    "partner_senders_recent_log": lambda v: f"about {math.expm1(v):,.0f} accounts dealt with this partner in the "
+    "last 7 days",
+    "partner_senders_ratio": lambda v: f"{_times(math.exp(v))}× the partner's usual number of accounts in 7 days"
+    if v >= 0 else f"{_times(math.exp(-v))}× fewer accounts than the partner's usual in 7 days",
+    "partner_volume_ratio": lambda v: f"amount moved with this partner today {_times(math.expm1(v))}× its usual day",
+    "partner_age_log": lambda v: f"partner first seen by the bank {math.expm1(v):,.0f} days ago",
+    "partner_new": _flag("partner never seen by the bank before"),
     # the LSTM sequence detector's reasons (finsentry.detectors.sequence): value = probability / ratio
     "seq_op_surprise": lambda v: f"operation {_pct(v)} likely after the account's previous transactions",
     "seq_purpose_surprise": lambda v: f"purpose {_pct(v)} likely for this operation after the account's previous ones",

@@ -1,13 +1,20 @@
 """The streaming scorer's core: one batch of raw records in, scored rows and quarantine out.
 
 The Lambda handler (issue 3) stays thin around ``StreamScorer.score_batch``: it decodes the
-event, loads the batch's ``AccountProfile``s in one read, calls this, writes the profiles
-back, and ships the outputs. Everything here is per batch, never per record where a batch
+event, loads the batch's ``AccountProfile``s and ``PartnerProfile``s in one read, calls this,
+writes the profiles back, and ships the outputs. Everything here is per batch, never per record where a batch
 call exists: one validation, one feature pass, one model call.
 
 Counting rule: ``received == scored + quarantined + redelivered``. A record whose trans_id
 the account's profile has already folded in (a redelivered batch) is skipped: it never updates
 a profile twice and never alerts twice.
+
+Partner profiles keep their own guard (``PartnerProfile.recent_ids``): a valid record is folded
+into its partner's profile unless that profile already holds its trans_id, whether or not its
+account's profile does. So a record whose partner write failed (its account's succeeded) is
+folded into the partner on its retry without being scored again; a record scored again because
+its account's write failed while its partner's succeeded gets its partner features from the
+partner's current state without folding it twice (that state already counts it).
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from finsentry.features import AccountProfile, update_profiles
+from finsentry.partners import PARTNER_FEATURE_COLUMNS, PartnerProfile, partner_key, update_partner_profiles
 from finsentry.privacy import DEFAULT_MASK_KEY
 from finsentry.schema import ValidationResult
 from finsentry.scoring import score_transactions, scored_frame
@@ -45,6 +53,10 @@ class BatchOutcome:
     redelivered_positions: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     # the model's input of each scored row (same order as ``scored``; None = not kept): drift per window
     features: pd.DataFrame | None = None
+    # partner profiles changed, and the input position and partner of each record folded into one
+    touched_partners: list[str] = field(default_factory=list)
+    folded_positions: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    folded_partners: list[str] = field(default_factory=list)
 
     @property
     def received(self) -> int:
@@ -88,18 +100,23 @@ class StreamScorer:
         records: Iterable[object],
         profiles: dict[str, AccountProfile],
         known_accounts: Iterable[str] | None = None,
+        partners: dict[str, PartnerProfile] | None = None,
     ) -> BatchOutcome:
         """Validate, drop redeliveries, compute features from the profiles, score, explain.
 
-        ``profiles`` is updated in place (new accounts get a profile); the caller persists
-        the profiles of ``touched_accounts``.
+        ``profiles`` and ``partners`` are updated in place (new accounts and partners get a
+        profile); the caller persists those of ``touched_accounts`` and ``touched_partners``.
+        ``partners=None``: a throw-away set, in which every partner is new.
         """
         started = time.perf_counter()
         checked: ValidationResult = validate_stream_records(records, known_accounts)
         mask = _redelivered_mask(checked.valid, profiles)
         fresh = checked.valid[~mask].reset_index(drop=True)
         redelivered = checked.valid.loc[mask, "trans_id"].tolist()
+        partners = {} if partners is None else partners
         features = update_profiles(profiles, fresh)
+        partner_values, folded = _partner_features(partners, checked.valid, mask)
+        features = pd.concat([features, partner_values], axis=1)
         _remember(profiles, fresh)
         batch = score_transactions(self.model, features, budget_threshold=self.threshold,
                                    model_version=self.model_version, explainer=self.explainer)  # fmt: skip
@@ -116,6 +133,9 @@ class StreamScorer:
             if checked.rejected_positions is not None else np.zeros(0, dtype=np.int64),
             redelivered_positions=np.asarray(positions)[mask],
             features=features.reset_index(drop=True),
+            touched_partners=sorted(set(folded)),
+            folded_positions=np.asarray(positions)[folded.index.to_numpy()],
+            folded_partners=folded.tolist(),
         )
 
 
@@ -135,3 +155,28 @@ def _remember(profiles: dict[str, AccountProfile], fresh: pd.DataFrame) -> None:
     for acc, ids in new_ids.items():
         profile = profiles[acc]
         profile.recent_ids = (profile.recent_ids + ids)[-RECENT_IDS:]
+
+
+def _partner_features(partners: dict[str, PartnerProfile], valid: pd.DataFrame,
+                      redelivered: np.ndarray) -> tuple[pd.DataFrame, pd.Series]:  # fmt: skip
+    """The partner features of the rows to score (``valid[~redelivered]``, renumbered from 0),
+    folding into ``partners`` every valid row its partner's profile does not hold yet; and the
+    partner of each folded row (indexed by its position in ``valid``)."""
+    keys = partner_key(valid)
+    held = {k: set(partners[k].recent_ids) for k in set(keys) if k and k in partners}
+    fold = np.fromiter((bool(k) and t not in held.get(k, ()) for k, t in zip(keys, valid["trans_id"], strict=True)),
+                       dtype=bool, count=len(valid))  # fmt: skip
+    out = pd.DataFrame(0.0, index=valid.index, columns=list(PARTNER_FEATURE_COLUMNS))
+    if fold.any():
+        out.loc[fold] = update_partner_profiles(partners, valid[fold]).to_numpy()
+    again = ~redelivered & ~fold & (keys != "").to_numpy()  # already folded by an earlier attempt
+    if again.any():
+        copies = {k: PartnerProfile(k, partners[k].f.copy(), partners[k].i.copy()) for k in set(keys[again])}
+        out.loc[again] = update_partner_profiles(copies, valid[again]).to_numpy()
+    folded = keys[fold].reset_index(drop=True).set_axis(np.flatnonzero(fold))
+    new_ids: dict[str, list[str]] = {}
+    for key, trans_id in zip(folded.tolist(), valid.loc[fold, "trans_id"].tolist(), strict=True):
+        new_ids.setdefault(key, []).append(trans_id)
+    for key, ids in new_ids.items():
+        partners[key].recent_ids = (partners[key].recent_ids + ids)[-RECENT_IDS:]
+    return out[~redelivered].reset_index(drop=True), folded

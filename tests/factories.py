@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from finsentry.datasets import czech, synthetic
-from finsentry.features import FEATURE_COLUMNS
+from finsentry.features import DETECTOR_COLUMNS
 
 
 @lru_cache(maxsize=4)
@@ -26,7 +26,7 @@ def gaussian_features(n: int = 600, seed: int = 0) -> pd.DataFrame:
     """Feature-shaped rows, gaussian in four features (zero elsewhere); row 0 is an outlier on
     ``amount_z`` only."""
     rng = np.random.default_rng(seed)
-    frame = pd.DataFrame(0.0, index=range(n), columns=list(FEATURE_COLUMNS))
+    frame = pd.DataFrame(0.0, index=range(n), columns=list(DETECTOR_COLUMNS))
     for col in ("amount_z", "log_amount", "hour_rarity", "log_gap_hours"):
         frame[col] = rng.normal(0, 1, n)
     frame.loc[0, "amount_z"] = 12.0

@@ -10,12 +10,12 @@ import pytest
 
 from finsentry.detectors import make_detector
 from finsentry.explain import PHRASES, SEQUENCE_REASONS, Reason, phrase, rule_reason, shap_contributions, top_reasons
-from finsentry.features import FEATURE_COLUMNS
+from finsentry.features import DETECTOR_COLUMNS
 from tests.detectors import planted_frame
 
 
 def test_every_feature_has_one_phrase_that_renders_any_value():
-    assert set(PHRASES) == set(FEATURE_COLUMNS) | set(SEQUENCE_REASONS)
+    assert set(PHRASES) == set(DETECTOR_COLUMNS) | set(SEQUENCE_REASONS)
     for name in PHRASES:
         assert phrase(name, 1.0)
         for value in (0.0, -3.0, 1e6, np.nan, np.inf, -np.inf):
@@ -73,7 +73,7 @@ def test_top_reason_of_the_planted_outlier_names_the_perturbed_feature(name, fea
     train = planted_frame(feature, value, seed=23)
     model = make_detector(name).fit(train)
     contributions = shap_contributions(model, train.iloc[:1])
-    assert int(np.argmax(contributions[0])) == FEATURE_COLUMNS.index(feature)
+    assert int(np.argmax(contributions[0])) == DETECTOR_COLUMNS.index(feature)
     assert contributions[0].max() > 0
     reasons = model.explain(train.iloc[[0]], top_k=3)[0]
     assert reasons[0].feature == feature and reasons[0].text == phrase(feature, value)
@@ -84,7 +84,7 @@ def test_ensemble_puts_the_rule_first_then_the_isolation_forest_reasons():
     rules = lambda f: np.where(f["balance_error"].to_numpy() > 0.005, "balance_mismatch", "")  # noqa: E731
     model = make_detector("ensemble", rules=rules).fit(train)
     test = train.iloc[[0, 5]].copy()
-    test.iloc[1, FEATURE_COLUMNS.index("balance_error")] = 90.0
+    test.iloc[1, DETECTOR_COLUMNS.index("balance_error")] = 90.0
     first, second = model.explain(test, top_k=3)
     assert first[0].feature == "amount_z"
     assert first[0] == model.members[0].explain(test.iloc[[0]])[0][0]  # the IF's SHAP reason

@@ -10,7 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from finsentry.detectors import make_detector
-from finsentry.features import AccountProfile, compute_features
+from finsentry.features import DETECTOR_COLUMNS, AccountProfile, features_with_sequence
+from finsentry.partners import PartnerProfile
 from finsentry.schema import to_record
 from finsentry.scoring import score_transactions
 from finsentry.streaming import StreamScorer
@@ -20,20 +21,28 @@ from tests.factories import small_bank
 def records_and_model():
     v = small_bank().transactions.valid
     cut = v["ts"].quantile(0.7)
-    train, test = v[v["ts"] < cut], v[v["ts"] >= cut]
-    model = make_detector("ensemble").fit(compute_features(train))
+    train, test = v[v["ts"] < cut], v[v["ts"] >= cut].sort_values("ts", kind="stable")
+    model = make_detector("ensemble").fit(features_with_sequence(train))
     profiles: dict[str, AccountProfile] = {}
-    StreamScorer(None).score_batch([to_record(r) for _, r in train.iterrows()], profiles)
-    return v, train, test, model, profiles
+    partners: dict[str, PartnerProfile] = {}
+    StreamScorer(None).score_batch([to_record(r) for _, r in train.iterrows()], profiles, partners=partners)
+    return v, train, test, model, profiles, partners
 
 
 def test_stream_flags_what_batch_scoring_flags_and_counts_add_up():
-    v, train, test, model, profiles = records_and_model()
+    """Parity: the stream's features (account and partner profiles) and scores are the batch's."""
+    v, train, test, model, profiles, partners = records_and_model()
     scorer = StreamScorer(model, threshold=0.99, model_version="m1")
     chunks = [test.iloc[idx] for idx in np.array_split(np.arange(len(test)), 5)]
-    outcomes = [scorer.score_batch([to_record(r) for _, r in chunk.iterrows()], profiles) for chunk in chunks]
+    outcomes = [scorer.score_batch([to_record(r) for _, r in chunk.iterrows()], profiles, partners=partners)
+                for chunk in chunks]  # fmt: skip
     streamed = pd.concat([o.scored for o in outcomes]).set_index("trans_id")
-    batch = score_transactions(model, compute_features(v).loc[test.index], budget_threshold=0.99, model_version="m1")
+    features = features_with_sequence(v).loc[test.index, list(DETECTOR_COLUMNS)]
+    stream_features = pd.concat([o.features for o in outcomes]).set_axis(
+        pd.concat([o.scored["trans_id"] for o in outcomes]))
+    np.testing.assert_array_equal(stream_features.loc[test["trans_id"]].to_numpy(), features.to_numpy())
+    assert features["partner_age_log"].gt(0).any() and features["partner_senders_recent_log"].gt(0).any()
+    batch = score_transactions(model, features, budget_threshold=0.99, model_version="m1")
     expected = pd.Series(batch.scores, index=test["trans_id"].to_numpy())
     np.testing.assert_allclose(streamed.loc[expected.index, "score"].to_numpy(), expected.to_numpy())
     assert sum(o.received for o in outcomes) == len(test)
@@ -41,14 +50,16 @@ def test_stream_flags_what_batch_scoring_flags_and_counts_add_up():
 
 
 def test_a_redelivered_batch_changes_nothing_and_alerts_nothing():
-    v, train, test, model, profiles = records_and_model()
+    v, train, test, model, profiles, partners = records_and_model()
     scorer = StreamScorer(model, threshold=0.5)
     batch = [to_record(r) for _, r in test.head(40).iterrows()]
-    first = scorer.score_batch(batch, profiles)
+    first = scorer.score_batch(batch, profiles, partners=partners)
     state = {a: p.to_dict() for a, p in profiles.items()}
-    again = scorer.score_batch(batch, profiles)
-    assert len(again.scored) == 0 and len(again.redelivered) == 40
+    partner_state = {k: p.to_dict() for k, p in partners.items()}
+    again = scorer.score_batch(batch, profiles, partners=partners)
+    assert len(again.scored) == 0 and len(again.redelivered) == 40 and not again.touched_partners
     assert {a: p.to_dict() for a, p in profiles.items()} == state
+    assert {k: p.to_dict() for k, p in partners.items()} == partner_state and first.touched_partners
     assert len(first.alerts) > 0 and len(again.alerts) == 0
 
 
@@ -83,3 +94,25 @@ def test_arbitrary_input_never_crashes_and_counts_add_up(payloads):
             records.append(p)
     out = StreamScorer(None).score_batch(records, {})
     assert out.received == len(records)
+
+
+def test_partner_profiles_keep_their_own_redelivery_guard():
+    """A retry after a lost partner write folds the partner in without rescoring; a retry after
+    a lost account write rescores without folding the partner twice."""
+    import copy
+
+    v, train, test, model, profiles, partners = records_and_model()
+    scorer = StreamScorer(model, threshold=0.5)
+    batch = [to_record(r) for _, r in test.head(60).iterrows()]
+    accounts_before, partners_before = copy.deepcopy(profiles), copy.deepcopy(partners)
+    first = scorer.score_batch(batch, profiles, partners=partners)
+    assert first.touched_partners
+    after = {k: p.to_dict() for k, p in partners.items()}
+    lost_partner_write = copy.deepcopy(partners_before)
+    retry = scorer.score_batch(batch, profiles, partners=lost_partner_write)
+    assert len(retry.redelivered) == 60 and len(retry.folded_partners) == len(first.folded_partners)
+    assert {k: p.to_dict() for k, p in lost_partner_write.items()} == after
+    lost_account_write = copy.deepcopy(accounts_before)
+    rescored = scorer.score_batch(batch, lost_account_write, partners=partners)
+    assert len(rescored.scored) == 60 and not rescored.folded_partners
+    assert {k: p.to_dict() for k, p in partners.items()} == after

@@ -1,6 +1,8 @@
-"""``AccountProfile``s in DynamoDB: one batch read, conditional batch writes, and an outbox.
+"""``AccountProfile``s and ``PartnerProfile``s in DynamoDB: one batch read, conditional batch
+writes, and an outbox.
 
-Item layout (table key ``account_id``, a string):
+Item layout (table key ``account_id``, a string: the account, or ``partner#`` + the partner key
+for a partner's profile, which has the same attributes but never an outbox):
 
 * ``f``, ``i`` — the profile's two state arrays as little-endian binary (vectorised, no base64);
 * ``recent_ids`` — JSON list of the last trans_ids folded in (the redelivery guard);
@@ -33,6 +35,7 @@ import numpy as np
 from botocore.exceptions import BotoCoreError, ClientError
 
 from finsentry.features import F_SIZE, I_SIZE, AccountProfile
+from finsentry.partners import PartnerProfile
 
 log = logging.getLogger(__name__)
 
@@ -41,21 +44,27 @@ WRITE_WORKERS = 8  # conditional writes in flight at once (DynamoDB has no condi
 READ_ATTEMPTS = 4  # attempts for unprocessed keys (exponential backoff from READ_BACKOFF_S)
 READ_BACKOFF_S = 0.02
 OUTBOX_TTL_S = 7 * 86_400  # undelivered outputs older than this are dropped (and logged)
+PARTNER_PREFIX = "partner#"  # table key of a partner's profile: PARTNER_PREFIX + partner key
+
+
+def partner_item_key(partner: str) -> str:
+    return PARTNER_PREFIX + partner
 
 
 @dataclass
 class StoredProfile:
     """A profile as read: the state, its version (0 = no item yet) and its undelivered outputs."""
 
-    profile: AccountProfile
+    profile: AccountProfile | PartnerProfile
     version: int = 0
     outbox: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def encode_item(stored: StoredProfile, version: int) -> dict[str, Any]:
     p = stored.profile
+    key = partner_item_key(p.partner) if isinstance(p, PartnerProfile) else p.account_id
     item: dict[str, Any] = {
-        "account_id": {"S": p.account_id},
+        "account_id": {"S": key},
         "f": {"B": np.ascontiguousarray(p.f, dtype="<f8").tobytes()},
         "i": {"B": np.ascontiguousarray(p.i, dtype="<i8").tobytes()},
         "recent_ids": {"S": json.dumps(p.recent_ids)},
@@ -68,6 +77,11 @@ def encode_item(stored: StoredProfile, version: int) -> dict[str, Any]:
 
 def decode_item(item: dict[str, Any]) -> StoredProfile:
     f, i = item["f"]["B"], item["i"]["B"]
+    key = item["account_id"]["S"]
+    if key.startswith(PARTNER_PREFIX):
+        partner = PartnerProfile.from_arrays(key[len(PARTNER_PREFIX):], f, i,
+                                             json.loads(item.get("recent_ids", {}).get("S", "[]")))  # fmt: skip
+        return StoredProfile(profile=partner, version=int(item["version"]["N"]))
     if len(f) != 8 * F_SIZE or len(i) != 8 * I_SIZE:
         raise ValueError(f"profile of account {item['account_id']['S']} has a foreign layout")
     profile = AccountProfile(
@@ -94,7 +108,8 @@ class ProfileStore:
     # -- read --
     def load(self, accounts: Iterable[str]) -> tuple[dict[str, StoredProfile], set[str]]:
         """The stored profiles of ``accounts`` (missing ones are absent) and the accounts that
-        could not be read (throttled past the retries, service error, unreadable item)."""
+        could not be read (throttled past the retries, service error, unreadable item). Keys of
+        partner profiles (``partner_item_key``) are read alike, in the same calls."""
         wanted = sorted(set(accounts))
         found: dict[str, StoredProfile] = {}
         failed: set[str] = set()

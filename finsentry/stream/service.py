@@ -3,14 +3,16 @@
 One batch, a fixed number of calls whatever its size (beyond the services' batch limits):
 
 1. records whose payload is not JSON are quarantined as ``malformed`` with their raw bytes;
-2. the accounts' profiles are read in ONE ``BatchGetItem`` (``ProfileStore.load``);
+2. the accounts' and their partners' profiles are read in ONE ``BatchGetItem``
+   (``ProfileStore.load``);
 3. ``StreamScorer.score_batch`` validates, skips redeliveries, computes features and scores;
 4. every touched profile is written back conditionally, TOGETHER with the outputs of its new
-   transactions (the outbox, see ``finsentry.stream.profiles``);
+   transactions (the outbox, see ``finsentry.stream.profiles``); every touched partner profile
+   is written back conditionally in the same calls (no outbox);
 5. scored rows go to Firehose and alerts to SNS in batch calls, then the delivered outputs are
    trimmed from the outbox; invalid records go to the quarantine queue.
 
-A record whose profile could not be read or written, or whose output / quarantine message was
+A record whose profile or partner profile could not be read or written, or whose output / quarantine message was
 not accepted, is FAILED: it is named in ``batchItemFailures`` and its retry completes it once
 (a redelivered transaction is not folded again; its undelivered outputs come from the outbox).
 
@@ -48,7 +50,7 @@ from finsentry.scoring import SCORED_COLUMNS
 from finsentry.stream.events import InboundRecord, batch_item_failures
 from finsentry.stream.metrics import MemoryMetrics, MetricsSink
 from finsentry.stream.model_source import ServingModel
-from finsentry.stream.profiles import ProfileStore, StoredProfile
+from finsentry.stream.profiles import PARTNER_PREFIX, ProfileStore, StoredProfile, partner_item_key
 from finsentry.stream.sinks import AlertPublisher, QuarantineQueue, ScoredSink, quarantine_message
 from finsentry.streaming import BatchOutcome, StreamScorer
 
@@ -122,6 +124,17 @@ def _account_of(value: Any) -> str | None:
     return text if text and len(text) <= MAX_STRING_LENGTH else None
 
 
+def _partner_of(value: Any) -> str:
+    """The partner key a record names, as the validator will read it ("" = none)."""
+    if not isinstance(value, dict):
+        return ""
+    parts = []
+    for name in ("partner_bank", "partner_account"):
+        v = value.get(name)
+        parts.append(str(v) if isinstance(v, str | int) else "")
+    return "" if parts == ["", ""] else "/".join(parts)
+
+
 class ScorerService:
     """Wires the scoring core to the profile store, the sinks, the model and the metrics."""
 
@@ -154,9 +167,12 @@ class ScorerService:
 
         parsed = [r for r in records if not r.error]
         accounts = {a for a in (_account_of(r.value) for r in parsed) if a is not None}
-        loaded, unreadable = self.profiles.load(accounts)
+        partner_keys = {p for p in (_partner_of(r.value) for r in parsed) if p}
+        read, unreadable = self.profiles.load(accounts | {partner_item_key(p) for p in partner_keys})
+        loaded = {k: s for k, s in read.items() if not k.startswith(PARTNER_PREFIX)}
+        loaded_partners = {k[len(PARTNER_PREFIX):]: s for k, s in read.items() if k.startswith(PARTNER_PREFIX)}
         for r in parsed:
-            if _account_of(r.value) in unreadable:
+            if _account_of(r.value) in unreadable or partner_item_key(_partner_of(r.value)) in unreadable:
                 report.failed[r.key] = "profile read failed"
         scorable = [r for r in parsed if r.key not in report.failed]
 
@@ -167,8 +183,9 @@ class ScorerService:
         scorer = StreamScorer(serving.detector, threshold=serving.threshold, model_version=serving.version,
                               mask_key=self.mask_key)  # fmt: skip
         state = {acc: s.profile for acc, s in loaded.items()}
+        partner_state = {p: s.profile for p, s in loaded_partners.items()}
         known = set(loaded) if self.known_accounts_only else None
-        outcome = scorer.score_batch([r.value for r in scorable], state, known_accounts=known)
+        outcome = scorer.score_batch([r.value for r in scorable], state, known_accounts=known, partners=partner_state)
 
         for pos, (_, row) in zip(outcome.quarantined_positions, outcome.quarantined.iterrows(), strict=True):
             r = scorable[int(pos)]
@@ -183,10 +200,15 @@ class ScorerService:
         entries = self._outputs(outcome.scored, serving.threshold, now)
         for acc, tid, entry in entries:
             stored[acc].outbox[tid] = entry
-        write_failed = self.profiles.save(stored)
+        partners = self._partners_to_write(outcome, partner_keys, loaded_partners, partner_state)
+        failed_items = self.profiles.save({**stored, **partners})
+        write_failed = {k for k in failed_items if k in stored}
+        partner_failed = {k[len(PARTNER_PREFIX):] for k in failed_items if k in partners}
+        unfolded = {scorable[int(p)].key for p, k in zip(outcome.folded_positions, outcome.folded_partners,
+                                                          strict=True) if k in partner_failed}  # fmt: skip
         pending: dict[str, tuple[str, str]] = {}  # record key -> (account, trans_id) to deliver
         for key, (acc, tid, _) in zip(fresh_keys, entries, strict=True):
-            if acc in write_failed:
+            if acc in write_failed or key in unfolded:
                 report.failed[key] = "profile write failed"
             else:
                 pending[key] = (acc, tid)
@@ -196,7 +218,7 @@ class ScorerService:
             r = scorable[int(pos)]
             acc = _account_of(r.value) or ""
             s = loaded.get(acc)
-            if acc in write_failed:  # its outbox is not trimmed this time: deliver on the retry
+            if acc in write_failed or r.key in unfolded:  # outbox not trimmed this time: deliver on the retry
                 report.failed[r.key] = "profile write failed"
             elif s is not None and tid in s.outbox:
                 stored.setdefault(acc, s)
@@ -218,6 +240,22 @@ class ScorerService:
         report.seconds = time.perf_counter() - started
         self._emit(report, outcome.alerts)
         return report
+
+    @staticmethod
+    def _partners_to_write(outcome: BatchOutcome, read: set[str], loaded: dict[str, StoredProfile],
+                           state: dict[str, Any]) -> dict[str, StoredProfile]:  # fmt: skip
+        """The partner profiles to write back, by table key: those the batch folded rows into.
+        A partner the validated rows name but the read did not ask for (a key the raw record
+        spells otherwise) is not written: its rows were scored as with a new partner."""
+        out = {}
+        for p in outcome.touched_partners:
+            if p not in read:
+                log.warning("partner %s was not read with the batch: its profile is not written", p)
+                continue
+            s = loaded.get(p) or StoredProfile(profile=state[p])
+            s.profile = state[p]
+            out[partner_item_key(p)] = s
+        return out
 
     def _follow_model(self, serving: ServingModel) -> None:
         """A new drift window whenever another model serves (none without a drift reference)."""

@@ -13,7 +13,7 @@ import pytest
 from finsentry import __version__
 from finsentry.detectors import EnsembleDetector, make_detector
 from finsentry.detectors.artifact import ModelArtifactError, load_model, save_model
-from finsentry.features import FEATURE_COLUMNS
+from finsentry.features import DETECTOR_COLUMNS
 from tests.detectors import planted_frame
 
 
@@ -33,7 +33,7 @@ def test_round_trip_gives_identical_scores_and_full_metadata(saved):
     np.testing.assert_array_equal(loaded.score(train), model.score(train))
     assert loaded.explain(train.iloc[[0]])[0][0].feature == model.explain(train.iloc[[0]])[0][0].feature
     assert meta["detector"] == "ensemble" and meta["finsentry_version"] == __version__
-    assert meta["feature_columns"] == list(FEATURE_COLUMNS) and len(meta["sha256"]) == 64
+    assert meta["feature_columns"] == list(DETECTOR_COLUMNS) and len(meta["sha256"]) == 64
     assert meta["training_window"] == ["1995-01-01", "1996-06-30"]
     assert meta["metrics"] == {"auc_pr": 0.61, "auc_roc": None}  # strict JSON: NaN is null
     assert meta["params"]["members"][0]["name"] == "isolation_forest"
@@ -67,7 +67,7 @@ def test_other_feature_list_is_refused(saved, tmp_path):
     with pytest.raises(ModelArtifactError, match="other features"):
         load_model(directory, expected_features=("amount_z", "log_amount"))
     meta = json.loads((directory / "metadata.json").read_text())
-    meta["feature_columns"] = list(reversed(FEATURE_COLUMNS))
+    meta["feature_columns"] = list(reversed(DETECTOR_COLUMNS))
     (directory / "metadata.json").write_text(json.dumps(meta))
     with pytest.raises(ModelArtifactError, match="other features"):
         load_model(directory)

@@ -8,7 +8,7 @@ import pytest
 
 from finsentry.detectors import REGISTRY, Detector, EnsembleDetector, make_detector, register
 from finsentry.detectors.base import TAIL
-from finsentry.features import FEATURE_COLUMNS
+from finsentry.features import DETECTOR_COLUMNS
 from tests.detectors import planted_frame
 
 NAMES = ("isolation_forest", "lof", "ensemble")
@@ -62,7 +62,8 @@ def test_input_hygiene_selects_columns_and_zeroes_non_finite_values(name):
     train = planted_frame(seed=5)
     model = make_detector(name).fit(train)
     rows = train.iloc[1:4].copy()
-    dirty = rows.assign(log_gap_hours=[np.nan, np.inf, -np.inf], extra="ignored")[["extra", *reversed(FEATURE_COLUMNS)]]
+    dirty = rows.assign(log_gap_hours=[np.nan, np.inf, -np.inf], extra="ignored")
+    dirty = dirty[["extra", *reversed(DETECTOR_COLUMNS)]]
     clean = rows.assign(log_gap_hours=0.0)
     np.testing.assert_array_equal(model.score(dirty), model.score(clean))
     np.testing.assert_array_equal(model.score(clean.to_numpy()), model.score(clean))

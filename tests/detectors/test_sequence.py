@@ -9,7 +9,7 @@ import pytest
 from finsentry.detectors import LstmSequenceDetector, make_detector
 from finsentry.detectors.artifact import ModelArtifactError, load_model, save_model
 from finsentry.features import (
-    FEATURE_COLUMNS,
+    DETECTOR_COLUMNS,
     SEQUENCE_COLUMNS,
     SEQUENCE_WINDOW,
     features_with_sequence,
@@ -103,9 +103,9 @@ def test_a_huge_amount_is_explained_by_the_amount_error(frame, fitted):
 def test_missing_sequence_columns_are_a_clear_error(frame, fitted):
     _, features = frame
     with pytest.raises(ValueError, match="lacks columns"):
-        fitted.score(features[list(FEATURE_COLUMNS)])
+        fitted.score(features[list(DETECTOR_COLUMNS)])
     with pytest.raises(ValueError, match="sequence columns"):
-        LstmSequenceDetector(feature_columns=FEATURE_COLUMNS)
+        LstmSequenceDetector(feature_columns=DETECTOR_COLUMNS)
 
 
 def test_artifact_round_trip_keeps_scores_and_is_refused_by_the_stream_scorer(frame, fitted, tmp_path):
@@ -122,7 +122,7 @@ def test_the_ensemble_takes_the_lstm_as_a_member(frame, fitted):
     _, features = frame
     ensemble = make_detector("ensemble", members=[make_detector("isolation_forest", n_estimators=30), fitted])
     ensemble.fit(features.iloc[:3000])
-    assert ensemble.feature_columns == (*FEATURE_COLUMNS, *SEQUENCE_COLUMNS)
+    assert ensemble.feature_columns == (*DETECTOR_COLUMNS, *SEQUENCE_COLUMNS)
     scores = ensemble.score(features.iloc[3000:3400])
     assert ((scores >= 0) & (scores <= 1)).all()
     reasons = ensemble.explain(features.iloc[[int(np.argmax(scores)) + 3000]], top_k=6)[0]

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from finsentry.etl import pandas_engine
-from finsentry.features import CURATED_COLUMNS, FEATURE_COLUMNS
+from finsentry.features import CURATED_COLUMNS, DETECTOR_COLUMNS
 from finsentry.layout import PREFIXES
 
 
@@ -26,7 +26,7 @@ def test_features_job_writes_the_batch_features(job_run):
 def test_features_report_catalog_and_metrics(job_run):
     report = job_run.report("features", PREFIXES.curated)
     assert report["rows_in"] == report["rows_out"] and report["rows_quarantined"] == 0
-    assert set(report["null_rates"]) == set(FEATURE_COLUMNS)
+    assert set(report["null_rates"]) == set(DETECTOR_COLUMNS)
     columns = [c["Name"] for c in job_run.tables["features"]["StorageDescriptor"]["Columns"]]
     assert columns[-len(CURATED_COLUMNS):] == list(CURATED_COLUMNS)
     assert job_run.partitions["features"] == job_run.partitions["transactions"]

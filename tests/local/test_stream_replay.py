@@ -5,7 +5,7 @@ from __future__ import annotations
 import boto3
 
 from finsentry.detectors.artifact import save_model
-from finsentry.features import compute_features
+from finsentry.features import features_with_sequence
 from finsentry.local.aws import LOCAL_REGION, local_aws
 from finsentry.local.stream_replay import replay_stream
 from finsentry.scoring import score_transactions
@@ -17,7 +17,7 @@ def test_the_stream_flags_the_same_transactions_as_batch_scoring(tmp_path):
     v = b.valid.reset_index(drop=True)
     test = (v["ts"] >= b.test["ts"].min()).to_numpy()
     threshold = 0.7
-    batch = score_transactions(b.model, compute_features(v)[test], budget_threshold=threshold,
+    batch = score_transactions(b.model, features_with_sequence(v)[test], budget_threshold=threshold,
                                model_version="m")  # fmt: skip
     alerted = set(v.loc[test, "trans_id"].to_numpy()[batch.alerts].astype(str))
     save_model(b.model, tmp_path / "model")

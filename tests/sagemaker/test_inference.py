@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from finsentry.batch_inference import UnsupportedContentType
-from finsentry.features import FEATURE_COLUMNS
+from finsentry.features import DETECTOR_COLUMNS
 from finsentry.model_server import make_server
 from tests.sagemaker.conftest import entry_point, training_env
 
@@ -123,7 +123,7 @@ def test_the_container_answers_ping_and_invocations(model_dir, labelled):
 def test_feature_columns_come_first_in_header_less_csv(model_dir):
     model = inference.model_fn(str(model_dir))
     assert model.csv_columns[:3] == ("trans_id", "account_id", "ts")
-    assert model.csv_columns[3:3 + len(FEATURE_COLUMNS)] == FEATURE_COLUMNS
+    assert model.csv_columns[3:3 + len(DETECTOR_COLUMNS)] == DETECTOR_COLUMNS
 
 
 def test_a_whole_curated_parquet_file_is_one_request(model_dir, labelled):
@@ -152,8 +152,8 @@ def test_parquet_out_is_rows_of_the_scored_table_also_through_the_container(mode
     content_type, accept = backfill["TransformInput"]["ContentType"], backfill["TransformOutput"]["Accept"]
     model = inference.model_fn(str(model_dir))
     records = _records(labelled, 12).reset_index(drop=True)
-    records[FEATURE_COLUMNS[0]] = records[FEATURE_COLUMNS[0]].astype(str)
-    records.loc[3, FEATURE_COLUMNS[0]] = "not a number"
+    records[DETECTOR_COLUMNS[0]] = records[DETECTOR_COLUMNS[0]].astype(str)
+    records.loc[3, DETECTOR_COLUMNS[0]] = "not a number"
     records["amount"] = 100.0 + records.index  # a transaction attribute the request happens to carry
     buffer = io.BytesIO()
     records.to_parquet(buffer, index=False)

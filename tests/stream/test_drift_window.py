@@ -16,10 +16,11 @@ import pytest
 
 from finsentry import drift
 from finsentry.detectors.artifact import save_model
-from finsentry.features import AccountProfile, compute_features
+from finsentry.features import AccountProfile, features_with_sequence
 from finsentry.local.aws import LOCAL_REGION, local_aws
 from finsentry.local.stream_resources import point_model
 from finsentry.monitoring import Metric
+from finsentry.partners import PartnerProfile
 from finsentry.stream.events import decode_event
 from finsentry.streaming import StreamScorer
 from tests.stream.faults import Faulty, client_error
@@ -32,7 +33,7 @@ BATCH = 60
 @lru_cache(maxsize=1)
 def reference() -> drift.DriftReference:
     b = bank()
-    return drift.build_reference(b.model, compute_features(b.train), sample=1_000)
+    return drift.build_reference(b.model, features_with_sequence(b.train), sample=1_000)
 
 
 def upload_model(tmp_path, bucket: str, name: str, with_reference: bool = True) -> str:
@@ -62,10 +63,11 @@ def batches(n: int) -> list[list]:
 def expected_drift(batch_list: list[list], skip: int = 0) -> drift.DriftMeasurement:
     """PSI of the rows of ``batch_list[skip:]`` scored as the service does (same profiles, same order)."""
     profiles = {a: AccountProfile.from_dict(p.to_dict()) for a, p in bank().profiles.items()}
+    partners = {k: PartnerProfile.from_dict(p.to_dict()) for k, p in bank().partners.items()}
     scorer = StreamScorer(bank().model, threshold=bank().threshold, model_version="x")
     features, scores = [], []
     for i, records in enumerate(batch_list):
-        out = scorer.score_batch([r.value for r in records], profiles)
+        out = scorer.score_batch([r.value for r in records], profiles, partners=partners)
         if i >= skip:
             features.append(out.features)
             scores.extend(out.scored["score"])

@@ -13,12 +13,13 @@ import pandas as pd
 from finsentry.detectors import make_detector
 from finsentry.detectors.artifact import save_model
 from finsentry.evaluation import threshold_for_budget
-from finsentry.features import AccountProfile, compute_features
+from finsentry.features import AccountProfile, features_with_sequence
 from finsentry.local.aws import LOCAL_REGION
 from finsentry.local.stream_resources import ScorerResources, create_scorer_resources, point_model
+from finsentry.partners import PartnerProfile
 from finsentry.schema import to_record
 from finsentry.stream.events import InboundRecord, kinesis_event
-from finsentry.stream.profiles import ProfileStore, StoredProfile
+from finsentry.stream.profiles import ProfileStore, StoredProfile, partner_item_key
 from finsentry.stream.runtime import build_service
 from finsentry.stream.service import ScorerService
 from finsentry.streaming import StreamScorer
@@ -35,6 +36,7 @@ class Bank:
     model: object
     threshold: float
     profiles: dict[str, AccountProfile]
+    partners: dict[str, PartnerProfile]
 
 
 @lru_cache(maxsize=1)
@@ -42,12 +44,13 @@ def bank() -> Bank:
     v = small_bank().transactions.valid
     cut = v["ts"].quantile(0.7)
     train, test = v[v["ts"] < cut], v[v["ts"] >= cut].sort_values("ts", kind="stable")
-    features = compute_features(train)
+    features = features_with_sequence(train)
     model = make_detector("isolation_forest", n_estimators=50).fit(features)
     threshold = float(threshold_for_budget(model.score(features), 0.02))
     profiles: dict[str, AccountProfile] = {}
-    StreamScorer(None).score_batch([to_record(r) for _, r in train.iterrows()], profiles)
-    return Bank(v, train, test, model, threshold, profiles)
+    partners: dict[str, PartnerProfile] = {}
+    StreamScorer(None).score_batch([to_record(r) for _, r in train.iterrows()], profiles, partners=partners)
+    return Bank(v, train, test, model, threshold, profiles, partners)
 
 
 def payloads(frame: pd.DataFrame) -> list[bytes]:
@@ -65,6 +68,8 @@ def setup_world(tmp: Path, with_model: bool = True) -> ScorerResources:
     store = ProfileStore(boto3.client("dynamodb", region_name=LOCAL_REGION), res.env["PROFILES_TABLE"])
     failed = store.save({a: StoredProfile(profile=AccountProfile.from_dict(p.to_dict()))
                          for a, p in b.profiles.items()})  # fmt: skip
+    failed |= store.save({partner_item_key(k): StoredProfile(profile=PartnerProfile.from_dict(p.to_dict()))
+                          for k, p in b.partners.items()})  # fmt: skip
     assert not failed
     if with_model:
         save_model(b.model, tmp / "model")
