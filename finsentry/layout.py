@@ -53,7 +53,7 @@ class Resources:
     """Logical names (suffixes for ``resource_name``) of the pipeline's resources."""
 
     stream: str = "transactions"  # Kinesis data stream the producers write to
-    profiles_table: str = "profiles"  # DynamoDB: one AccountProfile per account (pk account_id)
+    profiles_table: str = "profiles"  # DynamoDB: AccountProfile per account, PartnerProfile per "partner#<key>"
     alerts_topic: str = "alerts"  # SNS: one message per anomaly
     oncall_topic: str = "oncall"  # SNS: CloudWatch alarms and pipeline failures
     quarantine_queue: str = "quarantine"  # SQS: bad input with its reason and raw payload
