@@ -12,9 +12,10 @@ a profile twice and never alerts twice.
 Partner profiles keep their own guard (``PartnerProfile.recent_ids``): a valid record is folded
 into its partner's profile unless that profile already holds its trans_id, whether or not its
 account's profile does. So a record whose partner write failed (its account's succeeded) is
-folded into the partner on its retry without being scored again; a record scored again because
-its account's write failed while its partner's succeeded gets its partner features from the
-partner's current state without folding it twice (that state already counts it).
+folded into the partner on its retry without being scored again. The caller writes partner
+profiles only after the account profiles, folding in only the records whose account write
+succeeded (``fold_partners`` on ``BatchOutcome.folded``), so a record scored again is never
+already in its partner's profile.
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ from finsentry.scoring import score_transactions, scored_frame
 from finsentry.stream.reasons import stream_explain
 from finsentry.stream.validation import validate_stream_records
 
-RECENT_IDS = 256  # trans_ids remembered per account to recognise redeliveries
+RECENT_IDS = 256  # trans_ids remembered per account (and per partner) to recognise redeliveries
+POSITION, PARTNER = "_position", "_partner"  # columns of BatchOutcome.folded
 
 
 @dataclass
@@ -53,10 +55,13 @@ class BatchOutcome:
     redelivered_positions: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     # the model's input of each scored row (same order as ``scored``; None = not kept): drift per window
     features: pd.DataFrame | None = None
-    # partner profiles changed, and the input position and partner of each record folded into one
-    touched_partners: list[str] = field(default_factory=list)
-    folded_positions: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
-    folded_partners: list[str] = field(default_factory=list)
+    # the valid records folded into their partner's profile (canonical rows, in input order),
+    # with their input position (column POSITION) and partner key (column PARTNER)
+    folded: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+    @property
+    def touched_partners(self) -> list[str]:
+        return sorted(set(self.folded[PARTNER])) if len(self.folded) else []
 
     @property
     def received(self) -> int:
@@ -115,12 +120,14 @@ class StreamScorer:
         redelivered = checked.valid.loc[mask, "trans_id"].tolist()
         partners = {} if partners is None else partners
         features = update_profiles(profiles, fresh)
-        partner_values, folded = _partner_features(partners, checked.valid, mask)
+        partner_values, fold = _partner_features(partners, checked.valid, mask)
         features = pd.concat([features, partner_values], axis=1)
         _remember(profiles, fresh)
         batch = score_transactions(self.model, features, budget_threshold=self.threshold,
                                    model_version=self.model_version, explainer=self.explainer)  # fmt: skip
         positions = checked.valid_positions if checked.valid_positions is not None else np.arange(len(mask))
+        folded = checked.valid[fold].assign(**{POSITION: np.asarray(positions)[fold],
+                                               PARTNER: partner_key(checked.valid[fold])})  # fmt: skip
         return BatchOutcome(
             scored=scored_frame(fresh, batch, mask_key=self.mask_key),
             quarantined=checked.rejected,
@@ -133,9 +140,7 @@ class StreamScorer:
             if checked.rejected_positions is not None else np.zeros(0, dtype=np.int64),
             redelivered_positions=np.asarray(positions)[mask],
             features=features.reset_index(drop=True),
-            touched_partners=sorted(set(folded)),
-            folded_positions=np.asarray(positions)[folded.index.to_numpy()],
-            folded_partners=folded.tolist(),
+            folded=folded.reset_index(drop=True),
         )
 
 
@@ -158,25 +163,31 @@ def _remember(profiles: dict[str, AccountProfile], fresh: pd.DataFrame) -> None:
 
 
 def _partner_features(partners: dict[str, PartnerProfile], valid: pd.DataFrame,
-                      redelivered: np.ndarray) -> tuple[pd.DataFrame, pd.Series]:  # fmt: skip
+                      redelivered: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:  # fmt: skip
     """The partner features of the rows to score (``valid[~redelivered]``, renumbered from 0),
     folding into ``partners`` every valid row its partner's profile does not hold yet; and the
-    partner of each folded row (indexed by its position in ``valid``)."""
+    mask of the rows folded."""
     keys = partner_key(valid)
     held = {k: set(partners[k].recent_ids) for k in set(keys) if k and k in partners}
     fold = np.fromiter((bool(k) and t not in held.get(k, ()) for k, t in zip(keys, valid["trans_id"], strict=True)),
                        dtype=bool, count=len(valid))  # fmt: skip
     out = pd.DataFrame(0.0, index=valid.index, columns=list(PARTNER_FEATURE_COLUMNS))
     if fold.any():
-        out.loc[fold] = update_partner_profiles(partners, valid[fold]).to_numpy()
-    again = ~redelivered & ~fold & (keys != "").to_numpy()  # already folded by an earlier attempt
+        out.loc[fold] = fold_partners(partners, valid[fold]).to_numpy()
+    again = ~redelivered & ~fold & (keys != "").to_numpy()  # folded by an earlier attempt (not by this code)
     if again.any():
         copies = {k: PartnerProfile(k, partners[k].f.copy(), partners[k].i.copy()) for k in set(keys[again])}
         out.loc[again] = update_partner_profiles(copies, valid[again]).to_numpy()
-    folded = keys[fold].reset_index(drop=True).set_axis(np.flatnonzero(fold))
+    return out[~redelivered].reset_index(drop=True), fold
+
+
+def fold_partners(partners: dict[str, PartnerProfile], rows: pd.DataFrame) -> pd.DataFrame:
+    """Fold ``rows`` (all with a partner, none already held) into ``partners``, remembering their
+    trans_ids; their partner features (aligned with ``rows``)."""
+    values = update_partner_profiles(partners, rows)
     new_ids: dict[str, list[str]] = {}
-    for key, trans_id in zip(folded.tolist(), valid.loc[fold, "trans_id"].tolist(), strict=True):
-        new_ids.setdefault(key, []).append(trans_id)
+    for key, trans_id in zip(partner_key(rows).tolist(), rows["trans_id"].tolist(), strict=True):
+        new_ids.setdefault(key, []).append(str(trans_id))
     for key, ids in new_ids.items():
         partners[key].recent_ids = (partners[key].recent_ids + ids)[-RECENT_IDS:]
-    return out[~redelivered].reset_index(drop=True), folded
+    return values

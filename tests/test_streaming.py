@@ -110,9 +110,9 @@ def test_partner_profiles_keep_their_own_redelivery_guard():
     after = {k: p.to_dict() for k, p in partners.items()}
     lost_partner_write = copy.deepcopy(partners_before)
     retry = scorer.score_batch(batch, profiles, partners=lost_partner_write)
-    assert len(retry.redelivered) == 60 and len(retry.folded_partners) == len(first.folded_partners)
+    assert len(retry.redelivered) == 60 and len(retry.folded) == len(first.folded)
     assert {k: p.to_dict() for k, p in lost_partner_write.items()} == after
     lost_account_write = copy.deepcopy(accounts_before)
     rescored = scorer.score_batch(batch, lost_account_write, partners=partners)
-    assert len(rescored.scored) == 60 and not rescored.folded_partners
+    assert len(rescored.scored) == 60 and rescored.folded.empty
     assert {k: p.to_dict() for k, p in partners.items()} == after

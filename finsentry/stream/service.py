@@ -7,8 +7,9 @@ One batch, a fixed number of calls whatever its size (beyond the services' batch
    (``ProfileStore.load``);
 3. ``StreamScorer.score_batch`` validates, skips redeliveries, computes features and scores;
 4. every touched profile is written back conditionally, TOGETHER with the outputs of its new
-   transactions (the outbox, see ``finsentry.stream.profiles``); every touched partner profile
-   is written back conditionally in the same calls (no outbox);
+   transactions (the outbox, see ``finsentry.stream.profiles``); then every touched partner
+   profile is written back conditionally (no outbox), folding in only the records whose
+   account write succeeded;
 5. scored rows go to Firehose and alerts to SNS in batch calls, then the delivered outputs are
    trimmed from the outbox; invalid records go to the quarantine queue.
 
@@ -44,6 +45,7 @@ import pandas as pd
 
 from finsentry.drift import MIN_ROWS, DriftMeasurement, DriftWindow
 from finsentry.monitoring import Metric
+from finsentry.partners import PartnerProfile
 from finsentry.privacy import DEFAULT_MASK_KEY, mask_ids
 from finsentry.schema import MAX_STRING_LENGTH, Reason
 from finsentry.scoring import SCORED_COLUMNS
@@ -52,7 +54,7 @@ from finsentry.stream.metrics import MemoryMetrics, MetricsSink
 from finsentry.stream.model_source import ServingModel
 from finsentry.stream.profiles import PARTNER_PREFIX, ProfileStore, StoredProfile, partner_item_key
 from finsentry.stream.sinks import AlertPublisher, QuarantineQueue, ScoredSink, quarantine_message
-from finsentry.streaming import BatchOutcome, StreamScorer
+from finsentry.streaming import PARTNER, POSITION, BatchOutcome, StreamScorer, fold_partners
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +126,10 @@ def _account_of(value: Any) -> str | None:
     return text if text and len(text) <= MAX_STRING_LENGTH else None
 
 
+def _copy(p: PartnerProfile) -> PartnerProfile:
+    return PartnerProfile(p.partner, p.f.copy(), p.i.copy(), list(p.recent_ids))
+
+
 def _partner_of(value: Any) -> str:
     """The partner key a record names, as the validator will read it ("" = none)."""
     if not isinstance(value, dict):
@@ -184,6 +190,7 @@ class ScorerService:
                               mask_key=self.mask_key)  # fmt: skip
         state = {acc: s.profile for acc, s in loaded.items()}
         partner_state = {p: s.profile for p, s in loaded_partners.items()}
+        partners_read = {p: _copy(s.profile) for p, s in loaded_partners.items()}  # as read, to fold again
         known = set(loaded) if self.known_accounts_only else None
         outcome = scorer.score_batch([r.value for r in scorable], state, known_accounts=known, partners=partner_state)
 
@@ -200,12 +207,9 @@ class ScorerService:
         entries = self._outputs(outcome.scored, serving.threshold, now)
         for acc, tid, entry in entries:
             stored[acc].outbox[tid] = entry
-        partners = self._partners_to_write(outcome, partner_keys, loaded_partners, partner_state)
-        failed_items = self.profiles.save({**stored, **partners})
-        write_failed = {k for k in failed_items if k in stored}
-        partner_failed = {k[len(PARTNER_PREFIX):] for k in failed_items if k in partners}
-        unfolded = {scorable[int(p)].key for p, k in zip(outcome.folded_positions, outcome.folded_partners,
-                                                          strict=True) if k in partner_failed}  # fmt: skip
+        write_failed = self.profiles.save(stored)
+        unfolded = self._save_partners(outcome.folded, write_failed, partner_keys, loaded_partners, partner_state,
+                                       partners_read, scorable)  # fmt: skip
         pending: dict[str, tuple[str, str]] = {}  # record key -> (account, trans_id) to deliver
         for key, (acc, tid, _) in zip(fresh_keys, entries, strict=True):
             if acc in write_failed or key in unfolded:
@@ -241,21 +245,33 @@ class ScorerService:
         self._emit(report, outcome.alerts)
         return report
 
-    @staticmethod
-    def _partners_to_write(outcome: BatchOutcome, read: set[str], loaded: dict[str, StoredProfile],
-                           state: dict[str, Any]) -> dict[str, StoredProfile]:  # fmt: skip
-        """The partner profiles to write back, by table key: those the batch folded rows into.
+    def _save_partners(self, folded: pd.DataFrame, write_failed: set[str], read: set[str],
+                       loaded: dict[str, StoredProfile], state: dict[str, PartnerProfile],
+                       as_read: dict[str, PartnerProfile], scorable: list[InboundRecord]) -> set[str]:  # fmt: skip
+        """Write the partner profiles the batch folded records into, AFTER the account profiles:
+        records whose account write failed are taken out again (folded anew from the profiles as
+        read), so that their retry, scored again, finds them in no partner profile. Returns the
+        keys of the records whose partner write failed (retried: folded in then, not rescored).
+
         A partner the validated rows name but the read did not ask for (a key the raw record
         spells otherwise) is not written: its rows were scored as with a new partner."""
-        out = {}
-        for p in outcome.touched_partners:
+        if folded.empty:
+            return set()
+        lost = folded["account_id"].astype(str).isin(write_failed).to_numpy()
+        if lost.any():
+            folded = folded[~lost]
+            state = {p: _copy(s) for p, s in as_read.items()}
+            fold_partners(state, folded)
+        items = {}
+        for p in sorted(set(folded[PARTNER])):
             if p not in read:
                 log.warning("partner %s was not read with the batch: its profile is not written", p)
                 continue
             s = loaded.get(p) or StoredProfile(profile=state[p])
             s.profile = state[p]
-            out[partner_item_key(p)] = s
-        return out
+            items[partner_item_key(p)] = s
+        failed = {k[len(PARTNER_PREFIX):] for k in self.profiles.save(items)} if items else set()
+        return {scorable[int(pos)].key for pos, p in zip(folded[POSITION], folded[PARTNER], strict=True) if p in failed}
 
     def _follow_model(self, serving: ServingModel) -> None:
         """A new drift window whenever another model serves (none without a drift reference)."""

@@ -12,6 +12,7 @@ import pytest
 from finsentry.local.aws import LOCAL_REGION, local_aws
 from finsentry.local.stream_resources import point_model
 from finsentry.monitoring import Metric
+from finsentry.partners import partner_key
 from finsentry.stream.events import decode_event
 from finsentry.stream.profiles import ProfileStore
 from tests.stream.faults import Faulty, client_error
@@ -109,7 +110,7 @@ def _clean_run(records, world):
     return state(world)
 
 
-@pytest.mark.parametrize("fault", ["read", "write", "sns", "firehose", "sqs"])
+@pytest.mark.parametrize("fault", ["read", "write", "partner_write", "sns", "firehose", "sqs"])
 def test_a_failing_service_mid_batch_fails_exactly_its_records_and_the_retry_completes_them_once(tmp_path, fault):
     test = bank().test.head(150)
     data = payloads(test) + [b"bad json"]
@@ -137,6 +138,14 @@ def test_a_failing_service_mid_batch_fails_exactly_its_records_and_the_retry_com
         elif fault == "write":  # these accounts' writes are throttled (past botocore's retries)
             def put(n, kw, real):
                 if kw["Item"]["account_id"]["S"] in victims:
+                    raise client_error("ProvisionedThroughputExceededException", "PutItem")
+                return real(**kw)
+            svc.profiles.client = Faulty(ddb, put_item=put)
+        elif fault == "partner_write":  # these partners' writes are throttled: their records retry
+            keys = partner_key(test)
+            victim_partners = {f"partner#{k}" for k in sorted(set(keys) - {""})[:3]}
+            def put(n, kw, real):
+                if kw["Item"]["account_id"]["S"] in victim_partners:
                     raise client_error("ProvisionedThroughputExceededException", "PutItem")
                 return real(**kw)
             svc.profiles.client = Faulty(ddb, put_item=put)
@@ -174,6 +183,9 @@ def test_a_failing_service_mid_batch_fails_exactly_its_records_and_the_retry_com
             assert failed_accounts == set(victims)
             assert set(failed_ids) == {r.item_identifier for r in records
                                        if r.value.__class__ is dict and r.value["account_id"] in failed_accounts}
+        elif fault == "partner_write":
+            hit = set(test.loc[("partner#" + keys).isin(victim_partners).to_numpy(), "trans_id"])
+            assert {json.loads(by_id[i].raw)["trans_id"] for i in failed_ids} == hit and hit
         elif fault == "firehose":
             assert len(failed_ids) == 5
         elif fault == "sns":
