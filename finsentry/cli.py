@@ -96,7 +96,11 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--mapping", type=Path, help="YAML mapping of a foreign table onto the canonical record")
     score.add_argument("--model", type=_existing_dir, required=True)
     score.add_argument("--out", type=Path, required=True, help="output Parquet file")
-    score.add_argument("--budget", type=_share, default=0.01)
+    score.add_argument("--budget", type=_share, default=0.01,
+                       help="alert budget (share): exactly floor(budget x rows) alerts, ties split by trans_id")
+    score.add_argument("--explain", type=_explain_count, default=None, metavar="N",
+                       help="alerts explained with SHAP, the highest first (default 10; 0 = none): "
+                            "the other alerts get fast reasons")
 
     cost = sub.add_parser("cost", help="monthly cost of the deployed pipeline at a load (list prices)")
     cost.add_argument("--tps", type=_positive_float, required=True, help="average transactions per second")
@@ -212,60 +216,121 @@ def _generate_labelled(config, args: argparse.Namespace) -> list[Path]:
     return [*paths, labels]
 
 
-def _load_features(data: Path):
+def _explain_count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be 0 (no SHAP) or a positive number of alerts")
+    return value
+
+
+class _Stages:
+    """Progress bars (rich) for the long stages of a command.
+
+    ``stage(description)`` wraps a step the library cannot count (a spinner until it ends);
+    the instance itself is the library's ``progress(stage, done, total)`` callback (one bar per
+    stage, e.g. ``finsentry.scoring``'s "scoring" and "explaining"). With ``bars=None`` both
+    do nothing.
+    """
+
+    def __init__(self, bars=None) -> None:
+        self.bars = bars
+        self._tasks: dict[str, int] = {}
+
+    @contextlib.contextmanager
+    def stage(self, description: str):
+        if self.bars is None:
+            yield
+            return
+        task = self.bars.add_task(description, total=None, count="")
+        try:
+            yield
+        finally:
+            self.bars.update(task, total=1, completed=1)
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if self.bars is None:
+            return
+        if stage not in self._tasks:
+            self._tasks[stage] = self.bars.add_task(stage, total=total, count="")
+        self.bars.update(self._tasks[stage], completed=done, total=total, count=f"{done:,}/{total:,}")
+
+
+@contextlib.contextmanager
+def _stages():
+    """A ``_Stages`` drawing on the command line's console while the block runs."""
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    bars = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                    TextColumn("{task.fields[count]}"), TimeElapsedColumn(), console=console)  # fmt: skip
+    with bars:
+        yield _Stages(bars)
+
+
+def _load_features(data: Path, stages: _Stages | None = None):
     from finsentry.datasets import czech
     from finsentry.features import features_with_sequence
 
-    bank = czech.load(data)
+    stages = stages or _Stages()
+    with stages.stage(f"loading {data}"):
+        bank = czech.load(data)
     _progress(
         f"{bank.transactions.received:,} transactions: {len(bank.transactions.valid):,} valid, "
         f"{len(bank.transactions.rejected) + len(bank.quarantine):,} quarantined"
     )
     valid = bank.transactions.valid
-    return valid, features_with_sequence(valid)  # the sequence columns too, for the LSTM
+    with stages.stage(f"features of {len(valid):,} transactions"):
+        return valid, features_with_sequence(valid)  # the sequence columns too, for the LSTM
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from finsentry import drift
     from finsentry.detectors import make_detector
     from finsentry.detectors.artifact import save_model
 
-    valid, features = _load_features(args.data)
-    _progress(f"training {args.detector} on {len(features):,} transactions")
-    model = make_detector(args.detector).fit(features)
-    path = save_model(
-        model,
-        args.out,
-        metadata={"training_window": [str(valid["ts"].min()), str(valid["ts"].max())]},
-    )
+    with _stages() as stages:
+        valid, features = _load_features(args.data, stages)
+        with stages.stage(f"training {args.detector} on {len(features):,} transactions"):
+            model = make_detector(args.detector).fit(features)
+        window = (str(valid["ts"].min()), str(valid["ts"].max()))
+        with stages.stage("binning the training window (drift reference)"):
+            reference = drift.build_reference(model, features, window=window)
+    path = save_model(model, args.out,
+                      metadata={"training_window": list(window), drift.METADATA_KEY: reference.to_dict()})  # fmt: skip
     console.print(f"model written to {path}")
     return 0
 
 
 def cmd_score(args: argparse.Namespace) -> int:
     from finsentry.detectors.artifact import load_model
-    from finsentry.evaluation import threshold_for_budget
-    from finsentry.scoring import score_transactions, scored_frame
+    from finsentry.drift import reference_from_metadata
+    from finsentry.scoring import EXPLAIN_TOP, check_scores, score_transactions, scored_frame, summary_path
 
     model, metadata = load_model(args.model, allow_sequence=True)
-    if args.mapping is not None:
-        from finsentry.mapping import prepare_foreign
+    explain_top = EXPLAIN_TOP if args.explain is None else args.explain
+    with _stages() as stages:
+        if args.mapping is not None:
+            from finsentry.mapping import prepare_foreign
 
-        valid, features = prepare_foreign(args.data, args.mapping, args.out, _progress)
-    elif not args.data.is_dir():
-        raise ValueError(f"{args.data} is a file: a foreign table needs --mapping MAP.yaml")
-    else:
-        valid, features = _load_features(args.data)
-    threshold = metadata.get("metrics", {}).get("threshold")
-    if threshold is None:
-        threshold = threshold_for_budget(model.score(features), args.budget)
-    batch = score_transactions(
-        model, features, budget_threshold=threshold,
-        model_version=f"{metadata.get('detector')}-{metadata.get('created_at')}",
-    )  # fmt: skip
+            with stages.stage(f"loading, mapping and features of {args.data.name}"):
+                valid, features = prepare_foreign(args.data, args.mapping, args.out, _progress)
+        elif not args.data.is_dir():
+            raise ValueError(f"{args.data} is a file: a foreign table needs --mapping MAP.yaml")
+        else:
+            valid, features = _load_features(args.data, stages)
+        batch = score_transactions(
+            model, features, budget=args.budget, keys=valid["trans_id"].to_numpy(), explain_top=explain_top,
+            model_version=f"{metadata.get('detector')}-{metadata.get('created_at')}", progress=stages,
+        )  # fmt: skip
+        checks = check_scores(batch, features, reference_from_metadata(metadata))
+    for warning in checks.warnings:
+        console.print(f"[yellow]warning:[/yellow] {warning}")
     scored = scored_frame(valid, batch)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     scored.to_parquet(args.out, index=False)
-    console.print(f"{int(batch.alerts.sum()):,} alerts in {len(scored):,} rows -> {args.out}")
+    summary = summary_path(args.out)
+    summary.write_text(json.dumps(checks.summary(batch), indent=2))
+    console.print(f"{int(batch.alerts.sum()):,} alerts in {len(scored):,} rows (budget {args.budget:g}; SHAP reasons "
+                  f"for the top {batch.explained:,}) -> {args.out}; summary -> {summary}")  # fmt: skip
     return 0
 
 
@@ -287,10 +352,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     if not args.npz.is_file():
         raise FileNotFoundError(f"no such file: {args.npz}")
-    data = np.load(args.npz)
-    if "X" not in data or "y" not in data:
-        raise ValueError(f"{args.npz} must hold arrays X and y")
-    results = adbench_protocol(data["X"], data["y"], seeds=tuple(range(args.seeds)))
+    with _stages() as stages:
+        with stages.stage(f"loading {args.npz.name}"):
+            data = np.load(args.npz)
+            if "X" not in data or "y" not in data:
+                raise ValueError(f"{args.npz} must hold arrays X and y")
+            x, y = data["X"], data["y"]
+        results = adbench_protocol(x, y, seeds=tuple(range(args.seeds)), progress=stages)
     for name, figures in results.items():
         console.print(
             f"{name:>18}: AUC-ROC {figures['auc_roc']:.2f} %  AUC-PR {figures['auc_pr']:.2f} %"
