@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from finsentry.anomalies import apply_rules, type_of_feature
-from finsentry.drift import PSI_DRIFTED, DriftMeasurement, DriftReference, measure_drift
+from finsentry.drift import PSI_DRIFTED, Bins, DriftMeasurement, DriftReference, measure_drift
 from finsentry.evaluation import alert_order, alerts_for_budget
 from finsentry.explain import Reason, fast_explain, rule_reason
 from finsentry.privacy import DEFAULT_MASK_KEY, mask_ids
@@ -223,6 +223,11 @@ class ScoreChecks:
                 "model_version": batch.model_version, **self.to_dict()}  # fmt: skip
 
 
+def _noise(bins: Bins, rows: int) -> float:
+    """The PSI a window of ``rows`` drawn from the reference itself shows on average."""
+    return (len(bins.shares) - 1) / max(rows, 1)
+
+
 def summary_path(out: Path | str) -> Path:
     """Where ``finsentry score`` writes the summary of a scored file: beside it."""
     out = Path(out)
@@ -236,7 +241,9 @@ def check_scores(batch: ScoredBatch, features: pd.DataFrame, reference: DriftRef
     * Drift: the PSI of the score and of every feature against ``reference`` (the model's
       training bins, ``finsentry.drift``); above ``psi_limit`` (0.25, the drift alarm's line)
       the data is out of the training distribution and the scores mean less: the warning names
-      the ``DRIFT_TOP`` features that moved most.
+      the ``DRIFT_TOP`` features that moved most. A small batch's PSI is noisy even on training-
+      like data (about ``(bins - 1) / rows``, see ``finsentry.drift``): that much is added to the
+      limit, so 150 rows need a PSI above about 0.31 to warn, 50,000 rows above 0.25.
     * Ties: when more than ``TIED_SHARE_WARN`` of the rows share their score with another row,
       the budget is filled by the tie-break rather than by the model's ranking.
     * Rules (budget mode): more rule hits than the budget has alerts.
@@ -258,11 +265,13 @@ def check_scores(batch: ScoredBatch, features: pd.DataFrame, reference: DriftRef
     drift, drifting = None, []
     if reference is not None and len(features):
         drift = measure_drift(reference, features, scores)
-        drifting = [(k, v) for k, v in drift.top_features(len(drift.feature_psi)) if v > psi_limit]
-        if drift.score_psi > psi_limit or drifting:
+        rows = len(features)
+        drifting = [(k, v) for k, v in drift.top_features(len(drift.feature_psi))
+                    if v > psi_limit + _noise(reference.features[k], rows)]  # fmt: skip
+        if drift.score_psi > psi_limit + _noise(reference.score, rows) or drifting:
             named = ", ".join(f"{k} {v:.2f}" for k, v in drifting[:DRIFT_TOP]) or "none above the limit"
             warnings.append(f"data far from the model's training window: score PSI {drift.score_psi:.2f}, "
-                            f"{len(drifting)} feature(s) with PSI > {psi_limit:g} (top: {named}); "
+                            f"{len(drifting)} feature(s) drifted, PSI over {psi_limit:g} + sampling noise (top: {named}); "
                             "scores and alerts may not mean what they did in training")  # fmt: skip
     return ScoreChecks(rows=int(len(scores)), distinct_scores=int(counts.size), tied_share=tied, drift=drift,
                        drifting=drifting, warnings=warnings)  # fmt: skip
