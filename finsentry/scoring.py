@@ -271,8 +271,8 @@ def check_scores(batch: ScoredBatch, features: pd.DataFrame, reference: DriftRef
         if drift.score_psi > psi_limit + _noise(reference.score, rows) or drifting:
             named = ", ".join(f"{k} {v:.2f}" for k, v in drifting[:DRIFT_TOP]) or "none above the limit"
             warnings.append(f"data far from the model's training window: score PSI {drift.score_psi:.2f}, "
-                            f"{len(drifting)} feature(s) drifted, PSI over {psi_limit:g} + sampling noise (top: {named}); "
-                            "scores and alerts may not mean what they did in training")  # fmt: skip
+                            f"{len(drifting)} feature(s) drifted, PSI over {psi_limit:g} + sampling noise "
+                            f"(top: {named}); scores and alerts may not mean what they did in training")  # fmt: skip
     return ScoreChecks(rows=int(len(scores)), distinct_scores=int(counts.size), tied_share=tied, drift=drift,
                        drifting=drifting, warnings=warnings)  # fmt: skip
 
