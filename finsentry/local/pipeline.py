@@ -241,6 +241,7 @@ def run_demo(config: DemoConfig, bucket, progress: Progress = _noop) -> DemoResu
         prep.features[test],
         budget_threshold=reports[selection["best"]].threshold,
         model_version=f"{selection['best']}-{__version__}",
+        explain_top=config.top_alerts,  # the report's top alerts carry SHAP reasons
     )
     test_report = evaluate_scores(
         batch.scores,
