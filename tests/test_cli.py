@@ -24,13 +24,14 @@ def test_bad_arguments_exit_with_usage_not_a_traceback(argv, capsys):
     with pytest.raises(SystemExit) as exc:
         build_parser().parse_args(argv)
     assert exc.value.code == 2
-    assert "usage:" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.startswith("error: finsentry") and "--help" in err and len(err.splitlines()) == 1
 
 
 def test_train_on_a_folder_without_bank_files_is_a_clear_error(tmp_path, capsys):
     code = main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "m")])
     assert code == 2
-    assert "error:" in capsys.readouterr().out
+    assert "error:" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("detector", ["isolation_forest", "lstm"])

@@ -175,7 +175,7 @@ def test_score_a_foreign_csv_end_to_end(model_dir, tmp_path, capsys):
 def test_score_a_file_without_a_mapping_is_a_clear_error(model_dir, tmp_path, capsys):
     code = main(["score", "--data", str(EXAMPLE_CSV), "--model", str(model_dir), "--out", str(tmp_path / "s.parquet")])
     assert code == 2
-    assert "needs --mapping" in capsys.readouterr().out
+    assert "needs --mapping" in capsys.readouterr().err
 
 
 def test_score_with_a_broken_mapping_file_is_a_clear_error(model_dir, tmp_path, capsys):
@@ -184,7 +184,7 @@ def test_score_with_a_broken_mapping_file_is_a_clear_error(model_dir, tmp_path, 
     code = main(["score", "--data", str(EXAMPLE_CSV), "--mapping", str(bad), "--model", str(model_dir),
                  "--out", str(tmp_path / "s.parquet")])  # fmt: skip
     assert code == 2
-    assert "no column NoSuchColumn" in capsys.readouterr().out
+    assert "no column NoSuchColumn" in capsys.readouterr().err
 
 
 def test_value_maps_apply_to_integer_codes_of_a_parquet_file(tmp_path):
@@ -211,5 +211,5 @@ def test_a_table_with_no_valid_row_is_a_clear_error_and_keeps_its_quarantine(mod
     code = main(["score", "--data", str(bad), "--mapping", str(EXAMPLE_MAPPING), "--model", str(model_dir),
                  "--out", str(out)])  # fmt: skip
     assert code == 2
-    assert "no valid rows to score" in capsys.readouterr().out
+    assert "no valid rows to score" in capsys.readouterr().err
     assert len(pd.read_csv(quarantine_path(out))) == 5 and not out.exists()
