@@ -271,15 +271,24 @@ def _generate_labelled(config, args: argparse.Namespace) -> list[Path]:
     return [*paths, labels]
 
 
-def _load_features(data: Path):
+def _load_features(data: Path, out: Path | None = None):
+    """Valid transactions of a folder of bank files and their features; with ``out``, the
+    quarantined rows (with reasons) are written beside it, as for a mapped table."""
     from finsentry.datasets import czech
     from finsentry.features import features_with_sequence
+    from finsentry.mapping import quarantine_path
 
     bank = czech.load(data)
+    rejects, path = bank.rejects(), None
+    if out is not None and len(rejects):
+        path = quarantine_path(out)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        rejects.to_csv(path, index=False)
     _progress(
         f"{bank.transactions.received:,} transactions: {len(bank.transactions.valid):,} valid, "
-        f"{len(bank.transactions.rejected) + len(bank.quarantine):,} quarantined"
+        f"{len(bank.transactions.rejected) + len(bank.quarantine):,} quarantined" + (f" -> {path}" if path else "")
     )
+    bank.require_valid(str(data), path)
     valid = bank.transactions.valid
     return valid, features_with_sequence(valid)  # the sequence columns too, for the LSTM
 
@@ -313,7 +322,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     elif not args.data.is_dir():
         raise ValueError(f"{args.data} is a file: a foreign table needs --mapping MAP.yaml")
     else:
-        valid, features = _load_features(args.data)
+        valid, features = _load_features(args.data, args.out)
     threshold = metadata.get("metrics", {}).get("threshold")
     if threshold is None:
         threshold = threshold_for_budget(model.score(features), args.budget)
