@@ -262,7 +262,7 @@ def _read(path: Path, kind: str, reader, **options: Any) -> pd.DataFrame:
         return reader(path, **options)
     except UnicodeDecodeError as err:
         encoding = options.get("encoding", "utf-8")
-        raise MappingError(f"{path.name}: byte {err.start} is not {encoding}: set the file's encoding "
+        raise MappingError(f"{path.name}: not {encoding} text ({err.reason}): set the file's encoding "
                            "under csv: (e.g. csv: {encoding: latin-1})") from err  # fmt: skip
     except (ValueError, OSError, EOFError, pd.errors.ParserError, pd.errors.EmptyDataError, csv.Error) as err:
         raise MappingError(f"{path.name}: cannot be read as {kind}: {' '.join(str(err).split())}") from err

@@ -229,3 +229,72 @@ def test_an_unexpected_error_is_one_line_with_a_hint_and_status_1(monkeypatch, c
     monkeypatch.setenv("FINSENTRY_DEBUG", "1")
     with pytest.raises(KeyError):
         main(["cost", "--tps", "1"])
+
+
+def test_generated_argument_lists_and_bad_files_never_reach_the_user_as_a_traceback(small_model, tmp_path_factory):
+    """Property: any argument list (bad numbers, paths of the wrong kind, damaged bank folders,
+    garbage mappings) gives a documented exit status and no traceback, only one error line."""
+    import contextlib
+    import io
+    import shutil
+    import tempfile
+
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from tests.datasets.test_czech import bad_bank_strategy, damage
+
+    root = tmp_path_factory.mktemp("fuzz")
+    (root / "a_file").write_bytes(b"\x00\xffnot a model, a bank or a mapping")
+    numbers = st.sampled_from(["inf", "-inf", "nan", "-1", "0", "1", "0.5", "3", "99999", "1e400", "", "x", "1e9"])
+    paths = st.sampled_from([str(root / "a_file"), str(root), str(root / "missing"), str(small_model / "bank"),
+                             str(small_model / "model"), str(root / "a_file" / "below")])  # fmt: skip
+    mappings = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+                            lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
+                                st.sampled_from(["columns", "csv", "date_format", "ts_unit", "ts_origin",
+                                                 "sep", "encoding", "quotechar", "amount", "ts", "constants"]),
+                                inner, max_size=3), max_leaves=6)  # fmt: skip
+    options = {
+        "cost": {"--tps": numbers, "--retention-days": numbers, "--prices": paths},
+        "rules": {"--out": paths, "--env": st.text(max_size=4)},
+        "evaluate": {"--npz": paths, "--seeds": st.just("1")},
+        "demo": {"--metrics-port": numbers, "--metrics-hold": numbers, "--budget": numbers, "--data": paths},
+        "generate": {"--out": paths, "--accounts": st.sampled_from(["0", "-2", "x", "nan"])},
+        "train": {"--data": paths, "--out": paths, "--detector": st.sampled_from(["lof", "nope"])},
+    }
+
+    @settings(max_examples=20, deadline=None)
+    @given(st.data())
+    def check(data):
+        command = data.draw(st.sampled_from([*options, "score", "score"]))
+        with tempfile.TemporaryDirectory() as tmp:
+            tmp = Path(tmp)
+            if command == "score":
+                bank = Path(shutil.copytree(small_model / "bank", tmp / "bank"))
+                damage(bank, *data.draw(bad_bank_strategy()))
+                argv = ["score", "--data", str(bank), "--model", str(small_model / "model"),
+                        "--out", str(tmp / "s.parquet")]  # fmt: skip
+                if data.draw(st.booleans()):
+                    (tmp / "m.yaml").write_text(yaml_dump(data.draw(mappings)))
+                    argv += ["--mapping", str(tmp / "m.yaml"), "--data", str(root / "a_file")]
+            else:
+                chosen = data.draw(st.lists(st.sampled_from(sorted(options[command])), unique=True, max_size=3))
+                argv = [command] + [x for o in chosen for x in (o, data.draw(options[command][o]))]
+                if command in ("demo", "train"):  # these would run for minutes: end each in a bad value
+                    argv += ["--budget", "2"] if command == "demo" else ["--detector", "nope", "--out", str(tmp / "m")]
+            out, err = io.StringIO(), io.StringIO()
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                code = main(argv)
+            assert code in EXIT_CODES - {1}, (argv, err.getvalue())
+            assert "Traceback" not in out.getvalue() + err.getvalue()
+            errors = err.getvalue().strip().splitlines()
+            assert (code == 0) == (not errors), (argv, errors)
+            assert len(errors) <= 1 and all(e.startswith("error: finsentry") for e in errors), errors
+
+    check()
+
+
+def yaml_dump(value) -> str:
+    import yaml
+
+    return yaml.safe_dump(value)
