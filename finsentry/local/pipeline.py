@@ -94,7 +94,9 @@ def load_source(config: DemoConfig, raw_dir: Path, progress: Progress = _noop) -
     """Real files from ``config.data_dir``, or a synthetic bank written to ``raw_dir`` first."""
     if config.data_dir is not None:
         progress(f"reading the Czech bank files in {config.data_dir}")
-        return engines.load_bank(config.data_dir, config.engine)
+        bank = engines.load_bank(config.data_dir, config.engine)
+        bank.require_valid(str(config.data_dir))
+        return bank
     syn = synthetic.SyntheticConfig(
         n_accounts=config.accounts, months=config.months, seed=config.seed
     )
