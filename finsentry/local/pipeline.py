@@ -22,6 +22,7 @@ from finsentry.anomalies import inject_anomalies, missing_recurring_payments
 from finsentry.datasets import czech, synthetic
 from finsentry.detectors import make_detector
 from finsentry.detectors.artifact import save_model
+from finsentry.detectors.ensemble import DEFAULT_MEMBERS
 from finsentry.etl import engines
 from finsentry.evaluation import ModelReport, Split, evaluate_scores, select_model, time_split
 from finsentry.features import FEATURE_COLUMNS
@@ -31,7 +32,7 @@ from finsentry.local.stream_replay import ReplayResult, replay_stream
 from finsentry.scoring import score_transactions, scored_frame
 
 Progress = Callable[[str], None]
-CANDIDATES = ("isolation_forest", "lof", "ensemble")
+CANDIDATES = ("isolation_forest", "lof", "tails", "ensemble")
 
 
 @dataclass
@@ -93,7 +94,9 @@ def load_source(config: DemoConfig, raw_dir: Path, progress: Progress = _noop) -
     """Real files from ``config.data_dir``, or a synthetic bank written to ``raw_dir`` first."""
     if config.data_dir is not None:
         progress(f"reading the Czech bank files in {config.data_dir}")
-        return engines.load_bank(config.data_dir, config.engine)
+        bank = engines.load_bank(config.data_dir, config.engine)
+        bank.require_valid(str(config.data_dir))
+        return bank
     syn = synthetic.SyntheticConfig(
         n_accounts=config.accounts, months=config.months, seed=config.seed
     )
@@ -143,9 +146,9 @@ def train_and_select(
     models, reports = {}, {}
     for name in config.candidates:
         progress(f"training {name} on {len(train):,} transactions")
-        members = {k: models[k] for k in ("isolation_forest", "lof") if k in models}
-        if name == "ensemble" and members:
-            model = make_detector("ensemble", members=list(members.values()))
+        members = [models[k] for k in DEFAULT_MEMBERS if k in models]
+        if name == "ensemble" and len(members) == len(DEFAULT_MEMBERS):
+            model = make_detector("ensemble", members=members)
             model.fit(train)
         else:
             model = make_detector(name).fit(train)
