@@ -5,35 +5,69 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
+import os
 import sys
 import time
 from pathlib import Path
+from typing import NoReturn
 
 from rich.console import Console
 
 console = Console(stderr=False, highlight=False, width=150)
+
+# Exit statuses (docs/user_guide.md#exit-statuses)
+EXIT_OK, EXIT_UNEXPECTED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+DEBUG_ENV = "FINSENTRY_DEBUG"  # set to 1: unexpected errors raise with their traceback
+MAX_COUNT = 10**9  # accounts, months, transactions, records, days: beyond this is a typo
+MAX_TPS = 1e7  # transactions per second priced by `finsentry cost`
+MAX_SECONDS = 10**7
 
 
 def _progress(message: str) -> None:
     console.print(f"[dim]{time.strftime('%H:%M:%S')}[/dim] {message}")
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError("must be a positive integer")
+def _number(text: str, kind: type) -> float:
+    """``text`` as ``kind`` (int or float), or an argparse error saying what was expected."""
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'}") from None
+    if kind is float and not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
     return value
 
 
+def _bounded(kind: type, low: float, high: float, what: str):
+    """An argparse type: a number of ``kind`` in [low, high], else the error ``must be <what>``."""
+
+    def parse(text: str) -> float:
+        value = _number(text, kind)
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text}")
+        return value
+
+    parse.__name__ = what  # argparse names the type in its messages
+    return parse
+
+
+_positive_int = _bounded(int, 1, MAX_COUNT, f"a positive integer up to {MAX_COUNT:,}")
+_count = _bounded(int, 0, MAX_COUNT, f"an integer from 0 to {MAX_COUNT:,}")
+_seed = _bounded(int, 0, 2**32 - 1, "a seed from 0 to 4294967295")
+_port = _bounded(int, 0, 65_535, "a TCP port from 0 to 65535 (0 = any free port)")
+_seconds = _bounded(float, 0, MAX_SECONDS, f"a number of seconds from 0 to {MAX_SECONDS:,}")
+
+
 def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError("must be a positive number")
+    value = _number(text, float)
+    if not 0 < value <= MAX_TPS:
+        raise argparse.ArgumentTypeError(f"must be a positive number up to {MAX_TPS:,}, got {text}")
     return value
 
 
 def _share(text: str) -> float:
-    value = float(text)
+    value = _number(text, float)
     if not 0 < value < 1:
         raise argparse.ArgumentTypeError("must be a share between 0 and 1, e.g. 0.01")
     return value
@@ -53,8 +87,33 @@ def _existing_path(text: str) -> Path:
     return path
 
 
+def _out_dir(text: str) -> Path:
+    """An output folder: new, or an existing folder (never an existing file)."""
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{path} is a file: expected a folder (new or existing)")
+    return path
+
+
+def _out_file(text: str) -> Path:
+    """An output file: new, or an existing file to replace (never a folder)."""
+    path = Path(text)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{path} is a folder: expected a file name")
+    if path.parent.exists() and not path.parent.is_dir():
+        raise argparse.ArgumentTypeError(f"{path.parent} is a file: cannot write {path.name} inside it")
+    return path
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line usage errors: ``error: finsentry score: ...`` and exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_BAD_INPUT, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="finsentry", description="Anomaly detection for bank transactions."
     )
     sub = parser.add_subparsers(dest="command", required=True)
@@ -63,40 +122,44 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--data", type=_existing_dir, help="Czech bank files (.asc or fin_*.tsv)")
     demo.add_argument("--accounts", type=_positive_int, default=1500)
     demo.add_argument("--months", type=_positive_int, default=24)
-    demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument("--seed", type=_seed, default=7)
     demo.add_argument("--form", choices=("asc", "tsv"), default="asc")
     demo.add_argument("--budget", type=_share, default=0.01, help="alert budget (share)")
-    demo.add_argument("--out", type=Path, default=Path("finsentry-out"))
+    demo.add_argument("--out", type=_out_dir, default=Path("finsentry-out"))
     demo.add_argument("--no-sagemaker", action="store_true", help="skip the SageMaker jobs run in-process")
-    demo.add_argument("--metrics-port", type=int, help="serve Prometheus /metrics on this port (127.0.0.1)")
-    demo.add_argument("--metrics-hold", type=float, help="with --metrics-port: seconds to keep serving after "
+    demo.add_argument("--metrics-port", type=_port, help="serve Prometheus /metrics on this port (127.0.0.1)")
+    demo.add_argument("--metrics-hold", type=_seconds, help="with --metrics-port: seconds to keep serving after "
                       "the run (default: until Ctrl-C)")  # fmt: skip
-    demo.add_argument("--stream-records", type=int, default=2_000,
+    demo.add_argument("--stream-records", type=_count, default=2_000,
                       help="test transactions replayed through Kinesis into the scorer (0 = skip)")
     demo.add_argument("--engine", choices=("pandas", "spark"), default="pandas",
                       help="run loading and features in this process or through local Spark (as the Glue jobs)")
 
     gen = sub.add_parser("generate", help="write a synthetic bank in the Czech file forms")
-    gen.add_argument("--out", type=Path, required=True)
+    gen.add_argument("--out", type=_out_dir, required=True)
     gen.add_argument("--accounts", type=_positive_int, default=1000)
     gen.add_argument("--months", type=_positive_int, default=24)
     gen.add_argument("--transactions", type=_positive_int, help="size by transactions instead")
-    gen.add_argument("--seed", type=int, default=7)
+    gen.add_argument("--seed", type=_seed, default=7)
     gen.add_argument("--form", choices=("asc", "tsv"), default="asc")
     gen.add_argument("--anomaly-rate", type=_share, help="inject labelled anomalies (labels.csv)")
 
     train = sub.add_parser("train", help="train a detector on Czech bank files")
     train.add_argument("--data", type=_existing_dir, required=True)
     train.add_argument("--detector", default="ensemble")
-    train.add_argument("--out", type=Path, required=True, help="model artifact directory")
+    train.add_argument("--out", type=_out_dir, required=True, help="model artifact directory")
 
     score = sub.add_parser("score", help="score Czech bank files (or a mapped foreign table) with a trained model")
     score.add_argument("--data", type=_existing_path, required=True,
                        help="folder of Czech bank files, or a CSV/Parquet file with --mapping")
     score.add_argument("--mapping", type=Path, help="YAML mapping of a foreign table onto the canonical record")
     score.add_argument("--model", type=_existing_dir, required=True)
-    score.add_argument("--out", type=Path, required=True, help="output Parquet file")
-    score.add_argument("--budget", type=_share, default=0.01)
+    score.add_argument("--out", type=_out_file, required=True, help="output Parquet file")
+    score.add_argument("--budget", type=_share, default=0.01,
+                       help="alert budget (share): exactly floor(budget x rows) alerts, ties split by trans_id")
+    score.add_argument("--explain", type=_count, default=None, metavar="N",
+                       help="alerts explained with SHAP, the highest first (default 10; 0 = none): "
+                            "the other alerts get fast reasons")
 
     cost = sub.add_parser("cost", help="monthly cost of the deployed pipeline at a load (list prices)")
     cost.add_argument("--tps", type=_positive_float, required=True, help="average transactions per second")
@@ -107,7 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     cost.add_argument("--json", action="store_true", help="also print the estimate as one JSON line")
 
     rules = sub.add_parser("rules", help="write Prometheus alert rules generated from the CloudWatch alarm specs")
-    rules.add_argument("--out", type=Path, required=True, help="rule file (YAML)")
+    rules.add_argument("--out", type=_out_file, required=True, help="rule file (YAML)")
     rules.add_argument("--env", default="prod", help="deployment environment (names the scorer function)")
     rules.add_argument("--runbook-base", default="docs/operations.md", help="URL of the runbook page")
 
@@ -212,60 +275,123 @@ def _generate_labelled(config, args: argparse.Namespace) -> list[Path]:
     return [*paths, labels]
 
 
-def _load_features(data: Path):
+class _Stages:
+    """Progress bars (rich) for the long stages of a command.
+
+    ``stage(description)`` wraps a step the library cannot count (a spinner until it ends);
+    the instance itself is the library's ``progress(stage, done, total)`` callback (one bar per
+    stage, e.g. ``finsentry.scoring``'s "scoring" and "explaining"). With ``bars=None`` both
+    do nothing.
+    """
+
+    def __init__(self, bars=None) -> None:
+        self.bars = bars
+        self._tasks: dict[str, int] = {}
+
+    @contextlib.contextmanager
+    def stage(self, description: str):
+        if self.bars is None:
+            yield
+            return
+        task = self.bars.add_task(description, total=None, count="")
+        try:
+            yield
+        finally:
+            self.bars.update(task, total=1, completed=1)
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if self.bars is None:
+            return
+        if stage not in self._tasks:
+            self._tasks[stage] = self.bars.add_task(stage, total=total, count="")
+        self.bars.update(self._tasks[stage], completed=done, total=total, count=f"{done:,}/{total:,}")
+
+
+@contextlib.contextmanager
+def _stages():
+    """A ``_Stages`` drawing on the command line's console while the block runs."""
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    bars = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                    TextColumn("{task.fields[count]}"), TimeElapsedColumn(), console=console)  # fmt: skip
+    with bars:
+        yield _Stages(bars)
+
+
+def _load_features(data: Path, out: Path | None = None, stages: _Stages | None = None):
+    """Valid transactions of a folder of bank files and their features; with ``out``, the
+    quarantined rows (with reasons) are written beside it, as for a mapped table."""
     from finsentry.datasets import czech
     from finsentry.features import features_with_sequence
+    from finsentry.mapping import quarantine_path
 
-    bank = czech.load(data)
+    stages = stages or _Stages()
+    with stages.stage(f"loading {data}"):
+        bank = czech.load(data)
+    rejects, path = bank.rejects(), None
+    if out is not None and len(rejects):
+        path = quarantine_path(out)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        rejects.to_csv(path, index=False)
     _progress(
         f"{bank.transactions.received:,} transactions: {len(bank.transactions.valid):,} valid, "
-        f"{len(bank.transactions.rejected) + len(bank.quarantine):,} quarantined"
+        f"{len(bank.transactions.rejected) + len(bank.quarantine):,} quarantined" + (f" -> {path}" if path else "")
     )
+    bank.require_valid(str(data), path)
     valid = bank.transactions.valid
-    return valid, features_with_sequence(valid)  # the sequence columns too, for the LSTM
+    with stages.stage(f"features of {len(valid):,} transactions"):
+        return valid, features_with_sequence(valid)  # the sequence columns too, for the LSTM
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from finsentry import drift
     from finsentry.detectors import make_detector
     from finsentry.detectors.artifact import save_model
 
-    valid, features = _load_features(args.data)
-    _progress(f"training {args.detector} on {len(features):,} transactions")
-    model = make_detector(args.detector).fit(features)
-    path = save_model(
-        model,
-        args.out,
-        metadata={"training_window": [str(valid["ts"].min()), str(valid["ts"].max())]},
-    )
+    with _stages() as stages:
+        valid, features = _load_features(args.data, stages=stages)
+        with stages.stage(f"training {args.detector} on {len(features):,} transactions"):
+            model = make_detector(args.detector).fit(features)
+        window = (str(valid["ts"].min()), str(valid["ts"].max()))
+        with stages.stage("binning the training window (drift reference)"):
+            reference = drift.build_reference(model, features, window=window)
+    path = save_model(model, args.out,
+                      metadata={"training_window": list(window), drift.METADATA_KEY: reference.to_dict()})  # fmt: skip
     console.print(f"model written to {path}")
     return 0
 
 
 def cmd_score(args: argparse.Namespace) -> int:
     from finsentry.detectors.artifact import load_model
-    from finsentry.evaluation import threshold_for_budget
-    from finsentry.scoring import score_transactions, scored_frame
+    from finsentry.drift import reference_from_metadata
+    from finsentry.scoring import EXPLAIN_TOP, check_scores, score_transactions, scored_frame, summary_path
 
     model, metadata = load_model(args.model, allow_sequence=True)
-    if args.mapping is not None:
-        from finsentry.mapping import prepare_foreign
+    explain_top = EXPLAIN_TOP if args.explain is None else args.explain
+    with _stages() as stages:
+        if args.mapping is not None:
+            from finsentry.mapping import prepare_foreign
 
-        valid, features = prepare_foreign(args.data, args.mapping, args.out, _progress)
-    elif not args.data.is_dir():
-        raise ValueError(f"{args.data} is a file: a foreign table needs --mapping MAP.yaml")
-    else:
-        valid, features = _load_features(args.data)
-    threshold = metadata.get("metrics", {}).get("threshold")
-    if threshold is None:
-        threshold = threshold_for_budget(model.score(features), args.budget)
-    batch = score_transactions(
-        model, features, budget_threshold=threshold,
-        model_version=f"{metadata.get('detector')}-{metadata.get('created_at')}",
-    )  # fmt: skip
+            with stages.stage(f"loading, mapping and features of {args.data.name}"):
+                valid, features = prepare_foreign(args.data, args.mapping, args.out, _progress)
+        elif not args.data.is_dir():
+            raise ValueError(f"{args.data} is a file: a foreign table needs --mapping MAP.yaml")
+        else:
+            valid, features = _load_features(args.data, args.out, stages)
+        batch = score_transactions(
+            model, features, budget=args.budget, keys=valid["trans_id"].to_numpy(), explain_top=explain_top,
+            model_version=f"{metadata.get('detector')}-{metadata.get('created_at')}", progress=stages,
+        )  # fmt: skip
+        checks = check_scores(batch, features, reference_from_metadata(metadata))
+    for warning in checks.warnings:
+        console.print(f"[yellow]warning:[/yellow] {warning}")
     scored = scored_frame(valid, batch)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     scored.to_parquet(args.out, index=False)
-    console.print(f"{int(batch.alerts.sum()):,} alerts in {len(scored):,} rows -> {args.out}")
+    summary = summary_path(args.out)
+    summary.write_text(json.dumps(checks.summary(batch), indent=2))
+    console.print(f"{int(batch.alerts.sum()):,} alerts in {len(scored):,} rows (budget {args.budget:g}; SHAP reasons "
+                  f"for the top {batch.explained:,}) -> {args.out}; summary -> {summary}")  # fmt: skip
     return 0
 
 
@@ -287,10 +413,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     if not args.npz.is_file():
         raise FileNotFoundError(f"no such file: {args.npz}")
-    data = np.load(args.npz)
-    if "X" not in data or "y" not in data:
-        raise ValueError(f"{args.npz} must hold arrays X and y")
-    results = adbench_protocol(data["X"], data["y"], seeds=tuple(range(args.seeds)))
+    with _stages() as stages:
+        with stages.stage(f"loading {args.npz.name}"):
+            data = np.load(args.npz)
+            if "X" not in data or "y" not in data:
+                raise ValueError(f"{args.npz} must hold arrays X and y")
+            x, y = data["X"], data["y"]
+        results = adbench_protocol(x, y, seeds=tuple(range(args.seeds)), progress=stages)
     for name, figures in results.items():
         console.print(
             f"{name:>18}: AUC-ROC {figures['auc_roc']:.2f} %  AUC-PR {figures['auc_pr']:.2f} %"
@@ -310,17 +439,49 @@ COMMANDS = {
 }
 
 
-def main(argv: list[str] | None = None) -> int:
+def _expected_errors() -> tuple[type[BaseException], ...]:
+    """Errors that mean bad input or a bad environment (exit 2), not a bug in finsentry: the
+    library's own, and those of readers given a file that is not what it should be."""
+    import zipfile
+    import zlib
+
+    from finsentry.cost import PriceFileError
     from finsentry.datasets.czech import DatasetError
     from finsentry.detectors.artifact import ModelArtifactError
+    from finsentry.etl.quality import DataQualityError
     from finsentry.mapping import MappingError
 
-    args = build_parser().parse_args(argv)
+    return (DatasetError, ModelArtifactError, MappingError, PriceFileError, DataQualityError, OSError, ValueError,
+            EOFError, zipfile.BadZipFile, zlib.error)  # fmt: skip
+
+
+def _say_error(message: str) -> None:
+    """One line on stderr, whatever the message holds (YAML errors span lines)."""
+    print("error: " + " ".join(message.split()), file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one command; return its exit status (0 ok, 1 unexpected error, 2 bad input or usage,
+    130 interrupted). Errors are one line on stderr; ``FINSENTRY_DEBUG=1`` re-raises unexpected
+    ones with their traceback."""
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a usage error (2), already printed
+        return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
     try:
         return COMMANDS[args.command](args)
-    except (DatasetError, ModelArtifactError, MappingError, FileNotFoundError, ValueError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        return 2
+    except KeyboardInterrupt:
+        _say_error(f"finsentry {args.command}: interrupted")
+        return EXIT_INTERRUPTED
+    except _expected_errors() as exc:
+        _say_error(f"finsentry {args.command}: {str(exc) or type(exc).__name__}")
+        return EXIT_BAD_INPUT
+    except Exception as exc:  # noqa: BLE001 - the user gets one line, the traceback on request
+        if os.environ.get(DEBUG_ENV, "") not in ("", "0"):
+            raise
+        _say_error(f"finsentry {args.command}: unexpected {type(exc).__name__}: {exc} "
+                   f"(a bug: please report it; set {DEBUG_ENV}=1 for the traceback)")
+        return EXIT_UNEXPECTED
 
 
 if __name__ == "__main__":

@@ -32,7 +32,6 @@ from finsentry.partners import PARTNER_FEATURE_COLUMNS, PartnerProfile, partner_
 from finsentry.privacy import DEFAULT_MASK_KEY
 from finsentry.schema import ValidationResult
 from finsentry.scoring import score_transactions, scored_frame
-from finsentry.stream.reasons import stream_explain
 from finsentry.stream.validation import validate_stream_records
 
 RECENT_IDS = 256  # trans_ids remembered per account (and per partner) to recognise redeliveries
@@ -94,7 +93,7 @@ class StreamScorer:
         self.threshold = threshold
         self.model_version = model_version if model is not None else "rules-only"
         self.mask_key = mask_key  # HMAC key of the client pseudonyms (finsentry.privacy)
-        self.explainer = stream_explain  # tree path reasons (finsentry.stream.reasons); None = SHAP
+        self.explain_top = 0  # alerts per batch explained by SHAP; 0: every alert by explain.fast_explain
 
     @property
     def mode(self) -> str:
@@ -124,7 +123,7 @@ class StreamScorer:
         features = pd.concat([features, partner_values], axis=1)
         _remember(profiles, fresh)
         batch = score_transactions(self.model, features, budget_threshold=self.threshold,
-                                   model_version=self.model_version, explainer=self.explainer)  # fmt: skip
+                                   model_version=self.model_version, explain_top=self.explain_top)  # fmt: skip
         positions = checked.valid_positions if checked.valid_positions is not None else np.arange(len(mask))
         folded = checked.valid[fold].assign(**{POSITION: np.asarray(positions)[fold],
                                                PARTNER: partner_key(checked.valid[fold])})  # fmt: skip
