@@ -62,7 +62,7 @@ def stable_hash(values: pd.Series) -> np.ndarray:
 
 
 def _text(values: pd.Series) -> pd.Series:
-    return values.fillna("").astype(str)
+    return values.astype(object).where(values.notna(), "").astype(str)
 
 
 def partner_key(transactions: pd.DataFrame) -> pd.Series:
