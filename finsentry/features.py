@@ -259,7 +259,7 @@ def _step(f: np.ndarray, s: np.ndarray, x: np.ndarray, sig: np.int64, out: np.nd
     # balance integrity
     signed = -amount if debit == 1 else amount
     out[14] = abs(before + signed - after)
-    out[15] = abs(before - f[F_LAST_AFTER]) if n >= 1 else 0.0
+    out[15] = abs(before - f[F_LAST_AFTER]) if n >= 1 else before * 0.0  # NaN when balances are unknown
 
     # duplicate posting: identical signature posted within DUPLICATE_SECONDS before
     out[16] = 0.0
