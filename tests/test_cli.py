@@ -104,3 +104,84 @@ def test_generate_with_labelled_anomalies_round_trips_through_the_loader(tmp_pat
     assert bank.transactions.rejected.empty
     ids = set(bank.transactions.valid["trans_id"])
     assert set(labels.loc[labels["trans_id"] != "", "trans_id"]) <= ids
+
+
+# --- foreign tables: train | evaluate | score on docs/examples/card_fraud.csv (issue 11) --------
+
+def _card_args():
+    from tests.foreign import CARD_CSV, CARD_MAPPING
+
+    return ["--data", str(CARD_CSV), "--mapping", str(CARD_MAPPING)]
+
+
+def test_train_and_score_a_card_table_without_ids_or_balances(tmp_path, capsys, monkeypatch):
+    from finsentry.detectors.base import Detector
+
+    seen: list[list[str]] = []
+    original = Detector.fit
+
+    def spy(self, features):
+        seen.append(list(features.columns))
+        return original(self, features)
+
+    monkeypatch.setattr(Detector, "fit", spy)
+    assert main(["train", *_card_args(), "--detector", "isolation_forest", "--out", str(tmp_path / "model")]) == 0
+    out = capsys.readouterr().out
+    assert "could not feed" in out and "balance_error, balance_gap" in out
+    assert "2 quarantined" in out and (tmp_path / "model.quarantine.csv").is_file()
+    meta = json.loads((tmp_path / "model" / "metadata.json").read_text())
+    assert meta["unfed_features"] == ["balance_error", "balance_gap"]
+    # the label columns never reach training
+    assert seen and not any({"TX_FRAUD", "TX_FRAUD_SCENARIO", "is_anomaly", "anomaly_type"} & set(c) for c in seen)
+
+    scored_path = tmp_path / "scored.parquet"
+    assert main(["score", *_card_args(), "--model", str(tmp_path / "model"), "--out", str(scored_path)]) == 0
+    import pandas as pd
+
+    scored = pd.read_parquet(scored_path)
+    assert len(scored) == 1980 and scored["trans_id"].is_unique
+    assert scored["score"].between(0, 1).all()
+
+
+def test_evaluate_a_labelled_table_prints_figures_per_detector_and_per_label_type(tmp_path, capsys):
+    report = tmp_path / "eval.json"
+    code = main(["evaluate", *_card_args(), "--detector", "isolation_forest", "--detector", "lof",
+                 "--train-until", "2018-05-10", "--test-from", "2018-05-12", "--budget", "0.05", "--out", str(report)])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    for text in ("recall", "precision", "AUC-PR", "AUC-ROC", "recall per label type", "model selection"):
+        assert text in out
+    results = json.loads(out.strip().splitlines()[-1])["results"]
+    assert set(results) == {"isolation_forest", "lof"}
+    assert all(set(r) == {"recall", "precision", "auc_pr", "auc_roc"} for r in results.values())
+    saved = json.loads(report.read_text())
+    assert set(saved["results"]["lof"]["recall_by_type"]) <= {"1", "2", "3", "all"}
+    assert saved["test"]["from"].startswith("2018-05-12") and saved["train"]["before"].startswith("2018-05-10")
+
+
+def test_evaluate_a_table_without_labels_is_a_clear_error(tmp_path, capsys):
+    from tests.foreign import CARD_CSV, CARD_MAPPING
+
+    unlabelled = tmp_path / "map.yaml"
+    unlabelled.write_text("\n".join(line for line in CARD_MAPPING.read_text().splitlines()
+                                    if not line.startswith("label")))  # fmt: skip
+    code = main(["evaluate", "--data", str(CARD_CSV), "--mapping", str(unlabelled), "--out", str(tmp_path / "e.json")])
+    assert code == 2 and "has no labels" in capsys.readouterr().out
+
+
+def test_evaluate_npz_runs_the_chosen_detectors(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    path = tmp_path / "toy.npz"
+    X = np.vstack([rng.normal(0, 1, (200, 3)), rng.normal(6, 1, (10, 3))])
+    np.savez(path, X=X, y=np.r_[np.zeros(200), np.ones(10)])
+    assert main(["evaluate", "--npz", str(path), "--seeds", "1", "--detector", "lof"]) == 0
+    assert set(json.loads(capsys.readouterr().out.strip().splitlines()[-1])["results"]) == {"lof"}
+
+
+def test_evaluate_runs_every_stream_capable_detector_and_the_default_by_default():
+    from finsentry.table_evaluation import detector_names
+
+    names = detector_names(None)
+    assert {"isolation_forest", "lof", "ensemble"} <= set(names) and "lstm" not in names
+    with pytest.raises(ValueError, match="unknown detector"):
+        detector_names(["nope"])
