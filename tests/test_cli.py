@@ -185,3 +185,13 @@ def test_evaluate_runs_every_stream_capable_detector_and_the_default_by_default(
     assert {"isolation_forest", "lof", "ensemble"} <= set(names) and "lstm" not in names
     with pytest.raises(ValueError, match="unknown detector"):
         detector_names(["nope"])
+
+
+def test_demo_runs_on_a_mapped_card_table_and_names_what_it_could_not_feed(tmp_path, capsys):
+    code = main(["demo", *_card_args(), "--out", str(tmp_path), "--stream-records", "0", "--no-sagemaker"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "could not feed" in out and "balance_error, balance_gap" in out
+    assert "features the data could not feed" in (tmp_path / "report.html").read_text()
+    assert json.loads((tmp_path / "model" / "metadata.json").read_text())["unfed_features"] == [
+        "balance_error", "balance_gap"]

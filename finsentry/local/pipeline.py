@@ -29,6 +29,7 @@ from finsentry.layout import PREFIXES
 from finsentry.local.observe import Observations, observe_run
 from finsentry.local.stream_replay import ReplayResult, replay_stream
 from finsentry.scoring import score_transactions, scored_frame
+from finsentry.table_evaluation import unfed_features
 
 Progress = Callable[[str], None]
 CANDIDATES = ("isolation_forest", "lof", "ensemble")
@@ -84,6 +85,7 @@ class DemoResult:
     training_run: Any = None  # finsentry.local.training_run.TrainingRun, when the SageMaker jobs ran
     observations: Observations | None = None  # drift, score distributions, reasons (report)
     stream: ReplayResult | None = None
+    unfed_features: list[str] = field(default_factory=list)  # features the data could not feed (all NaN)
 
 
 def _noop(_: str) -> None:
@@ -242,6 +244,7 @@ def run_demo(config: DemoConfig, bucket, progress: Progress = _noop) -> DemoResu
     train_ts = prep.transactions.loc[prep.split.train, "ts"]
     window = (str(train_ts.min()), str(train_ts.max()))
     drift_reference = drift.build_reference(best, prep.features[prep.split.train], window=window)
+    unfed = unfed_features(best, prep.features[prep.split.train])
     save_model(
         best,
         artifact_dir,
@@ -250,6 +253,7 @@ def run_demo(config: DemoConfig, bucket, progress: Progress = _noop) -> DemoResu
             drift.METADATA_KEY: drift_reference.to_dict(),
             "metrics": reports[selection["best"]].to_dict(),
             "selection": selection,
+            "unfed_features": unfed,
         },
     )
     bucket.upload_dir(artifact_dir, f"{PREFIXES.models}{selection['best']}/")
@@ -314,4 +318,5 @@ def run_demo(config: DemoConfig, bucket, progress: Progress = _noop) -> DemoResu
             "alerts": int((scored["verdict"] == "alert").sum()),
         },
         observations=observations,
+        unfed_features=unfed,
     )
