@@ -1,12 +1,14 @@
 """Detection quality: recall per anomaly type at an alert budget, AUC-PR, per detector.
 
     python -m bench.detection [--accounts 1500 --months 24] [--czech ../shared/data/berka]
+                              [--handbook ../shared/data/handbook/...csv.gz]
 
 For each dataset (the synthetic bank, and the Czech sample when present): labelled anomalies
 are injected into the held-out period, every candidate is trained on the training period and
 evaluated on the test period, next to a naive baseline — an Isolation Forest on the raw
 columns (amount, balances, hour, weekday, operation, direction) with no account history.
-Prints a table per dataset; the last line is one JSON object of the figures.
+The handbook's labelled card transactions, when present, run by the handbook's protocol
+(``bench.handbook``). Prints a table per dataset; the last line is one JSON object of the figures.
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ import numpy as np
 import pandas as pd
 from rich.console import Console
 
+from bench import handbook
 from finsentry.detectors import make_detector
+from finsentry.detectors.ensemble import DEFAULT_MEMBERS
 from finsentry.detectors.sequence import ENSEMBLE_WEIGHT
 from finsentry.evaluation import ModelReport, evaluate_scores
 from finsentry.local.pipeline import DemoConfig, load_source, prepare
@@ -29,10 +33,10 @@ from finsentry.local.summary import detector_table
 from finsentry.schema import Operation
 
 DEFAULT_CZECH = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "berka"
-CANDIDATES = ("isolation_forest", "lof", "lstm", "ensemble", "ensemble_lstm")
-# the ensembles are built from the fitted candidates: IF + LOF (the default, stream-capable) and
-# IF + LOF + LSTM (batch only), the LSTM at its validation-chosen weight
-ENSEMBLE_MEMBERS = {"ensemble": ("isolation_forest", "lof"), "ensemble_lstm": ("isolation_forest", "lof", "lstm")}
+CANDIDATES = ("isolation_forest", "lof", "tails", "lstm", "ensemble", "ensemble_lstm")
+# the ensembles are built from the fitted candidates: the default members (stream-capable) and
+# the default members + LSTM (batch only), the LSTM at its validation-chosen weight
+ENSEMBLE_MEMBERS = {"ensemble": DEFAULT_MEMBERS, "ensemble_lstm": (*DEFAULT_MEMBERS, "lstm")}
 ENSEMBLE_WEIGHTS = {"ensemble": None, "ensemble_lstm": (1.0, 1.0, ENSEMBLE_WEIGHT)}
 
 
@@ -88,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget", type=float, default=0.01)
     parser.add_argument("--rate", type=float, default=0.004, help="injected anomaly share")
     parser.add_argument("--czech", type=Path, default=DEFAULT_CZECH)
+    parser.add_argument("--handbook", type=Path, default=handbook.DEFAULT_DATA)
     args = parser.parse_args(argv)
     console = Console(stderr=False)
     datasets = {
@@ -115,6 +120,9 @@ def main(argv: list[str] | None = None) -> int:
         figures[label]["unusual_sequence_recall"] = {
             name: round(r.recall_by_type.get("unusual_sequence", float("nan")), 4) for name, r in reports.items()
         }
+    if args.handbook.is_file():
+        figures["handbook"] = handbook.run(args.handbook, args.budget, console)
+        console.print(handbook.table(figures["handbook"], args.budget))
     figures["budget"] = args.budget
     print(json.dumps(figures, default=lambda v: float(np.asarray(v))))
     return 0

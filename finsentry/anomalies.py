@@ -525,18 +525,35 @@ def type_of_feature(feature: str) -> str:
 # --- rule checks --------------------------------------------------------------------------------
 
 
-def apply_rules(features: pd.DataFrame) -> np.ndarray:
+def apply_rules(features: pd.DataFrame, balance_tolerance: float = BALANCE_TOLERANCE,
+                suspended: Iterable[str] = ()) -> np.ndarray:  # fmt: skip
     """Deterministic rules on a features frame (vectorised): the anomaly type per row, '' where none fires.
 
-    Balance mismatch (balance_error > half a heller) wins over duplicate posting (an identical
-    posting just before, ``duplicate_recent``) when both fire.
+    Balance mismatch (balance_error > ``balance_tolerance``, the data's rounding unit) wins over
+    duplicate posting (an identical posting just before, ``duplicate_recent``) when both fire. A
+    rule whose feature the frame lacks (a generic table) or that is ``suspended`` (it fired on
+    too much of a model's training window) never fires; NaN (no balances in the source) never fires.
     """
     out = np.full(len(features), "", dtype=object)
-    dup = features["duplicate_recent"].to_numpy(dtype=np.float64) >= 1.0
-    out[dup] = str(AnomalyType.DUPLICATE_POSTING)
-    bal = features["balance_error"].to_numpy(dtype=np.float64) > BALANCE_TOLERANCE
-    out[bal] = str(AnomalyType.BALANCE_MISMATCH)
+    off = {str(t) for t in suspended}
+    if "duplicate_recent" in features.columns and str(AnomalyType.DUPLICATE_POSTING) not in off:
+        dup = features["duplicate_recent"].to_numpy(dtype=np.float64) >= 1.0
+        out[dup] = str(AnomalyType.DUPLICATE_POSTING)
+    if "balance_error" in features.columns and str(AnomalyType.BALANCE_MISMATCH) not in off:
+        bal = features["balance_error"].to_numpy(dtype=np.float64) > balance_tolerance
+        out[bal] = str(AnomalyType.BALANCE_MISMATCH)
     return out
+
+
+def data_unit(amounts: np.ndarray, share: float = 0.999) -> float:
+    """The rounding unit of a column of amounts: the coarsest of 1, 0.1, 0.01, 0.001 of which
+    at least ``share`` of the (finite) amounts are whole multiples; 0.001 when none fits."""
+    a = np.abs(np.asarray(amounts, dtype=np.float64))
+    a = a[np.isfinite(a)]
+    for unit in (1.0, 0.1, 0.01):
+        if a.size and np.mean(np.abs(a / unit - np.round(a / unit)) < 1e-6) >= share:
+            return unit
+    return 0.001
 
 
 def _orders(orders: pd.DataFrame) -> pd.DataFrame:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from finsentry.features import HISTORY_CAP
+from finsentry.features import DRAIN_CAP, HISTORY_CAP
 
 if TYPE_CHECKING:
     from finsentry.detectors.base import Detector
@@ -145,6 +145,8 @@ PHRASES: dict[str, Callable[[float], str | None]] = {
     "op_rarity": _rarity("an operation this account rarely makes", "operation"),
     "transition_rarity": _rarity("an unusual operation after the previous one", "operation after the previous one"),
     "rapid_pass_through": _flag("takes 90 % or more of a credit received less than 48 hours before"),
+    "drain_share": lambda v: (f"takes {v:.0%} of the balance before it" if 0.5 <= v < DRAIN_CAP
+                              else "a debit from an empty or overdrawn account" if v >= DRAIN_CAP else None),
     # the LSTM sequence detector's reasons (finsentry.detectors.sequence): value = probability / ratio
     "seq_op_surprise": lambda v: f"operation {_pct(v)} likely after the account's previous transactions",
     "seq_purpose_surprise": lambda v: f"purpose {_pct(v)} likely for this operation after the account's previous ones",

@@ -50,8 +50,29 @@ FEATURE_COLUMNS: tuple[str, ...] = (
     "op_rarity",            # -log P(operation+direction | account history)
     "transition_rarity",    # -log P(operation+direction | previous operation+direction)
     "rapid_pass_through",   # 1 if a debit takes >= 90% of a credit received < 48 h before
+    "drain_share",          # debit amount / balance before it (capped at DRAIN_CAP; 0 for credits)
 )  # fmt: skip
 N_FEATURES = len(FEATURE_COLUMNS)
+
+# Which tail of each feature is unusual, and which family of evidence it belongs to: what the
+# tail-probability detector (``finsentry.detectors.tails``) reads. "high": large values are
+# unusual; "low": small ones (a short gap is a burst); "context": not evidence on its own (a
+# young account is not suspicious), used by models that learn interactions only. Features of one
+# family say the same thing several ways (three views of an amount): a family counts once.
+FEATURE_TAILS: dict[str, tuple[str, str]] = {
+    "log_amount": ("high", "amount"), "amount_z": ("high", "amount"), "amount_ratio_log": ("high", "amount"),
+    "decimal_shift": ("high", "amount"),
+    "daily_spend_ratio": ("high", "spend"), "monthly_spend_ratio": ("high", "spend"),
+    "n_last_hour": ("high", "velocity"), "n_last_day": ("high", "velocity"), "log_gap_hours": ("low", "velocity"),
+    "hour_rarity": ("high", "hour"), "hour_distance": ("high", "hour"),
+    "new_partner_account": ("high", "partner"), "new_partner_bank": ("high", "partner"),
+    "history_count_log": ("context", "history"),
+    "balance_error": ("high", "integrity"), "balance_gap": ("high", "integrity"),
+    "duplicate_recent": ("high", "integrity"),
+    "op_rarity": ("high", "sequence"), "transition_rarity": ("high", "sequence"),
+    "rapid_pass_through": ("high", "sequence"),
+    "drain_share": ("high", "balance"),
+}  # fmt: skip
 HOUR_DISTANCE = FEATURE_COLUMNS.index("hour_distance")
 
 # --- encoding of a transaction into the kernel's numeric inputs -------------------------------
@@ -76,6 +97,7 @@ MONTHLY_ALPHA_MIN = 1.0 / 12.0
 DECIMAL_TOLERANCE = math.log10(1.005)
 PASS_THROUGH_SECONDS = 48 * 3600.0
 PASS_THROUGH_SHARE = 0.9
+DRAIN_CAP = 10.0  # drain_share of a debit from an empty or overdrawn account
 
 # float state layout
 F_N, F_LAST_TS, F_LAST_AFTER, F_LAST_OP = 0, 1, 2, 3
@@ -258,8 +280,13 @@ def _step(f: np.ndarray, s: np.ndarray, x: np.ndarray, sig: np.int64, out: np.nd
 
     # balance integrity
     signed = -amount if debit == 1 else amount
-    out[14] = abs(before + signed - after)
-    out[15] = abs(before - f[F_LAST_AFTER]) if n >= 1 else before * 0.0  # NaN when balances are unknown
+    out[14] = abs(before + signed - after)  # NaN when the source has no balances: never faked
+    out[15] = abs(before - f[F_LAST_AFTER]) if n >= 1 else (math.nan if math.isnan(before) else 0.0)
+    out[20] = 0.0
+    if math.isnan(before):
+        out[20] = math.nan
+    elif debit == 1 and amount > 0:
+        out[20] = min(amount / before, DRAIN_CAP) if before > 0 else DRAIN_CAP
 
     # duplicate posting: identical signature posted within DUPLICATE_SECONDS before
     out[16] = 0.0

@@ -99,11 +99,10 @@ def holdout_split(transactions: pd.DataFrame, train_until: str | None = None, te
 
 def unfed_features(model: Any, features: pd.DataFrame) -> list[str]:
     """Feature columns the training table could not feed (entirely NaN, e.g. balances of a card
-    table): as the detector recorded them at fit (``unfed_features``), else read off the frame."""
-    recorded = getattr(model, "unfed_features", None)
-    if recorded is None:
-        recorded = getattr(model, "params", {}).get("unfed_features")
-    if recorded is not None:
+    table): as the detector recorded them at fit (``Detector.unfed_features_``: it leaves them
+    out), else the columns of its inputs that are entirely NaN in ``features``."""
+    recorded = getattr(model, "unfed_features_", None)
+    if recorded:
         return list(recorded)
     return [c for c in model.feature_columns or () if c in features and features[c].isna().all()]
 

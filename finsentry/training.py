@@ -35,13 +35,14 @@ import pandas as pd
 from finsentry import __version__, drift
 from finsentry.detectors import make_detector
 from finsentry.detectors.artifact import METADATA_FILE, MODEL_FILE, ModelArtifactError, load_model, save_model
+from finsentry.detectors.ensemble import DEFAULT_MEMBERS
 from finsentry.detectors.sequence import ENSEMBLE_WEIGHT
 from finsentry.evaluation import ModelReport, evaluate_scores, select_model
 from finsentry.features import FEATURE_COLUMNS, SEQUENCE_SOURCE, features_with_sequence
 from finsentry.sagemaker_env import TrainingEnv
 from finsentry.validation_set import apply_window, exclude_validation, window_from_env
 
-DETECTORS = ("isolation_forest", "lof", "lstm", "ensemble")  # what the ``detector`` hyperparameter may name
+DETECTORS = ("isolation_forest", "lof", "tails", "lstm", "ensemble")  # what the ``detector`` hyperparameter may name
 RESERVED_HYPERPARAMETERS = ("detector", "training_data_uri", "alert_budget", "ensemble_members", "ensemble_weights")
 DATA_SUFFIXES = (".parquet", ".csv", ".jsonl", ".json")
 DEFAULT_BUDGET = 0.01
@@ -149,20 +150,20 @@ def _number(value: Any) -> Any:
 
 def build_detector(name: str, params: Mapping[str, Any], members: list[str] | None = None,
                    weights: list[float] | None = None):  # fmt: skip
-    """A new detector by name; ``ensemble`` gets ``members`` (default IF + LOF, stream-capable)
+    """A new detector by name; ``ensemble`` gets ``members`` (default ``ensemble.DEFAULT_MEMBERS``, stream-capable)
     seeded with ``params['random_state']`` if given, and ``weights`` (default 1 each, the LSTM
     ``sequence.ENSEMBLE_WEIGHT``)."""
     if name not in DETECTORS:
         raise TrainingInputError(f"unknown detector {name!r}; the job trains one of {', '.join(DETECTORS)}")
     if name == "ensemble":
         seed = {"random_state": params["random_state"]} if "random_state" in params else {}
-        names = list(members or ["isolation_forest", "lof"])
+        names = list(members or DEFAULT_MEMBERS)
         unknown = sorted(set(names) - set(DETECTORS) - {"ensemble"}) or (["ensemble"] if "ensemble" in names else [])
         if unknown:
             raise TrainingInputError(f"ensemble members must be base detectors, got {unknown}")
         if weights is None:
             weights = [ENSEMBLE_WEIGHT if m == "lstm" else 1.0 for m in names]
-        return make_detector("ensemble", members=[make_detector(m, **seed) for m in names], weights=weights)
+        return make_detector("ensemble", members=[make_detector(m, **seed) for m in names], weights=weights, **seed)
     try:
         return make_detector(name, **params)
     except TypeError as exc:

@@ -60,6 +60,7 @@ class Detector(ABC):
         self.grid_: np.ndarray | None = None
         self.tail_scale_: float = 1.0
         self.background_: np.ndarray | None = None
+        self.unfed_features_: list[str] = []  # feature columns the training data could not feed
 
     # -- input hygiene, in one place --
     def matrix(self, features: pd.DataFrame | np.ndarray) -> np.ndarray:
@@ -105,6 +106,7 @@ class Detector(ABC):
         if self.feature_columns is None:
             frame = features if isinstance(features, pd.DataFrame) else self._frame(features)
             self.feature_columns = tuple(map(str, frame.columns))
+        self._drop_unfed(features)
         x = self.matrix(features)
         if len(x) == 0:
             raise ValueError(f"{self.name}: no training rows")
@@ -112,6 +114,21 @@ class Detector(ABC):
         self._calibrate(self._raw(x) if training_raw is None else training_raw)
         self._keep_background(x)
         return self
+
+    def _drop_unfed(self, features: pd.DataFrame | np.ndarray) -> None:
+        """Leave out the feature columns with no value at all in the training rows (a card table
+        has no balances: its balance features are NaN, never faked); ``unfed_features_`` names them."""
+        if not isinstance(features, pd.DataFrame) or len(features) == 0:
+            return
+        present = [c for c in self.feature_columns or () if c in features.columns]
+        values = features[present].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
+        unfed = [c for c, fed in zip(present, np.isfinite(values).any(axis=0), strict=True) if not fed]
+        if not unfed:
+            return
+        if len(unfed) == len(self.feature_columns or ()):
+            raise ValueError(f"{self.name}: no feature column has a value in the training rows")
+        self.unfed_features_ = [*getattr(self, "unfed_features_", []), *unfed]
+        self.feature_columns = tuple(c for c in self.feature_columns or () if c not in unfed)
 
     def _keep_background(self, x: np.ndarray) -> None:
         rng = np.random.default_rng(self.params.get("random_state", 0))

@@ -16,12 +16,11 @@ if TYPE_CHECKING:
 
 RuleCheck = Callable[[pd.DataFrame], np.ndarray]  # features -> anomaly type per row, '' = none
 RULE_SCORE = 1.0  # the score of a rule hit: above every model score (those stay below 1)
-
-
-def _catalog_rules(features: pd.DataFrame) -> np.ndarray:
-    from finsentry.anomalies import apply_rules  # imported when first needed
-
-    return apply_rules(features)
+# A rule that fires on more than this share of the training window is suspended for the model:
+# rules flag data-entry errors, rare by nature; one firing on 0.5 % of normal rows would spend
+# half of the default 1 % review budget on a source artefact (a table whose balances never add up).
+RULE_SUSPEND_SHARE = 0.005
+DEFAULT_MEMBERS = ("isolation_forest", "tails")
 
 
 def _union(members: Sequence[Detector]) -> tuple[str, ...] | None:
@@ -49,10 +48,10 @@ class EnsembleDetector(Detector):
 
     def __init__(self, members: Sequence[Detector] | None = None, weights: Sequence[float] | None = None,
                  use_rules: bool = True, rules: RuleCheck | None = None,
-                 feature_columns: tuple[str, ...] | None = FEATURE_COLUMNS) -> None:  # fmt: skip
+                 feature_columns: tuple[str, ...] | None = FEATURE_COLUMNS, random_state: int = 0) -> None:  # fmt: skip
         if members is None:
-            members = [make_detector("isolation_forest", feature_columns=feature_columns),
-                       make_detector("lof", feature_columns=feature_columns)]  # fmt: skip
+            members = [make_detector(name, feature_columns=feature_columns, random_state=random_state)
+                       for name in DEFAULT_MEMBERS]  # fmt: skip
         if not members:
             raise ValueError("ensemble: at least one member is needed")
         super().__init__(_union(members))
@@ -67,7 +66,10 @@ class EnsembleDetector(Detector):
             "members": [{"name": m.name, "params": m.params} for m in self.members],
             "weights": self.weights.tolist(),
             "use_rules": use_rules,
+            "random_state": random_state,
         }
+        self.suspended_rules_: dict[str, float] = {}  # rule type -> share of training rows it fired on
+        self.balance_tolerance_: float | None = None  # the data's rounding unit, set at fit
 
     # -- fitting and the model score --
     def fit(self, features: pd.DataFrame | np.ndarray) -> Self:
@@ -85,6 +87,28 @@ class EnsembleDetector(Detector):
         for m in self.members:
             if not m.fitted:
                 m.fit(frame)
+        self._fit_rules(frame)
+
+    def _fit_rules(self, frame: pd.DataFrame) -> None:
+        """The balance tolerance from the data's precision, then suspend the rules that fire on
+        more than ``RULE_SUSPEND_SHARE`` of the training rows (listed in ``warnings``)."""
+        from finsentry.anomalies import BALANCE_TOLERANCE, data_unit
+
+        self.suspended_rules_ = {}
+        if "log_amount" in frame.columns:
+            self.balance_tolerance_ = max(BALANCE_TOLERANCE, data_unit(np.expm1(frame["log_amount"].to_numpy())))
+        if not self.use_rules or len(frame) == 0:
+            return
+        hits = pd.Series(self.rule_types(frame))
+        shares = hits[hits != ""].value_counts() / len(frame)
+        self.suspended_rules_ = {str(t): float(v) for t, v in shares.items() if v > RULE_SUSPEND_SHARE}
+
+    @property
+    def warnings(self) -> list[str]:
+        """What a user must know about this model (printed by ``train``, kept in its metadata)."""
+        return [f"rule {t} suspended: it fired on {share:.1%} of the training rows (more than "
+                f"{RULE_SUSPEND_SHARE:.1%}); its feature is scored by the model like any other, no hit "
+                "is an alert on its own" for t, share in sorted(self.suspended_rules_.items())]  # fmt: skip
 
     def _raw(self, x: np.ndarray) -> np.ndarray:
         """Weighted mean of the members' calibrated scores (the ensemble's raw score)."""
@@ -96,8 +120,13 @@ class EnsembleDetector(Detector):
         """The rule's anomaly type per row ('' where no rule fired, or rules are off)."""
         if not self.use_rules:
             return np.full(len(features), "", dtype=object)
-        check = self.rules or _catalog_rules
-        found = pd.Series(np.asarray(check(features), dtype=object).ravel())
+        if self.rules is not None:
+            found = pd.Series(np.asarray(self.rules(features), dtype=object).ravel())
+        else:
+            from finsentry.anomalies import BALANCE_TOLERANCE, apply_rules
+
+            tolerance = getattr(self, "balance_tolerance_", None) or BALANCE_TOLERANCE
+            found = pd.Series(apply_rules(features, tolerance, getattr(self, "suspended_rules_", {})))
         if len(found) != len(features):
             raise ValueError(f"rules returned {len(found)} types for {len(features)} rows")
         return found.fillna("").astype(str).to_numpy(dtype=object)

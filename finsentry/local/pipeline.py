@@ -22,6 +22,7 @@ from finsentry.anomalies import inject_anomalies, missing_recurring_payments
 from finsentry.datasets import czech, synthetic
 from finsentry.detectors import make_detector
 from finsentry.detectors.artifact import save_model
+from finsentry.detectors.ensemble import DEFAULT_MEMBERS
 from finsentry.etl import engines
 from finsentry.evaluation import ModelReport, Split, evaluate_scores, select_model, time_split
 from finsentry.features import FEATURE_COLUMNS
@@ -32,7 +33,7 @@ from finsentry.scoring import score_transactions, scored_frame
 from finsentry.table_evaluation import unfed_features
 
 Progress = Callable[[str], None]
-CANDIDATES = ("isolation_forest", "lof", "ensemble")
+CANDIDATES = ("isolation_forest", "lof", "tails", "ensemble")
 
 
 @dataclass
@@ -165,9 +166,9 @@ def train_and_select(
     models, reports = {}, {}
     for name in config.candidates:
         progress(f"training {name} on {len(train):,} transactions")
-        members = {k: models[k] for k in ("isolation_forest", "lof") if k in models}
-        if name == "ensemble" and members:
-            model = make_detector("ensemble", members=list(members.values()))
+        members = [models[k] for k in DEFAULT_MEMBERS if k in models]
+        if name == "ensemble" and len(members) == len(DEFAULT_MEMBERS):
+            model = make_detector("ensemble", members=members)
             model.fit(train)
         else:
             model = make_detector(name).fit(train)
