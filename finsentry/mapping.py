@@ -82,8 +82,8 @@ DEGRADES: dict[str, str] = {
     "client_gender": "client gender left empty (not used by the detectors)",
     "district_id": "district left empty (-1 in the scored rows and the views)",
     "region": "region left empty: views and the report show it as 'unknown'",
-    "balance_before": "no balances: balance_error and balance_gap cannot be computed (left NaN, not fed to the "
-                      "detectors); the 'balance_mismatch' rule cannot fire",
+    "balance_before": "no balances: the balance features (balance_error, balance_gap, drain_share) are NaN and not "
+                      "fed to the detectors; the 'balance_mismatch' rule cannot fire",
 }
 LABEL_TRUE = frozenset({"true", "yes", "y", "t"})
 LABEL_FALSE = frozenset({"false", "no", "n", "f"})

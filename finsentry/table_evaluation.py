@@ -101,9 +101,11 @@ def unfed_features(model: Any, features: pd.DataFrame) -> list[str]:
     """Feature columns the training table could not feed (entirely NaN, e.g. balances of a card
     table): as the detector recorded them at fit (``Detector.unfed_features_``: it leaves them
     out), else the columns of its inputs that are entirely NaN in ``features``."""
-    recorded = getattr(model, "unfed_features_", None)
+    recorded = list(getattr(model, "unfed_features_", None) or [])
+    for member in getattr(model, "members", None) or []:  # an ensemble's members drop their own
+        recorded += getattr(member, "unfed_features_", None) or []
     if recorded:
-        return list(recorded)
+        return list(dict.fromkeys(recorded))
     return [c for c in model.feature_columns or () if c in features and features[c].isna().all()]
 
 

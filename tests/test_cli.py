@@ -141,10 +141,10 @@ def test_train_and_score_a_card_table_without_ids_or_balances(tmp_path, capsys, 
     monkeypatch.setattr(Detector, "fit", spy)
     assert main(["train", *_card_args(), "--detector", "isolation_forest", "--out", str(tmp_path / "model")]) == 0
     out = capsys.readouterr().out
-    assert "could not feed" in out and "balance_error, balance_gap" in out
+    assert "could not feed" in out and "balance_error, balance_gap, drain_share" in out
     assert "2 quarantined" in out and (tmp_path / "model.quarantine.csv").is_file()
     meta = json.loads((tmp_path / "model" / "metadata.json").read_text())
-    assert meta["unfed_features"] == ["balance_error", "balance_gap"]
+    assert meta["unfed_features"] == ["balance_error", "balance_gap", "drain_share"]
     # the label columns never reach training
     assert seen and not any({"TX_FRAUD", "TX_FRAUD_SCENARIO", "is_anomaly", "anomaly_type"} & set(c) for c in seen)
 
@@ -205,7 +205,7 @@ def test_demo_runs_on_a_mapped_card_table_and_names_what_it_could_not_feed(tmp_p
     code = main(["demo", *_card_args(), "--out", str(tmp_path), "--stream-records", "0", "--no-sagemaker"])
     out = capsys.readouterr().out
     assert code == 0, out
-    assert "could not feed" in out and "balance_error, balance_gap" in out
+    assert "could not feed" in out and "balance_error, balance_gap, drain_share" in out
     assert "features the data could not feed" in (tmp_path / "report.html").read_text()
     assert json.loads((tmp_path / "model" / "metadata.json").read_text())["unfed_features"] == [
-        "balance_error", "balance_gap"]
+        "balance_error", "balance_gap", "drain_share"]

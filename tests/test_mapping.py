@@ -266,7 +266,7 @@ def test_a_table_without_balances_gets_nan_balances_never_invented_ones(tmp_path
     assert any("balance_before, balance_after not mapped" in w for w in mapped.warnings)
     features = compute_features(v)
     assert features["balance_error"].isna().all() and features["balance_gap"].isna().all()
-    others = [c for c in features.columns if c not in ("balance_error", "balance_gap")]
+    others = [c for c in features.columns if c not in ("balance_error", "balance_gap", "drain_share")]
     assert features[others].notna().all().all()
 
 

@@ -74,12 +74,13 @@ class EnsembleDetector(Detector):
     # -- fitting and the model score --
     def fit(self, features: pd.DataFrame | np.ndarray) -> Self:
         """Fit the unfitted members, then calibrate the combined score on the same rows."""
-        if self.feature_columns is None:  # members take their columns from the frame at fit
-            frame = features if isinstance(features, pd.DataFrame) else self._frame(features)
-            for m in self.members:
-                if not m.fitted:
-                    m.fit(frame)
-            self.feature_columns = _union(self.members)
+        # members fit on the frame as given, each leaving out the columns it cannot feed (a card
+        # table's balance features); the ensemble then reads the union of what they read
+        frame = features if isinstance(features, pd.DataFrame) else self._frame(features)
+        for m in self.members:
+            if not m.fitted:
+                m.fit(frame)
+        self.feature_columns = _union(self.members)
         return super().fit(features)
 
     def _fit(self, x: np.ndarray) -> None:
