@@ -5,35 +5,69 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
+import os
 import sys
 import time
 from pathlib import Path
+from typing import NoReturn
 
 from rich.console import Console
 
 console = Console(stderr=False, highlight=False, width=150)
+
+# Exit statuses (docs/user_guide.md#exit-statuses)
+EXIT_OK, EXIT_UNEXPECTED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+DEBUG_ENV = "FINSENTRY_DEBUG"  # set to 1: unexpected errors raise with their traceback
+MAX_COUNT = 10**9  # accounts, months, transactions, records, days: beyond this is a typo
+MAX_TPS = 1e7  # transactions per second priced by `finsentry cost`
+MAX_SECONDS = 10**7
 
 
 def _progress(message: str) -> None:
     console.print(f"[dim]{time.strftime('%H:%M:%S')}[/dim] {message}")
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError("must be a positive integer")
+def _number(text: str, kind: type) -> float:
+    """``text`` as ``kind`` (int or float), or an argparse error saying what was expected."""
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'}") from None
+    if kind is float and not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
     return value
 
 
+def _bounded(kind: type, low: float, high: float, what: str):
+    """An argparse type: a number of ``kind`` in [low, high], else the error ``must be <what>``."""
+
+    def parse(text: str) -> float:
+        value = _number(text, kind)
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text}")
+        return value
+
+    parse.__name__ = what  # argparse names the type in its messages
+    return parse
+
+
+_positive_int = _bounded(int, 1, MAX_COUNT, f"a positive integer up to {MAX_COUNT:,}")
+_count = _bounded(int, 0, MAX_COUNT, f"an integer from 0 to {MAX_COUNT:,}")
+_seed = _bounded(int, 0, 2**32 - 1, "a seed from 0 to 4294967295")
+_port = _bounded(int, 0, 65_535, "a TCP port from 0 to 65535 (0 = any free port)")
+_seconds = _bounded(float, 0, MAX_SECONDS, f"a number of seconds from 0 to {MAX_SECONDS:,}")
+
+
 def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError("must be a positive number")
+    value = _number(text, float)
+    if not 0 < value <= MAX_TPS:
+        raise argparse.ArgumentTypeError(f"must be a positive number up to {MAX_TPS:,}, got {text}")
     return value
 
 
 def _share(text: str) -> float:
-    value = float(text)
+    value = _number(text, float)
     if not 0 < value < 1:
         raise argparse.ArgumentTypeError("must be a share between 0 and 1, e.g. 0.01")
     return value
@@ -53,8 +87,33 @@ def _existing_path(text: str) -> Path:
     return path
 
 
+def _out_dir(text: str) -> Path:
+    """An output folder: new, or an existing folder (never an existing file)."""
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{path} is a file: expected a folder (new or existing)")
+    return path
+
+
+def _out_file(text: str) -> Path:
+    """An output file: new, or an existing file to replace (never a folder)."""
+    path = Path(text)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{path} is a folder: expected a file name")
+    if path.parent.exists() and not path.parent.is_dir():
+        raise argparse.ArgumentTypeError(f"{path.parent} is a file: cannot write {path.name} inside it")
+    return path
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line usage errors: ``error: finsentry score: ...`` and exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_BAD_INPUT, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="finsentry", description="Anomaly detection for bank transactions."
     )
     sub = parser.add_subparsers(dest="command", required=True)
@@ -65,25 +124,25 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--mapping", type=Path, help="YAML mapping of a foreign table onto the canonical record")
     demo.add_argument("--accounts", type=_positive_int, default=1500)
     demo.add_argument("--months", type=_positive_int, default=24)
-    demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument("--seed", type=_seed, default=7)
     demo.add_argument("--form", choices=("asc", "tsv"), default="asc")
     demo.add_argument("--budget", type=_share, default=0.01, help="alert budget (share)")
-    demo.add_argument("--out", type=Path, default=Path("finsentry-out"))
+    demo.add_argument("--out", type=_out_dir, default=Path("finsentry-out"))
     demo.add_argument("--no-sagemaker", action="store_true", help="skip the SageMaker jobs run in-process")
-    demo.add_argument("--metrics-port", type=int, help="serve Prometheus /metrics on this port (127.0.0.1)")
-    demo.add_argument("--metrics-hold", type=float, help="with --metrics-port: seconds to keep serving after "
+    demo.add_argument("--metrics-port", type=_port, help="serve Prometheus /metrics on this port (127.0.0.1)")
+    demo.add_argument("--metrics-hold", type=_seconds, help="with --metrics-port: seconds to keep serving after "
                       "the run (default: until Ctrl-C)")  # fmt: skip
-    demo.add_argument("--stream-records", type=int, default=2_000,
+    demo.add_argument("--stream-records", type=_count, default=2_000,
                       help="test transactions replayed through Kinesis into the scorer (0 = skip)")
     demo.add_argument("--engine", choices=("pandas", "spark"), default="pandas",
                       help="run loading and features in this process or through local Spark (as the Glue jobs)")
 
     gen = sub.add_parser("generate", help="write a synthetic bank in the Czech file forms")
-    gen.add_argument("--out", type=Path, required=True)
+    gen.add_argument("--out", type=_out_dir, required=True)
     gen.add_argument("--accounts", type=_positive_int, default=1000)
     gen.add_argument("--months", type=_positive_int, default=24)
     gen.add_argument("--transactions", type=_positive_int, help="size by transactions instead")
-    gen.add_argument("--seed", type=int, default=7)
+    gen.add_argument("--seed", type=_seed, default=7)
     gen.add_argument("--form", choices=("asc", "tsv"), default="asc")
     gen.add_argument("--anomaly-rate", type=_share, help="inject labelled anomalies (labels.csv)")
 
@@ -92,14 +151,14 @@ def build_parser() -> argparse.ArgumentParser:
                        help="folder of Czech bank files, or a CSV/Parquet file (.gz too) with --mapping")
     train.add_argument("--mapping", type=Path, help="YAML mapping of a foreign table onto the canonical record")
     train.add_argument("--detector", default="ensemble")
-    train.add_argument("--out", type=Path, required=True, help="model artifact directory")
+    train.add_argument("--out", type=_out_dir, required=True, help="model artifact directory")
 
     score = sub.add_parser("score", help="score Czech bank files (or a mapped foreign table) with a trained model")
     score.add_argument("--data", type=_existing_path, required=True,
                        help="folder of Czech bank files, or a CSV/Parquet file with --mapping")
     score.add_argument("--mapping", type=Path, help="YAML mapping of a foreign table onto the canonical record")
     score.add_argument("--model", type=_existing_dir, required=True)
-    score.add_argument("--out", type=Path, required=True, help="output Parquet file")
+    score.add_argument("--out", type=_out_file, required=True, help="output Parquet file")
     score.add_argument("--budget", type=_share, default=0.01)
 
     cost = sub.add_parser("cost", help="monthly cost of the deployed pipeline at a load (list prices)")
@@ -111,7 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     cost.add_argument("--json", action="store_true", help="also print the estimate as one JSON line")
 
     rules = sub.add_parser("rules", help="write Prometheus alert rules generated from the CloudWatch alarm specs")
-    rules.add_argument("--out", type=Path, required=True, help="rule file (YAML)")
+    rules.add_argument("--out", type=_out_file, required=True, help="rule file (YAML)")
     rules.add_argument("--env", default="prod", help="deployment environment (names the scorer function)")
     rules.add_argument("--runbook-base", default="docs/operations.md", help="URL of the runbook page")
 
@@ -378,17 +437,49 @@ COMMANDS = {
 }
 
 
-def main(argv: list[str] | None = None) -> int:
+def _expected_errors() -> tuple[type[BaseException], ...]:
+    """Errors that mean bad input or a bad environment (exit 2), not a bug in finsentry: the
+    library's own, and those of readers given a file that is not what it should be."""
+    import zipfile
+    import zlib
+
+    from finsentry.cost import PriceFileError
     from finsentry.datasets.czech import DatasetError
     from finsentry.detectors.artifact import ModelArtifactError
+    from finsentry.etl.quality import DataQualityError
     from finsentry.mapping import MappingError
 
-    args = build_parser().parse_args(argv)
+    return (DatasetError, ModelArtifactError, MappingError, PriceFileError, DataQualityError, OSError, ValueError,
+            EOFError, zipfile.BadZipFile, zlib.error)  # fmt: skip
+
+
+def _say_error(message: str) -> None:
+    """One line on stderr, whatever the message holds (YAML errors span lines)."""
+    print("error: " + " ".join(message.split()), file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one command; return its exit status (0 ok, 1 unexpected error, 2 bad input or usage,
+    130 interrupted). Errors are one line on stderr; ``FINSENTRY_DEBUG=1`` re-raises unexpected
+    ones with their traceback."""
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a usage error (2), already printed
+        return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
     try:
         return COMMANDS[args.command](args)
-    except (DatasetError, ModelArtifactError, MappingError, FileNotFoundError, ValueError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        return 2
+    except KeyboardInterrupt:
+        _say_error(f"finsentry {args.command}: interrupted")
+        return EXIT_INTERRUPTED
+    except _expected_errors() as exc:
+        _say_error(f"finsentry {args.command}: {str(exc) or type(exc).__name__}")
+        return EXIT_BAD_INPUT
+    except Exception as exc:  # noqa: BLE001 - the user gets one line, the traceback on request
+        if os.environ.get(DEBUG_ENV, "") not in ("", "0"):
+            raise
+        _say_error(f"finsentry {args.command}: unexpected {type(exc).__name__}: {exc} "
+                   f"(a bug: please report it; set {DEBUG_ENV}=1 for the traceback)")
+        return EXIT_UNEXPECTED
 
 
 if __name__ == "__main__":

@@ -46,7 +46,10 @@ quarantined (``invalid_value``, detail ``label``).
 
 from __future__ import annotations
 
+import codecs
+import csv
 import hashlib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -126,64 +129,142 @@ class MappedTable:
 
 
 def _known_fields(section: str, names: Any) -> None:
-    unknown = sorted(set(names) - set(COLUMN_BY_NAME))
+    unknown = sorted(set(map(str, names)) - set(COLUMN_BY_NAME))
     if unknown:
         raise MappingError(f"{section}: {', '.join(unknown)} not in the canonical record "
                            f"(fields: {', '.join(COLUMN_BY_NAME)})")  # fmt: skip
 
 
 def parse_mapping(data: Any, source: str = "mapping") -> TableMapping:
-    """Check a mapping's structure and names; raise ``MappingError`` with the offending key."""
+    """Check a mapping's structure, names and values; raise ``MappingError`` with the offending key."""
     if not isinstance(data, dict):
         raise MappingError(f"{source}: expected a mapping of keys, got {type(data).__name__}")
-    unknown = sorted(set(data) - MAPPING_KEYS)
+    unknown = sorted(set(map(str, data)) - MAPPING_KEYS)
     if unknown:
         raise MappingError(f"{source}: unknown keys {', '.join(unknown)} (allowed: {', '.join(sorted(MAPPING_KEYS))})")
-    for key in ("columns", "values", "constants", "csv"):
-        if not isinstance(data.get(key, {}), dict):
-            raise MappingError(f"{source}: {key} must be a mapping")
-    columns = {str(k): str(v) for k, v in data.get("columns", {}).items()}
-    values = data.get("values", {})
-    constants = data.get("constants", {})
+    sections = {key: _section(data, key, source) for key in ("columns", "values", "constants", "csv")}
+    columns = {str(k): str(v) for k, v in sections["columns"].items()}
+    values, constants = sections["values"], sections["constants"]
     _known_fields(f"{source}: columns", columns)
     _known_fields(f"{source}: values", values)
     _known_fields(f"{source}: constants", constants)
-    both = sorted(set(columns) & set(constants))
+    both = sorted(set(columns) & set(map(str, constants)))
     if both:
         raise MappingError(f"{source}: {', '.join(both)} both mapped to a column and given a constant")
     if any(not isinstance(v, dict) for v in values.values()):
         raise MappingError(f"{source}: each entry of values must map source values to canonical values")
-    bad_csv = sorted(set(data.get("csv", {})) - CSV_OPTIONS)
-    if bad_csv:
-        raise MappingError(f"{source}: csv options {', '.join(bad_csv)} not supported "
-                           f"({', '.join(sorted(CSV_OPTIONS))})")  # fmt: skip
-    ts_unit = data.get("ts_unit")
-    if ts_unit is not None and (ts_unit not in TS_UNITS or data.get("ts_origin") is None):
-        raise MappingError(f"{source}: ts_unit must be one of {', '.join(TS_UNITS)} and needs ts_origin")
-    if ts_unit is not None and data.get("date_format"):
-        raise MappingError(f"{source}: give date_format or ts_unit, not both")
+    _check_constants(constants, source)
+    csv_options = _csv_options(sections["csv"], source)
+    date_format, ts_unit, ts_origin = _time_options(data, source)
     for key in ("label", "label_type"):
         if data.get(key) is not None and not isinstance(data[key], str | int):
             raise MappingError(f"{source}: {key} must name one source column")
     if data.get("label_type") is not None and data.get("label") is None:
         raise MappingError(f"{source}: label_type needs label (the column saying which rows are anomalies)")
-    try:
-        scale = float(data.get("amount_scale", 1.0))
-    except (TypeError, ValueError) as err:
-        raise MappingError(f"{source}: amount_scale must be a number") from err
-    if not np.isfinite(scale) or scale <= 0:
-        raise MappingError(f"{source}: amount_scale must be a positive number")
     return TableMapping(
         columns=columns,
         values={str(k): {str(a): str(b) for a, b in v.items()} for k, v in values.items()},
         constants={str(k): v for k, v in constants.items()},
-        date_format=data.get("date_format"), ts_unit=ts_unit,
-        ts_origin=None if data.get("ts_origin") is None else str(data["ts_origin"]),
-        amount_scale=scale, signed_amount=bool(data.get("signed_amount", False)),
-        csv={str(k): str(v) for k, v in data.get("csv", {}).items()},
+        date_format=date_format, ts_unit=ts_unit, ts_origin=ts_origin,
+        amount_scale=_amount_scale(data.get("amount_scale", 1.0), source),
+        signed_amount=_flag(data.get("signed_amount", False), "signed_amount", source), csv=csv_options,
         label=None if data.get("label") is None else str(data["label"]),
         label_type=None if data.get("label_type") is None else str(data["label_type"]),
     )  # fmt: skip
+
+
+def _section(data: dict, key: str, source: str) -> dict:
+    """A sub-mapping of the file (absent or empty = none)."""
+    value = data.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise MappingError(f"{source}: {key} must be a mapping, got {type(value).__name__}")
+    return value
+
+
+def _check_constants(constants: dict, source: str) -> None:
+    """A constant is one plain value (text, number, boolean or empty), not a list or mapping."""
+    for name, value in constants.items():
+        if value is not None and not isinstance(value, str | int | float | bool):
+            raise MappingError(f"{source}: constants.{name} must be one value, got {type(value).__name__}")
+
+
+def _flag(value: Any, key: str, source: str) -> bool:
+    if not isinstance(value, bool):
+        raise MappingError(f"{source}: {key} must be true or false, got {value!r}")
+    return value
+
+
+def _amount_scale(value: Any, source: str) -> float:
+    try:
+        scale = float(value)
+    except (TypeError, ValueError, OverflowError) as err:
+        raise MappingError(f"{source}: amount_scale must be a number, got {value!r}") from err
+    if isinstance(value, bool) or not np.isfinite(scale) or scale <= 0:
+        raise MappingError(f"{source}: amount_scale must be a positive number, got {value!r}")
+    return scale
+
+
+def _time_options(data: dict, source: str) -> tuple[str | None, str | None, str | None]:
+    """(date_format, ts_unit, ts_origin), each checked: a strptime format pandas accepts, a unit
+    of ``TS_UNITS`` with a parseable origin, never both."""
+    date_format, ts_unit, origin = data.get("date_format"), data.get("ts_unit"), data.get("ts_origin")
+    if date_format is not None:
+        if not isinstance(date_format, str):
+            raise MappingError(f"{source}: date_format must be a strptime format text, e.g. \"%d.%m.%Y\", "
+                               f"got {date_format!r}")  # fmt: skip
+        try:
+            pd.to_datetime(pd.Series(["2024-01-01"]), format=date_format, errors="coerce")
+        except (ValueError, TypeError) as err:
+            raise MappingError(f"{source}: date_format {date_format!r} is not a valid format: {err}") from err
+    if ts_unit is not None and (not isinstance(ts_unit, str) or ts_unit not in TS_UNITS or origin is None):
+        raise MappingError(f"{source}: ts_unit must be one of {', '.join(TS_UNITS)} and needs ts_origin")
+    if ts_unit is not None and date_format:
+        raise MappingError(f"{source}: give date_format or ts_unit, not both")
+    if origin is not None:
+        try:
+            if pd.isna(pd.Timestamp(str(origin))):
+                raise ValueError("empty")
+        except (ValueError, TypeError, OverflowError) as err:
+            raise MappingError(f"{source}: ts_origin {origin!r} is not a date (e.g. \"2024-01-01\")") from err
+    return date_format or None, ts_unit, None if origin is None else str(origin)
+
+
+def _csv_options(options: dict, source: str) -> dict[str, str]:
+    """The ``csv:`` read options, checked: known names, text values, one-character quotechar,
+    decimal and thousands, a known text encoding, a separator that is a character or a regex."""
+    unknown = sorted(set(map(str, options)) - CSV_OPTIONS)
+    if unknown:
+        raise MappingError(f"{source}: csv options {', '.join(unknown)} not supported "
+                           f"({', '.join(sorted(CSV_OPTIONS))})")  # fmt: skip
+    for key, value in options.items():
+        if not isinstance(value, str) or value == "":
+            raise MappingError(f"{source}: csv.{key} must be non-empty text, got {value!r}")
+    for key in ("quotechar", "decimal", "thousands"):
+        if key in options and len(options[key]) != 1:
+            raise MappingError(f"{source}: csv.{key} must be one character, got {options[key]!r}")
+    if "decimal" in options and options["decimal"] == options.get("thousands"):
+        raise MappingError(f"{source}: csv.decimal and csv.thousands must differ")
+    if "encoding" in options:
+        _check_encoding(options["encoding"], source)
+    sep = options.get("sep")
+    if sep is not None and len(sep) > 1:  # pandas reads a longer separator as a regular expression
+        try:
+            re.compile(sep)
+        except re.error as err:
+            raise MappingError(f"{source}: csv.sep {sep!r} is longer than one character, so a regular "
+                               f"expression, and not a valid one: {err}") from err  # fmt: skip
+    return dict(options)
+
+
+def _check_encoding(name: str, source: str) -> None:
+    try:
+        info = codecs.lookup(name)
+    except LookupError as err:
+        raise MappingError(f"{source}: csv.encoding {name!r} is not a known encoding (e.g. utf-8, latin-1)") from err
+    if not getattr(info, "_is_text_encoding", True):
+        raise MappingError(f"{source}: csv.encoding {name!r} is not a text encoding")
 
 
 def load_mapping(path: Path | str) -> TableMapping:
@@ -192,19 +273,34 @@ def load_mapping(path: Path | str) -> TableMapping:
 
 
 def read_table(path: Path | str, mapping: TableMapping) -> pd.DataFrame:
-    """The file's rows as read (CSV: every cell a string, empty = missing; Parquet: as typed)."""
+    """The file's rows as read (CSV: every cell a string, empty = missing; Parquet: as typed).
+
+    A file the reader cannot read at all (not Parquet, not in the mapping's encoding, a line
+    with too many fields) is a ``MappingError`` naming the file and the reader's reason."""
     path = Path(path)
     if not path.is_file():
         raise MappingError(f"no such data file: {path}")
     suffixes = [s.lower() for s in path.suffixes]
     if ".parquet" in suffixes or ".pq" in suffixes:
-        return pd.read_parquet(path)
+        return _read(path, "Parquet", pd.read_parquet)
     if ".csv" in suffixes or ".tsv" in suffixes or ".txt" in suffixes:
         options = {"sep": "\t" if ".tsv" in suffixes else ",", **mapping.csv}
         for number_option in ("decimal", "thousands"):  # applied when numbers are parsed (_numeric)
             options.pop(number_option, None)
-        return pd.read_csv(path, dtype=str, keep_default_na=False, **options)
+        return _read(path, "CSV", pd.read_csv, dtype=str, keep_default_na=False, **options)
     raise MappingError(f"{path.name}: expected a .csv, .tsv or .parquet file")
+
+
+def _read(path: Path, kind: str, reader, **options: Any) -> pd.DataFrame:
+    """``reader(path, **options)``; what it raises on a bad file becomes a ``MappingError``."""
+    try:
+        return reader(path, **options)
+    except UnicodeDecodeError as err:
+        encoding = options.get("encoding", "utf-8")
+        raise MappingError(f"{path.name}: not {encoding} text ({err.reason}): set the file's encoding "
+                           "under csv: (e.g. csv: {encoding: latin-1})") from err  # fmt: skip
+    except (ValueError, OSError, EOFError, pd.errors.ParserError, pd.errors.EmptyDataError, csv.Error) as err:
+        raise MappingError(f"{path.name}: cannot be read as {kind}: {' '.join(str(err).split())}") from err
 
 
 def _is_null(value: Any) -> bool:

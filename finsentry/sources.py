@@ -71,11 +71,12 @@ def _czech(folder: Path, out: Path | None, progress: Progress) -> Source:
     from finsentry.datasets import czech
 
     bank = czech.load(folder)
-    rejected = pd.concat([bank.quarantine.assign(stage="read"), bank.transactions.rejected.assign(stage="validate")],
-                         ignore_index=True)  # fmt: skip
+    rejected = bank.rejects()
+    written = _write_quarantine(rejected, out)
+    bank.require_valid(str(folder), written)  # DatasetError when no transaction is valid
     valid = bank.transactions.valid.drop(columns=[c for c in LABEL_COLUMNS if c in bank.transactions.valid])
     return Source(valid, _czech_labels(folder, valid), folder.name, bank.transactions.received + len(bank.quarantine),
-                  len(rejected), _write_quarantine(rejected, out), reasons=_reasons(rejected))  # fmt: skip
+                  len(rejected), written, reasons=_reasons(rejected))  # fmt: skip
 
 
 def _mapped(table: Path, mapping: Path, out: Path | None, progress: Progress) -> Source:

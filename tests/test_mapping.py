@@ -94,6 +94,19 @@ def test_a_constant_can_stand_in_for_a_required_field():
     (lambda d: d.update(colums={}), "unknown keys colums"),
     (lambda d: d["csv"].update(engine="python"), "csv options engine"),
     (lambda d: d.update(constants={"trans_id": "x"}), "both mapped"),
+    (lambda d: d.update(date_format=5), "date_format must be a strptime format"),
+    (lambda d: d.update(date_format="%d.%m.%Y %"), "date_format '%d.%m.%Y %' is not a valid format"),
+    (lambda d: d["csv"].update(encoding="klingon"), "csv.encoding 'klingon' is not a known encoding"),
+    (lambda d: d["csv"].update(encoding="base64"), "csv.encoding 'base64' is not a text encoding"),
+    (lambda d: d["csv"].update(quotechar="''"), "csv.quotechar must be one character"),
+    (lambda d: d["csv"].update(sep="(;"), "csv.sep '\\(;' is longer than one character"),
+    (lambda d: d["csv"].update(sep=5), "csv.sep must be non-empty text"),
+    (lambda d: d["csv"].update(thousands=","), "csv.decimal and csv.thousands must differ"),
+    (lambda d: d.update(signed_amount="no"), "signed_amount must be true or false"),
+    (lambda d: d.update(date_format=None, ts_unit="h", ts_origin="someday"), "ts_origin 'someday' is not a date"),
+    (lambda d: d.update(constants={"frequency": ["a"]}), "constants.frequency must be one value"),
+    (lambda d: d.update(values={1: {}}), "values: 1 not in the canonical record"),
+    (lambda d: d.update(columns=[]), "columns must be a mapping, got list"),
 ])  # fmt: skip
 def test_mapping_files_with_mistakes_are_rejected_by_name(edit, message):
     data = yaml.safe_load(EXAMPLE_MAPPING.read_text())
@@ -175,7 +188,7 @@ def test_score_a_foreign_csv_end_to_end(model_dir, tmp_path, capsys):
 def test_score_a_file_without_a_mapping_is_a_clear_error(model_dir, tmp_path, capsys):
     code = main(["score", "--data", str(EXAMPLE_CSV), "--model", str(model_dir), "--out", str(tmp_path / "s.parquet")])
     assert code == 2
-    assert "needs --mapping" in capsys.readouterr().out
+    assert "needs --mapping" in capsys.readouterr().err
 
 
 def test_score_with_a_broken_mapping_file_is_a_clear_error(model_dir, tmp_path, capsys):
@@ -184,7 +197,7 @@ def test_score_with_a_broken_mapping_file_is_a_clear_error(model_dir, tmp_path, 
     code = main(["score", "--data", str(EXAMPLE_CSV), "--mapping", str(bad), "--model", str(model_dir),
                  "--out", str(tmp_path / "s.parquet")])  # fmt: skip
     assert code == 2
-    assert "no column NoSuchColumn" in capsys.readouterr().out
+    assert "no column NoSuchColumn" in capsys.readouterr().err
 
 
 def test_value_maps_apply_to_integer_codes_of_a_parquet_file(tmp_path):
@@ -211,7 +224,7 @@ def test_a_table_with_no_valid_row_is_a_clear_error_and_keeps_its_quarantine(mod
     code = main(["score", "--data", str(bad), "--mapping", str(EXAMPLE_MAPPING), "--model", str(model_dir),
                  "--out", str(out)])  # fmt: skip
     assert code == 2
-    assert "no valid rows" in capsys.readouterr().out
+    assert "no valid rows" in capsys.readouterr().err
     assert len(pd.read_csv(quarantine_path(out))) == 5 and not out.exists()
 
 
@@ -314,3 +327,44 @@ def test_the_shipped_card_example_maps_with_its_labels_and_two_bad_rows():
     assert mapped.result.valid["trans_id"].is_unique
     assert mapped.labels is not None and mapped.labels["is_anomaly"].sum() > 50
     assert CARD_CSV.stat().st_size < 100_000
+
+
+@pytest.mark.parametrize(("name", "content", "message"), [
+    ("t.parquet", b"PAR1 not really", "t.parquet: cannot be read as Parquet"),
+    ("t.csv", b"a,b\n1,2\n\xff\xfe,3\n", "t.csv: not utf-8 text"),
+    ("t.csv", b"a;b\n1;2\n1;2;3;4\n", "t.csv: cannot be read as CSV"),
+])  # fmt: skip
+def test_a_file_the_reader_cannot_read_is_a_mapping_error_naming_it(tmp_path, name, content, message):
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(MappingError, match=message):
+        load_mapped(path, EXAMPLE_MAPPING)
+
+
+def test_garbage_mappings_and_files_give_rows_that_add_up_or_a_mapping_error(tmp_path_factory):
+    """Property: whatever the mapping and the file, ``load_mapped`` returns rows that add up
+    (received = valid + rejected) or raises ``MappingError``, nothing else."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    folder = tmp_path_factory.mktemp("garbage")
+    good = yaml.safe_load(EXAMPLE_MAPPING.read_text())
+    scalars = st.none() | st.booleans() | st.integers(-5, 5) | st.floats() | st.text(max_size=4)
+    keys = st.sampled_from(["date_format", "amount_scale", "signed_amount", "ts_unit", "ts_origin", "csv",
+                            "constants", "values", "columns", "nonsense"])  # fmt: skip
+    edits = st.dictionaries(keys, scalars | st.dictionaries(st.text(max_size=8), scalars, max_size=2), max_size=2)
+    lines = EXAMPLE_CSV.read_bytes().splitlines()
+
+    @settings(max_examples=40, deadline=None)
+    @given(edits, st.lists(st.binary(max_size=30), max_size=3), st.integers(0, len(lines)))
+    def check(edit, noise, cut):
+        path = folder / "t.csv"
+        path.write_bytes(b"\n".join([*lines[:cut], *noise]) + b"\n")
+        try:
+            mapped = load_mapped(path, parse_mapping({**good, **edit}))
+        except MappingError as err:
+            assert str(err)
+            return
+        assert mapped.received == len(mapped.result.valid) + len(mapped.result.rejected)
+
+    check()

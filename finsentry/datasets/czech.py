@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import fnmatch
 import gzip
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -124,6 +125,7 @@ INT_COLUMNS = {
 MONEY_COLUMNS = {"order": ("amount",), "trans": ("amount", "balance"),
                  "loan": ("amount", "payments")}  # fmt: skip
 QUARANTINE_COLUMNS = ("table", "line", "reason", "detail", "raw")
+NOT_UTF8 = "not valid UTF-8"  # detail of a quarantined line with undecodable bytes (reason malformed)
 
 
 # --- finding the files ------------------------------------------------------------------------
@@ -167,9 +169,20 @@ def detect_form(directory: Path | str) -> Form:
 
 
 def _read_text(path: Path) -> str:
+    """The file's text; bytes that are not UTF-8 become U+FFFD (their lines are quarantined)."""
     raw = path.read_bytes()
     if path.suffix == ".gz":
-        raw = gzip.decompress(raw)
+        try:
+            raw = gzip.decompress(raw)
+        except (EOFError, OSError, zlib.error) as err:  # truncated, or not gzip at all
+            raise DatasetError(f"{path.name}: truncated or corrupt gzip file ({err}); "
+                               "nothing was read from it: copy it again") from err  # fmt: skip
+    return decode_text(raw)
+
+
+def decode_text(raw: bytes) -> str:
+    """Bytes as read from a bank file -> text, undecodable bytes as U+FFFD. The one decoding of
+    both engines: the parser quarantines every line holding U+FFFD (``NOT_UTF8``)."""
     return raw.decode("utf-8", errors="replace")
 
 
@@ -196,11 +209,13 @@ def _split_lines(text: str, sep: str, names: tuple[str, ...], table: str, header
     fields = lines.str.split(sep, regex=False)
     counts = fields.str.len().to_numpy()
     allowed = {len(names)} | ({len(names) + 1} if extra and not header else set())
-    good = np.isin(counts, list(allowed))
+    undecodable = lines.str.contains("\ufffd", regex=False).to_numpy(dtype=bool)
+    good = np.isin(counts, list(allowed)) & ~undecodable
+    details = [NOT_UTF8 if u else f"{c} fields, expected {len(names)}"
+               for c, u in zip(counts, undecodable, strict=True)]  # fmt: skip
     bad = pd.DataFrame({
         "table": table, "line": line_no[~good], "reason": str(Reason.MALFORMED),
-        "detail": [f"{c} fields, expected {len(names)}" for c in counts[~good]],
-        "raw": lines[~good].to_numpy(),
+        "detail": np.asarray(details, dtype=object)[~good], "raw": lines[~good].to_numpy(),
     })  # fmt: skip
     width = max(allowed)
     rows = [f + [""] * (width - len(f)) for f in fields[good]]
@@ -393,9 +408,20 @@ def read_tables(directory: Path | str, keep_line: bool = False) -> tuple[RawTabl
                 raise DatasetError(f"missing {name} in {directory} ({form} form)")
             continue
         tables[table], bad = parse_table(table, _read_text(paths[0]), form, keep_line and table == "trans")
+        require_rows(table, tables[table], bad, paths[0].name)
         quarantine.append(bad)
     q = pd.concat(quarantine, ignore_index=True) if quarantine else _no_quarantine()
     return RawTables(**tables), q
+
+
+def require_rows(table: str, frame: pd.DataFrame, unread: pd.DataFrame, name: str) -> None:
+    """A required relation other than trans (district, client, account, disp) with no readable
+    row is a ``DatasetError``: every transaction would lose its client, region or account.
+    (An empty trans file is no error here: it reads as no transactions, which the callers judge.)"""
+    if table == "trans" or table not in REQUIRED_TABLES or len(frame):
+        return
+    lines = f"all {len(unread):,} lines unreadable, e.g. {unread['detail'].iloc[0]}" if len(unread) else "no data lines"
+    raise DatasetError(f"{name}: no readable {table} rows ({lines}); the {table} table is required")
 
 
 def _no_quarantine() -> pd.DataFrame:
@@ -720,6 +746,28 @@ class LoadedBank:
                 **{f"read:{k}": int(v) for k, v in self.quarantine["reason"].value_counts().items()},
             },
         }
+
+
+    def rejects(self) -> pd.DataFrame:
+        """Every row that did not make it, with its reason: unreadable lines of any table
+        (stage ``read``) and invalid transactions (stage ``validate``)."""
+        read = self.quarantine.assign(stage="read")
+        invalid = self.transactions.rejected.assign(stage="validate", table="trans")
+        columns = ["stage", *QUARANTINE_COLUMNS]
+        out = pd.concat([read.reindex(columns=columns), invalid.reindex(columns=columns)], ignore_index=True)
+        return out.astype({"line": "Int64"})  # no file line for a rejected (joined) transaction
+
+    def require_valid(self, where: str, rejects: Path | None = None) -> None:
+        """``DatasetError`` when no transaction is valid (an empty or header-only trans file, or
+        every row quarantined); ``rejects`` names where the quarantined rows were written."""
+        if len(self.transactions.valid):
+            return
+        s = self.summary()
+        if not s["transactions_received"]:
+            raise DatasetError(f"no transactions in {where}: the trans file has no data lines")
+        reasons = ", ".join(f"{k} {v:,}" for k, v in s["rejected_by_reason"].items())
+        raise DatasetError(f"no valid transactions in {where}: all {s['transactions_received']:,} quarantined "
+                           f"({reasons})" + (f" -> {rejects}" if rejects else ""))  # fmt: skip
 
 
 def load(directory: Path | str) -> LoadedBank:

@@ -74,14 +74,17 @@ class EnsembleDetector(Detector):
     # -- fitting and the model score --
     def fit(self, features: pd.DataFrame | np.ndarray) -> Self:
         """Fit the unfitted members, then calibrate the combined score on the same rows."""
-        # members fit on the frame as given, each leaving out the columns it cannot feed (a card
-        # table's balance features); the ensemble then reads the union of what they read
+        # members fit on the whole frame: each takes its columns from it (feature_columns None) and
+        # leaves out those the data cannot feed; the ensemble reads the union of what they kept
         frame = features if isinstance(features, pd.DataFrame) else self._frame(features)
         for m in self.members:
             if not m.fitted:
                 m.fit(frame)
         self.feature_columns = _union(self.members)
-        return super().fit(features)
+        kept = set(self.feature_columns or ())
+        self.unfed_features_ = list(dict.fromkeys(c for m in self.members for c in getattr(m, "unfed_features_", [])
+                                                  if c not in kept))  # fmt: skip
+        return super().fit(frame)
 
     def _fit(self, x: np.ndarray) -> None:
         frame = self._frame(x)

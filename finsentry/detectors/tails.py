@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 
 BOTH, HIGH, LOW, CONTEXT = "both", "high", "low", "context"
 TYPICAL_SURPRISE = math.log(2.0)  # a median value's surprise: reasons start above it
+TIE_BREAK = 1e-3  # below every floor, rows still rank by their total surprise
 
 
 def _tail(direction: str, name: str) -> tuple[str, str]:
@@ -61,15 +62,17 @@ class TailProbabilityDetector(Detector):
     exact_explanations = True
 
     def __init__(self, combine: str = "sum", max_rows: int = 20_000, random_state: int = 0,
-                 unknown_tail: str = BOTH,
+                 unknown_tail: str = BOTH, floor_share: float = 0.01,
                  feature_columns: tuple[str, ...] | None = FEATURE_COLUMNS) -> None:  # fmt: skip
         if combine not in ("sum", "max"):
             raise ValueError(f"tails: combine must be 'sum' or 'max', got {combine!r}")
         if unknown_tail not in (BOTH, HIGH, LOW):
             raise ValueError(f"tails: unknown_tail must be both, high or low, got {unknown_tail!r}")
         super().__init__(feature_columns)
+        if not 0 < floor_share <= 1:
+            raise ValueError(f"tails: floor_share must be in (0, 1], got {floor_share}")
         self.params = {"combine": combine, "max_rows": max_rows, "random_state": random_state,
-                       "unknown_tail": unknown_tail}  # fmt: skip
+                       "unknown_tail": unknown_tail, "floor_share": floor_share}  # fmt: skip
         self.sorted_: np.ndarray | None = None
         self.spread_: np.ndarray | None = None
 
@@ -126,11 +129,17 @@ class TailProbabilityDetector(Detector):
             parts[rows, np.asarray(cols)[best]] = block[rows, best]
         return parts
 
+    def _floors(self) -> np.ndarray:
+        """Per column, the surprise a product feature must exceed to count (0 for other columns)."""
+        floor = -math.log(self.params["floor_share"]) if self.params["floor_share"] < 1 else 0.0
+        return np.array([floor if c in FEATURE_TAILS else 0.0 for c in self.feature_columns or ()])
+
     def _raw(self, x: np.ndarray) -> np.ndarray:
         parts = self._family_parts(self.surprises(x))
         if self.params["combine"] == "max":
             return parts.max(axis=1) if parts.shape[1] else np.zeros(len(x))
-        return parts.sum(axis=1)
+        excess = np.maximum(parts - self._floors(), 0.0)
+        return excess.sum(axis=1) + TIE_BREAK * parts.sum(axis=1)
 
     def contributions(self, features: pd.DataFrame | np.ndarray) -> np.ndarray:
         """Exact per-feature parts of the score above a typical value's surprise (>= 0)."""

@@ -352,14 +352,25 @@ def session():
 
 
 def main(job: str, argv: list[str] | None = None, spark=None, clients: Clients | None = None) -> int:
-    """Run one job; 0 on success, 2 (with the reason on stderr) when the quality gate fails."""
+    """Run one job; 0 on success, 2 (with the reason in one line on stderr) when the quality gate
+    fails, the raw files cannot be read (``DatasetError``: a required table missing or empty, a
+    truncated gzip file) or an option is wrong. Other errors propagate (Glue logs the trace)."""
+    from finsentry.datasets.czech import DatasetError
+
     argv = list(sys.argv if argv is None else argv)
-    opts = resolve_options(argv)
+    try:
+        opts = resolve_options(argv)
+    except ValueError as exc:
+        print(f"finsentry {job} job: bad option: {exc}", file=sys.stderr)
+        return 2
     started = time.perf_counter()
     try:
         report = RUNNERS[job](spark or session(), opts, clients)
     except quality.DataQualityError as exc:
         print(f"finsentry {job} job FAILED the data-quality gate: {exc}", file=sys.stderr)
+        return 2
+    except DatasetError as exc:
+        print(f"finsentry {job} job FAILED: the raw bank files cannot be read: {exc}", file=sys.stderr)
         return 2
     summary = {"job": job, "run_id": opts.run_id, "seconds": round(time.perf_counter() - started, 1),
                "rows_in": report.rows_in, "rows_out": report.rows_out,

@@ -4,7 +4,8 @@ Per run: rows in, rows out and rows quarantined by reason (``rows_in == rows_out
 quarantined`` is checked, not assumed), null rates of the output columns, balance integrity
 violations and duplicates. The report is written as JSON beside the output and as CloudWatch
 metrics (``finsentry.monitoring.Metric.ETL_*``); ``QualityReport.check`` raises
-``DataQualityError`` when the quarantined share exceeds the configured maximum.
+``DataQualityError`` when the quarantined share exceeds the configured maximum, and
+``EmptyInputError`` when there was no input row or no valid one.
 
 Counting is per chunk (``chunk_counts``) and merged by summing, so that Spark computes it per
 partition and the pandas engine once, with the same function.
@@ -32,6 +33,10 @@ POSTING_KEY = ("account_id", "ts", "amount", "direction", "operation", "k_symbol
 
 class DataQualityError(RuntimeError):
     """A run rejected more rows than allowed, or lost rows; the job must fail."""
+
+
+class EmptyInputError(DataQualityError):
+    """A run had no input rows, or no valid one: there is nothing to publish."""
 
 
 class RowsLostError(DataQualityError):
@@ -142,7 +147,7 @@ class QualityReport:
 
     @property
     def passed(self) -> bool:
-        return self.rejected_share <= self.max_rejected_share
+        return self.rows_out > 0 and self.rejected_share <= self.max_rejected_share
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -160,13 +165,22 @@ class QualityReport:
                 f"{self.job}: {self.rows_in:,} rows in but {self.rows_out:,} out + "
                 f"{self.rows_quarantined:,} quarantined"
             )
+        if self.rows_in == 0:
+            raise EmptyInputError(f"{self.job} run {self.run_id}: no input rows (an empty or header-only file?). "
+                                  "Nothing was published to curated/.")  # fmt: skip
+        if self.rows_out == 0:
+            raise EmptyInputError(f"{self.job} run {self.run_id}: none of the {self.rows_in:,} rows is valid "
+                                  f"({self._top_reasons()}). Nothing was published to curated/.")  # fmt: skip
         if not self.passed:
-            top = sorted(self.quarantined_by_reason.items(), key=lambda kv: -kv[1])[:3]
             raise DataQualityError(
                 f"{self.job} run {self.run_id}: {self.rows_quarantined:,} of {self.rows_in:,} rows "
                 f"({self.rejected_share:.2%}) quarantined, above the allowed {self.max_rejected_share:.2%}; "
-                f"top reasons: {', '.join(f'{k}={v:,}' for k, v in top)}. Nothing was published to curated/."
+                f"{self._top_reasons()}. Nothing was published to curated/."
             )
+
+    def _top_reasons(self) -> str:
+        top = sorted(self.quarantined_by_reason.items(), key=lambda kv: -kv[1])[:3]
+        return f"top reasons: {', '.join(f'{k}={v:,}' for k, v in top)}"
 
 
 def unread_reason_key(reason: str) -> str:

@@ -13,7 +13,9 @@ Timestamps are naive bank time: the session time zone is UTC so that they round-
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -112,6 +114,29 @@ def numbered_lines(spark: SparkSession, path: str) -> DataFrame:
     return lines.select((start[part] + row + 1).cast("bigint").alias("line"), "value")
 
 
+# What Hadoop's readers say about a truncated or corrupt compressed file.
+_CORRUPT_FILE = re.compile(r"(java\.io\.EOFException[^\n]*|not a gzip file|java\.util\.zip\.\w+Exception[^\n]*"
+                           r"|Unexpected end of (input|ZLIB input) stream)")  # fmt: skip
+_FAILED_FILE = re.compile(r"Encountered error while reading file (\S+?)\.? Details")
+
+
+@contextlib.contextmanager
+def readable(where: str) -> Iterator[None]:
+    """Turn Spark's failure to read a truncated or corrupt (gzip) file under ``where`` into
+    ``czech.DatasetError`` naming the file, as the pandas reader does; other errors pass."""
+    try:
+        yield
+    except Exception as exc:
+        text = str(exc)
+        cause = _CORRUPT_FILE.search(text)
+        if cause is None:
+            raise
+        failed = _FAILED_FILE.search(text)
+        name = (failed.group(1) if failed else where).rstrip("/").rsplit("/", 1)[-1]
+        raise czech.DatasetError(f"{name}: truncated or corrupt gzip file ({cause.group(0).strip()}); "
+                                 "nothing was read from it: copy it again") from None  # fmt: skip
+
+
 @dataclass
 class RawBank:
     """The bank as Spark reads it: small relations on the driver, trans lines distributed."""
@@ -138,14 +163,18 @@ def read_bank(spark: SparkSession, path: str) -> RawBank:
             files[table] = found[0]
         elif table in REQUIRED_TABLES:
             raise czech.DatasetError(f"missing {table} table in {path} ({form} form)")
-    texts = read_texts(spark, [_join(path, f) for t, f in files.items() if t != "trans"])
+    with readable(path):
+        texts = read_texts(spark, [_join(path, f) for t, f in files.items() if t != "trans"])
     tables, unread = {}, []
     for table, name in files.items():
         if table != "trans":
             tables[table], bad = czech.parse_table(table, texts[name], form)
+            czech.require_rows(table, tables[table], bad, name)
             unread.append(bad)
     trans_file = _join(path, czech.table_file_names(names, "trans", form)[0])
-    lines = numbered_lines(spark, trans_file)
+    with readable(trans_file):
+        lines = numbered_lines(spark, trans_file)  # reads the whole file: a corrupt one fails here
+    lines = lines.withColumn("value", F.col("value").cast("binary"))  # decoded by the parser, as pandas does
     header = None
     if form == "asc":
         first = spark.read.text(trans_file).limit(1).collect()  # reads the first split only

@@ -83,7 +83,8 @@ def empty_parsed() -> pd.DataFrame:
 
 
 def parse_trans_chunk(lines: pd.DataFrame, header: str | None, form: czech.Form) -> pd.DataFrame:
-    """Parse a chunk of trans file lines (columns ``line``: file line number, ``value``: text).
+    """Parse a chunk of trans file lines (columns ``line``: file line number, ``value``: the
+    line's bytes, or text).
 
     ``header`` is the file's first line for the asc form (it is put before the chunk so the
     parser sees a whole file), None for the headerless tsv form. Line numbers in the output
@@ -91,7 +92,7 @@ def parse_trans_chunk(lines: pd.DataFrame, header: str | None, form: czech.Form)
     """
     if lines.empty:
         return empty_parsed()
-    body = "\n".join(lines["value"].astype(str).tolist())
+    body = "\n".join(_line_text(v) for v in lines["value"])
     text = body if header is None else header + "\n" + body
     frame, bad = czech.parse_table("trans", text, form, keep_line=True)
     file_lines = lines["line"].to_numpy(dtype=np.int64)
@@ -104,6 +105,12 @@ def parse_trans_chunk(lines: pd.DataFrame, header: str | None, form: czech.Form)
     frame[LINE] = to_file(frame[LINE].to_numpy())
     bad = bad.assign(line=to_file(bad["line"].to_numpy()) if len(bad) else bad["line"])
     return parsed_rows(frame, bad)
+
+
+def _line_text(value: bytes | str) -> str:
+    """A line as Spark hands it over (bytes: not yet decoded) -> text, decoded as the pandas
+    reader decodes a file (``czech.decode_text``), so an undecodable line is quarantined alike."""
+    return czech.decode_text(value) if isinstance(value, bytes | bytearray) else str(value)
 
 
 def parsed_rows(frame: pd.DataFrame, bad: pd.DataFrame) -> pd.DataFrame:

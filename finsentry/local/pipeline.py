@@ -99,7 +99,9 @@ def load_source(config: DemoConfig, raw_dir: Path, progress: Progress = _noop) -
         return _mapped_bank(config, progress)
     if config.data_dir is not None:
         progress(f"reading the Czech bank files in {config.data_dir}")
-        return engines.load_bank(config.data_dir, config.engine)
+        bank = engines.load_bank(config.data_dir, config.engine)
+        bank.require_valid(str(config.data_dir))
+        return bank
     syn = synthetic.SyntheticConfig(
         n_accounts=config.accounts, months=config.months, seed=config.seed
     )

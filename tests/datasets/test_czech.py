@@ -142,3 +142,117 @@ def test_same_day_postings_are_ordered_so_that_balances_chain(tmp_path):
     day = v[(v["account_id"] == "10") & (v["ts"] == "1993-03-01")]
     assert day["trans_id"].tolist() == ["22", "21"]
     assert day["balance_before"].iloc[1] == day["balance_after"].iloc[0]
+
+
+# --- bad files: clear errors or quarantine with a reason, never a crash ----------------------
+
+
+def test_a_truncated_or_corrupt_gzip_is_a_clear_error(tmp_path):
+    write_asc(tmp_path)
+    data = gzip.compress((tmp_path / "trans.asc").read_bytes())
+    (tmp_path / "trans.asc").unlink()
+    for damaged in (data[: len(data) // 2], b"not gzip at all"):
+        (tmp_path / "trans.asc.gz").write_bytes(damaged)
+        with pytest.raises(czech.DatasetError, match=r"trans.asc.gz: truncated or corrupt gzip"):
+            czech.load(tmp_path)
+
+
+def test_a_non_utf8_line_is_quarantined_with_its_reason(tmp_path):
+    write_asc(tmp_path)
+    path = tmp_path / "trans.asc"
+    lines = path.read_bytes().splitlines()
+    lines[2] = lines[2].replace(b'"YZ"', b'"Y\xff"')  # the partner bank: a free-text field
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    bank = czech.load(tmp_path)
+    assert bank.quarantine[["table", "line", "reason", "detail"]].values.tolist() == [
+        ["trans", 3, "malformed", czech.NOT_UTF8]]
+    summary = bank.summary()
+    assert summary["valid"] == 11 and summary["transactions_received"] == 12
+
+
+@pytest.mark.parametrize("content", ["", "A1;A2;A3\n", "A1;A2\ngarbage\n"])
+def test_a_required_table_with_no_readable_row_is_an_error(tmp_path, content):
+    write_asc(tmp_path)
+    (tmp_path / "district.asc").write_text(content)
+    with pytest.raises(czech.DatasetError, match=r"district.asc: no readable district rows"):
+        czech.load(tmp_path)
+
+
+@pytest.mark.parametrize(("trans", "message"), [
+    ("", "the trans file has no data lines"),
+    (ASC["trans.asc"].splitlines()[0] + "\n", "the trans file has no data lines"),
+    (ASC["trans.asc"].splitlines()[0] + "\ngarbage\n", r"all 1 quarantined \(read:malformed 1\)"),
+])  # fmt: skip
+def test_a_bank_without_a_valid_transaction_says_so(tmp_path, trans, message):
+    write_asc(tmp_path)
+    (tmp_path / "trans.asc").write_text(trans)
+    bank = czech.load(tmp_path)
+    assert bank.transactions.valid.empty
+    with pytest.raises(czech.DatasetError, match=message):
+        bank.require_valid("the folder")
+
+
+def test_rejects_gather_unreadable_lines_and_invalid_rows_with_reasons(tmp_path):
+    bank = czech.load(write_asc(tmp_path, extra_trans='x;y\n16;999;930203;"VYDAJ";"VYBER";1.00;1.00;"";;\n'))
+    rejects = bank.rejects()
+    assert rejects[["stage", "table", "reason"]].values.tolist() == [
+        ["read", "trans", "malformed"], ["validate", "trans", "unknown_account"]]
+    assert rejects["line"].iloc[0] == 14 and rejects["detail"].notna().all()
+
+
+DAMAGES = ("truncated_gz", "random_bytes", "non_utf8_line", "empty", "header_only", "random_line")
+
+
+def damage(directory: Path, table: str, how: str, noise: bytes, where: float) -> None:
+    """Damage one file of an asc bank in ``directory`` in one of the ways of ``DAMAGES``."""
+    path = directory / f"{table}.asc"
+    data = path.read_bytes()
+    lines = data.splitlines()
+    at = 1 + int(where * (len(lines) - 1))
+    if how == "truncated_gz":
+        packed = gzip.compress(data)
+        path.unlink()
+        (directory / f"{table}.asc.gz").write_bytes(packed[: int(where * (len(packed) - 1))])
+    elif how == "random_bytes":
+        path.write_bytes(noise)
+    elif how == "empty":
+        path.write_bytes(b"")
+    elif how == "header_only":
+        path.write_bytes(lines[0] + b"\n")
+    else:  # a line of noise (non-UTF-8 for sure, or any bytes) among the good ones
+        bad = noise.replace(b"\n", b"") + (b"\xff\xfe" if how == "non_utf8_line" else b"")
+        path.write_bytes(b"\n".join([*lines[:at], bad, *lines[at:]]) + b"\n")
+
+
+def bad_bank_strategy():
+    from hypothesis import strategies as st
+
+    return st.tuples(st.sampled_from(("trans", "trans", "district", "client", "account", "disp")),
+                     st.sampled_from(DAMAGES), st.binary(max_size=80), st.floats(0, 1))  # fmt: skip
+
+
+def test_any_damaged_bank_folder_loads_with_counts_that_add_up_or_is_a_clear_error(tmp_path_factory):
+    import shutil
+    import tempfile
+
+    from hypothesis import given, settings
+
+    clean = write_asc(tmp_path_factory.mktemp("clean"))
+
+    @settings(max_examples=15, deadline=None)
+    @given(bad_bank_strategy())
+    def check(case):
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(shutil.copytree(clean, Path(tmp) / "bank"))
+            damage(folder, *case)
+            try:
+                bank = czech.load(folder)
+            except czech.DatasetError as err:
+                assert str(err) and "\n" not in str(err)
+                return
+            s = bank.summary()
+            assert s["valid"] + s["rejected"] == s["transactions_received"]
+            assert s["valid"] == len(bank.transactions.valid)
+            assert bank.quarantine["reason"].notna().all() and (bank.quarantine["reason"] != "").all()
+
+    check()

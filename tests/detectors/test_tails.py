@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from finsentry.detectors import make_detector
+from finsentry.detectors.tails import TIE_BREAK
 from tests.detectors import planted_frame
 
 
@@ -31,7 +32,7 @@ def test_raw_score_is_ecods_sum_of_tail_surprises_on_unknown_columns():
         right = -math.log(((train[c] >= v).sum() + 1) / (n + 1))
         left = -math.log(((train[c] <= v).sum() + 1) / (n + 1))
         expected += max(right, left)
-    assert model.raw_score(row)[0] == pytest.approx(expected)
+    assert model.raw_score(row)[0] == pytest.approx(expected * (1 + TIE_BREAK))  # no floor on unknown columns
 
 
 def test_a_rows_score_does_not_depend_on_the_batch_it_is_scored_in():
@@ -72,6 +73,18 @@ def test_a_family_counts_once():
     both["amount_z"], both["log_amount"] = 8.0, 8.0
     alone = [model.raw_score(f)[0] - model.raw_score(base)[0] for f in (z, amount)]
     assert model.raw_score(both)[0] - model.raw_score(base)[0] == pytest.approx(max(alone))
+
+
+def test_a_product_feature_counts_only_beyond_its_floor():
+    """Ordinary variation in many families must not add up to an alert: below the top
+    ``floor_share`` of its training values a family adds (almost) nothing."""
+    train = planted_frame(n=2000, seed=7)
+    model = make_detector("tails", floor_share=0.01).fit(train)
+    busy = train.iloc[[1]].copy()
+    busy[["log_amount", "hour_rarity"]] = np.quantile(train[["log_amount", "hour_rarity"]], 0.95, axis=0)
+    one = train.iloc[[1]].copy()
+    one["log_amount"] = train["log_amount"].max() + 1.0
+    assert model.raw_score(one)[0] > 10 * model.raw_score(busy)[0]
 
 
 def test_explanations_are_the_exact_parts_of_the_score():

@@ -112,3 +112,25 @@ def test_demo_engine_hooks_give_the_loaders_results_in_either_form(spark, tmp_pa
     pd.testing.assert_frame_equal(engines.compute(shuffled, "spark"), features_with_sequence(shuffled))
     with pytest.raises(ValueError, match="unknown engine"):
         engines.compute(shuffled, "dask")
+
+
+def test_spark_reads_bad_files_as_pandas_does(spark, tmp_path):
+    """A non-UTF-8 line is quarantined with the same reason, line and text; a truncated gzip is
+    the same clear error (an empty district.asc goes through the same ``czech.require_rows``)."""
+    import gzip
+
+    bank = clean_bank(tmp_path / "bank", accounts=3, months=1)
+    trans = bank / "trans.asc"
+    lines = trans.read_bytes().splitlines()
+    lines[3] = lines[3][:-2] + b"\xff\xfe"
+    trans.write_bytes(b"\n".join(lines) + b"\n")
+    want = czech.load(bank).quarantine[["table", "line", "reason", "detail", "raw"]]
+    held = engine.read_bank(spark, str(bank)).parsed.where(F.col("q_reason") != "").toPandas()
+    got = held[["q_table", transforms.LINE, "q_reason", "q_detail", "q_raw"]]
+    assert want.values.tolist() == got.values.tolist() == [
+        ["trans", 4, "malformed", czech.NOT_UTF8, lines[3].decode("utf-8", "replace")]]
+    packed = gzip.compress(trans.read_bytes())
+    trans.unlink()
+    (bank / "trans.asc.gz").write_bytes(packed[:-40])
+    with pytest.raises(czech.DatasetError, match=r"^trans.asc.gz: truncated or corrupt gzip file"):
+        engine.read_bank(spark, str(bank))

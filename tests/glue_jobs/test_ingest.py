@@ -71,3 +71,31 @@ def test_the_gate_fails_the_job_loudly_and_publishes_nothing(failed_run):
     assert "transactions" not in failed_run.tables
     assert any(m["MetricName"] == Metric.ETL_REJECTED_SHARE for m in failed_run.metrics)
     assert list((failed_run.root / PREFIXES.quarantine / "ingest" / "run_id=bad").glob("*.json"))
+
+
+def test_an_empty_or_unreadable_trans_file_fails_the_job_in_one_line_and_publishes_nothing(spark, tmp_path):
+    """A header-only trans file fails the gate (no input rows); a truncated trans.asc.gz is a
+    clear read error, not a Py4J trace. Both exit 2 with one line on stderr."""
+    import gzip
+
+    from tests.etl.banks import clean_bank
+    from tests.glue_jobs.conftest import fake_aws, run_script
+
+    raw = clean_bank(tmp_path / "raw", accounts=3, months=1)
+    trans = raw / "trans.asc"
+    data = trans.read_bytes()
+    trans.write_bytes(data.splitlines(keepends=True)[0])
+    args = ["--data_bucket", "data", "--env", "test", "--root", str(tmp_path), "--run_id", "empty"]
+    with fake_aws():
+        code, _, err = run_script("ingest", args)
+        assert code == 2 and len(err.strip().splitlines()) == 1, err
+        assert "FAILED the data-quality gate" in err and "no input rows" in err
+        report = json.loads(next((tmp_path / PREFIXES.transactions / "_quality").glob("ingest-*.json")).read_text())
+        assert report["rows_in"] == 0 and report["passed"] is False
+        trans.unlink()
+        packed = gzip.compress(data)
+        (raw / "trans.asc.gz").write_bytes(packed[: len(packed) // 2])
+        code, _, err = run_script("ingest", [*args[:-1], "truncated"])
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "trans.asc.gz: truncated or corrupt gzip file" in err and "Py4J" not in err
+    assert not list((tmp_path / PREFIXES.transactions).glob("dt=*"))
