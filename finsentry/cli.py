@@ -377,7 +377,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         console.print(
             f"{name:>18}: AUC-ROC {figures['auc_roc']:.2f} %  AUC-PR {figures['auc_pr']:.2f} %"
         )
-    console.print(json.dumps({"dataset": args.npz.name, "results": results}))
+    print(json.dumps({"dataset": args.npz.name, "results": results}))  # one line, unwrapped: for scripts
     return 0
 
 
