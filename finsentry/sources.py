@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from finsentry.mapping import MappingError, load_mapped, quarantine_path
+from finsentry.mapping import MappingError, TableMapping, load_mapped, load_mapping, quarantine_path
 from finsentry.schema import LABEL_COLUMNS
 
 Progress = Callable[[str], None]
@@ -79,7 +79,7 @@ def _czech(folder: Path, out: Path | None, progress: Progress) -> Source:
                   len(rejected), written, reasons=_reasons(rejected))  # fmt: skip
 
 
-def _mapped(table: Path, mapping: Path, out: Path | None, progress: Progress) -> Source:
+def _mapped(table: Path, mapping: TableMapping, out: Path | None, progress: Progress) -> Source:
     mapped = load_mapped(table, mapping)
     for warning in mapped.warnings:
         progress(f"[yellow]warning:[/yellow] {warning}")
@@ -90,7 +90,7 @@ def _mapped(table: Path, mapping: Path, out: Path | None, progress: Progress) ->
                   _write_quarantine(rejected, out), tuple(mapped.derived), _reasons(rejected))  # fmt: skip
 
 
-def load_source(data: Path | str, mapping: Path | str | None = None, out: Path | str | None = None,
+def load_source(data: Path | str, mapping: TableMapping | Path | str | None = None, out: Path | str | None = None,
                 progress: Progress = _silent) -> Source:  # fmt: skip
     """The canonical rows of ``data``: a folder of Czech files, or a CSV/Parquet file (gzip
     allowed, e.g. ``.csv.gz``) read through the YAML ``mapping``. Rejected rows go to
@@ -99,9 +99,11 @@ def load_source(data: Path | str, mapping: Path | str | None = None, out: Path |
     data = Path(data)
     out = None if out is None else Path(out)
     if mapping is not None:
+        if not isinstance(mapping, TableMapping):  # a broken mapping is named first, whatever --data is
+            mapping = load_mapping(mapping)
         if data.is_dir():
             raise MappingError(f"{data} is a folder: --mapping reads one CSV or Parquet file")
-        source = _mapped(data, Path(mapping), out, progress)
+        source = _mapped(data, mapping, out, progress)
     elif data.is_dir():
         source = _czech(data, out, progress)
     else:
