@@ -124,7 +124,11 @@ def parse(body: bytes | str, content_type: str | None, model: LoadedModel) -> pd
 
 
 def predict(frame: pd.DataFrame, model: LoadedModel, top_k: int = 3) -> pd.DataFrame:
-    """Score the records; invalid ones (missing or non-numeric features) are marked, not dropped."""
+    """Score the records; invalid ones (missing or non-numeric features) are marked, not dropped.
+
+    Alerts are ``score > model.threshold`` (a request is a slice of the job: no budget over the
+    whole job is possible here, see ``finsentry.scoring``); the request's highest alerts get
+    SHAP reasons (``scoring.EXPLAIN_TOP``), the others the fast path's."""
     columns = list(model.detector.feature_columns or ())
     out = pd.DataFrame({c: frame[c].astype(str) if c in frame.columns else "" for c in ID_COLUMNS},
                        index=frame.index)  # fmt: skip

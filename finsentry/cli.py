@@ -159,7 +159,11 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--mapping", type=Path, help="YAML mapping of a foreign table onto the canonical record")
     score.add_argument("--model", type=_existing_dir, required=True)
     score.add_argument("--out", type=_out_file, required=True, help="output Parquet file")
-    score.add_argument("--budget", type=_share, default=0.01)
+    score.add_argument("--budget", type=_share, default=0.01,
+                       help="alert budget (share): exactly floor(budget x rows) alerts, ties split by trans_id")
+    score.add_argument("--explain", type=_count, default=None, metavar="N",
+                       help="alerts explained with SHAP, the highest first (default 10; 0 = none): "
+                            "the other alerts get fast reasons")
 
     cost = sub.add_parser("cost", help="monthly cost of the deployed pipeline at a load (list prices)")
     cost.add_argument("--tps", type=_positive_float, required=True, help="average transactions per second")
@@ -289,60 +293,112 @@ def _generate_labelled(config, args: argparse.Namespace) -> list[Path]:
     return [*paths, labels]
 
 
-def _load_features(data: Path, mapping: Path | None, out: Path):
-    """Canonical rows of a Czech folder or a mapped table (``finsentry.sources``), their
-    features (with the LSTM's sequence columns), and the source (labels, quarantine)."""
+class _Stages:
+    """Progress bars (rich) for the long stages of a command.
+
+    ``stage(description)`` wraps a step the library cannot count (a spinner until it ends);
+    the instance itself is the library's ``progress(stage, done, total)`` callback (one bar per
+    stage, e.g. ``finsentry.scoring``'s "scoring" and "explaining"). With ``bars=None`` both
+    do nothing.
+    """
+
+    def __init__(self, bars=None) -> None:
+        self.bars = bars
+        self._tasks: dict[str, int] = {}
+
+    @contextlib.contextmanager
+    def stage(self, description: str):
+        if self.bars is None:
+            yield
+            return
+        task = self.bars.add_task(description, total=None, count="")
+        try:
+            yield
+        finally:
+            self.bars.update(task, total=1, completed=1)
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if self.bars is None:
+            return
+        if stage not in self._tasks:
+            self._tasks[stage] = self.bars.add_task(stage, total=total, count="")
+        self.bars.update(self._tasks[stage], completed=done, total=total, count=f"{done:,}/{total:,}")
+
+
+@contextlib.contextmanager
+def _stages():
+    """A ``_Stages`` drawing on the command line's console while the block runs."""
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    bars = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                    TextColumn("{task.fields[count]}"), TimeElapsedColumn(), console=console)  # fmt: skip
+    with bars:
+        yield _Stages(bars)
+
+
+def _load_features(data: Path, mapping: Path | None = None, out: Path | None = None, stages: _Stages | None = None):
+    """Canonical rows of a Czech folder or a mapped table (``finsentry.sources``: rejects written
+    beside ``out``), their features (with the LSTM's sequence columns), and the source (labels)."""
     from finsentry.features import features_with_sequence
     from finsentry.sources import load_source
 
-    source = load_source(data, mapping, out, _progress)
+    stages = stages or _Stages()
+    with stages.stage(f"loading {Path(data).name}"):
+        source = load_source(data, mapping, out, _progress)
     valid = source.transactions
-    return valid, features_with_sequence(valid), source
+    with stages.stage(f"features of {len(valid):,} transactions"):
+        return valid, features_with_sequence(valid), source  # the sequence columns too, for the LSTM
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from finsentry import drift
     from finsentry.detectors import make_detector
     from finsentry.detectors.artifact import save_model
     from finsentry.table_evaluation import unfed_features
 
-    valid, features, source = _load_features(args.data, args.mapping, args.out)
-    _progress(f"training {args.detector} on {len(features):,} transactions")
-    model = make_detector(args.detector).fit(features)  # no label column: labels stay in source.labels
+    with _stages() as stages:
+        valid, features, source = _load_features(args.data, args.mapping, args.out, stages)
+        with stages.stage(f"training {args.detector} on {len(features):,} transactions"):
+            model = make_detector(args.detector).fit(features)  # no label column: labels stay in source.labels
+        window = (str(valid["ts"].min()), str(valid["ts"].max()))
+        with stages.stage("binning the training window (drift reference)"):
+            reference = drift.build_reference(model, features, window=window)
     unfed = unfed_features(model, features)
     if unfed:
         console.print(f"[yellow]features the table could not feed (all empty):[/yellow] {', '.join(unfed)}")
-    path = save_model(
-        model,
-        args.out,
-        metadata={"training_window": [str(valid["ts"].min()), str(valid["ts"].max())],
-                  "source": {"data": source.name, "mapping": None if args.mapping is None else args.mapping.name,
-                             "rows": len(valid), "quarantined": source.quarantined},
-                  "unfed_features": unfed},
-    )  # fmt: skip
+    path = save_model(model, args.out, metadata={
+        "training_window": list(window), drift.METADATA_KEY: reference.to_dict(), "unfed_features": unfed,
+        "source": {"data": source.name, "mapping": None if args.mapping is None else args.mapping.name,
+                   "rows": len(valid), "quarantined": source.quarantined}})  # fmt: skip
     console.print(f"model written to {path}")
     return 0
 
 
 def cmd_score(args: argparse.Namespace) -> int:
     from finsentry.detectors.artifact import load_model
-    from finsentry.evaluation import threshold_for_budget
-    from finsentry.scoring import score_transactions, scored_frame
+    from finsentry.drift import reference_from_metadata
+    from finsentry.scoring import EXPLAIN_TOP, check_scores, score_transactions, scored_frame, summary_path
 
     model, metadata = load_model(args.model, allow_sequence=True)
-    valid, features, _ = _load_features(args.data, args.mapping, args.out)
-    if metadata.get("unfed_features"):
-        _progress(f"the model was trained without: {', '.join(metadata['unfed_features'])}")
-    threshold = metadata.get("metrics", {}).get("threshold")
-    if threshold is None:
-        threshold = threshold_for_budget(model.score(features), args.budget)
-    batch = score_transactions(
-        model, features, budget_threshold=threshold,
-        model_version=f"{metadata.get('detector')}-{metadata.get('created_at')}",
-    )  # fmt: skip
+    explain_top = EXPLAIN_TOP if args.explain is None else args.explain
+    with _stages() as stages:
+        valid, features, _ = _load_features(args.data, args.mapping, args.out, stages)
+        if metadata.get("unfed_features"):
+            _progress(f"the model was trained without: {', '.join(metadata['unfed_features'])}")
+        batch = score_transactions(
+            model, features, budget=args.budget, keys=valid["trans_id"].to_numpy(), explain_top=explain_top,
+            model_version=f"{metadata.get('detector')}-{metadata.get('created_at')}", progress=stages,
+        )  # fmt: skip
+        checks = check_scores(batch, features, reference_from_metadata(metadata))
+    for warning in checks.warnings:
+        console.print(f"[yellow]warning:[/yellow] {warning}")
     scored = scored_frame(valid, batch)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     scored.to_parquet(args.out, index=False)
-    console.print(f"{int(batch.alerts.sum()):,} alerts in {len(scored):,} rows -> {args.out}")
+    summary = summary_path(args.out)
+    summary.write_text(json.dumps(checks.summary(batch), indent=2))
+    console.print(f"{int(batch.alerts.sum()):,} alerts in {len(scored):,} rows (budget {args.budget:g}; SHAP reasons "
+                  f"for the top {batch.explained:,}) -> {args.out}; summary -> {summary}")  # fmt: skip
     return 0
 
 
@@ -367,12 +423,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         return _evaluate_table(args)
     if not args.npz.is_file():
         raise FileNotFoundError(f"no such file: {args.npz}")
-    data = np.load(args.npz)
-    if "X" not in data or "y" not in data:
-        raise ValueError(f"{args.npz} must hold arrays X and y")
     names = detector_names(args.detectors)
-    results = adbench_protocol(data["X"], data["y"], factories={n: factory(n, None) for n in names},
-                               seeds=tuple(range(args.seeds)))  # fmt: skip
+    with _stages() as stages:
+        with stages.stage(f"loading {args.npz.name}"):
+            data = np.load(args.npz)
+            if "X" not in data or "y" not in data:
+                raise ValueError(f"{args.npz} must hold arrays X and y")
+            x, y = data["X"], data["y"]
+        results = adbench_protocol(x, y, factories={n: factory(n, None) for n in names},
+                                   seeds=tuple(range(args.seeds)), progress=stages)  # fmt: skip
     for name, figures in results.items():
         console.print(
             f"{name:>18}: AUC-ROC {figures['auc_roc']:.2f} %  AUC-PR {figures['auc_pr']:.2f} %"

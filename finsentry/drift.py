@@ -36,6 +36,7 @@ FEATURE_QUANTILES: tuple[float, ...] = tuple(round(0.1 * k, 1) for k in range(1,
 SCORE_QUANTILES: tuple[float, ...] = (*FEATURE_QUANTILES, 0.95, 0.99)
 SHARE_FLOOR = 1e-4  # an empty bin counts as this share
 REFERENCE_SAMPLE = 20_000  # training rows scored to bin the score (seeded sample)
+PSI_MOVING, PSI_DRIFTED = 0.1, 0.25  # the usual reading of a PSI: below 0.1 stable, above 0.25 drifted
 MIN_ROWS = 500  # a window smaller than this is not measured (noise ~ (bins - 1) / rows)
 METADATA_KEY = "drift_reference"
 SCORE = "score"  # the key of the score in a measurement's per-variable figures

@@ -1,14 +1,19 @@
 """Evaluation: time split without leakage, metrics at an alert budget, model selection.
 
-The alert budget is the share of transactions the team can review (1 % by default): the alert
-threshold is set so that at most that share of rows scores strictly above it (ties are never
-split: see ``threshold_for_budget``), and recall per anomaly type is read at that threshold.
+The alert budget is the share of transactions the team can review (1 % by default). A batch
+run alerts EXACTLY ``floor(budget * n)`` of its ``n`` rows (``alerts_for_budget``): the highest
+scores, ties split by a stable hash of each row's key (its ``trans_id``), so the same rows alert
+whatever the row order. A fixed-threshold scorer (the stream, Batch Transform) cannot see a
+whole batch: it alerts on ``score > threshold``, the threshold being ``threshold_for_budget`` of
+the validation scores, which never exceeds the budget but splits no tie. Recall per anomaly type
+is read on the alerts.
 ``select_model`` is the promotion policy the training state machine applies; it and every
 report are pure and JSON-friendly (``to_dict``: NaN becomes None).
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -104,26 +109,72 @@ def time_split(
 # --- thresholds and metrics --------------------------------------------------------------------
 
 
+def _allowed(budget: float, n: int) -> int:
+    """``floor(budget * n)``, robust to float error (0.29 * 100 is 28.999...)."""
+    if not 0.0 <= budget <= 1.0:
+        raise ValueError(f"budget must be a share in [0, 1], got {budget}")
+    return int(math.floor(budget * n + 1e-9))
+
+
 def threshold_for_budget(scores: np.ndarray, budget: float) -> float:
-    """The alert threshold for a review budget; alerts are the rows with ``score > threshold``.
+    """The alert threshold of a FIXED-threshold scorer; it alerts on ``score > threshold``.
 
     Definition: with ``n`` rows and ``allowed = floor(budget * n)``, the threshold is the
     smallest score value ``t`` such that at most ``allowed`` rows score strictly above it,
     i.e. the (allowed + 1)-th highest score. All rows tied at ``t`` are left out, so the
-    budget is never exceeded; it is met exactly when no tie straddles that rank. ``budget``
-    1 alerts on every row (the threshold is just below the lowest score), 0 on none. NaN
-    scores count as rows but never alert. No rows: 1.0.
+    budget is never exceeded; it is met exactly only when no tie straddles that rank. This is
+    the threshold stored with a model for the stream and Batch Transform, which score a few
+    hundred rows at a time and cannot rank a whole period; a batch run that sees all its rows
+    picks exactly ``allowed`` alerts with ``alerts_for_budget`` instead. ``budget`` 1 alerts on
+    every row (the threshold is just below the lowest score), 0 on none. NaN scores count as
+    rows but never alert. No rows: 1.0.
     """
-    if not 0.0 <= budget <= 1.0:
-        raise ValueError(f"budget must be a share in [0, 1], got {budget}")
     scores = np.nan_to_num(np.asarray(scores, dtype=float).ravel(), nan=-np.inf)
+    allowed = _allowed(budget, scores.size)
     if scores.size == 0:
         return 1.0
-    allowed = int(math.floor(budget * scores.size + 1e-9))  # 0.29 * 100 is 28.999...
     ordered = np.sort(scores)[::-1]
     if allowed >= scores.size:
         return float(np.nextafter(ordered[-1], -np.inf))
     return float(ordered[allowed])
+
+
+def tie_keys(keys: Sequence[Any] | np.ndarray | pd.Series | None, n: int) -> np.ndarray:
+    """One unsigned 64-bit tie-break key per row: the BLAKE2b hash of ``str(key)`` (stable across
+    runs, processes and row orders), or the row position when ``keys`` is None."""
+    if keys is None:
+        return np.arange(n, dtype=np.uint64)
+    values = list(keys)
+    if len(values) != n:
+        raise ValueError(f"{len(values)} tie-break keys for {n} scores")
+    return np.fromiter((int.from_bytes(hashlib.blake2b(str(k).encode(), digest_size=8).digest(), "big")
+                        for k in values), dtype=np.uint64, count=n)  # fmt: skip
+
+
+def alert_order(scores: np.ndarray, keys: Sequence[Any] | np.ndarray | pd.Series | None = None) -> np.ndarray:
+    """Row positions from the first to alert to the last: score descending, ties by ascending
+    ``tie_keys(keys)`` (then position, for equal keys); NaN scores last."""
+    scores = np.asarray(scores, dtype=float).ravel()
+    ranked = np.where(np.isnan(scores), np.inf, -scores)
+    return np.lexsort((tie_keys(keys, scores.size), ranked))
+
+
+def alerts_for_budget(scores: np.ndarray, budget: float,
+                      keys: Sequence[Any] | np.ndarray | pd.Series | None = None) -> np.ndarray:  # fmt: skip
+    """The alerts of a batch run: a boolean mask with exactly ``floor(budget * n)`` True rows.
+
+    The rows are the first of ``alert_order``: the highest scores, ties split by the stable hash
+    of ``keys`` (one per row, e.g. ``trans_id``), so the same rows alert under any permutation of
+    the input when the keys are unique. Without keys ties go by position (order-dependent). NaN
+    scores never alert: with fewer non-NaN rows than the budget allows, all of them alert. A
+    rule hit scores 1.0, above every model score, so rule hits alert first; if they outnumber
+    the budget, the tie-break picks which of them alert.
+    """
+    scores = np.asarray(scores, dtype=float).ravel()
+    allowed = min(_allowed(budget, scores.size), int((~np.isnan(scores)).sum()))
+    mask = np.zeros(scores.size, dtype=bool)
+    mask[alert_order(scores, keys)[:allowed]] = True
+    return mask
 
 
 def _types(anomaly_type: Sequence[str] | np.ndarray) -> np.ndarray:
@@ -134,8 +185,11 @@ def _types(anomaly_type: Sequence[str] | np.ndarray) -> np.ndarray:
 def recall_by_type(scores: np.ndarray, anomaly_type: Sequence[str], threshold: float) -> dict[str, float]:
     """Share of each anomaly type's rows scoring above ``threshold``, plus ``"all"`` over every
     anomalous row (NaN when there is none). '' (or None, NaN) is a normal row."""
+    return _recall_of_alerts(np.asarray(scores, dtype=float) > threshold, anomaly_type)
+
+
+def _recall_of_alerts(hit: np.ndarray, anomaly_type: Sequence[str]) -> dict[str, float]:
     types = _types(anomaly_type)
-    hit = np.asarray(scores, dtype=float) > threshold
     out = {t: float(hit[types == t].mean()) for t in sorted(set(types) - {""})}
     anomalous = types != ""
     out[ALL] = float(hit[anomalous].mean()) if anomalous.any() else float("nan")
@@ -192,24 +246,31 @@ def evaluate_scores(
     budget: float = 0.01,
     name: str = "model",
     threshold: float | None = None,
+    keys: Sequence[Any] | np.ndarray | pd.Series | None = None,
 ) -> ModelReport:
     """Every figure of one detector on one labelled period.
 
-    Alerts are ``score > threshold``, the threshold being ``threshold_for_budget(scores,
-    budget)`` unless one is given (e.g. fixed on validation and applied to the test period).
+    Without ``threshold`` the alerts are a batch run's, ``alerts_for_budget(scores, budget,
+    keys)``: exactly ``floor(budget * n)`` rows, ties split by the hash of ``keys`` (e.g. the
+    ``trans_id``s; position when None); the report's ``threshold`` is then
+    ``threshold_for_budget(scores, budget)``, the one a fixed-threshold scorer would use. With
+    a ``threshold`` (e.g. fixed on validation and applied to the test period) the alerts are
+    ``score > threshold``.
     """
     scores = np.asarray(scores, dtype=float)
     y = np.asarray(is_anomaly).astype(bool)
     if threshold is None:
         threshold = threshold_for_budget(scores, budget)
-    alert = scores > threshold
+        alert = alerts_for_budget(scores, budget, keys)
+    else:
+        alert = scores > threshold
     return ModelReport(
         name=name,
         threshold=float(threshold),
         alerts=int(alert.sum()),
         precision=float(y[alert].mean()) if alert.any() else 0.0,
         recall=float(alert[y].mean()) if y.any() else float("nan"),
-        recall_by_type=recall_by_type(scores, anomaly_type, threshold),
+        recall_by_type=_recall_of_alerts(alert, anomaly_type),
         auc_roc=auc_roc(scores, y),
         auc_pr=auc_pr(scores, y),
         precision_at_k=precision_at_k(scores, y, int(y.sum())),
@@ -313,6 +374,7 @@ def adbench_protocol(
     factories: dict[str, Callable[[int], Any]] | None = None,
     seeds: Sequence[int] = (0, 1, 2),
     test_size: float = 0.3,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> dict[str, dict[str, float]]:
     """ADBench's unsupervised protocol (Han et al., NeurIPS 2022) on one labelled table.
 
@@ -321,6 +383,7 @@ def adbench_protocol(
     test part. Result: the means over seeds, in %, rounded to 0.01. A factory returns anything
     with ``fit(frame)`` and ``score(frame)`` (higher = more anomalous), the frame's columns
     being ``x0 .. x{d-1}``. Default: our Isolation Forest and LOF, default parameters.
+    ``progress(name, seeds done, seeds)``, when given, is called after each fit and score.
     """
     factories = factories or _default_factories()
     X, y = np.asarray(X, dtype=float), np.asarray(y).astype(int)
@@ -335,5 +398,7 @@ def adbench_protocol(
             s = np.asarray(model.score(pd.DataFrame(xte, columns=cols)), dtype=float)
             rocs.append(100 * auc_roc(s, yte))
             prs.append(100 * auc_pr(s, yte))
+            if progress is not None:
+                progress(f"fitting and scoring {name}", len(rocs), len(seeds))
         results[name] = {"auc_roc": round(float(np.mean(rocs)), 2), "auc_pr": round(float(np.mean(prs)), 2)}
     return results

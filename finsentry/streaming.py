@@ -23,7 +23,6 @@ from finsentry.features import AccountProfile, update_profiles
 from finsentry.privacy import DEFAULT_MASK_KEY
 from finsentry.schema import ValidationResult
 from finsentry.scoring import score_transactions, scored_frame
-from finsentry.stream.reasons import stream_explain
 from finsentry.stream.validation import validate_stream_records
 
 RECENT_IDS = 256  # trans_ids remembered per account to recognise redeliveries
@@ -77,7 +76,7 @@ class StreamScorer:
         self.threshold = threshold
         self.model_version = model_version if model is not None else "rules-only"
         self.mask_key = mask_key  # HMAC key of the client pseudonyms (finsentry.privacy)
-        self.explainer = stream_explain  # tree path reasons (finsentry.stream.reasons); None = SHAP
+        self.explain_top = 0  # alerts per batch explained by SHAP; 0: every alert by explain.fast_explain
 
     @property
     def mode(self) -> str:
@@ -102,7 +101,7 @@ class StreamScorer:
         features = update_profiles(profiles, fresh)
         _remember(profiles, fresh)
         batch = score_transactions(self.model, features, budget_threshold=self.threshold,
-                                   model_version=self.model_version, explainer=self.explainer)  # fmt: skip
+                                   model_version=self.model_version, explain_top=self.explain_top)  # fmt: skip
         positions = checked.valid_positions if checked.valid_positions is not None else np.arange(len(mask))
         return BatchOutcome(
             scored=scored_frame(fresh, batch, mask_key=self.mask_key),

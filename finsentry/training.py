@@ -258,7 +258,8 @@ def score_report(detector, frame: pd.DataFrame, budget: float, name: str,
     started = time.perf_counter()
     scores = detector.score(frame)
     seconds = time.perf_counter() - started
-    report = evaluate_scores(scores, truth, types, budget=budget, name=name)
+    keys = frame["trans_id"] if "trans_id" in frame.columns else None  # the budget's tie-break
+    report = evaluate_scores(scores, truth, types, budget=budget, name=name, keys=keys)
     per_1000 = 1000.0 * seconds / max(len(frame), 1)
     figures = {**report.to_dict(), "scoring_seconds_per_1000": round(per_1000, 6),
                "scoring_usd_per_1000": round(per_1000 * price_per_hour / 3600.0, 9)}  # fmt: skip

@@ -19,6 +19,7 @@ from finsentry.cli import build_parser, main
         ["demo", "--data", "/no/such/dir"],
         ["generate"],
         ["nonsense"],
+        ["score", "--data", ".", "--model", ".", "--out", "x.parquet", "--explain", "-1"],
     ],
 )
 def test_bad_arguments_exit_with_usage_not_a_traceback(argv, capsys):
@@ -51,7 +52,29 @@ def test_generate_train_score_round_trip(detector, tmp_path, capsys):
     assert {"score", "verdict", "anomaly_type", "reasons", "client_ref"} <= set(scored.columns)
     assert scored["score"].between(0, 1).all()
     alerts = scored[scored["verdict"] == "alert"]
-    assert len(alerts) > 0 and (alerts["reasons"] != "").all()
+    assert len(alerts) == int(0.01 * len(scored)) > 0 and (alerts["reasons"] != "").all()  # the budget, exactly
+    summary = json.loads((tmp_path / "scored.summary.json").read_text())
+    assert summary["alerts"] == len(alerts) and summary["explained_with_shap"] == min(10, len(alerts))
+    assert summary["drift"]["rows"] == len(scored)  # train stored the drift reference
+
+
+def test_score_warns_when_the_data_is_far_from_the_training_window(tmp_path, capsys):
+    data, model = tmp_path / "bank", tmp_path / "model"
+    assert main(["generate", "--out", str(data), "--accounts", "40", "--months", "4"]) == 0
+    assert main(["train", "--data", str(data), "--detector", "isolation_forest", "--out", str(model)]) == 0
+    meta = json.loads((model / "metadata.json").read_text())
+    bins = meta["drift_reference"]["features"]["log_amount"]
+    bins["edges"] = [e + 100.0 for e in bins["edges"]]  # training amounts "were" e^100 times larger
+    (model / "metadata.json").write_text(json.dumps(meta))
+    capsys.readouterr()
+    out = tmp_path / "scored.parquet"
+    assert main(["score", "--data", str(data), "--model", str(model), "--out", str(out), "--budget", "0.02",
+                 "--explain", "0"]) == 0  # fmt: skip
+    printed = capsys.readouterr().out
+    assert "warning:" in printed and "far from the model's training window" in printed and "log_amount" in printed
+    summary = json.loads((tmp_path / "scored.summary.json").read_text())
+    assert summary["explained_with_shap"] == 0 and "log_amount" in summary["drifting_features"]
+    assert summary["warnings"] and summary["alerts"] == int(0.02 * summary["rows"])
 
 
 def test_evaluate_runs_the_adbench_protocol_on_an_npz(tmp_path, capsys):

@@ -7,12 +7,15 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sklearn.datasets import make_blobs
 
 from finsentry.detectors import make_detector
 from finsentry.evaluation import (
     ModelReport,
     adbench_protocol,
+    alerts_for_budget,
     evaluate_scores,
     precision_at_k,
     recall_by_type,
@@ -61,6 +64,38 @@ def test_threshold_meets_the_budget_exactly_and_never_exceeds_it_on_ties():
     assert not (np.r_[np.nan, distinct] > threshold_for_budget(np.r_[np.nan, distinct], 0.01))[0]
 
 
+@settings(max_examples=150, deadline=None)
+@given(
+    levels=st.lists(st.sampled_from([0.0, 0.2, 0.5, 0.5, 0.9, 1.0, float("nan")]), min_size=0, max_size=300),
+    budget=st.floats(0.0, 1.0),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_alerts_for_budget_meet_it_exactly_and_ignore_row_order(levels, budget, seed):
+    scores = np.asarray(levels, dtype=float)  # few distinct values: ties everywhere
+    keys = np.array([f"T{i}" for i in range(scores.size)])
+    alerts = alerts_for_budget(scores, budget, keys)
+    expected = min(int(np.floor(budget * scores.size + 1e-9)), int((~np.isnan(scores)).sum()))
+    assert alerts.sum() == expected
+    assert not alerts[np.isnan(scores)].any()
+    if alerts.any() and (~alerts & ~np.isnan(scores)).any():  # every alert outranks every non-alert
+        assert scores[alerts].min() >= np.nanmax(scores[~alerts])
+    perm = np.random.default_rng(seed).permutation(scores.size)
+    again = alerts_for_budget(scores[perm], budget, keys[perm])
+    assert set(keys[perm][again]) == set(keys[alerts])
+
+
+def test_alerts_for_budget_split_a_tie_that_the_threshold_cannot():
+    tied = np.r_[np.ones(8), np.full(5, 0.9), np.linspace(0, 0.5, 987)]  # a tie straddles rank 10
+    alerts = alerts_for_budget(tied, 0.01, [f"t{i}" for i in range(1000)])
+    assert alerts.sum() == 10 and alerts[:8].all() and alerts[8:13].sum() == 2
+    flat = np.full(500, 0.4)  # 71 %-style ties: the whole table on one value
+    assert alerts_for_budget(flat, 0.01).sum() == 5 and alerts_for_budget(flat, 0.01)[:5].all()  # by position
+    with pytest.raises(ValueError, match="keys"):
+        alerts_for_budget(flat, 0.01, ["a"])
+    with pytest.raises(ValueError, match="budget"):
+        alerts_for_budget(flat, 1.5)
+
+
 def test_recall_by_type_on_a_toy_example():
     scores = np.array([0.9, 0.2, 0.95, 0.1, 0.3, 0.8])
     types = np.array(["a", "a", "b", "", None, np.nan], dtype=object)
@@ -77,6 +112,9 @@ def test_evaluate_scores_reports_at_the_budget_and_is_json():
     assert rep.auc_roc == pytest.approx(5 / 6) and rep.precision_at_k == pytest.approx(2 / 3)
     fixed = evaluate_scores(scores, types != "", types, budget=0.4, threshold=0.15)
     assert fixed.alerts == 4 and fixed.threshold == 0.15
+    tied = evaluate_scores(np.r_[np.full(6, 0.5), 0.1, 0.1, 0.1, 0.1], np.r_[True, np.zeros(9, bool)],
+                           np.r_[["a"], [""] * 9], budget=0.2, keys=[f"k{i}" for i in range(10)])
+    assert tied.alerts == 2 and tied.threshold == 0.5  # exact budget; a fixed threshold would give 0
     empty = evaluate_scores(scores, np.zeros(5, bool), [""] * 5)
     json.dumps(empty.to_dict(), allow_nan=False)  # NaN figures become null
     assert empty.to_dict()["auc_pr"] is None

@@ -9,7 +9,17 @@ import pandas as pd
 import pytest
 
 from finsentry.detectors import make_detector
-from finsentry.explain import PHRASES, SEQUENCE_REASONS, Reason, phrase, rule_reason, shap_contributions, top_reasons
+from finsentry.detectors.base import Detector
+from finsentry.explain import (
+    PHRASES,
+    SEQUENCE_REASONS,
+    Reason,
+    fast_explain,
+    phrase,
+    rule_reason,
+    shap_contributions,
+    top_reasons,
+)
 from finsentry.features import FEATURE_COLUMNS
 from tests.detectors import planted_frame
 
@@ -90,3 +100,58 @@ def test_ensemble_puts_the_rule_first_then_the_isolation_forest_reasons():
     assert first[0] == model.members[0].explain(test.iloc[[0]])[0][0]  # the IF's SHAP reason
     assert second[0].contribution == math.inf and "balance" in second[0].text.lower()
     assert len(second) <= 3 and len({r.feature for r in second}) == len(second)
+
+
+# --- the fast path (no SHAP): stream scorer and every alert past a batch's explain_top -------------
+
+
+def test_path_contributions_add_up_to_the_path_length_shortfall_and_track_tree_shap():
+    from finsentry.detectors.fast_forest import flatten, node_expectations, path_contributions, raw_scores
+    from tests.factories import gaussian_features
+
+    frame = gaussian_features(800)
+    det = make_detector("isolation_forest", n_estimators=60).fit(frame)
+    x = det.matrix(frame)
+    flat, expected = flatten(det.model), node_expectations(det.model)
+    contrib = path_contributions(det.model, flat, expected, x[:100])
+    depth = -np.log2(raw_scores(flat, x[:100])) * flat.denominator  # total path length
+    base = expected[flat.roots].sum()
+    np.testing.assert_allclose(contrib.sum(axis=1), (base - depth) / flat.denominator, atol=1e-9)
+    shap = shap_contributions(det, frame.iloc[:100])
+    outliers = np.argsort(-det.raw_score(frame.iloc[:100]))[:20]
+    same_top = np.mean([np.argmax(contrib[i]) == np.argmax(shap[i]) for i in outliers])
+    assert same_top >= 0.8
+    assert np.argmax(contrib[0]) == list(det.feature_columns).index("amount_z")  # the planted outlier
+
+
+def test_fast_reasons_of_the_ensemble_put_the_rule_first_then_tree_reasons():
+    from tests.factories import gaussian_features
+
+    frame = gaussian_features(400)
+    frame.loc[3, "balance_error"] = 50.0
+    ens = make_detector("ensemble").fit(frame)
+    reasons = fast_explain(ens, frame.iloc[[0, 3]], top_k=3)
+    assert reasons[1][0].feature == "balance_error" and np.isinf(reasons[1][0].contribution)
+    assert reasons[0] and reasons[0][0].feature == "amount_z" and all(len(r) <= 3 for r in reasons)
+    assert reasons[0][0].text == phrase("amount_z", 12.0)
+    assert fast_explain(ens, frame.iloc[[0]], top_k=0) == [[]]
+
+
+class _Distance(Detector):
+    """A detector without a fast path of its own: the distance from the origin."""
+
+    def _fit(self, x):
+        return None
+
+    def _raw(self, x):
+        return np.abs(x).sum(axis=1)
+
+
+@pytest.mark.parametrize("detector", ["lof", "distance"])
+@pytest.mark.parametrize(("feature", "value"), [("amount_z", 12.0), ("balance_gap", 500.0)])
+def test_fast_reasons_of_lof_and_of_any_detector_name_the_planted_feature(detector, feature, value):
+    train = planted_frame(feature, value, seed=25)
+    model = (make_detector("lof") if detector == "lof" else _Distance()).fit(train)
+    reasons = fast_explain(model, train.iloc[[0, 1, 2]], top_k=3)
+    assert reasons[0][0].feature == feature and reasons[0][0].text == phrase(feature, value)
+    assert len(reasons) == 3 and all(len(r) <= 3 for r in reasons)

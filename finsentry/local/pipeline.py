@@ -182,6 +182,7 @@ def train_and_select(
             prep.transactions.loc[val, "anomaly_type"].to_numpy(),
             budget=config.budget,
             name=name,
+            keys=prep.transactions.loc[val, "trans_id"].to_numpy(),
         )
     selection = select_model(list(reports.values()), champion=None)
     return models, reports, selection.to_dict()
@@ -263,11 +264,14 @@ def run_demo(config: DemoConfig, bucket, progress: Progress = _noop) -> DemoResu
 
     test = prep.split.test
     progress(f"scoring the test period with {selection['best']} ({int(test.sum()):,} transactions)")
+    # at the threshold fixed on validation, as the deployed scorers (stream, Batch Transform) do:
+    # the stream replay below checks that they flag the same rows; test_report reads the exact budget
     batch = score_transactions(
         best,
         prep.features[test],
         budget_threshold=reports[selection["best"]].threshold,
         model_version=f"{selection['best']}-{__version__}",
+        explain_top=config.top_alerts,  # the report's top alerts carry SHAP reasons
     )
     test_report = evaluate_scores(
         batch.scores,
@@ -275,6 +279,7 @@ def run_demo(config: DemoConfig, bucket, progress: Progress = _noop) -> DemoResu
         prep.transactions.loc[test, "anomaly_type"].to_numpy(),
         budget=config.budget,
         name=selection["best"],
+        keys=prep.transactions.loc[test, "trans_id"].to_numpy(),
     )
     scored = scored_frame(prep.transactions[test], batch)
     keys_scored = bucket.write_partitioned(scored, PREFIXES.scored)

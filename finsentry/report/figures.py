@@ -13,11 +13,10 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from finsentry.drift import DriftMeasurement
+from finsentry.drift import PSI_DRIFTED, PSI_MOVING, DriftMeasurement  # the usual reading (the alarm passes its own)
 from finsentry.evaluation import ALL, ModelReport
 from finsentry.explain import Reason
 
-PSI_MOVING, PSI_DRIFTED = 0.1, 0.25  # the usual reading of a PSI (the alarm's threshold is passed in)
 REASON_CHARS = 70  # a reason's text is cut to this length on a bar label
 
 
