@@ -366,8 +366,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     unfed = unfed_features(model, features)
     if unfed:
         console.print(f"[yellow]features the table could not feed (all empty):[/yellow] {', '.join(unfed)}")
+    warnings = list(getattr(model, "warnings", []))  # e.g. a rule suspended on this training window
+    for warning in warnings:
+        console.print(f"[yellow]warning:[/yellow] {warning}")
     path = save_model(model, args.out, metadata={
         "training_window": list(window), drift.METADATA_KEY: reference.to_dict(), "unfed_features": unfed,
+        "warnings": warnings,
         "source": {"data": source.name, "mapping": None if args.mapping is None else args.mapping.name,
                    "rows": len(valid), "quarantined": source.quarantined}})  # fmt: skip
     console.print(f"model written to {path}")
@@ -385,6 +389,8 @@ def cmd_score(args: argparse.Namespace) -> int:
         valid, features, _ = _load_features(args.data, args.mapping, args.out, stages)
         if metadata.get("unfed_features"):
             _progress(f"the model was trained without: {', '.join(metadata['unfed_features'])}")
+        for warning in metadata.get("warnings", []):
+            _progress(f"[yellow]model warning:[/yellow] {warning}")
         batch = score_transactions(
             model, features, budget=args.budget, keys=valid["trans_id"].to_numpy(), explain_top=explain_top,
             model_version=f"{metadata.get('detector')}-{metadata.get('created_at')}", progress=stages,

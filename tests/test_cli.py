@@ -423,3 +423,35 @@ def yaml_dump(value) -> str:
     import yaml
 
     return yaml.safe_dump(value)
+
+
+def test_a_rule_firing_on_most_training_rows_is_suspended_and_the_budget_holds(tmp_path, capsys):
+    """A table whose balances do not add up on most rows (a source artefact): the balance rule is
+    suspended for the model with a warning, and scoring still alerts exactly the budget."""
+    import pandas as pd
+
+    from tests.foreign import CARD_CSV, CARD_MAPPING
+
+    table = pd.read_csv(CARD_CSV)
+    rng = np.random.default_rng(0)
+    table["before"] = np.round(rng.uniform(100, 5000, len(table)), 2)
+    off = rng.random(len(table)) < 0.6
+    table["after"] = np.round(table["before"] - pd.to_numeric(table["TX_AMOUNT"], errors="coerce")
+                              + np.where(off, rng.uniform(5, 50, len(table)), 0.0), 2)
+    path = tmp_path / "balances.csv"
+    table.to_csv(path, index=False)
+    mapping = tmp_path / "map.yaml"
+    mapping.write_text(CARD_MAPPING.read_text().replace("columns:", "columns:\n  balance_before: before\n"
+                                                        "  balance_after: after", 1))
+    args = ["--data", str(path), "--mapping", str(mapping)]
+    assert main(["train", *args, "--detector", "ensemble", "--out", str(tmp_path / "model")]) == 0
+    out = capsys.readouterr().out
+    assert "rule balance_mismatch suspended" in out
+    meta = json.loads((tmp_path / "model" / "metadata.json").read_text())
+    assert any("balance_mismatch suspended" in w for w in meta["warnings"])
+    scored_path = tmp_path / "scored.parquet"
+    argv = ["score", *args, "--model", str(tmp_path / "model"), "--out", str(scored_path), "--budget", "0.01"]
+    assert main(argv) == 0
+    scored = pd.read_parquet(scored_path)
+    assert (scored["verdict"] == "alert").sum() == int(0.01 * len(scored))
+    assert not (scored["anomaly_type"] == "balance_mismatch").any()
