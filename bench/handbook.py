@@ -31,7 +31,7 @@ from rich.table import Table
 
 from finsentry.detectors import make_detector
 from finsentry.evaluation import auc_pr, auc_roc, evaluate_scores
-from finsentry.features import compute_features
+from finsentry.features import features_with_sequence
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_DATA = HERE.parents[1] / "shared" / "data" / "handbook" / "simulated-data-raw_2018-04-01_2018-09-30.csv.gz"
@@ -48,10 +48,12 @@ def load(data: Path, console: Console) -> tuple[pd.DataFrame, pd.DataFrame]:
 
     started = time.perf_counter()
     mapped = load_mapped(data, MAPPING)
-    valid = mapped.result.valid
+    valid = mapped.result.valid.copy()
+    valid["label"] = mapped.labels["is_anomaly"].to_numpy()
+    valid["label_type"] = mapped.labels["anomaly_type"].to_numpy()
     console.log(f"{mapped.received:,} rows mapped, {len(valid):,} valid in {time.perf_counter() - started:.1f} s")
     started = time.perf_counter()
-    features = compute_features(valid)
+    features = features_with_sequence(valid)
     console.log(f"features in {time.perf_counter() - started:.1f} s")
     return valid, features
 

@@ -84,8 +84,11 @@ def rebalance(frame: pd.DataFrame, delta: np.ndarray) -> pd.DataFrame:
     before = np.where(new, start, out["balance_before"].to_numpy(dtype=np.float64))
     after = np.where(new, start, out["balance_after"].to_numpy(dtype=np.float64))
     shift = pd.Series(delta, index=out.index).groupby(out["account_id"], sort=False).cumsum().to_numpy()
-    out["balance_before"] = np.round(before + shift - delta, 2)
-    out["balance_after"] = np.round(after + shift, 2)
+    # an account whose source has no balances (a card table) keeps none: NaN, never invented
+    known = (out["balance_after"].notna() | out["balance_before"].notna()).groupby(
+        out["account_id"], sort=False).transform("any").to_numpy(dtype=bool)  # fmt: skip
+    out["balance_before"] = np.where(known, np.round(before + shift - delta, 2), np.nan)
+    out["balance_after"] = np.where(known, np.round(after + shift, 2), np.nan)
     return out
 
 
@@ -405,7 +408,9 @@ def inject_unusual_partner(plan: _Plan, candidates: np.ndarray, events: int) -> 
 
 
 def inject_balance_mismatch(plan: _Plan, candidates: np.ndarray, events: int) -> None:
-    """A keying error in one row's balance_after; its balance_before and later rows unchanged."""
+    """A keying error in one row's balance_after; its balance_before and later rows unchanged.
+    Rows without balances (a card table) cannot carry one."""
+    candidates = candidates[np.isfinite(plan.frame["balance_after"].to_numpy(dtype=np.float64)[candidates])]
     for a in plan.pick(candidates, events):
         old = float(plan.frame.at[a, "balance_after"])
         typo = round(_typo(old, plan.rng) - old, 2)

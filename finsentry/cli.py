@@ -119,7 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     demo = sub.add_parser("demo", help="run the whole pipeline locally (in-process AWS)")
-    demo.add_argument("--data", type=_existing_dir, help="Czech bank files (.asc or fin_*.tsv)")
+    demo.add_argument("--data", type=_existing_path,
+                      help="Czech bank files (.asc or fin_*.tsv), or a CSV/Parquet file with --mapping")
+    demo.add_argument("--mapping", type=Path, help="YAML mapping of a foreign table onto the canonical record")
     demo.add_argument("--accounts", type=_positive_int, default=1500)
     demo.add_argument("--months", type=_positive_int, default=24)
     demo.add_argument("--seed", type=_seed, default=7)
@@ -144,8 +146,10 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--form", choices=("asc", "tsv"), default="asc")
     gen.add_argument("--anomaly-rate", type=_share, help="inject labelled anomalies (labels.csv)")
 
-    train = sub.add_parser("train", help="train a detector on Czech bank files")
-    train.add_argument("--data", type=_existing_dir, required=True)
+    train = sub.add_parser("train", help="train a detector on Czech bank files (or a mapped foreign table)")
+    train.add_argument("--data", type=_existing_path, required=True,
+                       help="folder of Czech bank files, or a CSV/Parquet file (.gz too) with --mapping")
+    train.add_argument("--mapping", type=Path, help="YAML mapping of a foreign table onto the canonical record")
     train.add_argument("--detector", default="ensemble")
     train.add_argument("--out", type=_out_dir, required=True, help="model artifact directory")
 
@@ -174,9 +178,23 @@ def build_parser() -> argparse.ArgumentParser:
     rules.add_argument("--env", default="prod", help="deployment environment (names the scorer function)")
     rules.add_argument("--runbook-base", default="docs/operations.md", help="URL of the runbook page")
 
-    ev = sub.add_parser("evaluate", help="ADBench protocol on a labelled (X, y) .npz file")
-    ev.add_argument("--npz", type=Path, required=True)
-    ev.add_argument("--seeds", type=_positive_int, default=3)
+    ev = sub.add_parser("evaluate", help="detectors on labelled data: a mapped table (time split) or an (X, y) .npz")
+    what = ev.add_mutually_exclusive_group(required=True)
+    what.add_argument("--npz", type=Path, help="ADBench protocol on a labelled (X, y) .npz file")
+    what.add_argument("--data", type=_existing_path,
+                      help="folder of Czech files (with labels.csv) or a CSV/Parquet file with --mapping (label:)")
+    ev.add_argument("--mapping", type=Path, help="YAML mapping with a label: column")
+    ev.add_argument("--detector", action="append", dest="detectors", metavar="NAME",
+                    help="repeatable; default: every registered stream-capable detector and ensemble")
+    ev.add_argument("--seeds", type=_positive_int, default=3, help="--npz: seeds of the ADBench protocol")
+    ev.add_argument("--seed", type=int, default=0, help="--data: random state of the detectors")
+    ev.add_argument("--budget", type=_share, default=0.01, help="alert budget (share)")
+    ev.add_argument("--train-until", help="--data: train on transactions before this date (exclusive)")
+    ev.add_argument("--test-from", help="--data: evaluate on transactions from this date (default: --train-until)")
+    ev.add_argument("--train-share", type=_share, default=0.7,
+                    help="--data without dates: the earliest share of rows to train on, the rest is tested")
+    ev.add_argument("--out", type=Path, default=Path("evaluation.json"),
+                    help="--data: JSON report; rejected rows go beside it (<out>.quarantine.csv)")
     return parser
 
 
@@ -186,7 +204,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from finsentry.local.summary import print_demo
 
     config = DemoConfig(
-        data_dir=args.data, accounts=args.accounts, months=args.months, seed=args.seed,
+        data_dir=args.data, mapping=args.mapping, accounts=args.accounts, months=args.months, seed=args.seed,
         form=args.form, budget=args.budget, out_dir=args.out, sagemaker_jobs=not args.no_sagemaker,
         stream_records=args.stream_records, engine=args.engine,
     )  # fmt: skip
@@ -318,45 +336,44 @@ def _stages():
         yield _Stages(bars)
 
 
-def _load_features(data: Path, out: Path | None = None, stages: _Stages | None = None):
-    """Valid transactions of a folder of bank files and their features; with ``out``, the
-    quarantined rows (with reasons) are written beside it, as for a mapped table."""
-    from finsentry.datasets import czech
+def _load_features(data: Path, mapping: Path | None = None, out: Path | None = None, stages: _Stages | None = None):
+    """Canonical rows of a Czech folder or a mapped table (``finsentry.sources``: rejects written
+    beside ``out``), their features (with the LSTM's sequence columns), and the source (labels)."""
     from finsentry.features import features_with_sequence
-    from finsentry.mapping import quarantine_path
+    from finsentry.sources import load_source
 
     stages = stages or _Stages()
-    with stages.stage(f"loading {data}"):
-        bank = czech.load(data)
-    rejects, path = bank.rejects(), None
-    if out is not None and len(rejects):
-        path = quarantine_path(out)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        rejects.to_csv(path, index=False)
-    _progress(
-        f"{bank.transactions.received:,} transactions: {len(bank.transactions.valid):,} valid, "
-        f"{len(bank.transactions.rejected) + len(bank.quarantine):,} quarantined" + (f" -> {path}" if path else "")
-    )
-    bank.require_valid(str(data), path)
-    valid = bank.transactions.valid
+    with stages.stage(f"loading {Path(data).name}"):
+        source = load_source(data, mapping, out, _progress)
+    valid = source.transactions
     with stages.stage(f"features of {len(valid):,} transactions"):
-        return valid, features_with_sequence(valid)  # the sequence columns too, for the LSTM
+        return valid, features_with_sequence(valid), source  # the sequence columns too, for the LSTM
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     from finsentry import drift
     from finsentry.detectors import make_detector
     from finsentry.detectors.artifact import save_model
+    from finsentry.table_evaluation import unfed_features
 
     with _stages() as stages:
-        valid, features = _load_features(args.data, stages=stages)
+        valid, features, source = _load_features(args.data, args.mapping, args.out, stages)
         with stages.stage(f"training {args.detector} on {len(features):,} transactions"):
-            model = make_detector(args.detector).fit(features)
+            model = make_detector(args.detector).fit(features)  # no label column: labels stay in source.labels
         window = (str(valid["ts"].min()), str(valid["ts"].max()))
         with stages.stage("binning the training window (drift reference)"):
             reference = drift.build_reference(model, features, window=window)
-    path = save_model(model, args.out,
-                      metadata={"training_window": list(window), drift.METADATA_KEY: reference.to_dict()})  # fmt: skip
+    unfed = unfed_features(model, features)
+    if unfed:
+        console.print(f"[yellow]features the table could not feed (all empty):[/yellow] {', '.join(unfed)}")
+    warnings = list(getattr(model, "warnings", []))  # e.g. a rule suspended on this training window
+    for warning in warnings:
+        console.print(f"[yellow]warning:[/yellow] {warning}")
+    path = save_model(model, args.out, metadata={
+        "training_window": list(window), drift.METADATA_KEY: reference.to_dict(), "unfed_features": unfed,
+        "warnings": warnings,
+        "source": {"data": source.name, "mapping": None if args.mapping is None else args.mapping.name,
+                   "rows": len(valid), "quarantined": source.quarantined}})  # fmt: skip
     console.print(f"model written to {path}")
     return 0
 
@@ -369,15 +386,11 @@ def cmd_score(args: argparse.Namespace) -> int:
     model, metadata = load_model(args.model, allow_sequence=True)
     explain_top = EXPLAIN_TOP if args.explain is None else args.explain
     with _stages() as stages:
-        if args.mapping is not None:
-            from finsentry.mapping import prepare_foreign
-
-            with stages.stage(f"loading, mapping and features of {args.data.name}"):
-                valid, features = prepare_foreign(args.data, args.mapping, args.out, _progress)
-        elif not args.data.is_dir():
-            raise ValueError(f"{args.data} is a file: a foreign table needs --mapping MAP.yaml")
-        else:
-            valid, features = _load_features(args.data, args.out, stages)
+        valid, features, _ = _load_features(args.data, args.mapping, args.out, stages)
+        if metadata.get("unfed_features"):
+            _progress(f"the model was trained without: {', '.join(metadata['unfed_features'])}")
+        for warning in metadata.get("warnings", []):
+            _progress(f"[yellow]model warning:[/yellow] {warning}")
         batch = score_transactions(
             model, features, budget=args.budget, keys=valid["trans_id"].to_numpy(), explain_top=explain_top,
             model_version=f"{metadata.get('detector')}-{metadata.get('created_at')}", progress=stages,
@@ -410,22 +423,72 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     import numpy as np
 
     from finsentry.evaluation import adbench_protocol
+    from finsentry.table_evaluation import detector_names, factory
 
+    if args.data is not None:
+        return _evaluate_table(args)
     if not args.npz.is_file():
         raise FileNotFoundError(f"no such file: {args.npz}")
+    names = detector_names(args.detectors)
     with _stages() as stages:
         with stages.stage(f"loading {args.npz.name}"):
             data = np.load(args.npz)
             if "X" not in data or "y" not in data:
                 raise ValueError(f"{args.npz} must hold arrays X and y")
             x, y = data["X"], data["y"]
-        results = adbench_protocol(x, y, seeds=tuple(range(args.seeds)), progress=stages)
+        results = adbench_protocol(x, y, factories={n: factory(n, None) for n in names},
+                                   seeds=tuple(range(args.seeds)), progress=stages)  # fmt: skip
     for name, figures in results.items():
         console.print(
             f"{name:>18}: AUC-ROC {figures['auc_roc']:.2f} %  AUC-PR {figures['auc_pr']:.2f} %"
         )
-    console.print(json.dumps({"dataset": args.npz.name, "results": results}))
+    print(json.dumps({"dataset": args.npz.name, "results": results}))  # one line, unwrapped: for scripts
     return 0
+
+
+def _evaluate_table(args: argparse.Namespace) -> int:
+    """``evaluate --data``: detectors on a labelled table, trained on its earlier part."""
+    from finsentry.table_evaluation import detector_names, evaluate_on_table, holdout_split
+
+    names = detector_names(args.detectors)
+    valid, features, source = _load_features(args.data, args.mapping, args.out)
+    if source.labels is None:
+        raise ValueError(f"{source.name} has no labels: add 'label: COLUMN' (and 'label_type: COLUMN') to the "
+                         "mapping, or put labels.csv in the Czech folder")  # fmt: skip
+    split = holdout_split(valid, args.train_until, args.test_from, args.train_share)
+    _progress(f"train: {int(split.train.sum()):,} rows before {split.validation_start}; "
+              f"test: {int(split.test.sum()):,} rows from {split.test_start} "
+              f"({int(source.labels['is_anomaly'].to_numpy()[split.test].sum()):,} labelled anomalies)")  # fmt: skip
+    result = evaluate_on_table(features, source.labels, split, names, args.budget, args.seed, _progress)
+    _print_table_evaluation(result, args.budget)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"data": source.name, **result.to_dict()}, indent=2))
+    print(json.dumps({"data": source.name, "budget": args.budget,
+                              "results": {k: {m: r.to_dict()[m] for m in ("recall", "precision", "auc_pr", "auc_roc")}
+                                  for k, r in result.reports.items()}}))  # fmt: skip  (one line, for scripts)
+    return 0
+
+
+def _pct(value: float) -> str:
+    return "   n/a" if value != value else f"{100 * value:5.1f}%"
+
+
+def _print_table_evaluation(result, budget: float) -> None:
+    console.print(f"test period, alert budget {budget:.1%}: threshold set on the test scores")
+    console.print(f"{'detector':>18}  {'recall':>7} {'precision':>9} {'AUC-PR':>7} {'AUC-ROC':>7} {'alerts':>7}")
+    for name, r in result.reports.items():
+        console.print(f"{name:>18}  {_pct(r.recall):>7} {_pct(r.precision):>9} {_pct(r.auc_pr):>7} "
+                      f"{_pct(r.auc_roc):>7} {r.alerts:>7,}")  # fmt: skip
+    kinds = sorted({k for r in result.reports.values() for k in r.recall_by_type if k != "all"})
+    if kinds:
+        console.print(f"{'recall per label type':>18}  " + " ".join(f"{k:>7}" for k in kinds))
+        for name, r in result.reports.items():
+            figures = (_pct(r.recall_by_type.get(k, float("nan"))) for k in kinds)
+            console.print(f"{name:>18}  " + " ".join(f"{f:>7}" for f in figures))
+    for name, unfed in result.unfed.items():
+        if unfed:
+            console.print(f"{name} could not be fed: {', '.join(unfed)}")
+    console.print(f"model selection (recall at the budget): {result.selection['reason']}")
 
 
 COMMANDS = {

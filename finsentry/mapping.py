@@ -16,6 +16,8 @@ A small YAML file says how a table of another schema (CSV or Parquet) becomes
     amount_scale: 0.01              # source amount x scale = canonical amount (cents -> units)
     signed_amount: true             # negative amount = debit (gives direction when unmapped)
     csv: {sep: ";", decimal: ","}   # read options for CSV files
+    label: TX_FRAUD                 # optional: 1/0 (true/false, yes/no) anomaly label column
+    label_type: TX_FRAUD_SCENARIO   # optional: the kind of anomaly (recall is shown per value)
 
 Fields the source lacks are derived where the record allows it: ``type`` from ``direction``
 (debit or credit), ``direction`` from ``type`` or the amount's sign,
@@ -25,12 +27,28 @@ unmapped optional field is filled with its empty value and reported as a warning
 degrades. Values that still do not fit (an unknown code, an unparseable date, a text amount)
 are not errors: the rows go through ``schema.validate_frame`` and are quarantined with a reason,
 so ``received == valid + rejected`` always holds.
+
+``trans_id`` is optional. Unmapped, it is derived from the row (``derive_trans_ids``):
+``"h"`` + the first 20 hex digits of SHA-256 over the texts of every canonical field the mapping
+gives the row (mapped, constant or derived, in schema order, after value maps, date parsing and
+amount scaling; an empty cell is ``""``), joined by U+001F, then U+001E and the row's occurrence
+number among identical rows in file order (0, 1, ...). Re-reading the same file with the same
+mapping gives the same ids; true duplicates stay distinct; a changed mapping changes the ids.
+
+Balances are optional too: with neither ``balance_before`` nor ``balance_after`` both are NaN
+(never invented), and the balance features cannot be fed (``finsentry train`` says which).
+
+``label`` and ``label_type`` name source columns that only evaluation and model selection read
+(``MappedTable.labels``, never part of the canonical rows). A label cell is a number (0 =
+normal, anything else = anomaly) or true/false, yes/no; any other cell, an empty one too, is
+quarantined (``invalid_value``, detail ``label``).
 """
 
 from __future__ import annotations
 
 import codecs
 import csv
+import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,14 +63,16 @@ from finsentry.schema import (
     DIRECTION_OF_TYPE,
     TRANSACTION_SCHEMA,
     Direction,
+    Reason,
     TxnType,
     ValidationResult,
+    _raw_text,
     validate_frame,
 )
 from finsentry.yaml_files import read_yaml
 
 MAPPING_KEYS = frozenset({"columns", "values", "constants", "date_format", "ts_unit", "ts_origin",
-                          "amount_scale", "signed_amount", "csv", "description"})  # fmt: skip
+                          "amount_scale", "signed_amount", "csv", "description", "label", "label_type"})  # fmt: skip
 CSV_OPTIONS = frozenset({"sep", "decimal", "thousands", "encoding", "quotechar"})
 TS_UNITS = ("s", "m", "h", "D")  # pandas offset units for numeric timestamps
 
@@ -65,7 +85,12 @@ DEGRADES: dict[str, str] = {
     "client_gender": "client gender left empty (not used by the detectors)",
     "district_id": "district left empty (-1 in the scored rows and the views)",
     "region": "region left empty: views and the report show it as 'unknown'",
+    "balance_before": "no balances: the balance features (balance_error, balance_gap, drain_share) are NaN and not "
+                      "fed to the detectors; the 'balance_mismatch' rule cannot fire",
 }
+LABEL_TRUE = frozenset({"true", "yes", "y", "t"})
+LABEL_FALSE = frozenset({"false", "no", "n", "f"})
+ANY_ANOMALY = "labelled"  # anomaly_type of a positive label when the mapping has no label_type
 
 
 class MappingError(ValueError):
@@ -85,6 +110,8 @@ class TableMapping:
     amount_scale: float = 1.0
     signed_amount: bool = False
     csv: dict[str, str] = field(default_factory=dict)
+    label: str | None = None  # source column of the anomaly label (evaluation only)
+    label_type: str | None = None  # source column of the anomaly's kind (evaluation only)
 
 
 @dataclass
@@ -94,6 +121,7 @@ class MappedTable:
     result: ValidationResult
     warnings: list[str]
     derived: list[str]  # canonical fields computed from others
+    labels: pd.DataFrame | None = None  # is_anomaly, anomaly_type; row for row with result.valid
 
     @property
     def received(self) -> int:
@@ -128,6 +156,11 @@ def parse_mapping(data: Any, source: str = "mapping") -> TableMapping:
     _check_constants(constants, source)
     csv_options = _csv_options(sections["csv"], source)
     date_format, ts_unit, ts_origin = _time_options(data, source)
+    for key in ("label", "label_type"):
+        if data.get(key) is not None and not isinstance(data[key], str | int):
+            raise MappingError(f"{source}: {key} must name one source column")
+    if data.get("label_type") is not None and data.get("label") is None:
+        raise MappingError(f"{source}: label_type needs label (the column saying which rows are anomalies)")
     return TableMapping(
         columns=columns,
         values={str(k): {str(a): str(b) for a, b in v.items()} for k, v in values.items()},
@@ -135,6 +168,8 @@ def parse_mapping(data: Any, source: str = "mapping") -> TableMapping:
         date_format=date_format, ts_unit=ts_unit, ts_origin=ts_origin,
         amount_scale=_amount_scale(data.get("amount_scale", 1.0), source),
         signed_amount=_flag(data.get("signed_amount", False), "signed_amount", source), csv=csv_options,
+        label=None if data.get("label") is None else str(data["label"]),
+        label_type=None if data.get("label_type") is None else str(data["label_type"]),
     )  # fmt: skip
 
 
@@ -306,7 +341,8 @@ def _timestamps(values: pd.Series, m: TableMapping) -> pd.Series:
 
 def apply_mapping(raw: pd.DataFrame, m: TableMapping) -> tuple[pd.DataFrame, list[str], list[str]]:
     """Canonical-named raw values (not yet validated), the warnings, and the derived fields."""
-    absent = sorted({src for src in m.columns.values() if src not in raw.columns})
+    sources = [*m.columns.values(), *(c for c in (m.label, m.label_type) if c is not None)]
+    absent = sorted({src for src in sources if src not in raw.columns})
     if absent:
         raise MappingError(f"the table has no column {', '.join(absent)} (it has: {', '.join(map(str, raw.columns))})")
     n = len(raw)
@@ -338,13 +374,20 @@ def apply_mapping(raw: pd.DataFrame, m: TableMapping) -> tuple[pd.DataFrame, lis
         if col in out:
             out[col] = _numeric(out[col], m.amount_scale, m.csv)
     derived += _derive(out)
-    missing = [c.name for c in TRANSACTION_SCHEMA if c.required and c.name not in out]
+    missing = [c.name for c in TRANSACTION_SCHEMA if c.required and c.name not in out and c.name != "trans_id"]
     if missing:
         raise MappingError(
             f"required fields not mapped: {', '.join(missing)}. Map each to a source column under "
             "'columns:', or give it under 'constants:' (e.g. k_symbol: none)")  # fmt: skip
+    if "trans_id" not in out:  # a deterministic key from the row (module docstring)
+        out["trans_id"] = derive_trans_ids(out)
+        derived.append("trans_id")
     warnings = [f"optional field {c.name} not mapped: {DEGRADES.get(c.name, 'left empty')}"
-                for c in TRANSACTION_SCHEMA if not c.required and c.name not in out]  # fmt: skip
+                for c in TRANSACTION_SCHEMA if not c.required and c.name not in out
+                and not c.name.startswith("balance_")]  # fmt: skip
+    if "balance_before" not in out:  # neither balance (one is derived from the other): NaN, never invented
+        out["balance_before"] = out["balance_after"] = np.nan
+        warnings.append(f"optional fields balance_before, balance_after not mapped: {DEGRADES['balance_before']}")
     return out, warnings, derived
 
 
@@ -373,41 +416,85 @@ def _derive(out: pd.DataFrame) -> list[str]:
     return derived
 
 
+def _cell_text(value: Any) -> str:
+    if _is_null(value) or value is pd.NaT:
+        return ""
+    if isinstance(value, float | np.floating):
+        return repr(float(value))
+    return str(value)
+
+
+def derive_trans_ids(frame: pd.DataFrame) -> pd.Series:
+    """Deterministic ids for a table without one (see the module docstring for the recipe).
+
+    ``frame`` holds the canonical fields the mapping gives each row (not yet validated)."""
+    fields = [c.name for c in TRANSACTION_SCHEMA if c.name in frame.columns and c.name != "trans_id"]
+    texts = [frame[f].map(_cell_text).astype(str) for f in fields]
+    key = texts[0].str.cat(texts[1:], sep="\x1f") if texts else pd.Series("", index=frame.index)
+    occurrence = key.groupby(key, sort=False).cumcount().astype(str)
+    full = key.str.cat(occurrence, sep="\x1e")
+    ids = [("h" + hashlib.sha256(k.encode("utf-8")).hexdigest()[:20]) for k in full]
+    return pd.Series(ids, index=frame.index, dtype=object)
+
+
+def _label_values(raw: pd.DataFrame, m: TableMapping) -> tuple[pd.DataFrame, np.ndarray]:
+    """Per source row: is_anomaly (bool) and anomaly_type (str, '' when normal); and a mask of
+    rows whose label cell is not a label (quarantined)."""
+    cells = raw[m.label].astype(object)
+    text = cells.map(lambda v: "" if _is_null(v) else str(v).strip().lower())
+    num = pd.to_numeric(text.where(text != "", None), errors="coerce")
+    positive = (num.notna() & (num != 0)) | text.isin(LABEL_TRUE)
+    negative = (num == 0) | text.isin(LABEL_FALSE)
+    bad = ~(positive | negative).to_numpy()
+    if m.label_type is None:
+        kind = pd.Series(ANY_ANOMALY, index=raw.index, dtype=object)
+    else:
+        kind = raw[m.label_type].map(lambda v: "" if _is_null(v) else str(v).strip())
+        as_num = pd.to_numeric(kind.where(kind != "", None), errors="coerce")
+        whole = as_num.notna() & (as_num == as_num.round())  # 2.0 (a float column) reads as 2
+        kind = kind.where(~whole, as_num.map(lambda v: str(int(v)) if pd.notna(v) else ""))
+        kind = kind.where(kind != "", "unspecified")
+    labels = pd.DataFrame({"is_anomaly": positive.to_numpy(dtype=bool),
+                           "anomaly_type": np.where(positive, kind.astype(str), "")})  # fmt: skip
+    return labels, bad
+
+
+def _quarantine_bad_labels(result: ValidationResult, raw: pd.DataFrame, labels: pd.DataFrame,
+                           bad: np.ndarray) -> tuple[ValidationResult, pd.DataFrame]:  # fmt: skip
+    """Move valid rows whose label cell is not a label to the rejections; align the labels."""
+    pos = result.valid_positions if result.valid_positions is not None else np.arange(len(result.valid))
+    drop = bad[pos]
+    if drop.any():
+        moved = pd.DataFrame({"reason": str(Reason.INVALID_VALUE), "detail": "label",
+                              "raw": [_raw_text(raw.iloc[i].to_dict()) for i in pos[drop]]})  # fmt: skip
+        result = ValidationResult(
+            valid=result.valid.loc[~drop].reset_index(drop=True),
+            rejected=pd.concat([result.rejected, moved], ignore_index=True),
+            valid_positions=pos[~drop],
+            rejected_positions=np.concatenate([result.rejected_positions, pos[drop]])
+            if result.rejected_positions is not None else None,
+        )  # fmt: skip
+        pos = pos[~drop]
+    return result, labels.iloc[pos].reset_index(drop=True)
+
+
 def load_mapped(data: Path | str, mapping: TableMapping | Path | str) -> MappedTable:
-    """Read a foreign table, map it, and validate it into canonical rows plus rejections."""
+    """Read a foreign table, map it, and validate it into canonical rows plus rejections.
+
+    The label columns (``label``, ``label_type``), when mapped, come back apart in ``labels``,
+    row for row with the valid rows: they never enter the canonical frame."""
     m = mapping if isinstance(mapping, TableMapping) else load_mapping(mapping)
     raw = read_table(data, m)
     frame, warnings, derived = apply_mapping(raw, m)
-    return MappedTable(result=validate_frame(frame), warnings=warnings, derived=derived)
+    result = validate_frame(frame)
+    labels = None
+    if m.label is not None:
+        label_frame, bad = _label_values(raw.reset_index(drop=True), m)
+        result, labels = _quarantine_bad_labels(result, raw.reset_index(drop=True), label_frame, bad)
+    return MappedTable(result=result, warnings=warnings, derived=derived, labels=labels)
 
 
 def quarantine_path(out: Path | str) -> Path:
     """Where ``finsentry score`` writes a mapped table's rejected rows: beside its output."""
     out = Path(out)
     return out.with_name(f"{out.stem}.quarantine.csv")
-
-
-def prepare_foreign(data: Path | str, mapping: Path | str, out: Path | str,
-                    progress=lambda _msg: None) -> tuple[pd.DataFrame, pd.DataFrame]:  # fmt: skip
-    """Map, validate and featurise a foreign table for scoring; write its quarantine beside
-    ``out`` (reason, detail, raw record per row). Returns (valid rows, their features)."""
-    from finsentry.features import features_with_sequence
-
-    mapped = load_mapped(data, mapping)
-    for warning in mapped.warnings:
-        progress(f"[yellow]warning:[/yellow] {warning}")
-    if mapped.derived:
-        progress(f"derived from other fields: {', '.join(mapped.derived)}")
-    rejected = mapped.result.rejected
-    path = quarantine_path(out)
-    if len(rejected):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        rejected.to_csv(path, index=False)
-    reasons = ", ".join(f"{k} {v}" for k, v in mapped.result.reason_counts().items())
-    progress(f"{mapped.received:,} rows in {Path(data).name}: {len(mapped.result.valid):,} valid, "
-             f"{len(rejected):,} quarantined" + (f" ({reasons}) -> {path}" if len(rejected) else ""))  # fmt: skip
-    valid = mapped.result.valid
-    if valid.empty:
-        raise MappingError(f"no valid rows to score in {Path(data).name}: all {mapped.received:,} quarantined"
-                           + (f" -> {path}" if len(rejected) else ""))  # fmt: skip
-    return valid, features_with_sequence(valid)

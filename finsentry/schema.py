@@ -119,8 +119,9 @@ TRANSACTION_SCHEMA: tuple[Column, ...] = (
     Column("k_symbol", "str", True, "purpose of the payment", tuple(Purpose)),
     Column("partner_bank", "str", False, "partner bank code, '' when none"),
     Column("partner_account", "str", False, "partner account number, '' when none"),
-    Column("balance_before", "float", True, "balance before the transaction"),
-    Column("balance_after", "float", True, "balance after the transaction"),
+    # balances are optional (card tables have none): NaN when the source has neither, never faked
+    Column("balance_before", "float", False, "balance before the transaction, NaN when unknown"),
+    Column("balance_after", "float", False, "balance after the transaction, NaN when unknown"),
     Column("channel", "str", True, "where it was made", tuple(Channel)),
     # account and client attributes joined to the transaction
     Column("frequency", "str", False, "statement frequency of the account", tuple(Frequency)),
@@ -393,7 +394,7 @@ def to_record(row: Mapping[str, Any]) -> dict[str, Any]:
         if col.kind == "datetime":
             out[col.name] = pd.Timestamp(v).isoformat()
         elif col.kind == "float":
-            out[col.name] = float(v)
+            out[col.name] = None if pd.isna(v) else float(v)  # an unknown balance: null, not NaN
         elif col.kind == "int":
             out[col.name] = int(v)
         else:

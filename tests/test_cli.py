@@ -83,10 +83,21 @@ def test_evaluate_runs_the_adbench_protocol_on_an_npz(tmp_path, capsys):
     y = np.r_[np.zeros(300), np.ones(15)]
     path = tmp_path / "toy.npz"
     np.savez(path, X=X, y=y)
-    assert main(["evaluate", "--npz", str(path), "--seeds", "1"]) == 0
+    assert main(["evaluate", "--npz", str(path), "--seeds", "1", "--detector", "isolation_forest",
+                 "--detector", "lof"]) == 0  # fmt: skip
     last = capsys.readouterr().out.strip().splitlines()[-1]
     results = json.loads(last)["results"]
     assert results["isolation_forest"]["auc_roc"] > 90
+
+
+def test_evaluate_npz_by_default_runs_every_stream_capable_detector_and_the_ensemble(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    path = tmp_path / "toy.npz"
+    np.savez(path, X=np.vstack([rng.normal(0, 1, (300, 4)), rng.normal(6, 1, (15, 4))]),
+             y=np.r_[np.zeros(300), np.ones(15)])  # fmt: skip
+    assert main(["evaluate", "--npz", str(path), "--seeds", "1"]) == 0
+    results = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["results"]
+    assert {"isolation_forest", "lof", "ensemble"} <= set(results)
 
 
 def test_demo_runs_end_to_end_on_a_small_bank(tmp_path, capsys):
@@ -129,6 +140,97 @@ def test_generate_with_labelled_anomalies_round_trips_through_the_loader(tmp_pat
     assert bank.transactions.rejected.empty
     ids = set(bank.transactions.valid["trans_id"])
     assert set(labels.loc[labels["trans_id"] != "", "trans_id"]) <= ids
+
+
+# --- foreign tables: train | evaluate | score on docs/examples/card_fraud.csv (issue 11) --------
+
+def _card_args():
+    from tests.foreign import CARD_CSV, CARD_MAPPING
+
+    return ["--data", str(CARD_CSV), "--mapping", str(CARD_MAPPING)]
+
+
+def test_train_and_score_a_card_table_without_ids_or_balances(tmp_path, capsys, monkeypatch):
+    from finsentry.detectors.base import Detector
+
+    seen: list[list[str]] = []
+    original = Detector.fit
+
+    def spy(self, features):
+        seen.append(list(features.columns))
+        return original(self, features)
+
+    monkeypatch.setattr(Detector, "fit", spy)
+    assert main(["train", *_card_args(), "--detector", "isolation_forest", "--out", str(tmp_path / "model")]) == 0
+    out = capsys.readouterr().out
+    assert "could not feed" in out and "balance_error, balance_gap, drain_share" in out
+    assert "2 quarantined" in out and (tmp_path / "model.quarantine.csv").is_file()
+    meta = json.loads((tmp_path / "model" / "metadata.json").read_text())
+    assert meta["unfed_features"] == ["balance_error", "balance_gap", "drain_share"]
+    # the label columns never reach training
+    assert seen and not any({"TX_FRAUD", "TX_FRAUD_SCENARIO", "is_anomaly", "anomaly_type"} & set(c) for c in seen)
+
+    scored_path = tmp_path / "scored.parquet"
+    assert main(["score", *_card_args(), "--model", str(tmp_path / "model"), "--out", str(scored_path)]) == 0
+    import pandas as pd
+
+    scored = pd.read_parquet(scored_path)
+    assert len(scored) == 1980 and scored["trans_id"].is_unique
+    assert scored["score"].between(0, 1).all()
+
+
+def test_evaluate_a_labelled_table_prints_figures_per_detector_and_per_label_type(tmp_path, capsys):
+    report = tmp_path / "eval.json"
+    code = main(["evaluate", *_card_args(), "--detector", "isolation_forest", "--detector", "lof",
+                 "--train-until", "2018-05-10", "--test-from", "2018-05-12", "--budget", "0.05", "--out", str(report)])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    for text in ("recall", "precision", "AUC-PR", "AUC-ROC", "recall per label type", "model selection"):
+        assert text in out
+    results = json.loads(out.strip().splitlines()[-1])["results"]
+    assert set(results) == {"isolation_forest", "lof"}
+    assert all(set(r) == {"recall", "precision", "auc_pr", "auc_roc"} for r in results.values())
+    saved = json.loads(report.read_text())
+    assert set(saved["results"]["lof"]["recall_by_type"]) <= {"1", "2", "3", "all"}
+    assert saved["test"]["from"].startswith("2018-05-12") and saved["train"]["before"].startswith("2018-05-10")
+
+
+def test_evaluate_a_table_without_labels_is_a_clear_error(tmp_path, capsys):
+    from tests.foreign import CARD_CSV, CARD_MAPPING
+
+    unlabelled = tmp_path / "map.yaml"
+    unlabelled.write_text("\n".join(line for line in CARD_MAPPING.read_text().splitlines()
+                                    if not line.startswith("label")))  # fmt: skip
+    code = main(["evaluate", "--data", str(CARD_CSV), "--mapping", str(unlabelled), "--out", str(tmp_path / "e.json")])
+    assert code == 2 and "has no labels" in capsys.readouterr().err
+
+
+def test_evaluate_npz_runs_the_chosen_detectors(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    path = tmp_path / "toy.npz"
+    X = np.vstack([rng.normal(0, 1, (200, 3)), rng.normal(6, 1, (10, 3))])
+    np.savez(path, X=X, y=np.r_[np.zeros(200), np.ones(10)])
+    assert main(["evaluate", "--npz", str(path), "--seeds", "1", "--detector", "lof"]) == 0
+    assert set(json.loads(capsys.readouterr().out.strip().splitlines()[-1])["results"]) == {"lof"}
+
+
+def test_evaluate_runs_every_stream_capable_detector_and_the_default_by_default():
+    from finsentry.table_evaluation import detector_names
+
+    names = detector_names(None)
+    assert {"isolation_forest", "lof", "ensemble"} <= set(names) and "lstm" not in names
+    with pytest.raises(ValueError, match="unknown detector"):
+        detector_names(["nope"])
+
+
+def test_demo_runs_on_a_mapped_card_table_and_names_what_it_could_not_feed(tmp_path, capsys):
+    code = main(["demo", *_card_args(), "--out", str(tmp_path), "--stream-records", "0", "--no-sagemaker"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "could not feed" in out and "balance_error, balance_gap, drain_share" in out
+    assert "features the data could not feed" in (tmp_path / "report.html").read_text()
+    assert json.loads((tmp_path / "model" / "metadata.json").read_text())["unfed_features"] == [
+        "balance_error", "balance_gap", "drain_share"]
 
 
 # --- misuse and bad input: one line on stderr, a documented exit status, never a traceback ----
@@ -321,3 +423,35 @@ def yaml_dump(value) -> str:
     import yaml
 
     return yaml.safe_dump(value)
+
+
+def test_a_rule_firing_on_most_training_rows_is_suspended_and_the_budget_holds(tmp_path, capsys):
+    """A table whose balances do not add up on most rows (a source artefact): the balance rule is
+    suspended for the model with a warning, and scoring still alerts exactly the budget."""
+    import pandas as pd
+
+    from tests.foreign import CARD_CSV, CARD_MAPPING
+
+    table = pd.read_csv(CARD_CSV)
+    rng = np.random.default_rng(0)
+    table["before"] = np.round(rng.uniform(100, 5000, len(table)), 2)
+    off = rng.random(len(table)) < 0.6
+    table["after"] = np.round(table["before"] - pd.to_numeric(table["TX_AMOUNT"], errors="coerce")
+                              + np.where(off, rng.uniform(5, 50, len(table)), 0.0), 2)
+    path = tmp_path / "balances.csv"
+    table.to_csv(path, index=False)
+    mapping = tmp_path / "map.yaml"
+    mapping.write_text(CARD_MAPPING.read_text().replace("columns:", "columns:\n  balance_before: before\n"
+                                                        "  balance_after: after", 1))
+    args = ["--data", str(path), "--mapping", str(mapping)]
+    assert main(["train", *args, "--detector", "ensemble", "--out", str(tmp_path / "model")]) == 0
+    out = capsys.readouterr().out
+    assert "rule balance_mismatch suspended" in out
+    meta = json.loads((tmp_path / "model" / "metadata.json").read_text())
+    assert any("balance_mismatch suspended" in w for w in meta["warnings"])
+    scored_path = tmp_path / "scored.parquet"
+    argv = ["score", *args, "--model", str(tmp_path / "model"), "--out", str(scored_path), "--budget", "0.01"]
+    assert main(argv) == 0
+    scored = pd.read_parquet(scored_path)
+    assert (scored["verdict"] == "alert").sum() == int(0.01 * len(scored))
+    assert not (scored["anomaly_type"] == "balance_mismatch").any()

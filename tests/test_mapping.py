@@ -19,7 +19,7 @@ from finsentry.mapping import (
 )
 from finsentry.schema import validate_frame
 from tests.factories import small_bank
-from tests.foreign import EXAMPLE_CSV, EXAMPLE_MAPPING, to_foreign
+from tests.foreign import CARD_CSV, CARD_MAPPING, EXAMPLE_CSV, EXAMPLE_MAPPING, card_table, to_foreign
 
 
 @pytest.fixture(scope="module")
@@ -224,8 +224,109 @@ def test_a_table_with_no_valid_row_is_a_clear_error_and_keeps_its_quarantine(mod
     code = main(["score", "--data", str(bad), "--mapping", str(EXAMPLE_MAPPING), "--model", str(model_dir),
                  "--out", str(out)])  # fmt: skip
     assert code == 2
-    assert "no valid rows to score" in capsys.readouterr().err
+    assert "no valid rows" in capsys.readouterr().err
     assert len(pd.read_csv(quarantine_path(out))) == 5 and not out.exists()
+
+
+# --- tables without ids or balances, with labels (issue 11) --------------------------------------
+
+CARD = {"columns": {"account_id": "CUSTOMER_ID", "client_id": "CUSTOMER_ID", "ts": "TX_DATETIME",
+                    "amount": "TX_AMOUNT", "partner_account": "TERMINAL_ID"},
+        "constants": {"direction": "debit", "operation": "card_withdrawal", "k_symbol": "none"}}  # fmt: skip
+
+
+def _card_file(tmp_path, table: pd.DataFrame, name: str = "cards.csv"):
+    path = tmp_path / name
+    if name.endswith(".parquet"):
+        table.to_parquet(path)
+    else:
+        table.to_csv(path, index=False)
+    return path
+
+
+def test_a_derived_trans_id_is_deterministic_unique_and_keeps_true_duplicates(tmp_path):
+    table = card_table(customers=5, days=10)
+    table = pd.concat([table, table.iloc[[3, 3]]]).sort_index(kind="stable").reset_index(drop=True)  # posted 3x
+    path = _card_file(tmp_path, table)
+    first, again = load_mapped(path, parse_mapping(CARD)), load_mapped(path, parse_mapping(CARD))
+    ids = first.result.valid["trans_id"]
+    assert "trans_id" in first.derived
+    assert ids.is_unique and len(ids) == len(table)  # the three identical rows: three ids
+    assert list(ids) == list(again.result.valid["trans_id"])
+    assert ids.str.fullmatch(r"h[0-9a-f]{20}").all()
+    # an id depends on its row only (and its occurrence among identical rows), not on its neighbours
+    shuffled = _card_file(tmp_path, table.sample(frac=1.0, random_state=1), "shuffled.csv")
+    assert set(load_mapped(shuffled, parse_mapping(CARD)).result.valid["trans_id"]) == set(ids)
+
+
+def test_the_derived_trans_id_follows_the_documented_recipe(tmp_path):
+    import hashlib
+
+    path = _card_file(tmp_path, card_table(customers=2, days=3).head(1))
+    v = load_mapped(path, parse_mapping(CARD)).result.valid.iloc[0]
+    fields = [repr(float(v["amount"])) if f == "amount" else str(v[f]) for f in
+              ("account_id", "client_id", "ts", "amount", "direction", "type", "operation", "k_symbol",
+               "partner_account", "channel")]  # fmt: skip
+    fields[2] = str(pd.read_csv(path, dtype=str)["TX_DATETIME"].iloc[0])  # ISO text as in the file
+    key = "\x1f".join(fields) + "\x1e0"
+    assert v["trans_id"] == "h" + hashlib.sha256(key.encode()).hexdigest()[:20]
+
+
+def test_a_table_without_balances_gets_nan_balances_never_invented_ones(tmp_path):
+    mapped = load_mapped(_card_file(tmp_path, card_table(customers=3, days=5)), parse_mapping(CARD))
+    v = mapped.result.valid
+    assert v["balance_before"].isna().all() and v["balance_after"].isna().all()
+    assert any("balance_before, balance_after not mapped" in w for w in mapped.warnings)
+    features = compute_features(v)
+    assert features["balance_error"].isna().all() and features["balance_gap"].isna().all()
+    others = [c for c in features.columns if c not in ("balance_error", "balance_gap", "drain_share")]
+    assert features[others].notna().all().all()
+
+
+def test_labels_come_apart_from_the_canonical_rows_and_bad_labels_are_quarantined(tmp_path):
+    table = card_table(customers=5, days=20).astype(str)
+    table.loc[7, "TX_FRAUD"] = "maybe"
+    mapped = load_mapped(_card_file(tmp_path, table),
+                         parse_mapping({**CARD, "label": "TX_FRAUD", "label_type": "TX_FRAUD_SCENARIO"}))  # fmt: skip
+    v, labels = mapped.result.valid, mapped.labels
+    assert not {"TX_FRAUD", "TX_FRAUD_SCENARIO", "is_anomaly", "anomaly_type"} & set(v.columns)
+    assert len(labels) == len(v) == len(table) - 1
+    assert mapped.result.reason_counts() == {"invalid_value": 1}
+    assert mapped.result.rejected["detail"].tolist() == ["label"]
+    expected = table.drop(index=7)
+    assert labels["is_anomaly"].tolist() == (expected["TX_FRAUD"] == "1").tolist()
+    assert set(labels.loc[labels["is_anomaly"], "anomaly_type"]) <= {"1", "2", "3"}
+    assert (labels.loc[~labels["is_anomaly"], "anomaly_type"] == "").all()
+
+
+def test_a_gzipped_csv_and_a_parquet_file_map_alike(tmp_path):
+    table = card_table(customers=3, days=5)
+    plain = load_mapped(_card_file(tmp_path, table), parse_mapping(CARD)).result.valid
+    gz = load_mapped(_card_file(tmp_path, table, "cards.csv.gz"), parse_mapping(CARD)).result.valid
+    pd.testing.assert_frame_equal(plain, gz)
+    pq = load_mapped(_card_file(tmp_path, table.astype(str), "cards.parquet"), parse_mapping(CARD)).result.valid
+    pd.testing.assert_frame_equal(plain, pq)
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    (lambda d: d.update(label_type="TX_FRAUD_SCENARIO"), "label_type needs label"),
+    (lambda d: d.update(label=["a", "b"]), "label must name one source column"),
+    (lambda d: d.update(label="NoSuchColumn"), "no column NoSuchColumn"),
+])  # fmt: skip
+def test_label_entries_with_mistakes_are_clear_errors(edit, message, tmp_path):
+    data = {**CARD}
+    edit(data)
+    with pytest.raises(MappingError, match=message):
+        load_mapped(_card_file(tmp_path, card_table(customers=2, days=3)), parse_mapping(data))
+
+
+def test_the_shipped_card_example_maps_with_its_labels_and_two_bad_rows():
+    mapped = load_mapped(CARD_CSV, CARD_MAPPING)
+    assert mapped.result.reason_counts() == {"unparseable_date": 1, "wrong_type": 1}
+    assert set(mapped.derived) == {"type", "channel", "trans_id"}
+    assert mapped.result.valid["trans_id"].is_unique
+    assert mapped.labels is not None and mapped.labels["is_anomaly"].sum() > 50
+    assert CARD_CSV.stat().st_size < 100_000
 
 
 @pytest.mark.parametrize(("name", "content", "message"), [

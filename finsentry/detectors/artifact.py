@@ -124,7 +124,10 @@ def load_model(directory: Path | str, expected_features: tuple[str, ...] | None 
     accepted = [tuple(expected_features or ())]
     if allow_sequence:
         accepted.append((*accepted[0], *SEQUENCE_COLUMNS))
-    if expected_features is not None and features not in accepted:
+    # a model trained without the columns its data could not feed (``unfed_features_``, e.g. the
+    # balance features of a card table) reads the rest, in order: a subsequence of what we compute
+    if expected_features is not None and not any(features and features == tuple(c for c in a if c in features)
+                                                 and set(features) <= set(a) for a in accepted):  # fmt: skip
         raise ModelArtifactError(
             f"the model was trained on other features than this code computes: {list(features)} "
             f"vs {list(expected_features)}"

@@ -21,6 +21,7 @@ RULE_SCORE = 1.0  # the score of a rule hit: above every model score (those stay
 # half of the default 1 % review budget on a source artefact (a table whose balances never add up).
 RULE_SUSPEND_SHARE = 0.005
 DEFAULT_MEMBERS = ("isolation_forest", "tails")
+COMBINE = ("mean", "max")
 
 
 def _union(members: Sequence[Detector]) -> tuple[str, ...] | None:
@@ -49,7 +50,10 @@ class EnsembleDetector(Detector):
     def __init__(self, members: Sequence[Detector] | None = None, weights: Sequence[float] | None = None,
                  use_rules: bool = True, rules: RuleCheck | None = None,
                  feature_columns: tuple[str, ...] | None = DETECTOR_COLUMNS,
-                 random_state: int = 0) -> None:  # fmt: skip
+                 random_state: int = 0,
+                 combine: str = "mean") -> None:  # fmt: skip
+        if combine not in COMBINE:
+            raise ValueError(f"ensemble: combine must be one of {', '.join(COMBINE)}, got {combine!r}")
         if members is None:
             members = [make_detector(name, feature_columns=feature_columns, random_state=random_state)
                        for name in DEFAULT_MEMBERS]  # fmt: skip
@@ -68,6 +72,7 @@ class EnsembleDetector(Detector):
             "weights": self.weights.tolist(),
             "use_rules": use_rules,
             "random_state": random_state,
+            "combine": combine,
         }
         self.suspended_rules_: dict[str, float] = {}  # rule type -> share of training rows it fired on
         self.balance_tolerance_: float | None = None  # the data's rounding unit, set at fit
@@ -116,8 +121,11 @@ class EnsembleDetector(Detector):
                 "is an alert on its own" for t, share in sorted(self.suspended_rules_.items())]  # fmt: skip
 
     def _raw(self, x: np.ndarray) -> np.ndarray:
-        """Weighted mean of the members' calibrated scores (the ensemble's raw score)."""
+        """The members' calibrated scores combined (the ensemble's raw score): their weighted mean,
+        or with ``combine="max"`` the highest of the members with a positive weight."""
         frame = self._frame(x)
+        if self.params.get("combine", "mean") == "max":
+            return np.max([m.score(frame) for w, m in zip(self.weights, self.members, strict=True) if w > 0], axis=0)
         return np.sum([w * m.score(frame) for w, m in zip(self.weights, self.members, strict=True)], axis=0)
 
     # -- rules --

@@ -30,6 +30,7 @@ from finsentry.layout import PREFIXES
 from finsentry.local.observe import Observations, observe_run
 from finsentry.local.stream_replay import ReplayResult, replay_stream
 from finsentry.scoring import score_transactions, scored_frame
+from finsentry.table_evaluation import unfed_features
 
 Progress = Callable[[str], None]
 CANDIDATES = ("isolation_forest", "lof", "tails", "ensemble")
@@ -39,7 +40,8 @@ CANDIDATES = ("isolation_forest", "lof", "tails", "ensemble")
 class DemoConfig:
     """What the demo runs on. Defaults finish in about a minute on 2 cores."""
 
-    data_dir: Path | None = None  # real Czech files (either form); None = synthetic bank
+    data_dir: Path | None = None  # real Czech files (either form), or one table with ``mapping``; None = synthetic
+    mapping: Path | None = None  # YAML mapping of a foreign table (``data_dir`` is then its file)
     accounts: int = 1500
     months: int = 24
     seed: int = 7
@@ -84,6 +86,7 @@ class DemoResult:
     training_run: Any = None  # finsentry.local.training_run.TrainingRun, when the SageMaker jobs ran
     observations: Observations | None = None  # drift, score distributions, reasons (report)
     stream: ReplayResult | None = None
+    unfed_features: list[str] = field(default_factory=list)  # features the data could not feed (all NaN)
 
 
 def _noop(_: str) -> None:
@@ -92,6 +95,8 @@ def _noop(_: str) -> None:
 
 def load_source(config: DemoConfig, raw_dir: Path, progress: Progress = _noop) -> czech.LoadedBank:
     """Real files from ``config.data_dir``, or a synthetic bank written to ``raw_dir`` first."""
+    if config.mapping is not None:
+        return _mapped_bank(config, progress)
     if config.data_dir is not None:
         progress(f"reading the Czech bank files in {config.data_dir}")
         bank = engines.load_bank(config.data_dir, config.engine)
@@ -105,6 +110,23 @@ def load_source(config: DemoConfig, raw_dir: Path, progress: Progress = _noop) -
     czech.write_tables(raw, raw_dir, form=config.form)
     progress(f"reading it back through the {config.form} loader ({config.engine} engine)")
     return engines.load_bank(raw_dir, config.engine)
+
+
+def _mapped_bank(config: DemoConfig, progress: Progress) -> czech.LoadedBank:
+    """A foreign table as the demo's bank: no permanent orders, no districts; its rejected rows
+    are the bank's validation rejections (the demo's quarantine)."""
+    from finsentry.mapping import load_mapped
+
+    progress(f"reading {config.data_dir} through the mapping {config.mapping}")
+    mapped = load_mapped(config.data_dir, config.mapping)
+    for warning in mapped.warnings:
+        progress(f"warning: {warning}")
+    columns = ("account_id", "partner_bank", "partner_account", "amount", "k_symbol")
+    orders = pd.DataFrame({c: pd.Series(dtype=float if c == "amount" else object) for c in columns})
+    districts = pd.DataFrame({"district_id": pd.Series(dtype="int64"), "district_name": pd.Series(dtype=object),
+                              "region": pd.Series(dtype=object)})  # fmt: skip
+    quarantine = pd.DataFrame({c: pd.Series(dtype=object) for c in czech.QUARANTINE_COLUMNS})
+    return czech.LoadedBank(mapped.result, orders, districts, quarantine, form="mapped")  # type: ignore[arg-type]
 
 
 def prepare(bank: czech.LoadedBank, config: DemoConfig, progress: Progress = _noop) -> Prepared:
@@ -195,7 +217,10 @@ def run_demo(config: DemoConfig, bucket, progress: Progress = _noop) -> DemoResu
         raw_dir = Path(tmp)
         bank = load_source(config, raw_dir, progress)
         source_dir = config.data_dir or raw_dir
-        keys_raw = bucket.upload_dir(Path(source_dir), PREFIXES.raw)
+        if config.mapping is not None:  # one table: upload it
+            keys_raw = [bucket.put_bytes(f"{PREFIXES.raw}{Path(source_dir).name}", Path(source_dir).read_bytes())]
+        else:
+            keys_raw = bucket.upload_dir(Path(source_dir), PREFIXES.raw)
     lap("load")
     prep = prepare(bank, config, progress)
     lap("prepare")
@@ -223,6 +248,7 @@ def run_demo(config: DemoConfig, bucket, progress: Progress = _noop) -> DemoResu
     train_ts = prep.transactions.loc[prep.split.train, "ts"]
     window = (str(train_ts.min()), str(train_ts.max()))
     drift_reference = drift.build_reference(best, prep.features[prep.split.train], window=window)
+    unfed = unfed_features(best, prep.features[prep.split.train])
     save_model(
         best,
         artifact_dir,
@@ -231,6 +257,7 @@ def run_demo(config: DemoConfig, bucket, progress: Progress = _noop) -> DemoResu
             drift.METADATA_KEY: drift_reference.to_dict(),
             "metrics": reports[selection["best"]].to_dict(),
             "selection": selection,
+            "unfed_features": unfed,
         },
     )
     bucket.upload_dir(artifact_dir, f"{PREFIXES.models}{selection['best']}/")
@@ -299,4 +326,5 @@ def run_demo(config: DemoConfig, bucket, progress: Progress = _noop) -> DemoResu
             "alerts": int((scored["verdict"] == "alert").sum()),
         },
         observations=observations,
+        unfed_features=unfed,
     )

@@ -68,6 +68,8 @@ def print_demo(result, console: Console) -> None:
             f"{_pct(result.missing_recurring_recall)} %"
         )
     console.print(alerts_table(result.top_alerts))
+    if getattr(result, "unfed_features", None):
+        console.print(f"features the data could not feed (all empty, not used): {', '.join(result.unfed_features)}")
     c = result.counts
     console.print(
         f"received {c['received']:,} raw transactions: {c['valid']:,} valid, "

@@ -51,6 +51,9 @@ def _kpis(result) -> str:
              ("test transactions scored", f"{c['test_transactions']:,}"), ("alerts", f"{c['alerts']:,}"),
              ("selected model", result.selection["best"]), ("test recall at budget", _pct(t.recall)),
              ("test precision", _pct(t.precision)), ("test AUC-PR", _pct(t.auc_pr))]  # fmt: skip
+    unfed = getattr(result, "unfed_features", None)
+    if unfed:
+        items.append(("features the data could not feed", html.escape(", ".join(unfed))))
     obs = result.observations
     if obs is not None:
         spec = alarm("score-drift")

@@ -85,7 +85,7 @@ def _fast_row(rec: Any, known: set[str] | None) -> dict[str, Any] | None:
             if required:
                 return None
             v = math.nan
-        elif not _plain_number(v) or (required and not math.isfinite(v)):
+        elif not _plain_number(v) or (required and not math.isfinite(v)) or math.isinf(v):  # inf: the reference decides
             return None
         row[name] = float(v)
     if row["amount"] < 0:

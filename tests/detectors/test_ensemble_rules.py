@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from finsentry.anomalies import apply_rules, data_unit
 from finsentry.detectors import make_detector
@@ -65,3 +66,12 @@ def test_feature_columns_with_no_value_in_training_are_left_out_and_named():
     assert model.unfed_features_ == ["balance_error", "balance_gap"]
     assert "balance_error" not in model.feature_columns
     assert np.isfinite(model.score(train)).all()
+
+
+def test_combine_max_takes_the_most_confident_member():
+    train = planted_frame(seed=4)
+    iforest, tails = make_detector("isolation_forest").fit(train), make_detector("tails").fit(train)
+    model = EnsembleDetector([iforest, tails], use_rules=False, combine="max").fit(train)
+    np.testing.assert_allclose(model.raw_score(train), np.maximum(iforest.score(train), tails.score(train)))
+    with pytest.raises(ValueError, match="combine"):
+        EnsembleDetector([iforest, tails], combine="median")
