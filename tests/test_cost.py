@@ -155,4 +155,4 @@ def test_cli_prints_the_table_and_the_same_figures_as_json(capsys):
 
 def test_cli_reports_a_missing_price_file(tmp_path, capsys):
     assert main(["cost", "--tps", "5", "--prices", str(tmp_path / "none.yaml")]) == 2
-    assert "no price file" in capsys.readouterr().out
+    assert "no price file" in capsys.readouterr().err
