@@ -55,7 +55,9 @@ class EnsembleDetector(Detector):
         if combine not in COMBINE:
             raise ValueError(f"ensemble: combine must be one of {', '.join(COMBINE)}, got {combine!r}")
         if members is None:
-            members = [make_detector(name, feature_columns=feature_columns, random_state=random_state)
+            own = feature_columns is DETECTOR_COLUMNS  # the default: each member reads its own default columns
+            members = [make_detector(name, random_state=random_state) if own else
+                       make_detector(name, feature_columns=feature_columns, random_state=random_state)
                        for name in DEFAULT_MEMBERS]  # fmt: skip
         if not members:
             raise ValueError("ensemble: at least one member is needed")

@@ -6,12 +6,17 @@ import numpy as np
 from sklearn.ensemble import IsolationForest
 
 from finsentry.detectors.base import Detector, register
-from finsentry.features import DETECTOR_COLUMNS
+from finsentry.features import FEATURE_COLUMNS
 
 
 @register("isolation_forest")
 class IsolationForestDetector(Detector):
     """Isolation Forest: anomalies are isolated by fewer random splits (a shorter mean path).
+
+    Default columns: the account features only (``FEATURE_COLUMNS``). Random axis-parallel
+    splits treat every column alike, so five counterparty columns that say nothing on a bank
+    without partners diluted the forest (synthetic bank, 1 % budget: recall 40 % -> 27 %); the
+    ``tails`` member, which counts a family only beyond its floor, reads them.
 
     Raw score: ``-IsolationForest.score_samples`` = 2^(-mean path length / c(n)), in (0, 1].
     ``max_samples`` is capped at the number of training rows. ``contamination`` only moves
@@ -23,7 +28,7 @@ class IsolationForestDetector(Detector):
 
     def __init__(self, n_estimators: int = 200, max_samples: int = 256, random_state: int = 0,
                  contamination: float | str = "auto",
-                 feature_columns: tuple[str, ...] | None = DETECTOR_COLUMNS) -> None:  # fmt: skip
+                 feature_columns: tuple[str, ...] | None = FEATURE_COLUMNS) -> None:  # fmt: skip
         super().__init__(feature_columns)
         self.params = {"n_estimators": n_estimators, "max_samples": max_samples,
                        "random_state": random_state, "contamination": contamination}  # fmt: skip

@@ -8,7 +8,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import RobustScaler
 
 from finsentry.detectors.base import Detector, register
-from finsentry.features import DETECTOR_COLUMNS
+from finsentry.features import FEATURE_COLUMNS
 
 
 @register("lof")
@@ -30,7 +30,7 @@ class LofDetector(Detector):
     """
 
     def __init__(self, n_neighbors: int = 35, max_train_rows: int = 20_000, random_state: int = 0,
-                 feature_columns: tuple[str, ...] | None = DETECTOR_COLUMNS) -> None:  # fmt: skip
+                 feature_columns: tuple[str, ...] | None = FEATURE_COLUMNS) -> None:  # fmt: skip
         super().__init__(feature_columns)
         self.params = {"n_neighbors": n_neighbors, "max_train_rows": max_train_rows,
                        "random_state": random_state}  # fmt: skip

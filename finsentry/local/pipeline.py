@@ -87,6 +87,7 @@ class DemoResult:
     observations: Observations | None = None  # drift, score distributions, reasons (report)
     stream: ReplayResult | None = None
     unfed_features: list[str] = field(default_factory=list)  # features the data could not feed (all NaN)
+    model_warnings: list[str] = field(default_factory=list)  # e.g. a rule suspended for the selected model
 
 
 def _noop(_: str) -> None:
@@ -258,6 +259,7 @@ def run_demo(config: DemoConfig, bucket, progress: Progress = _noop) -> DemoResu
             "metrics": reports[selection["best"]].to_dict(),
             "selection": selection,
             "unfed_features": unfed,
+            "warnings": list(getattr(best, "warnings", [])),
         },
     )
     bucket.upload_dir(artifact_dir, f"{PREFIXES.models}{selection['best']}/")
@@ -327,4 +329,5 @@ def run_demo(config: DemoConfig, bucket, progress: Progress = _noop) -> DemoResu
         },
         observations=observations,
         unfed_features=unfed,
+        model_warnings=list(getattr(best, "warnings", [])),
     )

@@ -70,6 +70,8 @@ def print_demo(result, console: Console) -> None:
     console.print(alerts_table(result.top_alerts))
     if getattr(result, "unfed_features", None):
         console.print(f"features the data could not feed (all empty, not used): {', '.join(result.unfed_features)}")
+    for warning in getattr(result, "model_warnings", None) or []:
+        console.print(f"[yellow]model warning:[/yellow] {warning}")
     c = result.counts
     console.print(
         f"received {c['received']:,} raw transactions: {c['valid']:,} valid, "

@@ -54,6 +54,8 @@ def _kpis(result) -> str:
     unfed = getattr(result, "unfed_features", None)
     if unfed:
         items.append(("features the data could not feed", html.escape(", ".join(unfed))))
+    for warning in getattr(result, "model_warnings", None) or []:
+        items.append(("model warning", html.escape(warning)))
     obs = result.observations
     if obs is not None:
         spec = alarm("score-drift")

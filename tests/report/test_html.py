@@ -125,3 +125,14 @@ def test_drift_plots_show_the_alarm_threshold():
     assert any(s.y0 == 0.25 for s in fig.layout.shapes)
     bars = figures.feature_drift(windows[-1]).data[0]
     assert list(bars.y) == ["a", "b"]  # ascending: the largest PSI on top
+
+
+def test_the_report_names_unfed_features_and_model_warnings(small_run):
+    import dataclasses
+
+    result, _ = small_run
+    result = dataclasses.replace(result, unfed_features=["balance_error"],
+                                 model_warnings=["rule balance_mismatch suspended: it fired on 60.0 % of the rows"])
+    text = render_report(result)
+    assert "features the data could not feed" in text and "balance_error" in text
+    assert "model warning" in text and "balance_mismatch suspended" in text
