@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from finsentry.batch_inference import UnsupportedContentType
-from finsentry.features import DETECTOR_COLUMNS
+from finsentry.features import CURATED_COLUMNS, DETECTOR_COLUMNS
 from finsentry.model_server import make_server
 from tests.sagemaker.conftest import entry_point, training_env
 
@@ -123,7 +123,9 @@ def test_the_container_answers_ping_and_invocations(model_dir, labelled):
 def test_feature_columns_come_first_in_header_less_csv(model_dir):
     model = inference.model_fn(str(model_dir))
     assert model.csv_columns[:3] == ("trans_id", "account_id", "ts")
-    assert model.csv_columns[3:3 + len(DETECTOR_COLUMNS)] == DETECTOR_COLUMNS
+    features = tuple(model.detector.feature_columns)
+    assert model.csv_columns[3:3 + len(features)] == features
+    assert tuple(c for c in CURATED_COLUMNS if c in features) == features  # in the curated row's order
 
 
 def test_a_whole_curated_parquet_file_is_one_request(model_dir, labelled):
