@@ -31,3 +31,14 @@ def gaussian_features(n: int = 600, seed: int = 0) -> pd.DataFrame:
         frame[col] = rng.normal(0, 1, n)
     frame.loc[0, "amount_z"] = 12.0
     return frame
+
+
+def trained_bank(root: Path, accounts: int, months: int) -> Path:
+    """``finsentry generate`` a bank into ``root/bank`` and ``finsentry train`` an Isolation
+    Forest on it into ``root/model`` (through the CLI, as a user does); returns ``root``."""
+    from finsentry.cli import main
+
+    assert main(["generate", "--out", str(root / "bank"), "--accounts", str(accounts), "--months", str(months)]) == 0
+    assert main(["train", "--data", str(root / "bank"), "--detector", "isolation_forest",
+                 "--out", str(root / "model")]) == 0  # fmt: skip
+    return root

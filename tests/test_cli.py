@@ -241,11 +241,9 @@ EXIT_CODES = {0, 1, 2}  # docs/user_guide.md#exit-statuses (130 = interrupted, n
 @pytest.fixture(scope="module")
 def small_model(tmp_path_factory):
     """A tiny bank and an isolation forest trained on it (a few seconds)."""
-    root = tmp_path_factory.mktemp("small")
-    assert main(["generate", "--out", str(root / "bank"), "--accounts", "6", "--months", "2"]) == 0
-    assert main(["train", "--data", str(root / "bank"), "--detector", "isolation_forest",
-                 "--out", str(root / "model")]) == 0  # fmt: skip
-    return root
+    from tests.factories import trained_bank
+
+    return trained_bank(tmp_path_factory.mktemp("small"), accounts=6, months=2)
 
 
 def one_error_line(capsys) -> str:

@@ -161,11 +161,9 @@ def test_validation_of_a_mapped_frame_is_the_schema_validator(canonical, tmp_pat
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("trained")
-    assert main(["generate", "--out", str(root / "bank"), "--accounts", "40", "--months", "4"]) == 0
-    assert main(["train", "--data", str(root / "bank"), "--detector", "isolation_forest",
-                 "--out", str(root / "model")]) == 0  # fmt: skip
-    return root / "model"
+    from tests.factories import trained_bank
+
+    return trained_bank(tmp_path_factory.mktemp("trained"), accounts=40, months=4) / "model"
 
 
 def test_score_a_foreign_csv_end_to_end(model_dir, tmp_path, capsys):
