@@ -87,6 +87,16 @@ def _existing_path(text: str) -> Path:
     return path
 
 
+def _data(text: str) -> Path | str:
+    """``--data``: an existing file or folder, or a ``postgresql://`` URL (kept as text)."""
+    from finsentry.database import is_database_url
+
+    return text if is_database_url(text) else _existing_path(text)
+
+
+_data.__name__ = "data"
+
+
 def _out_dir(text: str) -> Path:
     """An output folder: new, or an existing folder (never an existing file)."""
     path = Path(text)
@@ -105,6 +115,10 @@ def _out_file(text: str) -> Path:
     return path
 
 
+DB_HELP = ", or postgresql://... with --mapping (its database: section; password from PGPASSWORD or ~/.pgpass)"
+QUERY_HELP = "postgresql:// --data: read this SELECT instead of the mapping's database table or query"
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse with one-line usage errors: ``error: finsentry score: ...`` and exit status 2."""
 
@@ -119,9 +133,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     demo = sub.add_parser("demo", help="run the whole pipeline locally (in-process AWS)")
-    demo.add_argument("--data", type=_existing_path,
-                      help="Czech bank files (.asc or fin_*.tsv), or a CSV/Parquet file with --mapping")
+    demo.add_argument("--data", type=_data,
+                      help="Czech bank files (.asc or fin_*.tsv), or a CSV/Parquet file with --mapping" + DB_HELP)
     demo.add_argument("--mapping", type=Path, help="YAML mapping of a foreign table onto the canonical record")
+    demo.add_argument("--query", help=QUERY_HELP)
     demo.add_argument("--accounts", type=_positive_int, default=1500)
     demo.add_argument("--months", type=_positive_int, default=24)
     demo.add_argument("--seed", type=_seed, default=7)
@@ -147,16 +162,18 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--anomaly-rate", type=_share, help="inject labelled anomalies (labels.csv)")
 
     train = sub.add_parser("train", help="train a detector on Czech bank files (or a mapped foreign table)")
-    train.add_argument("--data", type=_existing_path, required=True,
-                       help="folder of Czech bank files, or a CSV/Parquet file (.gz too) with --mapping")
+    train.add_argument("--data", type=_data, required=True,
+                       help="folder of Czech bank files, or a CSV/Parquet file (.gz too) with --mapping" + DB_HELP)
     train.add_argument("--mapping", type=Path, help="YAML mapping of a foreign table onto the canonical record")
+    train.add_argument("--query", help=QUERY_HELP)
     train.add_argument("--detector", default="ensemble")
     train.add_argument("--out", type=_out_dir, required=True, help="model artifact directory")
 
     score = sub.add_parser("score", help="score Czech bank files (or a mapped foreign table) with a trained model")
-    score.add_argument("--data", type=_existing_path, required=True,
-                       help="folder of Czech bank files, or a CSV/Parquet file with --mapping")
+    score.add_argument("--data", type=_data, required=True,
+                       help="folder of Czech bank files, or a CSV/Parquet file with --mapping" + DB_HELP)
     score.add_argument("--mapping", type=Path, help="YAML mapping of a foreign table onto the canonical record")
+    score.add_argument("--query", help=QUERY_HELP)
     score.add_argument("--model", type=_existing_dir, required=True)
     score.add_argument("--out", type=_out_file, required=True, help="output Parquet file")
     score.add_argument("--budget", type=_share, default=0.01,
@@ -181,9 +198,11 @@ def build_parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("evaluate", help="detectors on labelled data: a mapped table (time split) or an (X, y) .npz")
     what = ev.add_mutually_exclusive_group(required=True)
     what.add_argument("--npz", type=Path, help="ADBench protocol on a labelled (X, y) .npz file")
-    what.add_argument("--data", type=_existing_path,
-                      help="folder of Czech files (with labels.csv) or a CSV/Parquet file with --mapping (label:)")
+    what.add_argument("--data", type=_data,
+                      help="folder of Czech files (with labels.csv) or a CSV/Parquet file with --mapping (label:)"
+                      + DB_HELP)
     ev.add_argument("--mapping", type=Path, help="YAML mapping with a label: column")
+    ev.add_argument("--query", help=QUERY_HELP)
     ev.add_argument("--detector", action="append", dest="detectors", metavar="NAME",
                     help="repeatable; default: every registered stream-capable detector and ensemble")
     ev.add_argument("--seeds", type=_positive_int, default=3, help="--npz: seeds of the ADBench protocol")
@@ -204,7 +223,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from finsentry.local.summary import print_demo
 
     config = DemoConfig(
-        data_dir=args.data, mapping=args.mapping, accounts=args.accounts, months=args.months, seed=args.seed,
+        data_dir=args.data, mapping=_mapping_with_query(args.mapping, args.query), accounts=args.accounts,
+        months=args.months, seed=args.seed,
         form=args.form, budget=args.budget, out_dir=args.out, sagemaker_jobs=not args.no_sagemaker,
         stream_records=args.stream_records, engine=args.engine,
     )  # fmt: skip
@@ -336,14 +356,37 @@ def _stages():
         yield _Stages(bars)
 
 
-def _load_features(data: Path, mapping: Path | None = None, out: Path | None = None, stages: _Stages | None = None):
-    """Canonical rows of a Czech folder or a mapped table (``finsentry.sources``: rejects written
-    beside ``out``), their features (with the LSTM's sequence columns), and the source (labels)."""
+def _mapping_with_query(mapping: Path | None, query: str | None):
+    """The mapping file parsed, with ``--query`` in place of its database table or query."""
+    import dataclasses
+
+    from finsentry.mapping import MappingError, load_mapping
+
+    if query is None:
+        return mapping
+    if mapping is None:
+        raise MappingError("--query needs --mapping MAP.yaml (how the query's columns map onto the record)")
+    parsed = load_mapping(mapping)
+    return dataclasses.replace(parsed, database=dataclasses.replace(parsed.database, table=None, query=query))
+
+
+def _source_name(data: Path | str) -> str:
+    from finsentry.database import is_database_url, mask_url
+
+    return mask_url(data) if is_database_url(data) else Path(data).name
+
+
+def _load_features(data: Path | str, mapping: Path | None = None, out: Path | None = None,
+                   stages: _Stages | None = None, query: str | None = None):  # fmt: skip
+    """Canonical rows of a Czech folder, a mapped table or a mapped database source
+    (``finsentry.sources``: rejects written beside ``out``), their features (with the LSTM's
+    sequence columns), and the source (labels, the watermark to commit after the outputs)."""
     from finsentry.features import features_with_sequence
     from finsentry.sources import load_source
 
     stages = stages or _Stages()
-    with stages.stage(f"loading {Path(data).name}"):
+    mapping = _mapping_with_query(mapping, query)
+    with stages.stage(f"loading {_source_name(data)}"):
         source = load_source(data, mapping, out, _progress)
     valid = source.transactions
     with stages.stage(f"features of {len(valid):,} transactions"):
@@ -357,7 +400,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from finsentry.table_evaluation import unfed_features
 
     with _stages() as stages:
-        valid, features, source = _load_features(args.data, args.mapping, args.out, stages)
+        valid, features, source = _load_features(args.data, args.mapping, args.out, stages, args.query)
         with stages.stage(f"training {args.detector} on {len(features):,} transactions"):
             model = make_detector(args.detector).fit(features)  # no label column: labels stay in source.labels
         window = (str(valid["ts"].min()), str(valid["ts"].max()))
@@ -373,9 +416,18 @@ def cmd_train(args: argparse.Namespace) -> int:
         "training_window": list(window), drift.METADATA_KEY: reference.to_dict(), "unfed_features": unfed,
         "warnings": warnings,
         "source": {"data": source.name, "mapping": None if args.mapping is None else args.mapping.name,
-                   "rows": len(valid), "quarantined": source.quarantined}})  # fmt: skip
+                   "rows": len(valid), "quarantined": source.quarantined,
+                   **({"watermark": source.watermark} if source.watermark else {})}})  # fmt: skip
     console.print(f"model written to {path}")
+    _commit_watermark(source)
     return 0
+
+
+def _commit_watermark(source) -> None:
+    """After a command's outputs are written: store its database read's high-water mark."""
+    written = source.commit_watermark()
+    if written is not None:
+        console.print(f"watermark {source.watermark['column']} = {source.watermark['mark']} -> {written}")
 
 
 def cmd_score(args: argparse.Namespace) -> int:
@@ -386,7 +438,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     model, metadata = load_model(args.model, allow_sequence=True)
     explain_top = EXPLAIN_TOP if args.explain is None else args.explain
     with _stages() as stages:
-        valid, features, _ = _load_features(args.data, args.mapping, args.out, stages)
+        valid, features, source = _load_features(args.data, args.mapping, args.out, stages, args.query)
         if metadata.get("unfed_features"):
             _progress(f"the model was trained without: {', '.join(metadata['unfed_features'])}")
         for warning in metadata.get("warnings", []):
@@ -405,6 +457,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     summary.write_text(json.dumps(checks.summary(batch), indent=2))
     console.print(f"{int(batch.alerts.sum()):,} alerts in {len(scored):,} rows (budget {args.budget:g}; SHAP reasons "
                   f"for the top {batch.explained:,}) -> {args.out}; summary -> {summary}")  # fmt: skip
+    _commit_watermark(source)
     return 0
 
 
@@ -451,7 +504,7 @@ def _evaluate_table(args: argparse.Namespace) -> int:
     from finsentry.table_evaluation import detector_names, evaluate_on_table, holdout_split
 
     names = detector_names(args.detectors)
-    valid, features, source = _load_features(args.data, args.mapping, args.out)
+    valid, features, source = _load_features(args.data, args.mapping, args.out, query=args.query)
     if source.labels is None:
         raise ValueError(f"{source.name} has no labels: add 'label: COLUMN' (and 'label_type: COLUMN') to the "
                          "mapping, or put labels.csv in the Czech folder")  # fmt: skip
@@ -466,6 +519,7 @@ def _evaluate_table(args: argparse.Namespace) -> int:
     print(json.dumps({"data": source.name, "budget": args.budget,
                               "results": {k: {m: r.to_dict()[m] for m in ("recall", "precision", "auc_pr", "auc_roc")}
                                   for k, r in result.reports.items()}}))  # fmt: skip  (one line, for scripts)
+    _commit_watermark(source)
     return 0
 
 

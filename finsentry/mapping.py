@@ -18,6 +18,11 @@ A small YAML file says how a table of another schema (CSV or Parquet) becomes
     csv: {sep: ";", decimal: ","}   # read options for CSV files
     label: TX_FRAUD                 # optional: 1/0 (true/false, yes/no) anomaly label column
     label_type: TX_FRAUD_SCENARIO   # optional: the kind of anomaly (recall is shown per value)
+    database:                       # only for --data postgresql://... (finsentry.database)
+      table: payments.transactions  # or query: "SELECT ... FROM ..." (one of the two)
+      watermark: booked_at          # optional: read only rows newer than the last run's mark
+      key: TransactionID            # optional: order (and Spark's partitioning) when no watermark
+      chunk_rows: 50000             # rows per fetch from the server-side cursor
 
 Fields the source lacks are derived where the record allows it: ``type`` from ``direction``
 (debit or credit), ``direction`` from ``type`` or the amount's sign,
@@ -72,7 +77,10 @@ from finsentry.schema import (
 from finsentry.yaml_files import read_yaml
 
 MAPPING_KEYS = frozenset({"columns", "values", "constants", "date_format", "ts_unit", "ts_origin",
-                          "amount_scale", "signed_amount", "csv", "description", "label", "label_type"})  # fmt: skip
+                          "amount_scale", "signed_amount", "csv", "description", "label", "label_type",
+                          "database"})  # fmt: skip
+DATABASE_KEYS = frozenset({"table", "query", "watermark", "key", "chunk_rows"})
+DEFAULT_CHUNK_ROWS = 50_000
 CSV_OPTIONS = frozenset({"sep", "decimal", "thousands", "encoding", "quotechar"})
 TS_UNITS = ("s", "m", "h", "D")  # pandas offset units for numeric timestamps
 
@@ -98,6 +106,17 @@ class MappingError(ValueError):
 
 
 @dataclass(frozen=True)
+class DatabaseSpec:
+    """Where a database source's rows come from (the mapping's ``database:`` section)."""
+
+    table: str | None = None  # [schema.]table
+    query: str | None = None  # a SELECT (read as a sub-query)
+    watermark: str | None = None  # column of the incremental read (rows > the last run's mark)
+    key: str | None = None  # ordering / partitioning column when there is no watermark
+    chunk_rows: int = DEFAULT_CHUNK_ROWS
+
+
+@dataclass(frozen=True)
 class TableMapping:
     """A parsed mapping file (see the module docstring for the YAML form)."""
 
@@ -112,6 +131,7 @@ class TableMapping:
     csv: dict[str, str] = field(default_factory=dict)
     label: str | None = None  # source column of the anomaly label (evaluation only)
     label_type: str | None = None  # source column of the anomaly's kind (evaluation only)
+    database: DatabaseSpec = field(default_factory=DatabaseSpec)  # --data postgresql://... only
 
 
 @dataclass
@@ -170,7 +190,26 @@ def parse_mapping(data: Any, source: str = "mapping") -> TableMapping:
         signed_amount=_flag(data.get("signed_amount", False), "signed_amount", source), csv=csv_options,
         label=None if data.get("label") is None else str(data["label"]),
         label_type=None if data.get("label_type") is None else str(data["label_type"]),
+        database=_database_spec(_section(data, "database", source), source),
     )  # fmt: skip
+
+
+def _database_spec(section: dict, source: str) -> DatabaseSpec:
+    """The ``database:`` section: table or query (not both), column names, a positive chunk size."""
+    unknown = sorted(set(map(str, section)) - DATABASE_KEYS)
+    if unknown:
+        raise MappingError(f"{source}: database keys {', '.join(unknown)} not supported "
+                           f"({', '.join(sorted(DATABASE_KEYS))})")  # fmt: skip
+    for key in ("table", "query", "watermark", "key"):
+        if section.get(key) is not None and (not isinstance(section[key], str) or not section[key].strip()):
+            raise MappingError(f"{source}: database.{key} must be non-empty text")
+    if section.get("table") and section.get("query"):
+        raise MappingError(f"{source}: give database.table or database.query, not both")
+    rows = section.get("chunk_rows", DEFAULT_CHUNK_ROWS)
+    if isinstance(rows, bool) or not isinstance(rows, int) or not 1 <= rows <= 10_000_000:
+        raise MappingError(f"{source}: database.chunk_rows must be an integer from 1 to 10,000,000, got {rows!r}")
+    return DatabaseSpec(table=section.get("table"), query=section.get("query"), watermark=section.get("watermark"),
+                        key=section.get("key"), chunk_rows=rows)  # fmt: skip
 
 
 def _section(data: dict, key: str, source: str) -> dict:
@@ -484,7 +523,11 @@ def load_mapped(data: Path | str, mapping: TableMapping | Path | str) -> MappedT
     The label columns (``label``, ``label_type``), when mapped, come back apart in ``labels``,
     row for row with the valid rows: they never enter the canonical frame."""
     m = mapping if isinstance(mapping, TableMapping) else load_mapping(mapping)
-    raw = read_table(data, m)
+    return map_table(read_table(data, m), m)
+
+
+def map_table(raw: pd.DataFrame, m: TableMapping) -> MappedTable:
+    """``load_mapped`` of rows already read (a file's, a database query's): map, validate, labels."""
     frame, warnings, derived = apply_mapping(raw, m)
     result = validate_frame(frame)
     labels = None

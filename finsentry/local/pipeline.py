@@ -40,8 +40,9 @@ CANDIDATES = ("isolation_forest", "lof", "tails", "ensemble")
 class DemoConfig:
     """What the demo runs on. Defaults finish in about a minute on 2 cores."""
 
-    data_dir: Path | None = None  # real Czech files (either form), or one table with ``mapping``; None = synthetic
-    mapping: Path | None = None  # YAML mapping of a foreign table (``data_dir`` is then its file)
+    data_dir: Path | str | None = None  # Czech files (either form), one table or a postgresql:// URL with
+    # ``mapping``; None = synthetic
+    mapping: Any = None  # YAML mapping (path or parsed TableMapping) of a foreign table (``data_dir``: its file)
     accounts: int = 1500
     months: int = 24
     seed: int = 7
@@ -96,6 +97,12 @@ def _noop(_: str) -> None:
 
 def load_source(config: DemoConfig, raw_dir: Path, progress: Progress = _noop) -> czech.LoadedBank:
     """Real files from ``config.data_dir``, or a synthetic bank written to ``raw_dir`` first."""
+    from finsentry.database import is_database_url
+
+    if config.mapping is None and is_database_url(config.data_dir):
+        from finsentry.mapping import MappingError
+
+        raise MappingError("a database source needs --mapping MAP.yaml (its database: section names the table)")
     if config.mapping is not None:
         return _mapped_bank(config, progress)
     if config.data_dir is not None:
@@ -116,10 +123,14 @@ def load_source(config: DemoConfig, raw_dir: Path, progress: Progress = _noop) -
 def _mapped_bank(config: DemoConfig, progress: Progress) -> czech.LoadedBank:
     """A foreign table as the demo's bank: no permanent orders, no districts; its rejected rows
     are the bank's validation rejections (the demo's quarantine)."""
+    from finsentry.database import is_database_url
     from finsentry.mapping import load_mapped
 
-    progress(f"reading {config.data_dir} through the mapping {config.mapping}")
-    mapped = load_mapped(config.data_dir, config.mapping)
+    if is_database_url(config.data_dir):
+        mapped = _database_table(config, progress)
+    else:
+        progress(f"reading {config.data_dir} through the mapping {config.mapping}")
+        mapped = load_mapped(config.data_dir, config.mapping)
     for warning in mapped.warnings:
         progress(f"warning: {warning}")
     columns = ("account_id", "partner_bank", "partner_account", "amount", "k_symbol")
@@ -128,6 +139,16 @@ def _mapped_bank(config: DemoConfig, progress: Progress) -> czech.LoadedBank:
                               "region": pd.Series(dtype=object)})  # fmt: skip
     quarantine = pd.DataFrame({c: pd.Series(dtype=object) for c in czech.QUARANTINE_COLUMNS})
     return czech.LoadedBank(mapped.result, orders, districts, quarantine, form="mapped")  # type: ignore[arg-type]
+
+
+def _database_table(config: DemoConfig, progress: Progress):
+    """Every row of the mapped database source (the demo reads the whole table: no watermark)."""
+    from finsentry import database as db
+    from finsentry.mapping import TableMapping, load_mapping, map_table
+
+    mapping = config.mapping if isinstance(config.mapping, TableMapping) else load_mapping(config.mapping)
+    progress(f"reading {db.masked_name(str(config.data_dir), mapping.database)} through the mapping")
+    return map_table(db.read_rows(str(config.data_dir), mapping.database, None, progress).raw, mapping)
 
 
 def prepare(bank: czech.LoadedBank, config: DemoConfig, progress: Progress = _noop) -> Prepared:
@@ -218,7 +239,9 @@ def run_demo(config: DemoConfig, bucket, progress: Progress = _noop) -> DemoResu
         raw_dir = Path(tmp)
         bank = load_source(config, raw_dir, progress)
         source_dir = config.data_dir or raw_dir
-        if config.mapping is not None:  # one table: upload it
+        if config.mapping is not None and not Path(str(source_dir)).is_file():  # a database: nothing in raw/
+            keys_raw = []
+        elif config.mapping is not None:  # one table: upload it
             keys_raw = [bucket.put_bytes(f"{PREFIXES.raw}{Path(source_dir).name}", Path(source_dir).read_bytes())]
         else:
             keys_raw = bucket.upload_dir(Path(source_dir), PREFIXES.raw)
