@@ -13,11 +13,13 @@ import pandas as pd
 import yaml
 
 BANK_TYPES = {
-    "tx_id": "text", "account_no": "bigint", "customer_no": "integer", "booked_at": "timestamp", "amount": "numeric(14,2)", "dc": "text",
+    "tx_id": "text", "account_no": "bigint", "customer_no": "integer", "booked_at": "timestamp",
+    "amount": "numeric(14,2)", "dc": "text",
     "operation": "text", "purpose": "text", "partner_bank": "text", "partner_account": "text",
     "balance_after": "numeric(14,2)", "region": "text", "is_fraud": "boolean",
 }  # fmt: skip
-COLUMNS = {"trans_id": "tx_id", "account_id": "account_no", "client_id": "customer_no", "ts": "booked_at", "amount": "amount", "direction": "dc",
+COLUMNS = {"trans_id": "tx_id", "account_id": "account_no", "client_id": "customer_no", "ts": "booked_at",
+           "amount": "amount", "direction": "dc",
            "operation": "operation", "k_symbol": "purpose", "partner_bank": "partner_bank",
            "partner_account": "partner_account", "balance_after": "balance_after", "region": "region"}  # fmt: skip
 

@@ -16,7 +16,7 @@ from finsentry.sources import load_source
 from tests.bank_tables import BANK_TYPES, bank_mapping, bank_table
 from tests.factories import small_bank
 
-SECRET = "s3cret-Pw"  # the server trusts loopback: any password is accepted, none may be printed
+SECRET = "s3cret-Pw"  # noqa: S105 - the server trusts loopback: any password is accepted, none may be printed
 
 
 @pytest.fixture(scope="module")
@@ -108,15 +108,16 @@ def test_score_reads_only_rows_above_the_last_runs_watermark(postgres, table, tm
     assert mark["watermark"] == {"column": "booked_at", "type": "timestamp without time zone",
                                  "value": first["booked_at"].max()}  # fmt: skip
     newer = table[table["booked_at"] > first["booked_at"].max()]
-    with psycopg.connect(url, autocommit=True) as conn, conn.cursor() as cur:
-        with cur.copy("COPY inc.transactions (" + ", ".join(BANK_TYPES) + ") FROM STDIN") as copy:
-            for row in newer[list(BANK_TYPES)].itertuples(index=False, name=None):
-                copy.write_row(row)
+    copy_sql = "COPY inc.transactions (" + ", ".join(BANK_TYPES) + ") FROM STDIN"
+    with psycopg.connect(url, autocommit=True) as conn, conn.cursor() as cur, cur.copy(copy_sql) as copy:
+        for row in newer[list(BANK_TYPES)].itertuples(index=False, name=None):
+            copy.write_row(row)
     assert main(["score", "--data", url, "--mapping", str(mapping), "--model", str(tmp_path / "model"),
                  "--out", str(out), "--explain", "0"]) == 0  # fmt: skip
     scored = pd.read_parquet(out)
     assert len(scored) == len(newer) and set(scored["trans_id"]) == set(newer["tx_id"])
-    assert json.loads((tmp_path / "scored.watermark.json").read_text())["watermark"]["value"] == table["booked_at"].max()
+    stored = json.loads((tmp_path / "scored.watermark.json").read_text())
+    assert stored["watermark"]["value"] == table["booked_at"].max()
 
 
 def test_a_lost_connection_fails_in_one_line_and_keeps_the_watermark(postgres, loaded, table, tmp_path, capsys,
@@ -124,7 +125,8 @@ def test_a_lost_connection_fails_in_one_line_and_keeps_the_watermark(postgres, l
     mapping = bank_mapping(tmp_path / "lost.yaml", chunk_rows=50)
     mark_file = tmp_path / "scored.watermark.json"
     stored = {"source": "x", "relation": "table bank.transactions",
-              "watermark": {"column": "booked_at", "type": "timestamp without time zone", "value": "1900-01-01 00:00:00"}}
+              "watermark": {"column": "booked_at", "type": "timestamp without time zone",
+                            "value": "1900-01-01 00:00:00"}}  # fmt: skip
     mark_file.write_text(json.dumps(stored))
     model = tmp_path / "model"
     assert main(["train", "--data", loaded, "--mapping", str(bank_mapping(tmp_path / "t.yaml", watermark=None)),
