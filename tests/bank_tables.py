@@ -45,6 +45,7 @@ def bank_mapping(path: Path, table: str = "bank.transactions", watermark: str | 
                  **database) -> Path:  # fmt: skip
     """Write the mapping YAML of ``bank_table`` (the database read: ``table``, ``watermark``...)."""
     spec = {"table": table, **({"watermark": watermark} if watermark else {}), "key": "tx_id", **database}
+    spec = {k: v for k, v in spec.items() if v is not None}
     path.write_text(yaml.safe_dump({"columns": COLUMNS, "values": {"direction": {"D": "debit", "C": "credit"}},
                                     "label": "is_fraud", "database": spec}))  # fmt: skip
     return path

@@ -40,6 +40,7 @@ SQL_CONF = {
     "spark.sql.sources.partitionOverwriteMode": "dynamic",
     "spark.sql.sources.partitionColumnTypeInference.enabled": "false",
 }
+JDBC_JAR = "/usr/share/java/postgresql.jar"  # Debian's libpostgresql-jdbc-java
 _ROW_BITS = 33  # monotonically_increasing_id = partition << 33 | row within the partition
 
 
@@ -63,6 +64,8 @@ def local_session(cores: int = 2, shuffle_partitions: int = 8, memory: str = "2g
     )  # fmt: skip
     for key, value in SQL_CONF.items():
         builder = builder.config(key, value)
+    if os.path.isfile(JDBC_JAR):  # the PostgreSQL source (finsentry.etl.jdbc): Debian's JDBC driver
+        builder = builder.config("spark.jars", JDBC_JAR)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
     return configure(spark)

@@ -1,0 +1,281 @@
+"""A PostgreSQL source on Spark (the Glue ingest job's database path, and ``demo --engine spark``).
+
+Spark's JDBC reader (the PostgreSQL JDBC driver: Debian's ``/usr/share/java/postgresql.jar``
+locally, Glue's own in a Glue job) reads the mapping's table or query with the pandas path's
+rules (``finsentry.database``): cells as PostgreSQL prints them (``col::text``), only rows in
+the watermark window ``(last mark, max]``. The read is split into ``partitions`` queries by the
+watermark's quantiles (``percentile_disc``: balanced, any orderable type) or, without a
+watermark, by a hash of the key (``hashtext``); each query is one Spark task and one
+connection.
+
+Mapping and validation then run the pandas path's own code (``mapping.map_table``) on groups
+of rows that hold every row sharing a trans_id (a hash of the trans_id's source column; of
+every mapped column when the id is derived), in the server's order (the watermark, then the
+key), so the first of two rows with one id is kept and derived ids number their repeats as
+the pandas path does. A second grouping by account gives ``seq`` (posting order) and the
+quality row flags, in ``transforms.CANONICAL_SCHEMA``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import numpy as np
+import pandas as pd
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F  # noqa: N812
+
+from finsentry import database as db
+from finsentry.etl import quality, transforms
+from finsentry.mapping import DatabaseSpec, MappingError, TableMapping, apply_mapping, map_table
+from finsentry.schema import TRANSACTION_SCHEMA
+
+DRIVER = "org.postgresql.Driver"
+WM, KEY = "_finsentry_wm", "_finsentry_key"  # the typed watermark and key, beside the text cells
+LABELS = ("is_anomaly", "anomaly_type")
+MAPPED_SCHEMA = transforms.CANONICAL_SCHEMA + ", is_anomaly boolean, anomaly_type string"
+
+
+@dataclass(frozen=True)
+class JdbcSource:
+    """Where Spark reads from: the JDBC URL and the connection properties (user, password...).
+
+    ``masked`` names it in messages; the properties are never printed."""
+
+    url: str
+    properties: dict[str, str]
+    masked: str
+
+
+def jdbc_source(url: str) -> JdbcSource:
+    """``postgresql://user:pw@host:port/db?sslmode=...`` as Spark's JDBC URL and properties;
+    user and password fall back to ``PGUSER`` / ``PGPASSWORD`` as libpq's do."""
+    parts = urlsplit(url)
+    props = {"driver": DRIVER}
+    user = unquote(parts.username) if parts.username else os.environ.get("PGUSER")
+    password = unquote(parts.password) if parts.password else os.environ.get("PGPASSWORD")
+    if user:
+        props["user"] = user
+    if password:
+        props["password"] = password
+    for key, values in parse_qs(parts.query).items():
+        props[key] = values[-1]  # sslmode, sslrootcert, ... are pgJDBC properties of the same name
+    host = parts.hostname or "localhost"
+    port = parts.port or 5432
+    return JdbcSource(f"jdbc:postgresql://{host}:{port}{parts.path or '/'}", props, db.mask_url(url))
+
+
+def secret_source(secret: dict) -> JdbcSource:
+    """An RDS / Aurora Secrets Manager secret (``username``, ``password``, ``host``, ``port``,
+    ``dbname``) as a JDBC source."""
+    missing = [k for k in ("username", "password", "host") if not secret.get(k)]
+    if missing:
+        raise MappingError(f"the database secret lacks {', '.join(missing)}")
+    url = f"jdbc:postgresql://{secret['host']}:{secret.get('port', 5432)}/{secret.get('dbname', 'postgres')}"
+    masked = f"postgresql://{secret['username']}:***@{secret['host']}:{secret.get('port', 5432)}/" \
+             f"{secret.get('dbname', 'postgres')}"  # fmt: skip
+    return JdbcSource(url, {"driver": DRIVER, "user": secret["username"], "password": secret["password"],
+                            "sslmode": secret.get("sslmode", "require")}, masked)  # fmt: skip
+
+
+def _quote(name: str) -> str:
+    return ".".join('"' + part.replace('"', '""') + '"' for part in name.split("."))
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _relation(spec: DatabaseSpec) -> str:
+    if spec.query:
+        return f"({spec.query.strip().rstrip(';')}) AS finsentry_src"
+    if not spec.table:
+        raise MappingError("a database source needs database.table or database.query in the mapping (or --query)")
+    return _quote(spec.table)
+
+
+def _query(spark: SparkSession, src: JdbcSource, sql: str) -> list:
+    """The rows of a small query, through the JDBC reader (on the driver's first task)."""
+    try:
+        return spark.read.jdbc(src.url, f"({sql}) AS finsentry_q", properties=src.properties).collect()
+    except Exception as exc:  # noqa: BLE001 - Py4J wraps the driver's SQLException
+        raise db.DatabaseSourceError(f"cannot read from {src.masked}: {_reason(exc, src)}") from None
+
+
+def _reason(exc: Exception, src: JdbcSource) -> str:
+    """The JDBC driver's message, one line, without the password."""
+    text = str(exc)
+    for marker in ("PSQLException: ", "SQLException: "):
+        if marker in text:
+            text = text.split(marker, 1)[1]
+            break
+    text = " ".join(text.split("\n")[0].split())[:300]
+    secret = src.properties.get("password")
+    return text.replace(secret, "***") if secret else text
+
+
+def _window(spec: DatabaseSpec, since: db.Watermark | None, mark: db.Watermark | None) -> str:
+    if spec.watermark is None or mark is None:
+        return "TRUE"
+    column, kind = _quote(spec.watermark), db._type_name(mark.type)
+    low = f"{column} > {_literal(since.value)}::{kind} AND " if since is not None else ""
+    return f"{low}{column} <= {_literal(mark.value)}::{kind}"
+
+
+def read_text(spark: SparkSession, src: JdbcSource, spec: DatabaseSpec, since: db.Watermark | None = None,
+              partitions: int = 4) -> tuple[DataFrame, db.Watermark | None]:  # fmt: skip
+    """The source's rows in the window above ``since``: every column as text ('' = NULL), plus
+    the typed watermark and key (``WM``, ``KEY``) for the order; and this read's mark."""
+    relation = _relation(spec)
+    mark = None
+    if spec.watermark is not None:
+        column = _quote(spec.watermark)
+        top = f"SELECT max({column})::text AS m, pg_typeof(max({column}))::text AS t FROM {relation}"  # noqa: S608 - quoted identifiers, escaped literals (a JDBC read takes no parameters)
+        row = _query(spark, src, top)[0]
+        mark = None if row["m"] is None else db.Watermark(spec.watermark, row["t"], row["m"])
+    empty = f"(SELECT * FROM {relation} LIMIT 0) AS finsentry_c"  # noqa: S608 - quoted identifiers, escaped literals (a JDBC read takes no parameters)
+    names = spark.read.jdbc(src.url, empty, properties=src.properties).columns
+    window = _window(spec, since, mark)
+    cells = ", ".join(f"coalesce({_quote(n)}::text, '') AS {_quote(n)}" for n in names)
+    typed = ", ".join(f"{_quote(c)} AS {n}" for c, n in ((spec.watermark, WM), (spec.key, KEY)) if c)
+    select = f"(SELECT {cells}{', ' + typed if typed else ''} FROM {relation} WHERE {window}) AS finsentry_src"  # noqa: S608 - quoted identifiers, escaped literals (a JDBC read takes no parameters)
+    predicates = _predicates(spark, src, spec, relation, window, partitions, mark)
+    try:
+        frame = spark.read.jdbc(src.url, select, predicates=predicates, properties=src.properties)
+    except Exception as exc:  # noqa: BLE001
+        raise db.DatabaseSourceError(f"cannot read {db.relation_text(spec)} from {src.masked}: "
+                                     f"{_reason(exc, src)}") from None  # fmt: skip
+    return frame, mark
+
+
+def _predicates(spark, src: JdbcSource, spec: DatabaseSpec, relation: str, window: str, n: int,
+                mark: db.Watermark | None) -> list[str]:  # fmt: skip
+    """One WHERE clause per Spark task: watermark quantile ranges, else key hash buckets."""
+    if n <= 1:
+        return ["TRUE"]
+    if spec.watermark is not None and mark is not None:
+        column, kind = _quote(spec.watermark), db._type_name(mark.type)
+        shares = ", ".join(f"{i / n:.6f}" for i in range(1, n))
+        quantiles = f"SELECT (percentile_disc(ARRAY[{shares}]) WITHIN GROUP (ORDER BY {column}))::text[] AS q " \
+                    f"FROM {relation} WHERE {window}"  # noqa: S608 - quoted identifiers, escaped literals (a JDBC read takes no parameters)
+        found = list(_query(spark, src, quantiles)[0]["q"] or [])
+        cuts = sorted(set(found), key=found.index)
+        if not cuts:
+            return ["TRUE"]
+        pairs = zip(cuts, cuts[1:], strict=False)
+        bounds = [f"{WM} <= {_literal(cuts[0])}::{kind}"]
+        bounds += [f"{WM} > {_literal(a)}::{kind} AND {WM} <= {_literal(b)}::{kind}" for a, b in pairs]
+        return [*bounds, f"{WM} > {_literal(cuts[-1])}::{kind}"]
+    if spec.key is not None:
+        return [f"mod(abs(hashtext({KEY}::text)), {n}) = {i}" for i in range(n)]
+    return ["TRUE"]
+
+
+def _id_columns(raw_columns: list[str], mapping: TableMapping) -> list[str]:
+    """Source columns whose equal values put rows in one group: the trans_id's column, else
+    every mapped column (identical rows number their repeats together)."""
+    if "trans_id" in mapping.columns:
+        return [mapping.columns["trans_id"]]
+    return sorted({c for c in mapping.columns.values() if c in raw_columns})
+
+
+def mapped(raw: DataFrame, mapping: TableMapping, groups: int = 8) -> tuple[DataFrame, list[str], list[str]]:
+    """Rows read by ``read_text`` -> mapped and validated rows (``MAPPED_SCHEMA``: canonical
+    columns, ``_line`` = the server's order, ``status``/``reason``/``detail``/``raw``, the
+    label); plus the mapping's warnings and derived fields (checked on the driver first, so a
+    mapping that does not fit fails here with its ``MappingError``)."""
+    columns = [c for c in raw.columns if c not in (WM, KEY)]
+    _, warnings, derived = apply_mapping(pd.DataFrame({c: pd.Series(dtype=object) for c in columns}), mapping)
+    order = [c for c in (WM, KEY) if c in raw.columns]
+    ordered = raw.orderBy(*[F.asc_nulls_last(c) for c in order]) if order else raw  # PostgreSQL's NULLS LAST
+    numbered = ordered.withColumn(transforms.LINE, F.monotonically_increasing_id()).drop(WM, KEY)
+    key = F.xxhash64(*[F.col(c) for c in _id_columns(columns, mapping)])
+    bucketed = numbered.withColumn("_bucket", F.pmod(key, F.lit(groups)))
+
+    def validate(chunk: pd.DataFrame) -> pd.DataFrame:
+        chunk = chunk.sort_values(transforms.LINE, kind="stable").reset_index(drop=True)
+        return mapped_chunk(chunk.drop(columns=["_bucket", transforms.LINE]), chunk[transforms.LINE], mapping)
+
+    return bucketed.groupBy("_bucket").applyInPandas(validate, MAPPED_SCHEMA), warnings, derived
+
+
+def mapped_chunk(raw: pd.DataFrame, lines: pd.Series, mapping: TableMapping) -> pd.DataFrame:
+    """``map_table`` of one group of text rows, in ``MAPPED_SCHEMA`` (seq and flags unset)."""
+    table = map_table(raw, mapping)
+    result, line = table.result, lines.to_numpy()
+    valid = result.valid.copy()
+    valid[transforms.LINE] = line[result.valid_positions]
+    valid = valid.assign(**{transforms.SEQ: -1, "status": transforms.STATUS_VALID, "reason": "", "detail": "",
+                            "raw": ""})  # fmt: skip
+    labels = table.labels if table.labels is not None else pd.DataFrame({"is_anomaly": False, "anomaly_type": ""},
+                                                                         index=range(len(valid)))  # fmt: skip
+    rejected = result.rejected
+    bad = pd.DataFrame({transforms.LINE: line[result.rejected_positions], transforms.SEQ: -1,
+                        "status": transforms.STATUS_REJECTED, "reason": rejected["reason"].to_numpy(),
+                        "detail": rejected["detail"].to_numpy(), "raw": rejected["raw"].to_numpy()})  # fmt: skip
+    out = transforms.typed_canonical(pd.concat([valid, bad], ignore_index=True))
+    out["is_anomaly"] = np.concatenate([labels["is_anomaly"].to_numpy(dtype=bool), np.zeros(len(bad), bool)])
+    out["anomaly_type"] = np.concatenate([labels["anomaly_type"].astype(str).to_numpy(), np.full(len(bad), "")])
+    return out
+
+
+def with_posting_order(rows: DataFrame, groups: int = 8) -> DataFrame:
+    """``seq`` (posting order within the account, by ``_line``) and the quality row flags of the
+    valid rows, on groups of whole accounts; rejected rows pass as they are."""
+    valid = rows.where(F.col("status") == transforms.STATUS_VALID)
+    rejected = rows.where(F.col("status") != transforms.STATUS_VALID)
+
+    def chain(chunk: pd.DataFrame) -> pd.DataFrame:
+        chunk = chunk.drop(columns=["_bucket"]).sort_values(["account_id", transforms.LINE], kind="stable")
+        chunk = chunk.reset_index(drop=True)
+        chunk[transforms.SEQ] = chunk.groupby("account_id", sort=False).cumcount().astype("int64")
+        flags = quality.row_flags(chunk)
+        for f in quality.ROW_FLAGS:
+            chunk[f] = flags[f].to_numpy()
+        return chunk
+
+    bucket = F.pmod(F.xxhash64("account_id"), F.lit(groups))
+    chained = valid.withColumn("_bucket", bucket).groupBy("_bucket").applyInPandas(chain, MAPPED_SCHEMA)
+    return chained.unionByName(rejected)
+
+
+def read_mapped(spark: SparkSession, src: JdbcSource, mapping: TableMapping, since: db.Watermark | None = None,
+                partitions: int = 4, groups: int = 8):  # fmt: skip
+    """The whole Spark path: read, map, validate, posting order. Returns the rows
+    (``MAPPED_SCHEMA``, persisted), the mark of this read, the warnings and derived fields."""
+    raw, mark = read_text(spark, src, mapping.database, since, partitions)
+    if mapping.database.watermark is not None and mark is None:
+        raise MappingError(f"no rows in {src.masked} ({db.relation_text(mapping.database)})")
+    rows, warnings, derived = mapped(raw, mapping, groups)
+    return with_posting_order(rows, groups).persist(), mark, warnings, derived
+
+
+def load_mapped_spark(spark: SparkSession, url: str, mapping: TableMapping, since: db.Watermark | None = None,
+                      partitions: int = 4, groups: int = 8):  # fmt: skip
+    """``finsentry.sources``' database read done on Spark, back on the driver as pandas: the
+    valid canonical rows and their labels (in the server's order), and the rejected rows."""
+    from finsentry.mapping import MappedTable
+    from finsentry.schema import ValidationResult
+
+    rows, mark, warnings, derived = read_mapped(spark, jdbc_source(url), mapping, since, partitions, groups)
+    try:
+        frame = rows.toPandas().sort_values(transforms.LINE, kind="stable").reset_index(drop=True)
+    finally:
+        rows.unpersist()
+    ok = frame["status"] == transforms.STATUS_VALID
+    valid = frame.loc[ok, list(transforms.CANONICAL_COLUMNS)].reset_index(drop=True)
+    valid = valid.astype({"ts": "datetime64[ns]"})
+    for col in TRANSACTION_SCHEMA:
+        if col.kind == "int" and col.name in valid:
+            valid[col.name] = valid[col.name].astype("int64")
+    labels = frame.loc[ok, list(LABELS)].reset_index(drop=True) if mapping.label is not None else None
+    rejected = frame.loc[~ok, ["reason", "detail", "raw"]].reset_index(drop=True)
+    table = MappedTable(result=ValidationResult(valid=valid, rejected=rejected), warnings=warnings, derived=derived,
+                        labels=labels)  # fmt: skip
+    return table, mark
+
+
+def spec_with_query(spec: DatabaseSpec, query: str | None) -> DatabaseSpec:
+    return spec if query is None else replace(spec, table=None, query=query)
