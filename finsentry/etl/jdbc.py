@@ -169,7 +169,8 @@ def _predicates(spark, src: JdbcSource, spec: DatabaseSpec, relation: str, windo
         bounds += [f"{WM} > {_literal(a)}::{kind} AND {WM} <= {_literal(b)}::{kind}" for a, b in pairs]
         return [*bounds, f"{WM} > {_literal(cuts[-1])}::{kind}"]
     if spec.key is not None:
-        return [f"mod(abs(hashtext({KEY}::text)), {n}) = {i}" for i in range(n)]
+        bucket = f"mod(abs(coalesce(hashtext({KEY}::text), 0)::bigint), {n})"  # a NULL key in bucket 0
+        return [f"{bucket} = {i}" for i in range(n)]
     return ["TRUE"]
 
 
@@ -279,3 +280,69 @@ def load_mapped_spark(spark: SparkSession, url: str, mapping: TableMapping, sinc
 
 def spec_with_query(spec: DatabaseSpec, query: str | None) -> DatabaseSpec:
     return spec if query is None else replace(spec, table=None, query=query)
+
+
+# --- the Glue ingest job's side (finsentry.etl.jobs.run_ingest_database) ----------------------
+
+
+def job_mapping(spark: SparkSession, uri: str) -> TableMapping:
+    """The mapping YAML at ``uri`` (S3 or local), parsed and checked."""
+    import yaml
+
+    from finsentry.etl.spark import read_texts
+    from finsentry.mapping import parse_mapping
+
+    text = read_texts(spark, [uri]).get(uri.rsplit("/", 1)[-1], "")
+    if not text.strip():
+        raise MappingError(f"{uri}: empty or missing mapping file")
+    try:
+        return parse_mapping(yaml.safe_load(text), source=uri.rsplit("/", 1)[-1])
+    except yaml.YAMLError as err:
+        raise MappingError(f"{uri}: not YAML ({' '.join(str(err).split())})") from err
+
+
+def job_source(secret_id: str, url: str, region: str = "") -> JdbcSource:
+    """The job's database: a Secrets Manager secret (deployed), or a URL whose password comes
+    from ``PGPASSWORD`` (local runs)."""
+    if secret_id:
+        import json
+
+        import boto3
+
+        client = boto3.client("secretsmanager", **({"region_name": region} if region else {}))
+        return secret_source(json.loads(client.get_secret_value(SecretId=secret_id)["SecretString"]))
+    if not url:
+        raise MappingError("a database source needs --source_secret (or --source_url for a local run)")
+    if db._password(url):
+        raise MappingError("--source_url must not hold a password (job arguments are logged): use PGPASSWORD")
+    return jdbc_source(url)
+
+
+def stored_mark(spark: SparkSession, uri: str, spec: DatabaseSpec) -> db.Watermark | None:
+    """The mark of the last successful run (``mark_json`` at ``uri``), when it is this source's."""
+    import json
+
+    from finsentry.etl.spark import list_files, read_texts
+
+    if spec.watermark is None:
+        return None
+    folder, name = uri.rsplit("/", 1)
+    try:
+        present = name in list_files(spark, folder)
+    except Exception:  # noqa: BLE001 - no folder yet: a first run
+        present = False
+    if not present:
+        return None
+    stored = json.loads(read_texts(spark, [uri])[name])
+    if stored.get("relation") != db.relation_text(spec) or stored["watermark"]["column"] != spec.watermark:
+        raise db.DatabaseSourceError(f"{uri} holds the mark of {stored.get('relation')}, not of "
+                                     f"{db.relation_text(spec)}, column {spec.watermark}")  # fmt: skip
+    return db.Watermark(**stored["watermark"])
+
+
+def mark_json(mark: db.Watermark, spec: DatabaseSpec, src: JdbcSource) -> str:
+    import json
+    import time
+
+    return json.dumps({"source": src.masked, "relation": db.relation_text(spec), "watermark": mark.to_dict(),
+                       "written_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}, indent=2)  # fmt: skip

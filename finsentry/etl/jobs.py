@@ -28,7 +28,18 @@ option                 required  meaning
 ``--window_start``     no        features job: the state machine's training window (YYYY-MM-DD;
 ``--window_end``                 empty or 0001-01-01 / 9999-12-31 = open): the validation period
                                  is the last share of it (``finsentry.training.validation_set``)
+``--source_mapping``   no        ingest job: the mapping YAML (URI) of a PostgreSQL source; with
+                                 it the job reads the database instead of ``raw/``
+``--source_secret``    no        ingest job: Secrets Manager id of the database's credentials
+                                 (RDS form: username, password, host, port, dbname)
+``--source_url``       no        ingest job, local runs only: ``postgresql://user@host/db`` (the
+                                 password from ``PGPASSWORD``; never in a deployed job's arguments)
+``--source_partitions`` no       ingest job: parallel JDBC reads (default 4)
 =====================  ========  ==============================================================
+
+A database source (``finsentry.etl.jdbc``) is read incrementally when its mapping names a
+watermark column: the mark of the last successful run is ``curated/transactions/_watermark.json``
+(written after the rows are published; new rows are appended to their days' partitions).
 
 Outputs (prefixes from ``finsentry.layout.PREFIXES``): ``curated/transactions/dt=.../`` and
 ``curated/features/dt=.../`` (Parquet), ``quarantine/<job>/run_id=<id>/`` (JSON lines, one
@@ -63,7 +74,8 @@ OPTIONAL: dict[str, str] = {
     "run_id": "", "max_rejected_share": str(quality.DEFAULT_MAX_REJECTED_SHARE), "root": "",
     "raw_prefix": PREFIXES.raw, "buckets": "16", "account_groups": "64", "region": "",
     "validation_share": str(DEFAULT_VALIDATION_SHARE), "anomaly_rate": str(DEFAULT_ANOMALY_RATE), "seed": "0",
-    "window_start": "", "window_end": "",
+    "window_start": "", "window_end": "", "source_mapping": "", "source_secret": "", "source_url": "",
+    "source_partitions": "4",
 }  # fmt: skip
 QUARANTINE_COLUMNS = ("stage", "table", "line", "reason", "detail", "raw")
 
@@ -84,6 +96,10 @@ class JobOptions:
     seed: int = 0
     window_start: str = ""
     window_end: str = ""
+    source_mapping: str = ""
+    source_secret: str = ""
+    source_url: str = ""
+    source_partitions: int = 4
 
     def __post_init__(self) -> None:
         if not 0 <= self.validation_share < 1:
@@ -119,6 +135,8 @@ def resolve_options(argv: list[str]) -> JobOptions:
         account_groups=int(values["account_groups"]), region=values.get("region", ""),
         validation_share=float(values["validation_share"]), anomaly_rate=float(values["anomaly_rate"]),
         seed=int(values["seed"]), window_start=values.get("window_start", ""), window_end=values.get("window_end", ""),
+        source_mapping=values.get("source_mapping", ""), source_secret=values.get("source_secret", ""),
+        source_url=values.get("source_url", ""), source_partitions=int(values["source_partitions"]),
         **({"run_id": values["run_id"]} if values.get("run_id") else {}),
     )  # fmt: skip
 
@@ -177,10 +195,12 @@ def _write_quarantine(frame, opts: JobOptions, job: str) -> str:
     return uri
 
 
-def _publish(frame, opts: JobOptions, clients: Clients, table: str, prefix: str) -> dict[str, Any]:
-    """Write ``frame`` as Parquet partitioned by dt and register the table and its partitions."""
+def _publish(frame, opts: JobOptions, clients: Clients, table: str, prefix: str,
+             mode: str = "overwrite") -> dict[str, Any]:  # fmt: skip
+    """Write ``frame`` as Parquet partitioned by dt (``overwrite``: the days it holds are
+    replaced; ``append``: rows added) and register the table and its partitions."""
     uri = opts.uri(prefix)
-    frame.repartition(PARTITION_KEY).write.mode("overwrite").partitionBy(PARTITION_KEY).parquet(uri)
+    frame.repartition(PARTITION_KEY).write.mode(mode).partitionBy(PARTITION_KEY).parquet(uri)
     days = [r[PARTITION_KEY] for r in frame.select(PARTITION_KEY).distinct().collect()]
     return catalog.publish(clients.glue, opts.env, table, opts.root, days)
 
@@ -205,6 +225,8 @@ def run_ingest(spark, opts: JobOptions, clients: Clients | None = None) -> quali
     from finsentry.etl import spark as engine
 
     clients = clients or Clients(opts.region)
+    if opts.source_mapping:
+        return run_ingest_database(spark, opts, clients)
     lap = Laps()
     bank = engine.read_bank(spark, opts.uri(opts.raw_prefix))
     lap("read")
@@ -243,6 +265,45 @@ def run_ingest(spark, opts: JobOptions, clients: Clients | None = None) -> quali
     report.outputs["transactions"] = opts.uri(PREFIXES.transactions)
     parsed.unpersist()
     canon.unpersist()
+    return report
+
+
+def run_ingest_database(spark, opts: JobOptions, clients: Clients) -> quality.QualityReport:
+    """A PostgreSQL source (``finsentry.etl.jdbc``) -> curated/transactions/ (+ quarantine,
+    report, metrics, catalog, and the watermark of the rows read)."""
+    from pyspark.sql import functions as F  # noqa: N812
+
+    from finsentry.etl import jdbc
+    from finsentry.etl import spark as engine
+
+    lap = Laps()
+    mapping = jdbc.job_mapping(spark, opts.source_mapping)
+    src = jdbc.job_source(opts.source_secret, opts.source_url, clients.region)
+    mark_uri = opts.uri(f"{PREFIXES.transactions}_watermark.json")
+    since = jdbc.stored_mark(spark, mark_uri, mapping.database)
+    rows, mark, _, _ = jdbc.read_mapped(spark, src, mapping, since, opts.source_partitions, opts.buckets)
+    lap("read")
+    counts = engine.chunk_counts(rows)
+    rows_in = counts.get("rows_out", 0) + sum(v for k, v in counts.items() if k.startswith("reason:"))
+    report = quality.report_from_counts("ingest", opts.run_id, rows_in, counts, {}, opts.max_rejected_share)
+    report.seconds = lap.seconds
+    relation = jdbc.db.relation_text(mapping.database)
+    rejected = rows.where(F.col("status") != transforms.STATUS_VALID).select(
+        F.lit("validate").alias("stage"), F.lit(relation).alias("table"), F.col(transforms.LINE).alias("line"),
+        "reason", "detail", "raw")  # fmt: skip
+    report.outputs["quarantine"] = _write_quarantine(rejected, opts, "ingest")
+    lap("quarantine")
+    _finish(report, opts, clients, PREFIXES.transactions)
+    valid = rows.where(F.col("status") == transforms.STATUS_VALID)
+    curated = engine.with_partition(valid.select(*transforms.CANONICAL_COLUMNS, transforms.SEQ))
+    published = _publish(curated, opts, clients, "transactions", PREFIXES.transactions,
+                         mode="append" if since is not None else "overwrite")  # fmt: skip
+    report.outputs["catalog"] = json.dumps(published)
+    report.outputs["transactions"] = opts.uri(PREFIXES.transactions)
+    if mark is not None:  # after the rows are published: a failed run leaves the last mark
+        report.outputs["watermark"] = write_text(mark_uri, jdbc.mark_json(mark, mapping.database, src), clients.s3)
+    lap("write")
+    rows.unpersist()
     return report
 
 
@@ -355,7 +416,9 @@ def main(job: str, argv: list[str] | None = None, spark=None, clients: Clients |
     """Run one job; 0 on success, 2 (with the reason in one line on stderr) when the quality gate
     fails, the raw files cannot be read (``DatasetError``: a required table missing or empty, a
     truncated gzip file) or an option is wrong. Other errors propagate (Glue logs the trace)."""
+    from finsentry.database import DatabaseSourceError
     from finsentry.datasets.czech import DatasetError
+    from finsentry.mapping import MappingError
 
     argv = list(sys.argv if argv is None else argv)
     try:
@@ -371,6 +434,9 @@ def main(job: str, argv: list[str] | None = None, spark=None, clients: Clients |
         return 2
     except DatasetError as exc:
         print(f"finsentry {job} job FAILED: the raw bank files cannot be read: {exc}", file=sys.stderr)
+        return 2
+    except (MappingError, DatabaseSourceError) as exc:  # the database source (its messages hold no password)
+        print(f"finsentry {job} job FAILED: the database source: {exc}", file=sys.stderr)
         return 2
     summary = {"job": job, "run_id": opts.run_id, "seconds": round(time.perf_counter() - started, 1),
                "rows_in": report.rows_in, "rows_out": report.rows_out,

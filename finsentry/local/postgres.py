@@ -104,22 +104,22 @@ class LocalPostgres:
 
     def load(self, table: str, frame: pd.DataFrame, types: dict[str, str]) -> int:
         """Create ``table`` (``types``: column -> SQL type, in order) and COPY ``frame``'s rows in
-        (None/NaN = NULL); returns the rows loaded. ``table`` may be ``schema.table``."""
+        (None, NaN and empty text = NULL); returns the rows loaded. ``table`` may be ``schema.table``."""
         import psycopg
         from psycopg import sql
 
         name = sql.Identifier(*table.split("."))
         columns = sql.SQL(", ").join(sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(t)) for c, t in types.items())
         names = sql.SQL(", ").join(sql.Identifier(c) for c in types)
-        cells = frame[list(types)].astype(object).where(frame[list(types)].notna(), None)
+        copy_sql = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv)").format(name, names)  # empty cell = NULL
         with psycopg.connect(self.url, autocommit=True) as conn:
             if "." in table:
                 conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(table.split(".")[0])))
             conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(name))
             conn.execute(sql.SQL("CREATE TABLE {} ({})").format(name, columns))
-            with conn.cursor() as cursor, cursor.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(name, names)) as copy:
-                for row in cells.itertuples(index=False, name=None):
-                    copy.write_row(row)
+            with conn.cursor() as cursor, cursor.copy(copy_sql) as copy:
+                for start in range(0, len(frame), 100_000):
+                    copy.write(frame[list(types)].iloc[start:start + 100_000].to_csv(index=False, header=False))
         return len(frame)
 
     def stop(self) -> None:
@@ -132,3 +132,40 @@ class LocalPostgres:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+# --- a canonical bank as another bank's table (tests, bench.etl) -------------------------------
+
+BANK_TYPES = {
+    "tx_id": "text", "account_no": "bigint", "customer_no": "integer", "booked_at": "timestamp",
+    "amount": "numeric(14,2)", "dc": "text", "operation": "text", "purpose": "text", "partner_bank": "text",
+    "partner_account": "text", "balance_after": "numeric(14,2)", "region": "text", "is_fraud": "boolean",
+}  # fmt: skip
+BANK_COLUMNS = {"trans_id": "tx_id", "account_id": "account_no", "client_id": "customer_no", "ts": "booked_at",
+                "amount": "amount", "direction": "dc", "operation": "operation", "k_symbol": "purpose",
+                "partner_bank": "partner_bank", "partner_account": "partner_account", "balance_after": "balance_after",
+                "region": "region"}  # fmt: skip
+
+
+def bank_table(canonical: pd.DataFrame) -> pd.DataFrame:
+    """Canonical rows in ``BANK_TYPES``' columns, in (booked_at, tx_id) order, every cell as
+    PostgreSQL prints it (timestamps ``YYYY-MM-DD HH:MM:SS``, two-decimal amounts, t/f)."""
+    c = canonical
+    table = pd.DataFrame({
+        "tx_id": "tx" + c["trans_id"].astype(str).str.zfill(9), "account_no": c["account_id"].astype(str),
+        "customer_no": c["client_id"].astype(str),
+        "booked_at": c["ts"].dt.strftime("%Y-%m-%d %H:%M:%S"), "amount": c["amount"].map(lambda v: f"{v:.2f}"),
+        "dc": c["direction"].map({"debit": "D", "credit": "C"}), "operation": c["operation"].astype(str),
+        "purpose": c["k_symbol"].astype(str), "partner_bank": c["partner_bank"].astype(str),
+        "partner_account": c["partner_account"].astype(str),
+        "balance_after": c["balance_after"].map(lambda v: f"{v:.2f}"), "region": c["region"].astype(str),
+        "is_fraud": "f",
+    })  # fmt: skip
+    return table.sort_values(["booked_at", "tx_id"], kind="stable").reset_index(drop=True)
+
+
+def bank_mapping(table: str = "bank.transactions", watermark: str | None = "booked_at", **database) -> dict:
+    """The mapping (as YAML data) that reads ``bank_table`` back from ``table``."""
+    spec = {"table": table, "watermark": watermark, "key": "tx_id", **database}
+    return {"columns": BANK_COLUMNS, "values": {"direction": {"D": "debit", "C": "credit"}}, "label": "is_fraud",
+            "database": {k: v for k, v in spec.items() if v is not None}}  # fmt: skip
