@@ -318,22 +318,14 @@ def job_source(secret_id: str, url: str, region: str = "") -> JdbcSource:
     return jdbc_source(url)
 
 
-def stored_mark(spark: SparkSession, uri: str, spec: DatabaseSpec) -> db.Watermark | None:
-    """The mark of the last successful run (``mark_json`` at ``uri``), when it is this source's."""
+def stored_mark(text: str | None, uri: str, spec: DatabaseSpec) -> db.Watermark | None:
+    """The mark of the last successful run (``mark_json``'s ``text`` read from ``uri``; None: a
+    first run), when it is this source's."""
     import json
 
-    from finsentry.etl.spark import list_files, read_texts
-
-    if spec.watermark is None:
+    if spec.watermark is None or text is None:
         return None
-    folder, name = uri.rsplit("/", 1)
-    try:
-        present = name in list_files(spark, folder)
-    except Exception:  # noqa: BLE001 - no folder yet: a first run
-        present = False
-    if not present:
-        return None
-    stored = json.loads(read_texts(spark, [uri])[name])
+    stored = json.loads(text)
     if stored.get("relation") != db.relation_text(spec) or stored["watermark"]["column"] != spec.watermark:
         raise db.DatabaseSourceError(f"{uri} holds the mark of {stored.get('relation')}, not of "
                                      f"{db.relation_text(spec)}, column {spec.watermark}")  # fmt: skip

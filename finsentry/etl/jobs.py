@@ -146,6 +146,22 @@ def write_text(uri: str, text: str, s3=None) -> str:
     return write_bytes(uri, text.encode(), s3, "application/json")
 
 
+def read_text(uri: str, s3=None) -> str | None:
+    """A small text object at ``s3://bucket/key`` or a local path; None when there is none."""
+    if uri.startswith("s3://"):
+        bucket, key = uri[len("s3://"):].split("/", 1)
+        if s3 is None:
+            import boto3
+
+            s3 = boto3.client("s3")
+        try:
+            return s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
+        except s3.exceptions.NoSuchKey:
+            return None
+    path = Path(uri.removeprefix("file://"))
+    return path.read_text() if path.is_file() else None
+
+
 def write_bytes(uri: str, data: bytes, s3=None, content_type: str = "application/octet-stream") -> str:
     """Write an object (driver-sized) to ``s3://bucket/key`` (boto3) or a local path."""
     if uri.startswith("s3://"):
@@ -280,7 +296,7 @@ def run_ingest_database(spark, opts: JobOptions, clients: Clients) -> quality.Qu
     mapping = jdbc.job_mapping(spark, opts.source_mapping)
     src = jdbc.job_source(opts.source_secret, opts.source_url, clients.region)
     mark_uri = opts.uri(f"{PREFIXES.transactions}_watermark.json")
-    since = jdbc.stored_mark(spark, mark_uri, mapping.database)
+    since = jdbc.stored_mark(read_text(mark_uri, clients.s3), mark_uri, mapping.database)
     rows, mark, _, _ = jdbc.read_mapped(spark, src, mapping, since, opts.source_partitions, opts.buckets)
     lap("read")
     counts = engine.chunk_counts(rows)
