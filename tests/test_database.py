@@ -206,3 +206,13 @@ def test_load_mapping_keeps_the_database_section(tmp_path):
     m = load_mapping(bank_mapping(tmp_path / "m.yaml", chunk_rows=10))
     assert (m.database.table, m.database.watermark, m.database.key, m.database.chunk_rows) == (
         "bank.transactions", "booked_at", "tx_id", 10)
+
+
+def test_demo_runs_on_a_database_table(loaded, tmp_path, capsys):
+    mapping = bank_mapping(tmp_path / "demo.yaml", watermark=None)
+    code = main(["demo", "--data", loaded, "--mapping", str(mapping), "--out", str(tmp_path / "out"),
+                 "--stream-records", "0", "--no-sagemaker"])  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "(table bank.transactions) through the mapping" in out and SECRET not in out
+    assert (tmp_path / "out" / "report.html").is_file()
