@@ -1,7 +1,8 @@
 """A PostgreSQL source on Spark (the Glue ingest job's database path, and ``demo --engine spark``).
 
 Spark's JDBC reader (the PostgreSQL JDBC driver: Debian's ``/usr/share/java/postgresql.jar``
-locally, Glue's own in a Glue job) reads the mapping's table or query with the pandas path's
+locally; in a Glue job the driver jar given with ``--extra-jars``, unless the Glue version
+ships one: not checked against a real Glue here) reads the mapping's table or query with the pandas path's
 rules (``finsentry.database``): cells as PostgreSQL prints them (``col::text``), only rows in
 the watermark window ``(last mark, max]``. The read is split into ``partitions`` queries by the
 watermark's quantiles (``percentile_disc``: balanced, any orderable type) or, without a
