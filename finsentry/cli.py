@@ -1,4 +1,4 @@
-"""``finsentry demo | generate | train | score | evaluate``: the command line."""
+"""``finsentry demo | generate | train | score | evaluate | alerts | query | ...``: the command line."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import NoReturn
 
 from rich.console import Console
+
+from finsentry import cli_aws
 
 console = Console(stderr=False, highlight=False, width=150)
 
@@ -195,6 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="--data without dates: the earliest share of rows to train on, the rest is tested")
     ev.add_argument("--out", type=Path, default=Path("evaluation.json"),
                     help="--data: JSON report; rejected rows go beside it (<out>.quarantine.csv)")
+    cli_aws.add_parsers(sub, positive_int=_positive_int)
     return parser
 
 
@@ -499,6 +502,7 @@ COMMANDS = {
     "evaluate": cmd_evaluate,
     "cost": cmd_cost,
     "rules": cmd_rules,
+    **cli_aws.COMMANDS,
 }
 
 
@@ -515,7 +519,7 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
     from finsentry.mapping import MappingError
 
     return (DatasetError, ModelArtifactError, MappingError, PriceFileError, DataQualityError, OSError, ValueError,
-            EOFError, zipfile.BadZipFile, zlib.error)  # fmt: skip
+            EOFError, zipfile.BadZipFile, zlib.error, *cli_aws.expected_errors())  # fmt: skip
 
 
 def _say_error(message: str) -> None:

@@ -34,6 +34,7 @@ from moto.moto_api import state_manager
 _ATHENA_TYPE = {"VARCHAR": "varchar", "DOUBLE": "double", "BIGINT": "bigint", "INTEGER": "integer",
                 "TIMESTAMP": "timestamp", "TIMESTAMP_NS": "timestamp", "DATE": "date", "BOOLEAN": "boolean",
                 "FLOAT": "float", "SMALLINT": "smallint", "TINYINT": "tinyint"}  # fmt: skip
+_DDL = ("ALTER", "CREATE", "DESCRIBE", "DROP", "MSCK", "SHOW")  # what moto labels DDL
 _DUCK_OF_HIVE = {"string": "VARCHAR", "double": "DOUBLE", "bigint": "BIGINT", "int": "INTEGER",
                  "timestamp": "TIMESTAMP", "date": "DATE", "boolean": "BOOLEAN", "float": "FLOAT"}  # fmt: skip
 
@@ -59,7 +60,8 @@ def _table_frame(glue, s3, database: str, table: dict) -> pd.DataFrame:
                     frame[key] = value
                 parts.append(frame)
     else:
-        parts = [pq.read_table(io.BytesIO(b)).to_pandas() for b in _s3_objects(s3, table["StorageDescriptor"]["Location"])]
+        bodies = _s3_objects(s3, table["StorageDescriptor"]["Location"])
+        parts = [pq.read_table(io.BytesIO(b)).to_pandas() for b in bodies]
     wanted = [*columns, *keys]
     if not parts:
         return pd.DataFrame({c: pd.Series(dtype="object") for c in wanted})
@@ -116,9 +118,9 @@ def athena_on_duckdb() -> Iterator[list[str]]:
 
     def start(self, query, context, config, workgroup, execution_parameters):  # noqa: ANN001
         database = (context or {}).get("Database", "default")
-        is_select = query.lstrip().upper().startswith(("SELECT", "WITH"))
+        is_ddl = query.lstrip().upper().startswith(_DDL)  # moto's own business (CREATE DATABASE ...)
         results = None
-        if is_select and not self.query_results_queue:
+        if not is_ddl and not self.query_results_queue:
             try:
                 results = run_on_duckdb(query, database, self.region_name)
             except (duckdb.Error, sqlglot.errors.SqlglotError) as exc:

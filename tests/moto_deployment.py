@@ -49,7 +49,8 @@ def deploy() -> dict[str, str]:
     glue = boto3.client("glue", region_name=REGION)
     glue.create_database(DatabaseInput={"Name": subs["GlueDatabase"]})
     for view in analytics.load_views():
-        glue.create_table(DatabaseName=subs["GlueDatabase"], TableInput=analytics.glue_view_input(view, subs["GlueDatabase"]))
+        view_input = analytics.glue_view_input(view, subs["GlueDatabase"])
+        glue.create_table(DatabaseName=subs["GlueDatabase"], TableInput=view_input)
     boto3.client("athena", region_name=REGION).create_work_group(
         Name=subs["AthenaWorkgroup"],
         Configuration={"EnforceWorkGroupConfiguration": True, "ResultConfiguration": {
@@ -67,7 +68,7 @@ def scored_rows() -> pd.DataFrame:
         # trans_id, account, client_ref, ts, amount, score, verdict, anomaly_type, reasons
         ("t1", "11", "c-aa", "2026-11-28 09:00", 120.0, 0.20, "normal", "", ""),
         ("t2", "11", "c-aa", "2026-11-28 03:10", 9000.0, 0.97, "alert", "amount_spike", "amount 40x the usual"),
-        ("t3", "12", "c-bb", "2026-11-29 14:00", 55.5, 0.91, "alert", "unusual_partner", "first payment to this partner"),
+        ("t3", "12", "c-bb", "2026-11-29 14:00", 55.5, 0.91, "alert", "unusual_partner", "first payment to partner"),
         ("t4", "12", "c-bb", "2026-11-30 02:30", 700.0, 0.95, "alert", "unusual_hour", "posted at 02:30"),
         ("t5", "13", "c-cc", "2026-11-30 11:00", 80.0, 0.10, "normal", "", ""),
         ("t6", "13", "c-cc", "2026-11-30 12:00", 5000.0, 0.93, "alert", "", "amount against the balance"),

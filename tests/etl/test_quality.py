@@ -10,10 +10,9 @@ import pytest
 from moto import mock_aws
 
 from finsentry.etl import jobs, quality
-from finsentry.features import CURATED_COLUMNS, FEATURE_COLUMNS
+from finsentry.features import FEATURE_COLUMNS
 from finsentry.layout import PREFIXES
 from finsentry.monitoring import METRIC_NAMESPACE, Metric
-from finsentry.scoring import SCORED_COLUMNS
 
 REGION = "eu-west-1"
 

@@ -1,0 +1,152 @@
+"""The CLI's commands on a deployed environment: ``alerts``, ``query`` (the data lake, Athena) and
+``experiment``, ``models``, ``promote`` (the SageMaker SDK workflow).
+
+Each takes ``--env ENV`` and resolves it once (``finsentry.deployment.resolve``) with the
+default AWS credentials and region. awswrangler and the SageMaker SDK are imported when a
+command runs, so the other commands do not pay for them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
+
+console = Console(stderr=False, highlight=False, width=200)
+SHOWN_ROWS = 100  # rows of a query printed; --out writes them all
+REASONS_WIDTH = 60
+
+
+def _progress(message: str) -> None:
+    console.print(f"[dim]{time.strftime('%H:%M:%S')}[/dim] {message}")
+
+
+def _anomaly_type(text: str) -> str:
+    from finsentry.anomalies import CATALOG, OTHER
+
+    known = sorted([*(str(t) for t in CATALOG), OTHER, "unclassified"])
+    if text not in known:
+        raise argparse.ArgumentTypeError(f"unknown anomaly type {text!r}; known: {', '.join(known)}")
+    return text
+
+
+def _since(text: str) -> str:
+    from finsentry.lake import since_day
+
+    try:
+        return since_day(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _table_out(text: str) -> Path:
+    path = Path(text)
+    if path.suffix not in (".csv", ".parquet"):
+        raise argparse.ArgumentTypeError(f"{path}: --out must end in .csv or .parquet")
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{path} is a folder: expected a file name")
+    return path
+
+
+def add_parsers(sub, positive_int) -> None:
+    """The AWS commands' parsers, on ``finsentry``'s subparsers."""
+    alerts = sub.add_parser("alerts", help="recent alerts of a deployment (masked view), with reasons and verdicts")
+    alerts.add_argument("--env", required=True, help="deployment environment (dev, prod, ...)")
+    alerts.add_argument("--since", type=_since, default="2d", help="Nd, Nw or YYYY-MM-DD (default 2d)")
+    alerts.add_argument("--type", type=_anomaly_type, action="append", dest="types", metavar="TYPE",
+                        help="only this anomaly type (repeatable)")
+    alerts.add_argument("--limit", type=positive_int, default=200, help="most alerts listed, highest score first")
+    alerts.add_argument("--out", type=_table_out, help="also write them to a .csv or .parquet file")
+
+    query = sub.add_parser("query", help="run SQL on Athena in a deployment's database (results to a table or file)")
+    query.add_argument("--env", required=True, help="deployment environment (dev, prod, ...)")
+    query.add_argument("sql", help="one SQL statement in Athena's dialect, "
+                       "e.g. \"SELECT * FROM daily_anomaly_summary\"")
+    query.add_argument("--out", type=_table_out, help="write every row to a .csv or .parquet file")
+
+
+def _resolve(env: str):
+    from finsentry.deployment import resolve
+
+    deployment = resolve(env)
+    _progress(f"deployment {env}: account {deployment.account}, {deployment.region}, database {deployment.database}")
+    return deployment
+
+
+def _print_table(frame: pd.DataFrame, title: str, widths: dict[str, int] | None = None) -> None:
+    console.print(title)
+    table = Table(show_lines=False)
+    for column in frame.columns:
+        numeric = pd.api.types.is_numeric_dtype(frame[column])
+        table.add_column(str(column), justify="right" if numeric else "left",
+                         max_width=(widths or {}).get(str(column)), overflow="fold")  # fmt: skip
+    for row in frame.head(SHOWN_ROWS).itertuples(index=False):
+        table.add_row(*(_cell(v) for v in row))
+    console.print(table)
+
+
+def _cell(value) -> str:
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return ""
+    if isinstance(value, float):
+        return f"{value:.3f}" if abs(value) < 10 else f"{value:,.2f}"
+    return str(value)
+
+
+def _write(frame: pd.DataFrame, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".parquet":
+        frame.to_parquet(path, index=False)
+    else:
+        frame.to_csv(path, index=False)
+    console.print(f"{len(frame):,} rows -> {path}")
+
+
+def cmd_alerts(args: argparse.Namespace) -> int:
+    from finsentry import lake
+
+    deployment = _resolve(args.env)
+    frame = lake.alerts(deployment, since=args.since, types=args.types or (), limit=args.limit)
+    kinds = f", types {', '.join(args.types)}" if args.types else ""
+    labelled = "verdict" in frame
+    verdicts = f"; {int((frame['verdict'] != '').sum())} with an analyst's verdict" if labelled else \
+        "; no labels table yet: no verdicts"  # fmt: skip
+    _print_table(frame.drop(columns=["model_version"]), f"alerts since {args.since}{kinds} (highest score first)",
+                 {"reasons": REASONS_WIDTH})  # fmt: skip
+    console.print(f"{len(frame):,} alerts{' (the --limit)' if len(frame) == args.limit else ''}{verdicts}")
+    if args.out:
+        _write(frame, args.out)
+    return 0
+
+
+def cmd_query(args: argparse.Namespace) -> int:
+    from finsentry import lake
+
+    deployment = _resolve(args.env)
+    frame = lake.query(args.sql, deployment)
+    if args.out:
+        _write(frame, args.out)
+        return 0
+    _print_table(frame, f"{deployment.database} on {deployment.workgroup}")
+    more = f" (first {SHOWN_ROWS} shown; --out FILE for all)" if len(frame) > SHOWN_ROWS else ""
+    console.print(f"{len(frame):,} rows{more}")
+    return 0
+
+
+COMMANDS = {"alerts": cmd_alerts, "query": cmd_query}
+
+
+def expected_errors() -> tuple[type[BaseException], ...]:
+    """AWS errors that mean a bad environment or request (exit 2, one line), not a finsentry bug."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    errors: tuple[type[BaseException], ...] = (ClientError, BotoCoreError)
+    try:
+        from awswrangler import exceptions as wr_exceptions
+    except ImportError:  # pragma: no cover - awswrangler is a dependency
+        return errors
+    return (*errors, wr_exceptions.QueryFailed, wr_exceptions.InvalidArgumentValue, wr_exceptions.NoFilesFound)
