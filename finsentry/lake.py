@@ -183,9 +183,8 @@ def alerts_sql(types: Sequence[str] = (), labels_time_column: str | None = None,
     sql = f"SELECT {cols}"
     if with_labels:
         latest = (f"max_by(verdict, {labels_time_column})" if labels_time_column else "max(verdict)")
-        sql += (f", coalesce(l.verdict, '') AS verdict FROM {ALERTS_VIEW} s LEFT JOIN "
-                f"(SELECT trans_id, {latest} AS verdict FROM {LABELS_TABLE} GROUP BY trans_id) l "
-                "ON l.trans_id = s.trans_id")  # noqa: S608 - names from this module's constants; values are :params
+        labels = f"SELECT trans_id, {latest} AS verdict FROM {LABELS_TABLE} GROUP BY trans_id"  # noqa: S608
+        sql += f", coalesce(l.verdict, '') AS verdict FROM {ALERTS_VIEW} s LEFT JOIN ({labels}) l ON l.trans_id = s.trans_id"
     else:
         sql += f" FROM {ALERTS_VIEW} s"
     sql += " WHERE s.verdict = 'alert' AND s.dt >= :since"
