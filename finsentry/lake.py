@@ -184,7 +184,8 @@ def alerts_sql(types: Sequence[str] = (), labels_time_column: str | None = None,
     if with_labels:
         latest = (f"max_by(verdict, {labels_time_column})" if labels_time_column else "max(verdict)")
         labels = f"SELECT trans_id, {latest} AS verdict FROM {LABELS_TABLE} GROUP BY trans_id"  # noqa: S608
-        sql += f", coalesce(l.verdict, '') AS verdict FROM {ALERTS_VIEW} s LEFT JOIN ({labels}) l ON l.trans_id = s.trans_id"
+        sql += f", coalesce(l.verdict, '') AS verdict FROM {ALERTS_VIEW} s LEFT JOIN ({labels}) l"
+        sql += " ON l.trans_id = s.trans_id"
     else:
         sql += f" FROM {ALERTS_VIEW} s"
     sql += " WHERE s.verdict = 'alert' AND s.dt >= :since"
