@@ -68,6 +68,16 @@ def add_parsers(sub, positive_int) -> None:
                        "e.g. \"SELECT * FROM daily_anomaly_summary\"")
     query.add_argument("--out", type=_table_out, help="write every row to a .csv or .parquet file")
 
+    models = sub.add_parser("models", help="the model registry of a deployment: versions, figures, approval, served")
+    models.add_argument("--env", required=True, help="deployment environment (dev, prod, ...)")
+
+    promote = sub.add_parser("promote", help="approve a registered version and point the scorer at it (or roll back)")
+    promote.add_argument("--env", required=True, help="deployment environment (dev, prod, ...)")
+    which = promote.add_mutually_exclusive_group(required=True)
+    which.add_argument("version", nargs="?", type=positive_int, help="the version number (`finsentry models`)")
+    which.add_argument("--rollback", action="store_true",
+                       help="reject the served version and serve the newest approved older one")
+
 
 def _resolve(env: str):
     from finsentry.deployment import resolve
@@ -137,7 +147,48 @@ def cmd_query(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"alerts": cmd_alerts, "query": cmd_query}
+def _versions_frame(versions) -> pd.DataFrame:
+    from finsentry.training.workflow import FIGURES
+
+    rows = [{"version": v.version, "detector": v.detector, "approval": v.approval,
+             "served": "<- scorer" if v.serving else "",
+             "created": f"{v.created:%Y-%m-%d %H:%M}" if v.created else "",
+             **{k: v.figures.get(k) for k in FIGURES if k != "threshold"},
+             "threshold": v.threshold, "execution": v.execution} for v in versions]  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from finsentry.training import workflow
+
+    deployment = _resolve(args.env)
+    versions = workflow.list_versions(deployment)
+    if not versions:
+        console.print(f"{deployment.model_package_group}: no versions yet (the training pipeline registers them)")
+        return 0
+    _print_table(_versions_frame(versions), f"{deployment.model_package_group} (figures: evaluation.json of the "
+                 "run that registered the version)")  # fmt: skip
+    pointer = workflow.current_pointer(deployment)
+    if pointer and not any(v.serving for v in versions):
+        console.print(f"the scorer serves a model outside the registry: {pointer.get('model_uri')}")
+    return 0
+
+
+def cmd_promote(args: argparse.Namespace) -> int:
+    from finsentry.training import workflow
+
+    deployment = _resolve(args.env)
+    change = workflow.rollback(deployment) if args.rollback else workflow.promote(deployment, args.version)
+    before = f"version {change.before.version}" if change.before else "no registered version"
+    if change.rejected:
+        console.print(f"version {change.rejected.version} ({change.rejected.detector}) rejected")
+    console.print(f"scorer now serves version {change.served.version} ({change.served.detector}, threshold "
+                  f"{change.served.threshold:g}) instead of {before}: {deployment.model_parameter} "
+                  f"v{change.parameter_version}; the scorer picks it up at its next model refresh")  # fmt: skip
+    return 0
+
+
+COMMANDS = {"alerts": cmd_alerts, "query": cmd_query, "models": cmd_models, "promote": cmd_promote}
 
 
 def expected_errors() -> tuple[type[BaseException], ...]:

@@ -20,6 +20,7 @@ from finsentry import analytics, lake
 from finsentry.layout import PREFIXES
 from finsentry.pipeline_definition import load_definition
 from tests.moto_athena import athena_on_duckdb
+from tests.moto_sagemaker import registry_metadata_kept
 from tests.stepfunctions.conftest import ACCOUNT, ENV, REGION, substitutions
 
 __all__ = ["ACCOUNT", "ENV", "REGION", "deploy", "moto_account", "scored_rows"]
@@ -27,14 +28,15 @@ __all__ = ["ACCOUNT", "ENV", "REGION", "deploy", "moto_account", "scored_rows"]
 
 @contextlib.contextmanager
 def moto_account() -> Iterator[list[str]]:
-    """Credentials and region for boto3 and awswrangler, moto, and Athena answering on DuckDB."""
+    """Credentials and region for boto3, awswrangler and the SageMaker SDK; moto with its two fills
+    (Athena answering on DuckDB, the registry's metadata kept on update)."""
     env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": REGION,
            "AWS_REGION": REGION}  # fmt: skip
     with pytest.MonkeyPatch.context() as mp:
         for k, v in env.items():
             mp.setenv(k, v)
         mp.delenv("AWS_PROFILE", raising=False)
-        with mock_aws(), athena_on_duckdb() as ran:
+        with mock_aws(), athena_on_duckdb() as ran, registry_metadata_kept():
             yield ran
 
 
