@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -195,3 +196,166 @@ def rollback(deployment) -> Change:
     _set_approval(deployment, current, REJECTED, f"rolled back to version {target.version} with `finsentry promote`")
     current.serving, target.serving = False, True
     return Change(served=target, before=current, parameter_version=parameter_version, rejected=current)
+
+
+# --- experiments ------------------------------------------------------------------------------------------
+
+INSTANCE_TYPE = "ml.m5.xlarge"  # the state machine's training and evaluation instances
+VOLUME_GB = 30
+POLL_S = 15.0
+TERMINAL = {"Completed", "Failed", "Stopped"}
+EXPERIMENTS = "experiments/"  # under models/ (artifacts) and reports/ (evaluation.json)
+
+
+@dataclass
+class Experiment:
+    """One experiment: its jobs, its candidate's model, the evaluation and the version it registered."""
+
+    name: str
+    detector: str
+    training_job: str
+    model_uri: str
+    evaluation_job: str
+    evaluation_uri: str
+    evaluation: dict[str, Any]
+    registered: ModelVersion | None = None
+
+    def rows(self) -> list[dict[str, Any]]:
+        """The evaluation's table: the candidate, then the champion when there was one."""
+        return list((self.evaluation.get("selection") or {}).get("table") or [])
+
+
+def parse_params(pairs: list[str]) -> dict[str, str]:
+    """``--param k=v`` pairs as the training job's hyperparameters (strings, as SageMaker passes them)."""
+    out: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise WorkflowError(f"--param {pair!r}: expected name=value, e.g. n_estimators=300")
+        if key.strip() in ("detector", "training_data_uri"):
+            raise WorkflowError(f"--param {key.strip()} is set by finsentry experiment itself")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def _wait(resource, status_attr: str, what: str, progress, poll_s: float) -> None:
+    """Refresh ``resource`` until a terminal status, reporting each change; raise on failure."""
+    last = None
+    while True:
+        resource.refresh()
+        status = str(getattr(resource, status_attr))
+        secondary = _value(resource, "secondary_status") if status_attr == "training_job_status" else None
+        shown = f"{status}" + (f" ({secondary})" if secondary and secondary != status else "")
+        if shown != last:
+            progress(f"{what}: {shown}")
+            last = shown
+        if status in TERMINAL:
+            break
+        time.sleep(poll_s)
+    if status != "Completed":
+        reason = _value(resource, "failure_reason") or _value(resource, "exit_message") or "no reason given"
+        raise WorkflowError(f"{what} {status.lower()}: {reason}")
+
+
+def experiment(deployment, detector: str, params: dict[str, str] | None = None, budget: float = 0.01,
+               progress=lambda _m: None, poll_s: float = POLL_S, register: bool = True) -> Experiment:
+    """Train ``detector`` with ``params`` on the deployment's curated features and evaluate it
+    against the served champion, with the state machine's image, entry points, channels and
+    instance sizes; register the candidate (PendingManualApproval) so ``promote`` can serve it."""
+    from finsentry.layout import PREFIXES
+    from finsentry.training.jobs import DETECTORS
+
+    if detector not in DETECTORS:
+        raise WorkflowError(f"unknown detector {detector!r}; the training image trains {', '.join(DETECTORS)}")
+    if not 0 < budget <= 1:
+        raise WorkflowError(f"alert budget must be a share in (0, 1], got {budget}")
+    try:
+        from sagemaker.core import shapes
+        from sagemaker.core.helper.session_helper import Session
+        from sagemaker.core.resources import ProcessingJob
+        from sagemaker.train.configs import Compute, InputData, OutputDataConfig, StoppingCondition
+
+        from sagemaker.train import ModelTrainer
+    except ImportError:
+        raise sdk_missing() from None
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    short = {"isolation_forest": "iforest"}.get(detector, detector)
+    name = f"finsentry-exp-{short}-{stamp}"
+    key, region, session = deployment.kms_key_arn, deployment.region, deployment.session
+    sm_session = Session(boto_session=session, default_bucket=deployment.bucket)
+    trainer = ModelTrainer(
+        training_image=deployment.training_image, role=deployment.sagemaker_role_arn, sagemaker_session=sm_session,
+        base_job_name=f"finsentry-exp-{short}",
+        compute=Compute(instance_type=INSTANCE_TYPE, instance_count=1, volume_size_in_gb=VOLUME_GB,
+                        volume_kms_key_id=key),
+        stopping_condition=StoppingCondition(max_runtime_in_seconds=4 * 3600),
+        output_data_config=OutputDataConfig(s3_output_path=deployment.uri(f"{PREFIXES.models}{EXPERIMENTS}"),
+                                            kms_key_id=key),
+        hyperparameters={"detector": detector, "alert_budget": f"{budget:g}",
+                         "training_data_uri": deployment.uri(PREFIXES.curated), **(params or {})},
+        environment={"FINSENTRY_RUN_ID": name},
+        input_data_config=[InputData(channel_name="train", data_source=deployment.uri(PREFIXES.curated)),
+                           InputData(channel_name="validation", data_source=deployment.uri(PREFIXES.validation))],
+    )  # fmt: skip
+    progress(f"training job for {detector} with {deployment.training_image.rsplit('/', 1)[-1]}")
+    trainer.train(wait=False, logs=False)
+    job = trainer._latest_training_job  # the SDK's TrainingJob resource of this train() call
+    _wait(job, "training_job_status", f"training job {job.training_job_name}", progress, poll_s)
+    model_uri = str(job.model_artifacts.s3_model_artifacts)
+
+    champion = (current_pointer(deployment) or {}).get("model_uri", "")
+    prefix = deployment.uri(f"{PREFIXES.reports}{EXPERIMENTS}{name}/")
+
+    def s3_input(input_name: str, uri: str, local: str):
+        return shapes.ProcessingInput(input_name=input_name, s3_input=shapes.ProcessingS3Input(
+            s3_uri=uri, local_path=f"/opt/ml/processing/{local}", s3_data_type="S3Prefix", s3_input_mode="File"))
+
+    inputs = [s3_input("validation", deployment.uri(PREFIXES.validation), "validation"),
+              s3_input(detector, model_uri, f"models/{detector}")]  # fmt: skip
+    if str(champion).startswith("s3://"):
+        inputs.append(s3_input("champion", champion, "champion"))
+    evaluation_job = f"finsentry-exp-eval-{stamp}"
+    progress(f"evaluation job against {'the champion ' + champion if champion else 'no champion (none served)'}")
+    processing = ProcessingJob.create(
+        processing_job_name=evaluation_job, role_arn=deployment.sagemaker_role_arn,
+        app_specification=shapes.AppSpecification(image_uri=deployment.training_image,
+                                                   container_entrypoint=["evaluate"]),
+        processing_inputs=inputs,
+        processing_output_config=shapes.ProcessingOutputConfig(kms_key_id=key, outputs=[shapes.ProcessingOutput(
+            output_name="evaluation", s3_output=shapes.ProcessingS3Output(
+                s3_uri=prefix, local_path="/opt/ml/processing/evaluation", s3_upload_mode="EndOfJob"))]),
+        processing_resources=shapes.ProcessingResources(cluster_config=shapes.ProcessingClusterConfig(
+            instance_count=1, instance_type=INSTANCE_TYPE, volume_size_in_gb=VOLUME_GB, volume_kms_key_id=key)),
+        environment={"ALERT_BUDGET": f"{budget:g}", "FINSENTRY_RUN_ID": name},
+        stopping_condition=shapes.ProcessingStoppingCondition(max_runtime_in_seconds=3600),
+        session=session, region=region,
+    )  # fmt: skip
+    _wait(processing, "processing_job_status", f"evaluation job {evaluation_job}", progress, poll_s)
+    evaluation_uri = f"{prefix}evaluation.json"
+    document = read_json(deployment, evaluation_uri)
+    if document is None:
+        raise WorkflowError(f"the evaluation job wrote no readable {evaluation_uri}")
+    result = Experiment(name=name, detector=detector, training_job=str(job.training_job_name), model_uri=model_uri,
+                        evaluation_job=evaluation_job, evaluation_uri=evaluation_uri, evaluation=document)  # fmt: skip
+    if register:
+        result.registered = _register(deployment, result)
+    return result
+
+
+def _register(deployment, result: Experiment) -> ModelVersion:
+    """The candidate as a version of the group, pending approval, with RegisterModel's metadata."""
+    figures = figures_of(result.evaluation, result.detector)
+    if figures.get("threshold") is None:
+        raise WorkflowError(f"{result.evaluation_uri} has no threshold for {result.detector}: not registered")
+    arn = deployment.client("sagemaker").create_model_package(
+        ModelPackageGroupName=deployment.model_package_group, ModelApprovalStatus="PendingManualApproval",
+        ModelPackageDescription=f"experiment {result.name}",
+        InferenceSpecification={"Containers": [{"Image": deployment.training_image, "ModelDataUrl": result.model_uri}],
+                                "SupportedContentTypes": ["application/x-parquet", "application/jsonlines", "text/csv"],
+                                "SupportedResponseMIMETypes": ["application/x-parquet", "application/jsonlines"],
+                                "SupportedTransformInstanceTypes": [INSTANCE_TYPE]},
+        CustomerMetadataProperties={"detector": result.detector, "execution": result.name,
+                                    "training_job": result.training_job, "threshold": f"{figures['threshold']}",
+                                    "evaluation": result.evaluation_uri},
+    )["ModelPackageArn"]  # fmt: skip
+    return next(v for v in list_versions(deployment, with_figures=False) if v.arn == arn)
