@@ -197,7 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="--data without dates: the earliest share of rows to train on, the rest is tested")
     ev.add_argument("--out", type=Path, default=Path("evaluation.json"),
                     help="--data: JSON report; rejected rows go beside it (<out>.quarantine.csv)")
-    cli_aws.add_parsers(sub, positive_int=_positive_int)
+    cli_aws.add_parsers(sub, positive_int=_positive_int, share=_share)
     return parser
 
 

@@ -52,7 +52,7 @@ def _table_out(text: str) -> Path:
     return path
 
 
-def add_parsers(sub, positive_int) -> None:
+def add_parsers(sub, positive_int, share) -> None:
     """The AWS commands' parsers, on ``finsentry``'s subparsers."""
     alerts = sub.add_parser("alerts", help="recent alerts of a deployment (masked view), with reasons and verdicts")
     alerts.add_argument("--env", required=True, help="deployment environment (dev, prod, ...)")
@@ -67,6 +67,17 @@ def add_parsers(sub, positive_int) -> None:
     query.add_argument("sql", help="one SQL statement in Athena's dialect, "
                        "e.g. \"SELECT * FROM daily_anomaly_summary\"")
     query.add_argument("--out", type=_table_out, help="write every row to a .csv or .parquet file")
+
+    experiment = sub.add_parser("experiment", help="train a candidate on SageMaker (the pipeline's image) and "
+                                "compare it with the champion")  # fmt: skip
+    experiment.add_argument("--env", required=True, help="deployment environment (dev, prod, ...)")
+    experiment.add_argument("--detector", required=True, help="isolation_forest, lof, tails, lstm or ensemble")
+    experiment.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                            help="a hyperparameter of the detector (repeatable), e.g. --param n_estimators=300")
+    experiment.add_argument("--budget", type=share, default=0.01, help="alert budget (share) of the evaluation")
+    experiment.add_argument("--no-register", action="store_true",
+                            help="do not add the candidate to the model registry (pending approval)")
+    experiment.add_argument("--poll", type=float, default=15.0, help=argparse.SUPPRESS)  # seconds between status checks
 
     models = sub.add_parser("models", help="the model registry of a deployment: versions, figures, approval, served")
     models.add_argument("--env", required=True, help="deployment environment (dev, prod, ...)")
@@ -174,6 +185,28 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_experiment(args: argparse.Namespace) -> int:
+    from finsentry.training import workflow
+
+    params = workflow.parse_params(args.param)
+    deployment = _resolve(args.env)
+    result = workflow.experiment(deployment, args.detector, params, budget=args.budget, progress=_progress,
+                                 poll_s=args.poll, register=not args.no_register)  # fmt: skip
+    rows = pd.DataFrame(result.rows())
+    if not rows.empty:
+        rows["name"] = [f"{n} (this experiment)" if n == args.detector and r == "candidate" else n
+                        for n, r in zip(rows["name"], rows["role"], strict=True)]  # fmt: skip
+    _print_table(rows, f"{result.name}: the candidate beside the champion on the labelled validation period "
+                 f"(budget {args.budget:g})")  # fmt: skip
+    selection = result.evaluation.get("selection") or {}
+    console.print(f"selection: {selection.get('reason', '?')}")
+    console.print(f"model: {result.model_uri}; evaluation: {result.evaluation_uri}")
+    if result.registered:
+        console.print(f"registered as version {result.registered.version} (PendingManualApproval): "
+                      f"`finsentry promote --env {args.env} {result.registered.version}` serves it")  # fmt: skip
+    return 0
+
+
 def cmd_promote(args: argparse.Namespace) -> int:
     from finsentry.training import workflow
 
@@ -188,7 +221,8 @@ def cmd_promote(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"alerts": cmd_alerts, "query": cmd_query, "models": cmd_models, "promote": cmd_promote}
+COMMANDS = {"alerts": cmd_alerts, "query": cmd_query, "experiment": cmd_experiment, "models": cmd_models,
+            "promote": cmd_promote}
 
 
 def expected_errors() -> tuple[type[BaseException], ...]:

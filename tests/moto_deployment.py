@@ -9,6 +9,7 @@ result location, and the model package group. ``finsentry.deployment.resolve`` f
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Iterator
 
 import boto3
@@ -20,7 +21,7 @@ from finsentry import analytics, lake
 from finsentry.layout import PREFIXES
 from finsentry.pipeline_definition import load_definition
 from tests.moto_athena import athena_on_duckdb
-from tests.moto_sagemaker import registry_metadata_kept
+from tests.moto_sagemaker import jobs_run_in_process, registry_metadata_kept
 from tests.stepfunctions.conftest import ACCOUNT, ENV, REGION, substitutions
 
 __all__ = ["ACCOUNT", "ENV", "REGION", "deploy", "moto_account", "scored_rows"]
@@ -28,15 +29,18 @@ __all__ = ["ACCOUNT", "ENV", "REGION", "deploy", "moto_account", "scored_rows"]
 
 @contextlib.contextmanager
 def moto_account() -> Iterator[list[str]]:
-    """Credentials and region for boto3, awswrangler and the SageMaker SDK; moto with its two fills
-    (Athena answering on DuckDB, the registry's metadata kept on update)."""
+    """Credentials and region for boto3, awswrangler and the SageMaker SDK; moto with its fills
+    (Athena answering on DuckDB; the registry's metadata kept on update; jobs run in-process)."""
     env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": REGION,
-           "AWS_REGION": REGION}  # fmt: skip
+           "AWS_REGION": REGION,
+           # the SageMaker SDK checks a role with iam:SimulatePrincipalPolicy, which moto does not
+           # implement (tests/test_moto_sagemaker.py guards it); the SDK's own switch turns the check off
+           "SAGEMAKER_VALIDATE_ROLE": "false"}  # fmt: skip
     with pytest.MonkeyPatch.context() as mp:
         for k, v in env.items():
             mp.setenv(k, v)
         mp.delenv("AWS_PROFILE", raising=False)
-        with mock_aws(), athena_on_duckdb() as ran, registry_metadata_kept():
+        with mock_aws(), athena_on_duckdb() as ran, registry_metadata_kept(), jobs_run_in_process():
             yield ran
 
 
@@ -48,6 +52,10 @@ def deploy() -> dict[str, str]:
     boto3.client("stepfunctions", region_name=REGION).create_state_machine(
         name=f"finsentry-{ENV}-training-pipeline", definition=load_definition(subs),
         roleArn=f"arn:aws:iam::{ACCOUNT}:role/finsentry-{ENV}-pipeline")  # fmt: skip
+    boto3.client("iam", region_name=REGION).create_role(
+        RoleName=subs["SageMakerRoleArn"].rsplit("/", 1)[-1], AssumeRolePolicyDocument=json.dumps({
+            "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                                                    "Principal": {"Service": "sagemaker.amazonaws.com"}}]}))  # fmt: skip
     glue = boto3.client("glue", region_name=REGION)
     glue.create_database(DatabaseInput={"Name": subs["GlueDatabase"]})
     for view in analytics.load_views():

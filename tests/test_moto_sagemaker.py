@@ -46,3 +46,26 @@ def test_filled_update_keeps_adds_and_removes_keys_as_aws_does(package):
                                 CustomerMetadataPropertiesToRemove=["threshold"])  # fmt: skip
         assert _metadata(sm, arn) == {"detector": "lof", "note": "x"}
     assert sm.describe_model_package(ModelPackageName=arn)["ModelApprovalStatus"] == "Rejected"
+
+
+def test_gap_moto_has_no_iam_policy_simulator(package):
+    """The SageMaker SDK validates a role with it; if this fails, drop SAGEMAKER_VALIDATE_ROLE=false
+    from tests/moto_deployment.py."""
+    with pytest.raises(NotImplementedError, match="simulate_principal_policy"):
+        boto3.client("iam", region_name=REGION).simulate_principal_policy(
+            PolicySourceArn="arn:aws:iam::123456789012:role/r", ActionNames=["s3:PutObject"])  # fmt: skip
+
+
+def test_gap_moto_jobs_run_nothing(package):
+    """A completed training job has no model in S3 in moto; ``jobs_run_in_process`` puts it there."""
+    sm, _ = package
+    boto3.client("s3", region_name=REGION).create_bucket(
+        Bucket="out", CreateBucketConfiguration={"LocationConstraint": REGION})  # fmt: skip
+    sm.create_training_job(
+        TrainingJobName="j", RoleArn="arn:aws:iam::123456789012:role/r",
+        AlgorithmSpecification={"TrainingImage": "i", "TrainingInputMode": "File"},
+        OutputDataConfig={"S3OutputPath": "s3://out/models/"},
+        ResourceConfig={"InstanceType": "ml.m5.xlarge", "InstanceCount": 1, "VolumeSizeInGB": 30},
+        StoppingCondition={"MaxRuntimeInSeconds": 60})  # fmt: skip
+    assert sm.describe_training_job(TrainingJobName="j")["TrainingJobStatus"] == "Completed"
+    assert "Contents" not in boto3.client("s3", region_name=REGION).list_objects_v2(Bucket="out")

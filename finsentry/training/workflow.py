@@ -273,7 +273,7 @@ def experiment(deployment, detector: str, params: dict[str, str] | None = None, 
         from sagemaker.core import shapes
         from sagemaker.core.helper.session_helper import Session
         from sagemaker.core.resources import ProcessingJob
-        from sagemaker.train.configs import Compute, InputData, OutputDataConfig, StoppingCondition
+        from sagemaker.core.training.configs import Compute, InputData, OutputDataConfig, StoppingCondition
 
         from sagemaker.train import ModelTrainer
     except ImportError:
