@@ -52,10 +52,10 @@ def deploy() -> dict[str, str]:
     boto3.client("stepfunctions", region_name=REGION).create_state_machine(
         name=f"finsentry-{ENV}-training-pipeline", definition=load_definition(subs),
         roleArn=f"arn:aws:iam::{ACCOUNT}:role/finsentry-{ENV}-pipeline")  # fmt: skip
-    boto3.client("iam", region_name=REGION).create_role(
-        RoleName=subs["SageMakerRoleArn"].rsplit("/", 1)[-1], AssumeRolePolicyDocument=json.dumps({
-            "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
-                                                    "Principal": {"Service": "sagemaker.amazonaws.com"}}]}))  # fmt: skip
+    trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                                                     "Principal": {"Service": "sagemaker.amazonaws.com"}}]}
+    boto3.client("iam", region_name=REGION).create_role(RoleName=subs["SageMakerRoleArn"].rsplit("/", 1)[-1],
+                                                        AssumeRolePolicyDocument=json.dumps(trust))  # fmt: skip
     glue = boto3.client("glue", region_name=REGION)
     glue.create_database(DatabaseInput={"Name": subs["GlueDatabase"]})
     for view in analytics.load_views():

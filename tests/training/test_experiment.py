@@ -57,7 +57,8 @@ def test_experiment_compare_promote_roll_back(deployed, capsys):
     subs = deployed
     fast = ["--poll", "0"]
     # 1. a first experiment: no champion yet; the candidate is registered, pending approval
-    assert main(["experiment", "--env", ENV, "--detector", "isolation_forest", "--param", "n_estimators=60", *fast]) == 0
+    argv = ["experiment", "--env", ENV, "--detector", "isolation_forest", "--param", "n_estimators=60", *fast]
+    assert main(argv) == 0
     first = capsys.readouterr().out
     print(first)
     assert "isolation_forest (this experiment)" in first and "there is no champion in production" in first
