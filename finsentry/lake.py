@@ -79,6 +79,14 @@ def location(name: str, root: str) -> str:
     return f"{root.rstrip('/')}/{TABLES[name][0]}"
 
 
+def table_of_prefix(prefix: str) -> str:
+    """The table whose data lives under ``prefix`` (e.g. ``scored/`` -> ``scored``)."""
+    for name, (table_prefix, _) in TABLES.items():
+        if table_prefix == prefix:
+            return name
+    raise ValueError(f"no data-lake table lives under {prefix!r}; tables: {', '.join(TABLES)}")
+
+
 # --- the catalog ---------------------------------------------------------------------------------------
 
 

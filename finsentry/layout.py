@@ -25,17 +25,12 @@ class Prefixes:
 
 
 PREFIXES = Prefixes()
-PARTITION_KEY = "dt"  # Hive-style date partitions: scored/dt=1998-07-01/part-00000.parquet
+PARTITION_KEY = "dt"  # Hive-style date partitions: scored/dt=1998-07-01/<file>.parquet (finsentry.lake)
 
 
 def bucket_name(env: str = "local", account: str = "000000000000", region: str = "eu-west-1") -> str:
     """The data bucket of one deployment (unique per account and region, as S3 requires)."""
     return f"{PROJECT}-{env}-data-{account}-{region}"
-
-
-def partition_path(prefix: str, day: str, part: int = 0) -> str:
-    """Object key of one date partition file, e.g. ``scored/dt=1998-07-01/part-00000.parquet``."""
-    return f"{prefix}{PARTITION_KEY}={day}/part-{part:05d}.parquet"
 
 
 # --- resource names shared by the CDK app, the handlers, the state machine and the local run ---
