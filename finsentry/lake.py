@@ -131,20 +131,13 @@ def write(frame: pd.DataFrame, env: str, name: str, root: str, session=None, ts_
     out = frame.copy()
     if PARTITION_KEY not in out:
         out[PARTITION_KEY] = pd.to_datetime(out[ts_col]).dt.strftime("%Y-%m-%d")
-    unknown = sorted(set(out.columns) - set(columns) - {PARTITION_KEY})
-    dtype = {c: t for c, t in columns.items() if c in out.columns}
+    dtype = {c: t for c, t in columns.items() if c in out.columns}  # other columns: awswrangler infers
     wr.catalog.create_database(database_name(env), exist_ok=True, boto3_session=session)
     result = wr.s3.to_parquet(out, path=location(name, root), dataset=True, partition_cols=[PARTITION_KEY],
                               mode="overwrite_partitions", database=database_name(env), table=name,
-                              dtype={**dtype, **{c: _athena_type(out[c]) for c in unknown}, PARTITION_KEY: "string"},
+                              dtype={**dtype, PARTITION_KEY: "string"},
                               compression=COMPRESSION, boto3_session=session)  # fmt: skip
     return list(result["paths"])
-
-
-def _athena_type(column: pd.Series) -> str:
-    """Athena type of a column the table's declared schema does not list (extra feature columns)."""
-    return _wr()._data_types.pyarrow2athena(_wr()._data_types.pyarrow_types_from_pandas(
-        column.to_frame(), index=False)[column.name])  # fmt: skip
 
 
 def read(env: str, name: str, session=None, days: Sequence[str] | None = None) -> pd.DataFrame:
