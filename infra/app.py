@@ -126,7 +126,6 @@ def build(app: App | None = None, *, context: dict[str, Any] | None = None, nag:
 
 
 def main() -> None:
-    os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
     outdir = os.environ.get("CDK_OUTDIR", "cdk.out")  # the cdk CLI sets CDK_OUTDIR; `make synth` does not
     context = {} if "CDK_CONTEXT_JSON" in os.environ else cdk_json_context()
     build(App(outdir=outdir, context=context)).app.synth()

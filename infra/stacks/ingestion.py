@@ -20,7 +20,6 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
-from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
 from finsentry.layout import (
@@ -33,6 +32,7 @@ from finsentry.layout import (
 )
 from finsentry.monitoring import METRIC_NAMESPACE
 from infra.config import EnvConfig
+from infra.constructs.bootstrap_parameter import BootstrapParameter, parameter_arn
 from infra.constructs.logs import encrypted_log_group
 from infra.constructs.nag import acknowledge
 from infra.constructs.policy import (
@@ -51,10 +51,6 @@ from infra.stacks.base import FinsentryStack
 # the value the model parameter starts with: no model yet, so the scorer runs its rule checks
 NO_MODEL = {"model_uri": "", "version": "none", "threshold": 1.0}
 FIREHOSE_ERRORS_PREFIX = f"{PREFIXES.quarantine}firehose/"
-
-
-def parameter_arn(name: str) -> str:
-    return f"arn:{Aws.PARTITION}:ssm:{Aws.REGION}:{Aws.ACCOUNT_ID}:parameter{name}"
 
 
 class IngestionStack(FinsentryStack):
@@ -107,12 +103,15 @@ class IngestionStack(FinsentryStack):
             master_key=key,
             enforce_ssl=True,
         )
-        self.model_parameter = ssm.StringParameter(
+        self.model_parameter = BootstrapParameter(
             self,
             "ModelParameter",
-            parameter_name=model_parameter_name(config.env),
+            name=model_parameter_name(config.env),
+            value=json.dumps(NO_MODEL),
             description="Current scoring model (JSON: model_uri, version, threshold); the training pipeline sets it",
-            string_value=json.dumps(NO_MODEL),
+            key=key,
+            log_retention_days=config.log_retention_days,
+            removal=self.removal,
         )
         self.firehose = self._firehose(data, glue_database, scored_table)
         self.stream: kinesis.Stream | None = None
@@ -288,7 +287,7 @@ class IngestionStack(FinsentryStack):
             role=role.role,
             memory_size=self.config.scorer_memory_mb,
             timeout=Duration.seconds(self.config.scorer_timeout_s),
-            reserved_concurrent_executions=self.config.scorer_reserved_concurrency,
+            reserved_concurrent_executions=self.config.scorer_reserved_concurrency or None,  # 0 = none
             tracing=lambda_.Tracing.ACTIVE,
             log_group=log_group,
             environment={
