@@ -157,7 +157,8 @@ class CfnModel:
 
     # --- policies -------------------------------------------------------------------------------
     def find(self, cfn_type: str, logical_id_prefix: str) -> Resource:
-        found = [r for r in self.resources.values() if r.type == cfn_type and r.logical_id.startswith(logical_id_prefix)]
+        found = [r for r in self.resources.values()
+                 if r.type == cfn_type and r.logical_id.startswith(logical_id_prefix)]  # fmt: skip
         if len(found) != 1:
             raise LookupError(f"expected one {cfn_type} {logical_id_prefix}*, found {[r.logical_id for r in found]}")
         return found[0]
@@ -172,7 +173,8 @@ class CfnModel:
         attached = set(self.resolve(role.properties.get("ManagedPolicyArns", []), role.stack))
         for res in self.resources.values():
             if res.type == "AWS::IAM::ManagedPolicy" and self.ref(res) in attached:
-                policies.append({"name": res.logical_id, "policy": self.resolve(res.properties["PolicyDocument"], res.stack)})
+                document = self.resolve(res.properties["PolicyDocument"], res.stack)
+                policies.append({"name": res.logical_id, "policy": document})
             elif res.type in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
                 names = self.resolve(res.properties.get("Roles", []), res.stack)
                 if role.name in names:

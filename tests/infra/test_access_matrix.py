@@ -107,7 +107,8 @@ class Matrix:
         env, obj, arn = self.env, self.obj, self.arn
         model_param = arn("ssm", f"parameter{model_parameter_name(env)}")
         mask_param = arn("ssm", f"parameter{mask_key_parameter_name(env)}")
-        alarm = {"aws:SourceAccount": ACCOUNT, "aws:SourceArn": arn("cloudwatch", f"alarm:finsentry-{env}-scorer-errors")}
+        alarm = {"aws:SourceAccount": ACCOUNT,
+                 "aws:SourceArn": arn("cloudwatch", f"alarm:finsentry-{env}-scorer-errors")}  # fmt: skip
         rule = {"aws:SourceAccount": ACCOUNT, "aws:SourceArn": arn("events", f"rule/finsentry-{env}-glue-job-failed")}
         foreign_alarm = {"aws:SourceAccount": OTHER_ACCOUNT,
                          "aws:SourceArn": arn("cloudwatch", "alarm:finsentry-x", OTHER_ACCOUNT)}  # fmt: skip
@@ -115,7 +116,8 @@ class Matrix:
         day = "dt=2026-12-01/part-0.parquet"
         cases = [
             # --- failures reach on-call ------------------------------------------------------
-            Case("CloudWatch alarm -> on-call topic", "cloudwatch.amazonaws.com", "sns:Publish", self.oncall, ALLOW, alarm),
+            Case("CloudWatch alarm -> on-call topic", "cloudwatch.amazonaws.com", "sns:Publish", self.oncall, ALLOW,
+                 alarm),
             Case("CloudWatch alarm -> CMK data key (encrypted topic)", "cloudwatch.amazonaws.com",
                  "kms:GenerateDataKey", self.key, ALLOW),
             Case("CloudWatch alarm -> CMK decrypt (encrypted topic)", "cloudwatch.amazonaws.com", "kms:Decrypt",
@@ -281,8 +283,9 @@ def test_the_matrix_catches_the_conditions_that_used_to_drop_notifications(dev, 
     by_what = {c.what: c for c in matrix.cases}
     kms_case = by_what["EventBridge rule -> CMK data key (encrypted topic)"]
     publish_case = by_what["CloudWatch alarm -> on-call topic"]
+    publishers = {"Service": ["cloudwatch.amazonaws.com", "events.amazonaws.com"]}
     old_key_statement = {"Sid": "Old", "Effect": "Allow", "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
-                         "Resource": "*", "Principal": {"Service": ["cloudwatch.amazonaws.com", "events.amazonaws.com"]},
+                         "Resource": "*", "Principal": publishers,
                          "Condition": {"StringEquals": {"aws:SourceAccount": ACCOUNT}}}  # fmt: skip
     old_topic_statement = {"Sid": "Old", "Effect": "Allow", "Action": "sns:Publish", "Resource": matrix.oncall,
                            "Principal": {"Service": "events.amazonaws.com"},
