@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -16,7 +17,7 @@ from aws_cdk import App, Validations
 from cdk_nag import AwsSolutionsChecks, PCIDSS321Checks
 
 from infra.config import EnvConfig, load_config
-from infra.paths import REPO_ROOT
+from infra.paths import REPO_ROOT, MissingDeployableError
 from infra.stacks.analytics import AnalyticsStack
 from infra.stacks.ingestion import IngestionStack
 from infra.stacks.ml_pipeline import MlPipelineStack
@@ -125,11 +126,17 @@ def build(app: App | None = None, *, context: dict[str, Any] | None = None, nag:
     )
 
 
-def main() -> None:
+def main() -> int:
     outdir = os.environ.get("CDK_OUTDIR", "cdk.out")  # the cdk CLI sets CDK_OUTDIR; `make synth` does not
     context = {} if "CDK_CONTEXT_JSON" in os.environ else cdk_json_context()
-    build(App(outdir=outdir, context=context)).app.synth()
+    try:
+        deployment = build(App(outdir=outdir, context=context))
+    except (ValueError, MissingDeployableError) as err:  # a bad -c value, a missing file: one line, no traceback
+        print(f"finsentry infra: {err}", file=sys.stderr)
+        return 2
+    deployment.app.synth()
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
