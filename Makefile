@@ -9,7 +9,7 @@ LINT_PATHS := $(wildcard finsentry tests bench lambdas glue_jobs sagemaker infra
 # jsii's banner for an end-of-life Node major (Node 20 since 2026-10-30; infra/__init__.py sets it too)
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION ?= 20
 
-.PHONY: demo test lint bench clean synth cdk-app system-packages
+.PHONY: demo test lint bench clean synth cdk-app system-packages locks
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,10 @@ synth: $(STAMP)
 # what cdk.json runs for `npx cdk synth|diff|deploy`: the app on the project's venv, whatever is activated
 cdk-app: $(STAMP)
 	@$(PY) -m infra.app
+
+# re-resolve the images' hash-locked requirements for their platforms (infra/images.py), from PyPI
+locks: $(STAMP)
+	PATH=$(VENV)/bin:$$PATH $(PY) -m infra.images
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check $(LINT_PATHS)

@@ -11,6 +11,7 @@ import json
 
 from aws_cdk import Aws, Duration
 from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_kinesis as kinesis
 from aws_cdk import aws_kinesisfirehose as firehose
 from aws_cdk import aws_kms as kms
@@ -45,7 +46,8 @@ from infra.constructs.policy import (
     allow_wildcard_resource,
 )
 from infra.constructs.queue_dlq import ExplicitSqsDlq
-from infra.paths import DOCKER_EXCLUDES, REPO_ROOT, SCORER_DOCKERFILE, require
+from infra.images import SCORER
+from infra.paths import DOCKER_EXCLUDES, REPO_ROOT, require
 from infra.stacks.base import FinsentryStack
 
 # the value the model parameter starts with: no model yet, so the scorer runs its rule checks
@@ -236,7 +238,7 @@ class IngestionStack(FinsentryStack):
     # --- the scorer Lambda ----------------------------------------------------------------------
     def _scorer(self, data: s3.IBucket) -> lambda_.DockerImageFunction:
         name = self.name(RESOURCES.scorer_function)
-        require(SCORER_DOCKERFILE)
+        require(SCORER.dockerfile)
         log_group = encrypted_log_group(
             self,
             "ScorerLogs",
@@ -282,8 +284,10 @@ class IngestionStack(FinsentryStack):
             function_name=name,
             description="finsentry: scores transactions from the stream",
             code=lambda_.DockerImageCode.from_image_asset(
-                directory=str(REPO_ROOT), file=SCORER_DOCKERFILE, exclude=DOCKER_EXCLUDES
+                directory=str(REPO_ROOT), file=SCORER.dockerfile, exclude=DOCKER_EXCLUDES,
+                platform=ecr_assets.Platform.custom(SCORER.docker_platform),
             ),
+            architecture=lambda_.Architecture.ARM_64,  # Graviton; the image is built for it (infra/images.py)
             role=role.role,
             memory_size=self.config.scorer_memory_mb,
             timeout=Duration.seconds(self.config.scorer_timeout_s),

@@ -33,7 +33,8 @@ from infra.constructs.policy import (
     allow_metrics,
     allow_prefixes,
 )
-from infra.paths import DOCKER_EXCLUDES, REPO_ROOT, SAGEMAKER_DOCKERFILE, TRAINING_ASL, require
+from infra.images import SAGEMAKER
+from infra.paths import DOCKER_EXCLUDES, REPO_ROOT, TRAINING_ASL, require
 from infra.stacks.base import FinsentryStack
 
 
@@ -54,9 +55,14 @@ class MlPipelineStack(FinsentryStack):
         athena_workgroup: str,
     ) -> None:
         super().__init__(scope, construct_id, config=config, description="finsentry: training pipeline")
-        require(SAGEMAKER_DOCKERFILE)
+        require(SAGEMAKER.dockerfile)
         self.image = ecr_assets.DockerImageAsset(
-            self, "TrainingImage", directory=str(REPO_ROOT), file=SAGEMAKER_DOCKERFILE, exclude=DOCKER_EXCLUDES
+            self,
+            "TrainingImage",
+            directory=str(REPO_ROOT),
+            file=SAGEMAKER.dockerfile,
+            exclude=DOCKER_EXCLUDES,
+            platform=ecr_assets.Platform.custom(SAGEMAKER.docker_platform),
         )
         bucket = DataBucketRef(config.env)
         self.sagemaker_role = self._sagemaker_role(key, bucket)
