@@ -21,6 +21,7 @@ from finsentry.layout import PARTITION_KEY, PREFIXES, RESOURCES, glue_database_n
 from finsentry.monitoring import METRIC_NAMESPACE
 from finsentry.scoring import SCORED_COLUMNS
 from infra.config import EnvConfig
+from infra.constructs.glue_wheels import glue_wheels_asset
 from infra.constructs.library import library_asset
 from infra.constructs.policy import (
     DataBucketRef,
@@ -36,8 +37,6 @@ from infra.paths import GLUE_SCRIPTS, require
 from infra.stacks.base import FinsentryStack
 
 GLUE_VERSION = "5.0"
-# what Glue 5.0 lacks of finsentry's runtime dependencies (pandas, numpy, pyarrow, scikit-learn ship with it)
-GLUE_EXTRA_MODULES = "numba>=0.60,shap==0.51.0,rich>=13,pyyaml>=6"
 GLUE_FAILED_STATES = ["FAILED", "TIMEOUT", "ERROR"]
 GLUE_TEMP = "glue-temp/"  # Spark scratch space of the jobs in the data bucket
 CURATED_ROOT = PREFIXES.curated.split("/")[0] + "/"  # curated/: features/ and transactions/ below it
@@ -128,6 +127,9 @@ class ProcessingStack(FinsentryStack):
         self.role = self._role(key)
         library = library_asset(self, "FinsentryLibrary")
         self._allow_asset(library)
+        # what Glue 5.0 lacks of the jobs' imports, as locked wheels in S3 (infra/constructs/glue_wheels.py)
+        self.wheels = glue_wheels_asset(self, "GlueWheels")
+        self._allow_asset(self.wheels)
         self.job_names: dict[str, str] = {}
         self.jobs: dict[str, glue.CfnJob] = {}
         for job, script in GLUE_SCRIPTS.items():
@@ -204,7 +206,8 @@ class ProcessingStack(FinsentryStack):
                 "--env": self.config.env,
                 "--glue_database": self.database_name,
                 "--extra-py-files": library.s3_object_url,
-                "--additional-python-modules": GLUE_EXTRA_MODULES,
+                "--additional-python-modules": self.wheels.s3_object_url,
+                "--python-modules-installer-option": "--no-index",  # the zip's wheels only: no PyPI egress
                 "--job-language": "python",
                 "--enable-metrics": "true",
                 "--enable-observability-metrics": "true",
