@@ -22,6 +22,7 @@ from infra.stacks.analytics import AnalyticsStack
 from infra.stacks.ingestion import IngestionStack
 from infra.stacks.ml_pipeline import MlPipelineStack
 from infra.stacks.monitoring import MonitoringStack, Watched
+from infra.stacks.network import NetworkStack
 from infra.stacks.processing import ProcessingStack
 from infra.stacks.security import SecurityStack
 from infra.stacks.storage import StorageStack
@@ -38,6 +39,7 @@ class Deployment:
 
     app: App
     config: EnvConfig
+    network: NetworkStack | None  # -c vpc=new | vpc-...
     security: SecurityStack
     storage: StorageStack
     processing: ProcessingStack
@@ -48,7 +50,8 @@ class Deployment:
 
     @property
     def stacks(self) -> list:
-        return [getattr(self, f.name) for f in fields(self) if f.name not in ("app", "config")]
+        stacks = [getattr(self, f.name) for f in fields(self) if f.name not in ("app", "config")]
+        return [s for s in stacks if s is not None]
 
 
 def build(app: App | None = None, *, context: dict[str, Any] | None = None, nag: bool = True) -> Deployment:
@@ -64,9 +67,11 @@ def build(app: App | None = None, *, context: dict[str, Any] | None = None, nag:
 
     security = SecurityStack(app, "security", config=config)
     key, oncall = security.key, security.oncall_topic
+    network_stack = NetworkStack(app, "network", config=config, key=key) if config.vpc else None
+    network = network_stack.network if network_stack else None
     storage = StorageStack(app, "storage", config=config, key=key)
     data = storage.data
-    processing = ProcessingStack(app, "processing", config=config, key=key, data=data, oncall=oncall)
+    processing = ProcessingStack(app, "processing", config=config, key=key, data=data, oncall=oncall, network=network)
     ingestion = IngestionStack(
         app,
         "ingestion",
@@ -75,6 +80,7 @@ def build(app: App | None = None, *, context: dict[str, Any] | None = None, nag:
         data=data,
         glue_database=processing.database_name,
         scored_table=processing.scored_table_name,
+        network=network,
     )
     ingestion.add_stack_dependency(processing)  # Firehose converts against the Glue table `scored`
     analytics = AnalyticsStack(
@@ -96,6 +102,7 @@ def build(app: App | None = None, *, context: dict[str, Any] | None = None, nag:
         glue_jobs=processing.job_names,
         glue_database=processing.database_name,
         athena_workgroup=analytics.workgroup_name,
+        network=network,
     )
     ml_pipeline.add_stack_dependency(analytics)
     ml_pipeline.add_stack_dependency(ingestion)  # the model parameter it rewrites
@@ -116,6 +123,7 @@ def build(app: App | None = None, *, context: dict[str, Any] | None = None, nag:
     return Deployment(
         app=app,
         config=config,
+        network=network_stack,
         security=security,
         storage=storage,
         processing=processing,

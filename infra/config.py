@@ -60,6 +60,12 @@ class EnvConfig:
     athena_bytes_scanned_cutoff: int = 10 * 1024**3  # per query
     # monitoring
     alarm_email: str = ""  # subscribed to the on-call topic when set; prod refuses to synthesize without it
+    # network: "" = today's layout (AWS public endpoints); "new" = a VPC with isolated subnets and
+    # endpoints; "vpc-..." = an existing VPC's private subnets (with vpc_subnets and vpc_azs)
+    vpc: str = ""
+    vpc_cidr: str = "10.40.0.0/20"  # vpc=new
+    vpc_subnets: str = ""  # vpc=vpc-...: comma-separated private subnet ids
+    vpc_azs: str = ""  # vpc=vpc-...: their availability zones, in the same order
     # removal: dev tears down with its data, prod keeps it
     destroy_on_removal: bool = True
 
@@ -135,5 +141,14 @@ def _check(config: EnvConfig) -> None:
             f"env={config.env} needs an on-call address{got}: -c alarm_email=team@yourbank.example "
             "(alarms go nowhere without one)"
         )
+    if config.vpc and config.vpc != "new":
+        if not re.fullmatch(r"vpc-[0-9a-f]{8,17}", config.vpc):
+            raise ValueError(f"vpc={config.vpc!r}: use -c vpc=new or an existing VPC id (vpc-...)")
+        subnets, azs = config.vpc_subnets.split(","), config.vpc_azs.split(",")
+        if not config.vpc_subnets or len(subnets) != len(azs) or not all(s.startswith("subnet-") for s in subnets):
+            raise ValueError(
+                "an existing VPC needs its private subnets and their zones: "
+                "-c vpc_subnets=subnet-a,subnet-b -c vpc_azs=eu-west-1a,eu-west-1b (same order, same count)"
+            )
     if not 60 <= config.scorer_max_record_age_s <= 604_800:
         raise ValueError("scorer_max_record_age_s must be within 60 s .. 7 days")

@@ -49,6 +49,7 @@ from infra.constructs.queue_dlq import ExplicitSqsDlq
 from infra.images import SCORER
 from infra.paths import DOCKER_EXCLUDES, REPO_ROOT, require
 from infra.stacks.base import FinsentryStack
+from infra.stacks.network import Network
 
 # the value the model parameter starts with: no model yet, so the scorer runs its rule checks
 NO_MODEL = {"model_uri": "", "version": "none", "threshold": 1.0}
@@ -68,9 +69,11 @@ class IngestionStack(FinsentryStack):
         data: s3.IBucket,
         glue_database: str,
         scored_table: str,
+        network: Network | None = None,
     ) -> None:
         super().__init__(scope, construct_id, config=config, description="finsentry: streaming scorer")
         self.key = key
+        self.network = network
         self.quarantine = self._queue(
             "QuarantineQueue",
             RESOURCES.quarantine_queue,
@@ -288,6 +291,7 @@ class IngestionStack(FinsentryStack):
                 platform=ecr_assets.Platform.custom(SCORER.docker_platform),
             ),
             architecture=lambda_.Architecture.ARM_64,  # Graviton; the image is built for it (infra/images.py)
+            **self._vpc_placement(),
             role=role.role,
             memory_size=self.config.scorer_memory_mb,
             timeout=Duration.seconds(self.config.scorer_timeout_s),
@@ -319,14 +323,28 @@ class IngestionStack(FinsentryStack):
             "stream or cluster) as the role's default policy; all our own statements are in its managed policy.",
         )
         self.scorer_role = role
-        acknowledge(
-            function,
-            "PCI.DSS.321-LambdaInsideVPC",
-            "The scorer reaches only AWS regional service endpoints (Kinesis, DynamoDB, SQS, SNS, Firehose, "
-            "SSM) over TLS with IAM authentication and has no VPC-resident dependency; a VPC would add NAT or "
-            "endpoints without narrowing the data path. MSK sources attach their own VPC settings.",
-        )
+        if self.network is None:
+            acknowledge(
+                function,
+                "PCI.DSS.321-LambdaInsideVPC",
+                "Without -c vpc the scorer reaches only AWS regional service endpoints (DynamoDB, SQS, SNS, "
+                "Firehose, SSM) over TLS with IAM authentication; -c vpc=new|vpc-... puts it in private subnets.",
+            )
+        else:
+            acknowledge(
+                role,
+                "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole]",
+                "CDK attaches AWS's AWSLambdaVPCAccessExecutionRole for the function's network interfaces in the "
+                "private subnets (ec2 Create/Describe/DeleteNetworkInterface support no resource-level scoping).",
+            )
         return function
+
+    def _vpc_placement(self) -> dict:
+        """The scorer's subnets and security group under -c vpc (none: AWS's public endpoints)."""
+        if self.network is None:
+            return {}
+        return {"vpc": self.network.vpc, "vpc_subnets": self.network.subnets,
+                "security_groups": [self.network.scorer]}  # fmt: skip
 
     def _event_source(self) -> lambda_.IEventSource:
         cfg = self.config

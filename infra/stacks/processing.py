@@ -23,6 +23,7 @@ from finsentry.scoring import SCORED_COLUMNS
 from infra.config import EnvConfig
 from infra.constructs.glue_wheels import glue_wheels_asset
 from infra.constructs.library import library_asset
+from infra.constructs.nag import acknowledge
 from infra.constructs.policy import (
     DataBucketRef,
     ServiceRole,
@@ -32,9 +33,11 @@ from infra.constructs.policy import (
     allow_logs,
     allow_metrics,
     allow_prefixes,
+    allow_vpc_networking,
 )
 from infra.paths import GLUE_SCRIPTS, require
 from infra.stacks.base import FinsentryStack
+from infra.stacks.network import Network
 
 GLUE_VERSION = "5.0"
 GLUE_FAILED_STATES = ["FAILED", "TIMEOUT", "ERROR"]
@@ -85,6 +88,7 @@ class ProcessingStack(FinsentryStack):
         key: kms.IKey,
         data: s3.IBucket,
         oncall: sns.ITopic,
+        network: Network | None = None,
     ) -> None:
         super().__init__(scope, construct_id, config=config, description="finsentry: Glue catalog and jobs")
         self.database_name = glue_database_name(self.config.env)
@@ -130,6 +134,7 @@ class ProcessingStack(FinsentryStack):
         # what Glue 5.0 lacks of the jobs' imports, as locked wheels in S3 (infra/constructs/glue_wheels.py)
         self.wheels = glue_wheels_asset(self, "GlueWheels")
         self._allow_asset(self.wheels)
+        self.connection = self._connection(network) if network else None
         self.job_names: dict[str, str] = {}
         self.jobs: dict[str, glue.CfnJob] = {}
         for job, script in GLUE_SCRIPTS.items():
@@ -176,6 +181,32 @@ class ProcessingStack(FinsentryStack):
         allow_key(role, key)
         return role
 
+    def _connection(self, network: Network) -> glue.CfnConnection:
+        """A NETWORK connection: the jobs' workers get interfaces in the first private subnet."""
+        allow_vpc_networking(self.role, "glue")
+        connection = glue.CfnConnection(
+            self,
+            "NetworkConnection",
+            catalog_id=Aws.ACCOUNT_ID,
+            connection_input=glue.CfnConnection.ConnectionInputProperty(
+                name=self.name("network"),
+                connection_type="NETWORK",
+                description="finsentry Glue jobs in the private subnets",
+                physical_connection_requirements=glue.CfnConnection.PhysicalConnectionRequirementsProperty(
+                    subnet_id=network.subnet_ids[0],
+                    availability_zone=network.availability_zones[0],
+                    security_group_id_list=[network.glue.security_group_id],
+                ),
+            ),
+        )
+        if self.config.vpc != "new":
+            acknowledge(
+                connection,
+                "CloudFormation-Validate::W3010",
+                "The zone of an existing subnet, given by the deployer with -c vpc_azs; Glue's connection needs it.",
+            )
+        return connection
+
     def _allow_asset(self, asset: s3_assets.Asset) -> None:
         allow(self.role, ["s3:GetObject"], [f"arn:{Aws.PARTITION}:s3:::{asset.s3_bucket_name}/{asset.s3_object_key}"])
 
@@ -201,6 +232,8 @@ class ProcessingStack(FinsentryStack):
             max_retries=0,
             execution_property=glue.CfnJob.ExecutionPropertyProperty(max_concurrent_runs=2),
             security_configuration=security_configuration,
+            connections=glue.CfnJob.ConnectionsListProperty(connections=[self.connection.ref])
+            if self.connection is not None else None,
             default_arguments={
                 "--data_bucket": data.bucket_name,
                 "--env": self.config.env,
