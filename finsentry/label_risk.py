@@ -61,42 +61,50 @@ def _seconds(values) -> np.ndarray:
     return pd.to_datetime(pd.Series(values)).to_numpy(dtype="datetime64[s]").astype(np.int64)
 
 
-def risk_features(transactions: pd.DataFrame, history: pd.DataFrame,
-                  window_days: int = RISK_WINDOW_DAYS) -> pd.DataFrame:  # fmt: skip
+def risk_features(transactions: pd.DataFrame, history: pd.DataFrame, window_days: int = RISK_WINDOW_DAYS,
+                  lookup: pd.DataFrame | None = None) -> pd.DataFrame:  # fmt: skip
     """``RISK_COLUMNS`` for every row of ``transactions`` (needs ``trans_id``, ``account_id``,
     ``ts``; ``partner_bank``/``partner_account`` for the partner), from the label ``history``
-    (``finsentry.labels.HISTORY_COLUMNS``: every verdict with its ``when``). Same index."""
+    (``finsentry.labels.HISTORY_COLUMNS``: every verdict with its ``when``). Same index.
+
+    The labelled transactions are looked up in ``lookup`` (default ``transactions`` itself): a
+    caller scoring one day passes the day's rows and, as ``lookup``, the frame of earlier rows
+    the verdicts are about."""
     out = pd.DataFrame(0.0, index=transactions.index, columns=list(RISK_COLUMNS))
     events = verdict_events(history)
     if events.empty or transactions.empty:
         return out
-    keys = entity_keys(transactions)
-    row_of = pd.Series(np.arange(len(transactions)), index=transactions["trans_id"].astype(str).to_numpy())
+    lookup = transactions if lookup is None else lookup
+    row_of = pd.Series(np.arange(len(lookup)), index=lookup["trans_id"].astype(str).to_numpy())
     row_of = row_of[~row_of.index.duplicated(keep="last")]
     pos = row_of.reindex(events["trans_id"]).to_numpy()
-    events, pos = events[~np.isnan(pos)], pos[~np.isnan(pos)].astype(np.int64)
+    found = ~np.isnan(pos)
+    events, pos = events[found], pos[found].astype(np.int64)
     if events.empty:
         return out
     t_rows, t_events = _seconds(transactions["ts"]), _seconds(events["when"])
     window = int(window_days) * 86_400
     origin = min(t_rows.min(), t_events.min()) - window - 1
     span = max(t_rows.max(), t_events.max()) - origin + 1
-    for entity, key in keys.items():
-        codes, _ = pd.factorize(key.to_numpy())
-        has = key.to_numpy() != ""
-        ev_codes = codes[pos]
-        keep = has[pos]
+    row_keys, event_keys = entity_keys(transactions), entity_keys(lookup)
+    for entity in ENTITIES:
+        rows_key = row_keys[entity].to_numpy()
+        ev_key = event_keys[entity].to_numpy()[pos]
+        codes, _ = pd.factorize(np.concatenate([rows_key, ev_key]))
+        codes = codes.astype(np.int64)
+        row_codes, ev_codes = codes[: len(rows_key)], codes[len(rows_key):]
+        keep = ev_key != ""
         ev = ev_codes[keep] * span + (t_events[keep] - origin)
         order = np.argsort(ev, kind="stable")
         ev = ev[order]
         cum_f = np.concatenate(([0.0], np.cumsum(events["d_fraud"].to_numpy()[keep][order])))
         cum_l = np.concatenate(([0.0], np.cumsum(events["d_labelled"].to_numpy()[keep][order])))
-        base = codes.astype(np.int64) * span + (t_rows - origin)
+        base = row_codes * span + (t_rows - origin)
         hi = np.searchsorted(ev, base, side="left")  # known strictly before the row's time
         lo = np.searchsorted(ev, base - window, side="left")
-        frauds = np.maximum(cum_f[hi] - cum_f[lo], 0.0)
-        labelled = np.maximum(cum_l[hi] - cum_l[lo], 0.0)
-        frauds, labelled = np.where(has, frauds, 0.0), np.where(has, labelled, 0.0)
+        has = rows_key != ""
+        frauds = np.where(has, np.maximum(cum_f[hi] - cum_f[lo], 0.0), 0.0)
+        labelled = np.where(has, np.maximum(cum_l[hi] - cum_l[lo], 0.0), 0.0)
         out[f"{entity}_frauds_known_log"] = np.log1p(frauds)
         out[f"{entity}_fraud_share_known"] = frauds / (labelled + 1.0)
     return out

@@ -69,3 +69,12 @@ def test_training_target_knows_only_earlier_verdicts_and_leaves_out_recent_silen
     assert target.iloc[:2].tolist() == [1.0, 1.0]  # R1's dismissal on the 20th is not known yet
     assert np.isnan(target.iloc[2]) and target.iloc[3] == 0.0
     assert usable.tolist() == [True, True, False, True]  # R2: recent and silent
+
+
+def test_one_day_scored_against_a_lookup_of_earlier_rows_equals_the_whole_frame():
+    rows, history = card_world(customers=60, terminals=20, days=40, seed=4)
+    whole = risk_features(rows, history)
+    day = rows["ts"].dt.floor("D") == rows["ts"].dt.floor("D").max()
+    alone = risk_features(rows[day], history, lookup=rows)
+    pd.testing.assert_frame_equal(alone, whole[day])
+    assert alone["partner_frauds_known_log"].gt(0).any()
