@@ -294,3 +294,51 @@ class LabelStore:
 
     def current(self) -> pd.DataFrame:
         return current_verdicts(self.history())
+
+
+# --- labels in training and evaluation -----------------------------------------------------
+
+INJECTED, ANALYST = "injected", "analyst_labels"  # what model selection ranked on
+
+
+def history_from_files(files: Iterable[Path]) -> tuple[pd.DataFrame, LabelBatch]:
+    """The label history held in files (the pipeline's ``feedback/`` prefix, a job's ``labels``
+    channel): a stored history (Parquet with ``label_id``) as it is, exports (CSV, JSON lines)
+    through the validator; returns the merged history and the rejected rows of the exports."""
+    history, rejected = empty_history(), []
+    for path in sorted(Path(p) for p in files):
+        if path.suffix.lower() == ".parquet":
+            stored = pd.read_parquet(path)
+            batch = validate_labels(stored[[c for c in LABEL_COLUMNS if c in stored.columns]]
+                                    .astype({"when": str}))  # fmt: skip
+        else:
+            batch = validate_labels(read_label_file(path))
+        history = merge_labels(history, batch.valid).history
+        rejected.append(batch.rejected.assign(file=path.name))
+    rejects = pd.concat(rejected, ignore_index=True) if rejected else pd.DataFrame(columns=list(REJECTION_COLUMNS))
+    return history, LabelBatch(history[list(LABEL_COLUMNS) + ["label_id"]], rejects)
+
+
+@dataclass
+class LabelTruth:
+    """The truth of an evaluation period from analysts' verdicts, and whether it is enough."""
+
+    is_anomaly: np.ndarray  # confirmed fraud or anomaly; dismissed and unlabelled rows are normal
+    anomaly_type: np.ndarray  # the verdict where confirmed, '' elsewhere
+    frauds: int
+    dismissed: int
+    sufficient: bool
+    reason: str
+
+
+def label_truth(trans_ids: pd.Series, current: pd.DataFrame) -> LabelTruth:
+    """Per row of an evaluation period (its ``trans_id``s), the latest verdict: enough when the
+    period holds ``MIN_FRAUDS`` confirmed frauds and ``MIN_NEGATIVES`` dismissed alerts."""
+    verdict = trans_ids.astype(str).map(current.set_index(current["trans_id"].astype(str))["verdict"]
+                                        if len(current) else pd.Series(dtype=object))  # fmt: skip
+    labelled = verdict.notna().to_numpy()
+    fraud = labelled & is_fraud_verdict(verdict.fillna(DISMISSED))
+    matched = current[current["trans_id"].astype(str).isin(set(trans_ids.astype(str)))] if len(current) else current
+    ok, why = labels_suffice(matched)
+    types = np.where(fraud, verdict.fillna("").astype(str).to_numpy(), "")
+    return LabelTruth(fraud, types, int(fraud.sum()), int((labelled & ~fraud).sum()), ok, why)

@@ -69,7 +69,8 @@ class SupervisedDetector(Detector):
         self.training_counts_: dict[str, int] = {}
 
     # the unsupervised score and the "nothing known" risk are added before the usual hygiene
-    def _complete(self, features: pd.DataFrame) -> pd.DataFrame:
+    def complete_frame(self, features: pd.DataFrame) -> pd.DataFrame:
+        """``features`` with the base's score and "nothing known" risk columns where absent."""
         extra: dict[str, Any] = {}
         if SCORE_COLUMN in (self.feature_columns or ()) and SCORE_COLUMN not in features.columns:
             extra[SCORE_COLUMN] = self.base.score(features)
@@ -80,7 +81,7 @@ class SupervisedDetector(Detector):
 
     def matrix(self, features: pd.DataFrame | np.ndarray) -> np.ndarray:
         if isinstance(features, pd.DataFrame):
-            features = self._complete(features)
+            features = self.complete_frame(features)
         return super().matrix(features)
 
     def fit(self, features: pd.DataFrame) -> SupervisedDetector:  # type: ignore[override]
@@ -92,7 +93,7 @@ class SupervisedDetector(Detector):
             self.base.fit(features)
         target = pd.to_numeric(features[TARGET_COLUMN], errors="coerce").to_numpy(dtype=float)
         rows = self._training_rows(target)
-        frame = self._complete(features.iloc[rows].reset_index(drop=True))
+        frame = self.complete_frame(features.iloc[rows].reset_index(drop=True))
         y = np.nan_to_num(target[rows], nan=0.0) >= 0.5
         frauds = int(y.sum())
         if frauds < self.params["min_frauds"] or frauds == len(y):
