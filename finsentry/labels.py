@@ -27,6 +27,7 @@ ranks on real labels.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 from collections.abc import Iterable, Mapping
@@ -198,21 +199,25 @@ def read_label_file(path: Path) -> pd.DataFrame | list[Any]:
     """A CSV file (header ``trans_id,verdict,who,when[,note]``) as a frame of strings, or a
     JSON-lines file (``.jsonl``/``.json``) as a list of parsed lines (a line that is not JSON
     becomes a string, rejected as malformed by the validator)."""
-    suffixes = [s.lower() for s in path.suffixes]
+    return parse_label_bytes(path.name, path.read_bytes())
+
+
+def parse_label_bytes(name: str, body: bytes) -> pd.DataFrame | list[Any]:
+    """``read_label_file`` on bytes named ``name`` (an S3 object of the ``feedback/`` prefix)."""
+    suffixes = [s.lower() for s in Path(name).suffixes]
     if ".jsonl" in suffixes or ".json" in suffixes:
         out: list[Any] = []
-        with path.open(encoding="utf-8") as fh:
-            for line in fh:
-                if line.strip():
-                    try:
-                        out.append(json.loads(line))
-                    except json.JSONDecodeError:
-                        out.append(line.rstrip("\n"))
+        for line in body.decode("utf-8", errors="replace").splitlines():
+            if line.strip():
+                try:
+                    out.append(json.loads(line))
+                except json.JSONDecodeError:
+                    out.append(line)
         return out
     if ".csv" in suffixes:
-        return pd.read_csv(path, dtype=str, keep_default_na=False)
-    got = "".join(path.suffixes) or "no suffix"
-    raise LabelInputError(f"{path}: labels come as .csv or .jsonl (JSON lines), got {got}")
+        return pd.read_csv(io.BytesIO(body), dtype=str, keep_default_na=False)
+    got = "".join(Path(name).suffixes) or "no suffix"
+    raise LabelInputError(f"{name}: labels come as .csv or .jsonl (JSON lines), got {got}")
 
 
 # --- history ---------------------------------------------------------------------------------
