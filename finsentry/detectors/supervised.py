@@ -52,6 +52,7 @@ class SupervisedDetector(Detector):
     """Gradient-boosted trees on features + an unsupervised score + label-derived risk."""
 
     exact_explanations = True
+    needs_labels = True  # never among the label-free defaults (finsentry.table_evaluation.detector_names)
 
     def __init__(self, base: Detector | None = None, max_iter: int = 200, learning_rate: float = 0.1,
                  max_leaf_nodes: int = 31, random_state: int = 0, unlabelled_as_negative: bool = False,
