@@ -22,6 +22,10 @@ class Prefixes:
     models: str = "models/"
     reports: str = "reports/"
     athena_results: str = "athena-results/"
+    feedback_inbox: str = "feedback/incoming/"  # case-management exports of verdicts (CSV / JSON lines)
+    feedback_processed: str = "feedback/processed/"  # the exports once read
+    feedback_labels: str = "feedback/labels/"  # the label history (Parquet, dt = day received; Glue table labels)
+    feedback_rejected: str = "quarantine/feedback/"  # refused label rows with their reasons
 
 
 PREFIXES = Prefixes()

@@ -2,7 +2,8 @@
 
 Database ``glue_database_name(env)``; tables ``transactions`` (canonical
 rows, ``curated/transactions/``), ``features`` (``curated/features/``) and ``scored`` (the
-scorer's output, ``scored/``, columns ``finsentry.scoring.SCORED_COLUMNS``). Every table is
+scorer's output, ``scored/``, columns ``finsentry.scoring.SCORED_COLUMNS``) and ``labels``
+(analysts' verdicts, ``feedback/labels/``, ``finsentry.feedback``). Every table is
 Parquet, partitioned by ``dt`` (string, YYYY-MM-DD); the jobs register the partitions they
 wrote, so Athena sees new days without a crawler or ``MSCK REPAIR``.
 """
@@ -31,6 +32,9 @@ TABLES: dict[str, tuple[str, dict[str, str]]] = {
          **{c: "double" for c in CURATED_COLUMNS}},
     ),
     "scored": (PREFIXES.scored, dict(SCORED_COLUMNS)),
+    "labels": (PREFIXES.feedback_labels,  # analysts' verdicts (finsentry.labels.HISTORY_COLUMNS)
+               {"trans_id": "string", "verdict": "string", "who": "string", "when": "timestamp", "note": "string",
+                "label_id": "string", "received_at": "timestamp"}),
 }  # fmt: skip
 PARQUET = {
     "InputFormat": "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat",
