@@ -10,7 +10,7 @@ table               prefix                       columns
 ``transactions``    ``curated/transactions/``    the canonical record + ``seq`` (Glue ingest)
 ``features``        ``curated/features/``        ids, ``ts``, ``seq``, ``CURATED_COLUMNS``
 ``scored``          ``scored/``                  ``finsentry.scoring.SCORED_COLUMNS``
-``labels``          (the feedback issue's)       read when present: ``trans_id``, ``verdict``
+``labels``          ``feedback/labels/``          analysts' verdicts (``finsentry.feedback``)
 ==================  ===========================  ==============================================
 
 * ``write`` (pandas frames: the local pipeline, the pandas engine) is ``wr.s3.to_parquet(dataset=True,
@@ -53,12 +53,15 @@ TABLES: dict[str, tuple[str, dict[str, str]]] = {
          **{c: "double" for c in CURATED_COLUMNS}},
     ),
     "scored": (PREFIXES.scored, dict(SCORED_COLUMNS)),
+    "labels": (PREFIXES.feedback_labels,  # analysts' verdicts (finsentry.labels.HISTORY_COLUMNS)
+               {"trans_id": "string", "verdict": "string", "who": "string", "when": "timestamp", "note": "string",
+                "label_id": "string", "received_at": "timestamp"}),
 }  # fmt: skip
 PARTITIONS = {PARTITION_KEY: "string"}
 COMPRESSION = "snappy"  # what Spark and Firehose write; the Glue table says so
 ALERTS_VIEW = "scored_transactions"  # the masked view (infra/athena/views/)
 LABELS_TABLE = "labels"  # written by the feedback path (analysts' verdicts); optional
-LABEL_TIME_COLUMNS = ("labelled_at", "created_at", "ts")  # the latest verdict wins, by the first present
+LABEL_TIME_COLUMNS = ("when", "received_at", "labelled_at")  # the latest verdict wins, by the first present
 ALERT_COLUMNS = ("dt", "ts", "trans_id", "client_ref", "amount", "operation", "region", "score",
                  "anomaly_type", "reasons", "model_version")  # fmt: skip
 DEFAULT_LIMIT = 200
@@ -183,7 +186,7 @@ def alerts_sql(types: Sequence[str] = (), labels_time_column: str | None = None,
     cols = ", ".join(f"s.{c}" for c in ALERT_COLUMNS)
     sql = f"SELECT {cols}"
     if with_labels:
-        latest = (f"max_by(verdict, {labels_time_column})" if labels_time_column else "max(verdict)")
+        latest = (f'max_by(verdict, "{labels_time_column}")' if labels_time_column else "max(verdict)")
         labels = f"SELECT trans_id, {latest} AS verdict FROM {LABELS_TABLE} GROUP BY trans_id"  # noqa: S608
         sql += f", coalesce(l.verdict, '') AS verdict FROM {ALERTS_VIEW} s LEFT JOIN ({labels}) l"
         sql += " ON l.trans_id = s.trans_id"

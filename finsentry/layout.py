@@ -22,6 +22,10 @@ class Prefixes:
     models: str = "models/"
     reports: str = "reports/"
     athena_results: str = "athena-results/"
+    feedback_inbox: str = "feedback/incoming/"  # case-management exports of verdicts (CSV / JSON lines)
+    feedback_processed: str = "feedback/processed/"  # the exports once read
+    feedback_labels: str = "feedback/labels/"  # the label history (Parquet, dt = day received; Glue table labels)
+    feedback_rejected: str = "quarantine/feedback/"  # refused label rows with their reasons
 
 
 PREFIXES = Prefixes()
@@ -31,6 +35,11 @@ PARTITION_KEY = "dt"  # Hive-style date partitions: scored/dt=1998-07-01/<file>.
 def bucket_name(env: str = "local", account: str = "000000000000", region: str = "eu-west-1") -> str:
     """The data bucket of one deployment (unique per account and region, as S3 requires)."""
     return f"{PROJECT}-{env}-data-{account}-{region}"
+
+
+def partition_path(prefix: str, day: str, part: int = 0) -> str:
+    """Object key of one date partition file, e.g. ``scored/dt=1998-07-01/part-00000.parquet``."""
+    return f"{prefix}{PARTITION_KEY}={day}/part-{part:05d}.parquet"
 
 
 # --- resource names shared by the CDK app, the handlers, the state machine and the local run ---
