@@ -111,7 +111,7 @@ def test_alerts_show_the_latest_verdict_when_a_labels_table_exists(deployed):
     lake.write(scored_rows(), ENV, "scored", deployed.uri("").rstrip("/"))
     labels = pd.DataFrame({
         "trans_id": ["t2", "t4", "t4"], "verdict": ["confirmed_fraud", "confirmed_fraud", "dismissed"],
-        "labelled_at": pd.to_datetime(["2026-11-29 08:00", "2026-11-30 09:00", "2026-11-30 10:00"]),
+        "when": pd.to_datetime(["2026-11-29 08:00", "2026-11-30 09:00", "2026-11-30 10:00"]),
     })  # fmt: skip
     wr.s3.to_parquet(labels, path=deployed.uri("feedback/labels/"), dataset=True, database=deployed.database,
                      table=lake.LABELS_TABLE)  # fmt: skip
