@@ -47,7 +47,7 @@ from finsentry.schema import to_record  # noqa: E402
 from finsentry.stream.profiles import StoredProfile  # noqa: E402
 from finsentry.stream.profiles import decode_item as _decode
 from finsentry.stream.profiles import encode_item as _encode
-from finsentry.streaming import StreamScorer  # noqa: E402
+from finsentry.stream.scorer import StreamScorer  # noqa: E402
 
 
 def _setup(accounts: int, months: int):
