@@ -161,7 +161,8 @@ def test_a_failing_service_mid_batch_fails_exactly_its_records_and_the_retry_com
                 out["Failed"] = [{"Id": "0", "Code": "InternalError", "SenderFault": False}]
                 return out
             svc.alerts.client = Faulty(sns, publish_batch=publish)
-        elif fault == "firehose":  # records 10..14 of the call get a service error
+        elif fault == "firehose":  # records 10..14 of the call get a service error (one row per record here)
+            svc.scored_sink.pack_bytes = 1
             def put_batch(n, kw, real):
                 keep = [r for i, r in enumerate(kw["Records"]) if not (n == 1 and 10 <= i < 15)]
                 real(DeliveryStreamName=kw["DeliveryStreamName"], Records=keep)
