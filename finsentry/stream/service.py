@@ -232,8 +232,9 @@ class ScorerService:
             if r.seq >= 0:
                 floors[r.channel] = min(floors.get(r.channel, r.seq), r.seq)
         accounts = [_account_of(r.value) if not r.error else None for r in records]
+        held_back: dict[str, set[tuple[str, str]]] = {"account": set(), "partner": set()}  # across slices
         for start, end in slices(accounts, self.hot_limit):
-            self._slice(records[start:end], scorer, serving, floors, report)
+            self._slice(records[start:end], scorer, serving, floors, held_back, report)
         ended = len(report.scored) + len(report.quarantined) + len(report.redelivered) + len(report.failed)
         if ended != len(records) or len({r.key for r in records}) != len(records):
             raise RuntimeError(f"{len(records)} records received but {ended} outcomes")  # a bug: Lambda retries
@@ -244,7 +245,11 @@ class ScorerService:
     # -- one slice -------------------------------------------------------------------------
 
     def _slice(self, records: list[InboundRecord], scorer: StreamScorer, serving: ServingModel,
-               floors: dict[str, int], report: BatchReport) -> None:  # fmt: skip
+               floors: dict[str, int], held_back: dict[str, set[tuple[str, str]]],
+               report: BatchReport) -> None:  # fmt: skip
+        """One slice. ``held_back``: the (account, channel) and (partner, channel) pairs that an
+        earlier slice of the batch could not fold a record into: the prefix rule holds their
+        later records back too (they come again with the redelivery)."""
         outcome: dict[str, str] = {}  # record key -> "scored" | "quarantined" | "redelivered" | "failed: why"
         delivered: dict[str, str] = {}  # record key -> outputs delivered now ("s", "a")
         bad: dict[str, dict[str, Any]] = {}
@@ -325,7 +330,8 @@ class ScorerService:
             kind[k] = "quarantine"
         seqs = [r.seq for r in rows]
         chans = [r.channel for r in rows]
-        behind = blocked_after(acc, chans, seqs, (kind == BLOCKED).tolist()) & (kind == FRESH)
+        earlier = np.fromiter(((acc[k], chans[k]) in held_back["account"] for k in range(n)), dtype=bool, count=n)
+        behind = (blocked_after(acc, chans, seqs, (kind == BLOCKED).tolist()) | earlier) & (kind == FRESH)
         kind[behind], why[behind] = BLOCKED, "behind an earlier failed record of its account"
 
         # 3. score the fresh rows; fold them (and replays their partner lacks) into the partners
@@ -379,8 +385,12 @@ class ScorerService:
         # 5. the partner writes: as read, plus the rows their account holds, per channel up to
         # the first row that is not held (the prefix rule)
         candidate = wants_partner & (committed | (kind == REPLAY))
-        not_held = wants_partner & ~candidate
-        stop = blocked_after(pkey, chans, seqs, not_held.tolist())
+        lacking = np.fromiter((bool(pkey[k]) and kind[k] in (FRESH, REPLAY, BLOCKED)
+                               and seqs[k] > partners[pkey[k]].checkpoints.get(chans[k], -1) for k in range(n)),
+                              dtype=bool, count=n)  # fmt: skip
+        not_held = lacking & ~candidate  # the partner lacks it and cannot fold it now
+        stop = blocked_after(pkey, chans, seqs, not_held.tolist()) | np.fromiter(
+            ((pkey[k], chans[k]) in held_back["partner"] for k in range(n)), dtype=bool, count=n)
         fold_rows = candidate & ~stop
         deferred = candidate & stop
         partner_failed: set[str] = set()
@@ -401,6 +411,11 @@ class ScorerService:
         partner_pending = np.fromiter(
             (bool(deferred[k]) or (bool(fold_rows[k]) and pkey[k] in partner_failed) for k in range(n)),
             dtype=bool, count=n)  # fmt: skip
+        for k in range(n):
+            if kind[k] == BLOCKED:
+                held_back["account"].add((acc[k], chans[k]))
+            if not_held[k] or partner_pending[k]:
+                held_back["partner"].add((pkey[k], chans[k]))
 
         # 6. deliver: new rows whose account holds them, and what replays still owe
         owed: dict[str, tuple[dict[str, Any], dict[str, Any], str]] = {}  # key -> (row, recipe, outputs)

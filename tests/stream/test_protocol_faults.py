@@ -218,7 +218,7 @@ def model_dir(tmp_path_factory):
 FAILED_SEEN: list[int] = []
 
 
-@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                  HealthCheck.function_scoped_fixture])  # fmt: skip
 @given(st.lists(step, min_size=1, max_size=10))
 def test_every_record_ends_once_whatever_fails(model_dir, schedule):
