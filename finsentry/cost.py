@@ -331,9 +331,9 @@ def _dynamodb(est: CostEstimate) -> list[LineItem]:
     hours = est.prices.hours_per_month
     wcu = est.tps * wu / s.dynamodb_target_utilization  # capacity auto scaling keeps provisioned
     rcu = est.tps * ru / s.dynamodb_target_utilization
-    return [_item(est, "dynamodb", f"read capacity ({ru:.3f} RCU per transaction, {rcu:,.0f} RCU)", rcu * hours,
+    return [_item(est, "dynamodb", f"read capacity ({ru:.3f} RCU per transaction)", rcu * hours,
                   "RCU-h", "provisioned_rcu_hour"),
-            _item(est, "dynamodb", f"write capacity ({wu:.3f} WCU per transaction, {wcu:,.0f} WCU)", wcu * hours,
+            _item(est, "dynamodb", f"write capacity ({wu:.3f} WCU per transaction)", wcu * hours,
                   "WCU-h", "provisioned_wcu_hour"), storage]  # fmt: skip
 
 

@@ -19,8 +19,8 @@ from finsentry.local.aws import LOCAL_REGION, local_aws
 from finsentry.local.stream_resources import point_model
 from finsentry.stream.events import kafka_event
 from finsentry.stream.metrics import MemoryMetrics
-from finsentry.stream.sinks import PACK_BYTES
 from finsentry.stream.runtime import ScorerConfigError, build_service, scorer_settings
+from finsentry.stream.sinks import PACK_BYTES
 from lambdas.stream_scorer import handler as module
 from tests.stream.faults import Faulty, client_error
 from tests.stream.world import bank, event_of, payloads, setup_world
