@@ -79,7 +79,8 @@ def _tree_contributions(detector: Detector, forest, x: np.ndarray) -> np.ndarray
         explainer = shap.TreeExplainer(forest)
         detector._shap_tree = explainer
     # SHAP explains the mean path length: shorter = more anomalous, hence the sign flip
-    return -np.asarray(explainer.shap_values(x), dtype=float).reshape(x.shape)
+    z = detector.forest_input(x) if hasattr(detector, "forest_input") else x
+    return -np.asarray(explainer.shap_values(z), dtype=float).reshape(x.shape)
 
 
 def _permutation_contributions(detector: Detector, x: np.ndarray) -> np.ndarray:
@@ -242,7 +243,7 @@ def _forest_reasons(detector: Detector, features: pd.DataFrame, top_k: int) -> l
         cache = (detector.model, flatten(detector.model), node_expectations(detector.model))
         detector._shap_paths = cache
     frame = detector.features_frame(features)
-    contributions = path_contributions(detector.model, cache[1], cache[2], frame.to_numpy())
+    contributions = path_contributions(detector.model, cache[1], cache[2], detector.forest_input(frame.to_numpy()))
     return top_reasons(frame, contributions, top_k=top_k)
 
 

@@ -11,7 +11,7 @@ failure the reason does, with exit code 1 (``FINSENTRY_OUTPUT_DIR`` moves that f
 Arguments (ContainerArguments) or environment: ``--budget`` / ``ALERT_BUDGET`` (0.01),
 ``--margin`` / ``SELECTION_MARGIN`` (0.01), ``--metric`` / ``SELECTION_METRIC`` (recall),
 ``--price-per-hour`` / ``INSTANCE_PRICE_PER_HOUR`` (USD); ``FINSENTRY_WINDOW_START`` /
-``FINSENTRY_WINDOW_END`` keep the validation rows inside the training window. Logic: ``finsentry.training``.
+``FINSENTRY_WINDOW_END`` keep the validation rows inside the training window. Logic: ``finsentry.training.jobs``.
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 
-from finsentry.sagemaker_env import exit_message_path, processing_dir, write_failure
-from finsentry.training import DEFAULT_BUDGET, DEFAULT_PRICE_PER_HOUR, evaluate_job, exit_message
-from finsentry.validation_set import window_from_env
+from finsentry.training.jobs import DEFAULT_BUDGET, DEFAULT_PRICE_PER_HOUR, evaluate_job, exit_message
+from finsentry.training.sagemaker_env import exit_message_path, processing_dir, write_failure
+from finsentry.training.validation_set import window_from_env
 
 
 def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:

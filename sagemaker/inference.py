@@ -5,7 +5,7 @@ anomaly type and top reasons per record (JSON lines or CSV, by the Accept header
 the Glue ``scored`` table for ``application/x-parquet``, as the state machine's Batch Transform asks).
 ``FINSENTRY_THRESHOLD`` overrides the alert threshold recorded in the model. Run as a script (``serve``) it answers
 SageMaker's container contract: ``GET /ping`` and ``POST /invocations`` on port 8080.
-Logic: ``finsentry.batch_inference`` and ``finsentry.model_server``.
+Logic: ``finsentry.training.batch_inference`` and ``finsentry.training.model_server``.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import sys
 
-from finsentry import batch_inference
+from finsentry.training import batch_inference
 
 
 def model_fn(model_dir: str, context=None) -> batch_inference.LoadedModel:
@@ -35,6 +35,6 @@ def output_fn(prediction, accept: str, context=None) -> tuple[str | bytes, str]:
 
 
 if __name__ == "__main__":
-    from finsentry.model_server import serve
+    from finsentry.training.model_server import serve
 
     sys.exit(serve(model_fn, input_fn, predict_fn, output_fn))

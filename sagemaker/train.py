@@ -8,7 +8,7 @@ Channels: ``train`` (curated features or canonical transactions), optional ``val
 from the training data). Environment ``FINSENTRY_WINDOW_START`` / ``FINSENTRY_WINDOW_END``:
 only rows inside the training window are used. Output: the files of
 ``SM_MODEL_DIR`` (/opt/ml/model), which SageMaker uploads as ``model.tar.gz``. On failure the
-reason goes to /opt/ml/output/failure and the exit code is 1. Logic: ``finsentry.training``.
+reason goes to /opt/ml/output/failure and the exit code is 1. Logic: ``finsentry.training.jobs``.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ import os
 import sys
 from collections.abc import Mapping
 
-from finsentry.sagemaker_env import TrainingEnv, write_failure
-from finsentry.training import metric_lines, train_job
+from finsentry.training.jobs import metric_lines, train_job
+from finsentry.training.sagemaker_env import TrainingEnv, write_failure
 
 
 def main(env: Mapping[str, str] | None = None) -> int:

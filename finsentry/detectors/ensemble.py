@@ -1,4 +1,5 @@
-"""The ensemble: members' calibrated scores averaged, recalibrated, and the rule checks on top."""
+"""The ensemble: members' calibrated scores combined (Fisher's rule by default), recalibrated,
+and the rule checks on top."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ RULE_SCORE = 1.0  # the score of a rule hit: above every model score (those stay
 # half of the default 1 % review budget on a source artefact (a table whose balances never add up).
 RULE_SUSPEND_SHARE = 0.005
 DEFAULT_MEMBERS = ("isolation_forest", "tails")
-COMBINE = ("mean", "max")
+COMBINE = ("mean", "max", "fisher")
 
 
 def _union(members: Sequence[Detector]) -> tuple[str, ...] | None:
@@ -33,9 +34,17 @@ def _union(members: Sequence[Detector]) -> tuple[str, ...] | None:
 
 @register("ensemble")
 class EnsembleDetector(Detector):
-    """Weighted mean of the members' calibrated scores, recalibrated on training; rules on top.
+    """The members' calibrated scores combined, recalibrated on training; rules on top.
 
-    * ``members`` default to a new Isolation Forest and LOF (with ``feature_columns``).
+    * ``combine``: ``"fisher"`` (default) adds up ``-log(1 - p)`` of the members' calibrated
+      scores ``p``, weighted: Fisher's rule for tail probabilities. One member far out in its
+      tail is not averaged away by a member that sees nothing, as it is by ``"mean"`` (the
+      weighted mean of ``p``); ``"max"`` takes the most confident member. Measured with the
+      one-sided forest (``bench.detection``, 1 % budget, recall): synthetic 64.9 % (mean) vs
+      65.8 % (fisher), Czech 69.8 % vs 74.4 %, handbook 25.6 % both; ADBench cardio AUC-PR
+      60.31 vs 61.16, thyroid 67.69 vs 67.64.
+    * ``members`` default to ``DEFAULT_MEMBERS`` (the one-sided Isolation Forest and tails),
+      each on its own default columns.
       Members already fitted are reused as they are (the training pipeline fits each
       candidate once and builds the ensemble from them); unfitted ones are fitted on the
       ensemble's training rows.
@@ -51,7 +60,7 @@ class EnsembleDetector(Detector):
                  use_rules: bool = True, rules: RuleCheck | None = None,
                  feature_columns: tuple[str, ...] | None = DETECTOR_COLUMNS,
                  random_state: int = 0,
-                 combine: str = "mean") -> None:  # fmt: skip
+                 combine: str = "fisher") -> None:  # fmt: skip
         if combine not in COMBINE:
             raise ValueError(f"ensemble: combine must be one of {', '.join(COMBINE)}, got {combine!r}")
         if members is None:
@@ -124,9 +133,16 @@ class EnsembleDetector(Detector):
 
     def _raw(self, x: np.ndarray) -> np.ndarray:
         """The members' calibrated scores combined (the ensemble's raw score): their weighted mean,
-        or with ``combine="max"`` the highest of the members with a positive weight."""
+        or with ``combine="max"`` the highest of the members with a positive weight, or with
+        ``combine="fisher"`` the weighted sum of ``-log(1 - p)``: Fisher's rule for combining
+        tail probabilities, so one member far out in its tail is not averaged away by another
+        that sees nothing (a mean needs both members to agree)."""
         frame = self._frame(x)
-        if self.params.get("combine", "mean") == "max":
+        combine = self.params.get("combine", "mean")
+        if combine == "fisher":
+            return np.sum([w * -np.log1p(-m.score(frame)) for w, m in zip(self.weights, self.members, strict=True)],
+                          axis=0)  # fmt: skip
+        if combine == "max":
             return np.max([m.score(frame) for w, m in zip(self.weights, self.members, strict=True) if w > 0], axis=0)
         return np.sum([w * m.score(frame) for w, m in zip(self.weights, self.members, strict=True)], axis=0)
 

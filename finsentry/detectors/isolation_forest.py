@@ -6,7 +6,7 @@ import numpy as np
 from sklearn.ensemble import IsolationForest
 
 from finsentry.detectors.base import Detector, register
-from finsentry.features import FEATURE_COLUMNS
+from finsentry.features import FEATURE_COLUMNS, FEATURE_TAILS
 
 
 @register("isolation_forest")
@@ -18,6 +18,16 @@ class IsolationForestDetector(Detector):
     without partners diluted the forest (synthetic bank, 1 % budget: recall 40 % -> 27 %); the
     ``tails`` member, which counts a family only beyond its floor, reads them.
 
+    **One-sided** (``one_sided=True``, the default): the product's features have a meaningful
+    direction (``finsentry.features.FEATURE_TAILS``: a large amount is evidence, a small one is
+    not; a short gap is a burst, a long one is not). The forest sees each such column clipped at
+    its training median on the usual side (``max(x, median)`` for a high tail, ``min`` for a low
+    one) and context columns (history length) held at their median, so its random splits isolate
+    only rows unusual in the direction that matters. Columns the product does not know (a
+    benchmark table) are left as they are. Measured on the three labelled sets
+    (``bench.detection``; 1 % budget, AUC-PR): synthetic 0.27 -> 0.35, handbook 0.017 -> 0.072,
+    Czech 0.39 -> 0.38.
+
     Raw score: ``-IsolationForest.score_samples`` = 2^(-mean path length / c(n)), in (0, 1].
     ``max_samples`` is capped at the number of training rows. ``contamination`` only moves
     scikit-learn's own ``predict`` offset: scores here do not use it (the alert threshold
@@ -27,16 +37,35 @@ class IsolationForestDetector(Detector):
     exact_explanations = True
 
     def __init__(self, n_estimators: int = 200, max_samples: int = 256, random_state: int = 0,
-                 contamination: float | str = "auto",
+                 contamination: float | str = "auto", one_sided: bool = True,
                  feature_columns: tuple[str, ...] | None = FEATURE_COLUMNS) -> None:  # fmt: skip
         super().__init__(feature_columns)
         self.params = {"n_estimators": n_estimators, "max_samples": max_samples,
                        "random_state": random_state, "contamination": contamination}  # fmt: skip
         self.model = IsolationForest(**self.params, n_jobs=1)
+        self.params["one_sided"] = one_sided
+        self.center_: np.ndarray | None = None  # training medians of the clipped columns
+
+    def forest_input(self, x: np.ndarray) -> np.ndarray:
+        """What the forest sees of a clean matrix: with ``one_sided``, each column of a known
+        direction clipped at its training median on the usual side, context columns held there."""
+        if not self.params.get("one_sided") or self.center_ is None:
+            return x
+        z = x.copy()
+        for j, column in enumerate(self.feature_columns or ()):
+            direction = FEATURE_TAILS.get(column, ("both", ""))[0]
+            if direction == "high":
+                z[:, j] = np.maximum(z[:, j], self.center_[j])
+            elif direction == "low":
+                z[:, j] = np.minimum(z[:, j], self.center_[j])
+            elif direction == "context":
+                z[:, j] = self.center_[j]
+        return z
 
     def _fit(self, x: np.ndarray) -> None:
         self.model.set_params(max_samples=min(self.params["max_samples"], len(x)))
-        self.model.fit(x)
+        self.center_ = np.median(x, axis=0) if self.params.get("one_sided") else None
+        self.model.fit(self.forest_input(x))
 
     def _raw(self, x: np.ndarray) -> np.ndarray:
         """``-score_samples``, computed by the compiled walk of ``fast_forest`` (same numbers)."""
@@ -46,4 +75,4 @@ class IsolationForestDetector(Detector):
         if flat is None or flat[0] is not self.model:
             flat = (self.model, flatten(self.model))
             self._shap_flat_forest = flat
-        return raw_scores(flat[1], x)
+        return raw_scores(flat[1], self.forest_input(x))

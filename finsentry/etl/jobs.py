@@ -27,7 +27,7 @@ option                 required  meaning
 ``--seed``             no        features job: seed of the anomaly injection (default 0)
 ``--window_start``     no        features job: the state machine's training window (YYYY-MM-DD;
 ``--window_end``                 empty or 0001-01-01 / 9999-12-31 = open): the validation period
-                                 is the last share of it (``finsentry.validation_set``)
+                                 is the last share of it (``finsentry.training.validation_set``)
 =====================  ========  ==============================================================
 
 Outputs (prefixes from ``finsentry.layout.PREFIXES``): ``curated/transactions/dt=.../`` and
@@ -35,7 +35,7 @@ Outputs (prefixes from ``finsentry.layout.PREFIXES``): ``curated/transactions/dt
 reason per row), ``<output>/_quality/<job>-<run_id>.json`` (the quality report), CloudWatch
 metrics ``Metric.ETL_*``, and the Glue tables ``transactions`` / ``features`` with their
 partitions; the features job also writes ``curated/validation/validation.parquet`` (ids,
-``CURATED_COLUMNS``, ``is_anomaly``, ``anomaly_type``: ``finsentry.validation_set.labelled_validation``
+``CURATED_COLUMNS``, ``is_anomaly``, ``anomaly_type``: ``finsentry.training.validation_set.labelled_validation``
 on the driver; permanent orders read from ``raw/``, without them the missing-recurring type is
 skipped and the report says so). Training drops that period (``exclude_validation``), so
 ``curated/features/`` keeps every row for Batch Transform. When the quality gate fails, the
@@ -56,7 +56,7 @@ from typing import Any
 from finsentry.etl import catalog, quality, transforms
 from finsentry.features import DETECTOR_COLUMNS
 from finsentry.layout import PARTITION_KEY, PREFIXES
-from finsentry.validation_set import DEFAULT_ANOMALY_RATE, DEFAULT_VALIDATION_SHARE
+from finsentry.training.validation_set import DEFAULT_ANOMALY_RATE, DEFAULT_VALIDATION_SHARE
 
 REQUIRED = ("data_bucket", "env")
 OPTIONAL: dict[str, str] = {
@@ -313,7 +313,7 @@ def _write_validation(spark, transactions, opts: JobOptions, clients: Clients) -
     one Parquet file under ``curated/validation/``; its figures for the report."""
     import io
 
-    from finsentry.validation_set import labelled_validation
+    from finsentry.training.validation_set import labelled_validation
 
     canonical = transactions.select(*transforms.CANONICAL_COLUMNS, transforms.SEQ).toPandas()
     canonical = canonical.sort_values(["account_id", transforms.SEQ], kind="stable")

@@ -10,7 +10,7 @@ state reads.
 
 The entry points are loaded from the repository's ``sagemaker/`` folder (an editable install,
 as ``make demo`` uses); when the package is installed without it, the same library functions
-they call (``finsentry.training``) are called directly.
+they call (``finsentry.training.jobs``) are called directly.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from rich.table import Table
 
 import finsentry
 from finsentry.pipeline_definition import CANDIDATES
-from finsentry.training import EVALUATION_FILE
+from finsentry.training.jobs import EVALUATION_FILE
 
 ENTRY_POINTS = Path(finsentry.__file__).resolve().parents[1] / "sagemaker"
 TRAINING_CANDIDATES = CANDIDATES  # the state machine's Parallel branches, in their order
@@ -69,8 +69,8 @@ def _train(env: dict[str, str]) -> None:
             failure = Path(env["SM_ROOT"]) / "output" / "failure"
             raise RuntimeError(f"training job failed: {failure.read_text() if failure.is_file() else 'no reason'}")
         return
-    from finsentry.sagemaker_env import TrainingEnv
-    from finsentry.training import train_job
+    from finsentry.training.jobs import train_job
+    from finsentry.training.sagemaker_env import TrainingEnv
 
     train_job(TrainingEnv.from_environ(env))
 
@@ -84,8 +84,8 @@ def _evaluate(env: dict[str, str], budget: float) -> None:
             message = Path(env["FINSENTRY_OUTPUT_DIR"]) / "message"
             raise RuntimeError(f"evaluation job failed: {message.read_text() if message.is_file() else 'no reason'}")
         return
-    from finsentry.sagemaker_env import processing_dir
-    from finsentry.training import evaluate_job
+    from finsentry.training.jobs import evaluate_job
+    from finsentry.training.sagemaker_env import processing_dir
 
     root = processing_dir(env)
     evaluate_job(root / "models", root / "validation", root / "evaluation", root / "champion", budget=budget)
@@ -145,7 +145,7 @@ def run_training_jobs(transactions: pd.DataFrame, features: pd.DataFrame, train:
         _evaluate({"FINSENTRY_PROCESSING_DIR": str(processing), "FINSENTRY_OUTPUT_DIR": str(root / "output")}, budget)
         seconds["evaluate"] = round(time.perf_counter() - started, 2)
         evaluation = json.loads((processing / "evaluation" / EVALUATION_FILE).read_text())
-    return TrainingRun(evaluation, seconds, "sagemaker/" if ENTRY_POINTS.is_dir() else "finsentry.training")
+    return TrainingRun(evaluation, seconds, "sagemaker/" if ENTRY_POINTS.is_dir() else "finsentry.training.jobs")
 
 
 def _pct(v: float | None) -> str:

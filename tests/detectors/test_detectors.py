@@ -95,12 +95,53 @@ def test_lof_fits_on_a_seeded_subsample():
 def test_ensemble_averages_members_and_recalibrates():
     train = planted_frame(seed=8)
     iforest, lof = make_detector("isolation_forest").fit(train), make_detector("lof").fit(train)
-    model = EnsembleDetector([iforest, lof], weights=[3, 1], use_rules=False).fit(train)
+    model = EnsembleDetector([iforest, lof], weights=[3, 1], use_rules=False, combine="mean").fit(train)
     np.testing.assert_allclose(model.raw_score(train), 0.75 * iforest.score(train) + 0.25 * lof.score(train))
     assert model.members[0] is iforest  # fitted members are reused, not refitted
     assert ks_uniform(model.score(train)) < 0.06
     with pytest.raises(ValueError, match="weights"):
         EnsembleDetector([iforest, lof], weights=[1.0])
+
+
+@pytest.mark.parametrize(("feature", "sign"), [("amount_z", 1.0), ("log_gap_hours", -1.0)])
+def test_one_sided_forest_flags_only_the_unusual_direction_of_a_product_feature(feature, sign):
+    """amount_z counts high (a large amount), log_gap_hours low (a burst): the same distance on
+    the usual side is ordinary for the one-sided forest, and an outlier for the two-sided one."""
+    train = planted_frame(value=0.0, seed=5)  # no outlier in training
+    test = train.iloc[:3].copy()
+    test.loc[0, feature], test.loc[1, feature] = 12.0 * sign, -12.0 * sign
+    one = make_detector("isolation_forest", feature_columns=FEATURE_COLUMNS).fit(train)
+    two = make_detector("isolation_forest", feature_columns=FEATURE_COLUMNS, one_sided=False).fit(train)
+    unusual, usual = one.score(test)[:2]
+    assert unusual > 0.95 and usual < 0.5
+    assert (two.score(test)[:2] > 0.9).all()
+    z = one.forest_input(one.matrix(test))
+    j = one.feature_columns.index(feature)
+    assert z[1, j] == pytest.approx(one.center_[j]) and z[0, j] == 12.0 * sign
+    assert (z[:, one.feature_columns.index("history_count_log")] == one.center_[FEATURE_COLUMNS.index(
+        "history_count_log")]).all()  # a context column is held at its median
+
+
+def test_one_sided_forest_leaves_columns_it_does_not_know_two_sided():
+    rng = np.random.default_rng(0)
+    table = pd.DataFrame(rng.normal(size=(400, 3)), columns=["a", "b", "c"])
+    model = make_detector("isolation_forest", feature_columns=None).fit(table)
+    low = table.iloc[:2].copy()
+    low.loc[0, "a"], low.loc[1, "a"] = -9.0, 9.0
+    assert (model.score(low) > 0.95).all()  # both tails of a column it does not know
+    np.testing.assert_array_equal(model.forest_input(model.matrix(table)), model.matrix(table))
+
+
+def test_one_sided_forest_reasons_come_from_what_the_forest_saw():
+    from finsentry.explain import fast_explain, shap_contributions
+
+    train = planted_frame(seed=6)
+    model = make_detector("isolation_forest", feature_columns=FEATURE_COLUMNS).fit(train)
+    test = train.iloc[:1].copy()
+    test.loc[0, "amount_z"] = 12.0
+    assert fast_explain(model, test, 1)[0][0].feature == "amount_z"
+    shap = shap_contributions(model, test)[0]
+    assert FEATURE_COLUMNS[int(np.argmax(shap))] == "amount_z"
 
 
 def test_ensemble_rule_hit_scores_one_and_names_its_type():

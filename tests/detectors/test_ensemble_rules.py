@@ -75,3 +75,38 @@ def test_combine_max_takes_the_most_confident_member():
     np.testing.assert_allclose(model.raw_score(train), np.maximum(iforest.score(train), tails.score(train)))
     with pytest.raises(ValueError, match="combine"):
         EnsembleDetector([iforest, tails], combine="median")
+
+
+def test_combine_fisher_is_the_default_and_sums_minus_log_tail_probabilities():
+    train = planted_frame(seed=4)
+    iforest, tails = make_detector("isolation_forest").fit(train), make_detector("tails").fit(train)
+    model = EnsembleDetector([iforest, tails], weights=[3, 1], use_rules=False).fit(train)
+    assert model.params["combine"] == "fisher"
+    expected = 0.75 * -np.log1p(-iforest.score(train)) + 0.25 * -np.log1p(-tails.score(train))
+    np.testing.assert_allclose(model.raw_score(train), expected)
+
+
+def test_fisher_keeps_one_member_far_in_its_tail_where_a_mean_averages_it_away():
+    """Member tail probabilities (1e-4, 0.5) against (1e-2, 1e-2): Fisher ranks the first row
+    higher (one strong piece of evidence), the mean the second (two lukewarm ones)."""
+    from finsentry.detectors.base import Detector
+
+    class Fixed(Detector):
+        def __init__(self, column: str) -> None:
+            super().__init__((column,))
+            self.params = {}
+
+        def _fit(self, x):
+            return None
+
+        def _raw(self, x):
+            return x[:, 0]
+
+        def calibrate(self, raw):
+            return np.asarray(raw, dtype=float)
+
+    frame = pd.DataFrame({"p": [1 - 1e-4, 1 - 1e-2, 0.3], "q": [0.5, 1 - 1e-2, 0.2]})
+    members = [Fixed("p").fit(frame), Fixed("q").fit(frame)]
+    fisher = EnsembleDetector(members, use_rules=False).fit(frame).raw_score(frame)
+    mean = EnsembleDetector(members, use_rules=False, combine="mean").fit(frame).raw_score(frame)
+    assert fisher[0] > fisher[1] and mean[0] < mean[1]

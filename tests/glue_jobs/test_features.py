@@ -35,8 +35,8 @@ def test_features_report_catalog_and_metrics(job_run):
 
 def test_features_job_writes_the_labelled_validation_period_apart_from_training(job_run, tmp_path):
     """curated/validation/: the last 15 % of the days, labelled; training keeps only what is before."""
-    from finsentry.training import evaluate_job, read_frame
-    from finsentry.validation_set import exclude_validation
+    from finsentry.training.jobs import evaluate_job, read_frame
+    from finsentry.training.validation_set import exclude_validation
     from tests.sagemaker.conftest import entry_point
 
     validation = pd.read_parquet(job_run.root / PREFIXES.validation)

@@ -7,7 +7,7 @@ from rich.console import Console
 
 from finsentry.detectors.artifact import save_model
 from finsentry.local.training_run import print_training_run, run_training_jobs
-from finsentry.training import build_detector
+from finsentry.training.jobs import build_detector
 from tests.sagemaker.conftest import FAST
 
 

@@ -11,9 +11,9 @@ from collections.abc import Iterator
 import pandas as pd
 import pytest
 
-from finsentry.batch_inference import UnsupportedContentType
 from finsentry.features import CURATED_COLUMNS, DETECTOR_COLUMNS
-from finsentry.model_server import make_server
+from finsentry.training.batch_inference import UnsupportedContentType
+from finsentry.training.model_server import make_server
 from tests.sagemaker.conftest import entry_point, training_env
 
 train, inference = entry_point("train"), entry_point("inference")

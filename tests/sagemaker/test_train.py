@@ -9,7 +9,7 @@ import pytest
 
 from finsentry import drift
 from finsentry.detectors.artifact import load_model
-from finsentry.training import content_hash, data_files
+from finsentry.training.jobs import content_hash, data_files
 from tests.sagemaker.conftest import entry_point, training_env
 
 train = entry_point("train")

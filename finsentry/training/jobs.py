@@ -10,7 +10,7 @@ artifact (``model.joblib`` + ``metadata.json``: SageMaker tars the model directo
 ``model.tar.gz``) with its lineage: training data location and SHA-256, code version,
 hyperparameters, training window, and the evaluation figures on the ``validation`` channel
 when one is given. Both jobs keep only the rows inside ``FINSENTRY_WINDOW_START`` /
-``FINSENTRY_WINDOW_END`` (``finsentry.validation_set.apply_window``), and training drops the
+``FINSENTRY_WINDOW_END`` (``finsentry.training.validation_set.apply_window``), and training drops the
 validation period (``exclude_validation``: rows from its first day on, and its trans_ids).
 ``evaluate_job`` scores every candidate artifact (and the champion's) on the
 labelled validation period and writes ``evaluation.json`` with the decision of
@@ -39,8 +39,8 @@ from finsentry.detectors.ensemble import DEFAULT_MEMBERS
 from finsentry.detectors.sequence import ENSEMBLE_WEIGHT
 from finsentry.evaluation import ModelReport, evaluate_scores, select_model
 from finsentry.features import DETECTOR_COLUMNS, SEQUENCE_SOURCE, features_with_sequence
-from finsentry.sagemaker_env import TrainingEnv
-from finsentry.validation_set import apply_window, exclude_validation, window_from_env
+from finsentry.training.sagemaker_env import TrainingEnv
+from finsentry.training.validation_set import apply_window, exclude_validation, window_from_env
 
 DETECTORS = ("isolation_forest", "lof", "tails", "lstm", "ensemble")  # what the ``detector`` hyperparameter may name
 RESERVED_HYPERPARAMETERS = ("detector", "training_data_uri", "alert_budget", "ensemble_members", "ensemble_weights")

@@ -1,4 +1,4 @@
-"""The training window and the labelled validation period (finsentry.validation_set)."""
+"""The training window and the labelled validation period (finsentry.training.validation_set)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 
 from finsentry.anomalies import AnomalyType
 from finsentry.features import CURATED_COLUMNS
-from finsentry.validation_set import (
+from finsentry.training.validation_set import (
     WindowError,
     apply_window,
     exclude_validation,
