@@ -171,6 +171,10 @@ def build_parser() -> argparse.ArgumentParser:
     cost.add_argument("--tps", type=_positive_float, required=True, help="average transactions per second")
     cost.add_argument("--retention-days", type=_positive_int, default=365, help="days of S3 data kept")
     cost.add_argument("--kinesis-mode", choices=("provisioned", "on-demand"), default="provisioned")
+    cost.add_argument("--dynamodb-mode", choices=("provisioned", "on-demand"), default="provisioned",
+                      help="profiles table capacity (prod default: provisioned with auto scaling)")
+    cost.add_argument("--compare", action="store_true",
+                      help="also $ per million for both DynamoDB modes at 10, 100 and 1,000 TPS")
     cost.add_argument("--prices", type=Path, help="price file (default: finsentry/data/prices_eu-west-1.yaml)")
     cost.add_argument("--detail", action="store_true", help="one row per priced quantity")
     cost.add_argument("--json", action="store_true", help="also print the estimate as one JSON line")
@@ -423,11 +427,15 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 
 def cmd_cost(args: argparse.Namespace) -> int:
-    from finsentry.cost import StackProfile, estimate, load_prices, print_estimate
+    from finsentry.cost import StackProfile, estimate, load_prices, per_million_matrix, print_estimate, print_matrix
 
-    est = estimate(args.tps, retention_days=args.retention_days, prices=load_prices(args.prices),
-                   stack=StackProfile(kinesis_mode=args.kinesis_mode))  # fmt: skip
+    prices = load_prices(args.prices)
+    est = estimate(args.tps, retention_days=args.retention_days, prices=prices,
+                   stack=StackProfile(kinesis_mode=args.kinesis_mode, dynamodb_mode=args.dynamodb_mode))  # fmt: skip
     print_estimate(est, console, detail=args.detail)
+    if args.compare:
+        print_matrix(per_million_matrix(retention_days=args.retention_days, prices=prices,
+                                        kinesis_mode=args.kinesis_mode), console)  # fmt: skip
     if args.json:
         print(json.dumps(est.to_dict()))  # one line, unwrapped: for scripts
     return 0

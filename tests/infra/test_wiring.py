@@ -277,3 +277,25 @@ def test_model_pointer_is_created_only_if_absent_and_never_rewritten_by_updates(
     assert "Update" not in props  # an update of the stack leaves the value alone
     # dev is torn down with its data (the pointer goes too); prod keeps it
     assert ("Delete" in props) == synth.deployment.config.destroy_on_removal
+
+
+def test_scorer_runs_on_graviton_and_the_profiles_table_on_the_capacity_of_its_environment(synth):
+    cfg = synth.deployment.config
+    fn = one(synth, "AWS::Lambda::Function")
+    assert fn["Architectures"] == ["arm64"]
+    assets = json.loads((synth.outdir / "ingestion.assets.json").read_text())["dockerImages"]
+    assert [image["source"].get("platform") for image in assets.values()] == ["linux/arm64"]
+    table = one(synth, "AWS::DynamoDB::Table")
+    targets = [r["Properties"] for _, _, r in synth.resources("AWS::ApplicationAutoScaling::ScalableTarget")]
+    policies = [r["Properties"] for _, _, r in synth.resources("AWS::ApplicationAutoScaling::ScalingPolicy")]
+    if cfg.env == "prod":  # provisioned, auto scaled on reads and writes at the target utilization
+        assert "BillingMode" not in table or table["BillingMode"] == "PROVISIONED"
+        assert table["ProvisionedThroughput"] == {"ReadCapacityUnits": cfg.profiles_min_capacity,
+                                                  "WriteCapacityUnits": cfg.profiles_min_capacity}
+        assert sorted(t["ScalableDimension"] for t in targets) == ["dynamodb:table:ReadCapacityUnits",
+                                                                   "dynamodb:table:WriteCapacityUnits"]
+        assert all(p["TargetTrackingScalingPolicyConfiguration"]["TargetValue"] == cfg.profiles_target_utilization
+                   for p in policies) and len(policies) == 2
+    else:  # dev: on-demand, nothing provisioned while idle
+        assert table["BillingMode"] == "PAY_PER_REQUEST" and not targets
+    assert one(synth, "AWS::Lambda::EventSourceMapping").get("ParallelizationFactor", 1) == 1  # one writer per shard
