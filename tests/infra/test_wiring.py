@@ -281,7 +281,7 @@ def test_model_pointer_is_created_only_if_absent_and_never_rewritten_by_updates(
 
 def test_scorer_runs_on_graviton_and_the_profiles_table_on_the_capacity_of_its_environment(synth):
     cfg = synth.deployment.config
-    fn = one(synth, "AWS::Lambda::Function")
+    fn = scorer(synth)
     assert fn["Architectures"] == ["arm64"]
     assets = json.loads((synth.outdir / "ingestion.assets.json").read_text())["dockerImages"]
     assert [image["source"].get("platform") for image in assets.values()] == ["linux/arm64"]

@@ -224,7 +224,7 @@ FAILED_SEEN: list[int] = []
 SEEN: list[Counter] = []  # per schedule: batches and outcomes (printed by the test below, pytest -s)
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+@settings(max_examples=15, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow,
                                                                  HealthCheck.function_scoped_fixture])  # fmt: skip
 @given(st.lists(step, min_size=1, max_size=10))
 def test_every_record_ends_once_whatever_fails(model_dir, schedule):
@@ -252,3 +252,129 @@ def test_one_clean_schedule_scores_every_record_once(tmp_path):
         frame, shards, reports = _run(world, [])
         failed, alerts = _check(world, frame, shards, reports)
         assert failed == 0 and alerts > 0  # the threshold raises alerts: they are checked too
+
+
+# A schedule the property test found on 2026-12-02 (seed 13804975209285313208943236101145661430): writes
+# that succeed with their answer lost, the other shard's writer running in the middle of this one's
+# writes, and lost Lambda responses. One valid record is never scored (lost, not doubled). Not yet
+# understood: kept here, strict, so the fix is noticed (issue 15's note).
+LOST_RECORD_SCHEDULE = [
+    {'ack_lost': True,
+      'ddb_read': 0.0,
+      'ddb_write': 0.0,
+      'firehose': 0.0,
+      'interleave': False,
+      'response_lost': False,
+      'seed': 11427,
+      'shard': 0,
+      'size': 6,
+      'sns': 0.0,
+      'sqs': 0.0},
+     {'ack_lost': True,
+      'ddb_read': 0.3,
+      'ddb_write': 0.0,
+      'firehose': 0.0,
+      'interleave': True,
+      'response_lost': True,
+      'seed': 111,
+      'shard': 0,
+      'size': 12,
+      'sns': 0.0,
+      'sqs': 0.0},
+     {'ack_lost': True,
+      'ddb_read': 0.3,
+      'ddb_write': 0.0,
+      'firehose': 0.0,
+      'interleave': False,
+      'response_lost': True,
+      'seed': 14031,
+      'shard': 1,
+      'size': 1,
+      'sns': 0.5,
+      'sqs': 0.0},
+     {'ack_lost': True,
+      'ddb_read': 0.0,
+      'ddb_write': 0.3,
+      'firehose': 0.3,
+      'interleave': False,
+      'response_lost': False,
+      'seed': 65535,
+      'shard': 1,
+      'size': 6,
+      'sns': 0.5,
+      'sqs': 0.5},
+     {'ack_lost': True,
+      'ddb_read': 0.3,
+      'ddb_write': 0.0,
+      'firehose': 0.0,
+      'interleave': True,
+      'response_lost': True,
+      'seed': 3082,
+      'shard': 0,
+      'size': 11,
+      'sns': 0.0,
+      'sqs': 0.5},
+     {'ack_lost': True,
+      'ddb_read': 0.3,
+      'ddb_write': 0.3,
+      'firehose': 0.3,
+      'interleave': False,
+      'response_lost': False,
+      'seed': 1488,
+      'shard': 0,
+      'size': 2,
+      'sns': 0.0,
+      'sqs': 0.5},
+     {'ack_lost': False,
+      'ddb_read': 0.0,
+      'ddb_write': 0.0,
+      'firehose': 0.0,
+      'interleave': True,
+      'response_lost': False,
+      'seed': 226,
+      'shard': 1,
+      'size': 9,
+      'sns': 0.5,
+      'sqs': 0.5},
+     {'ack_lost': True,
+      'ddb_read': 0.3,
+      'ddb_write': 0.0,
+      'firehose': 0.3,
+      'interleave': True,
+      'response_lost': False,
+      'seed': 3043,
+      'shard': 0,
+      'size': 5,
+      'sns': 0.0,
+      'sqs': 0.5},
+     {'ack_lost': True,
+      'ddb_read': 0.0,
+      'ddb_write': 0.0,
+      'firehose': 0.0,
+      'interleave': True,
+      'response_lost': False,
+      'seed': 129,
+      'shard': 0,
+      'size': 7,
+      'sns': 0.5,
+      'sqs': 0.0},
+     {'ack_lost': False,
+      'ddb_read': 0.0,
+      'ddb_write': 0.0,
+      'firehose': 0.0,
+      'interleave': True,
+      'response_lost': False,
+      'seed': 250,
+      'shard': 1,
+      'size': 8,
+      'sns': 0.0,
+      'sqs': 0.5}]
+
+
+@pytest.mark.xfail(strict=True, reason="known: one record lost under lost acks + an interleaved writer (issue 15)")
+def test_the_schedule_that_loses_a_record(tmp_path):
+    with local_aws():
+        world = setup_world(tmp_path)
+        point_model(f"s3://{world.bucket}/models/isolation_forest/", "if-1", ALERT_THRESHOLD)
+        frame, shards, reports = _run(world, LOST_RECORD_SCHEDULE)
+        _check(world, frame, shards, reports)
