@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 
-import pandas as pd
 import pytest
 from aws_lambda_powertools import Metrics
 
@@ -52,7 +51,7 @@ def test_psi_and_model_load_failures_carry_the_alarms_dimensions(dev, capsys):
         report = BatchReport(received=0, model_problem="successor unreadable",
                              drift=DriftMeasurement(0.31, {"log_amount": 0.02, "hour_sin": float("nan")}, 500))
         capsys.readouterr()
-        svc._emit(report, pd.DataFrame())
+        svc._emit(report)
         metrics.flush_metrics()
     points = _emf_points(capsys.readouterr().out)
     for name in WATCHED:
