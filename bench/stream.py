@@ -10,7 +10,13 @@ Replays the last 30 % of a synthetic bank as JSON records in batches of 100 and 
   with DynamoDB, SNS, Firehose, SQS and SSM in-process (moto): decoding, one BatchGetItem,
   scoring, conditional TransactWriteItems with the outbox, Firehose/SNS batches, the outbox trim
   and Powertools' partial batch response. moto's own request handling is part of the figure;
-* **naive** — one profile read, one feature step, one model call and one write per record.
+* **naive** — one profile read, one feature step, one model call and one write per record;
+* **state** — the profile items as the handler wrote them (bytes p50 / p99 per kind: account,
+  partner, channel mark), the write units per transaction per kind at batch 500, and the same
+  item sizes for the fraud-detection handbook's customers (``--handbook``); written to
+  ``finsentry/data/stream_state_sizes.json``, which ``finsentry cost`` reads;
+* **hot account** — one batch of 600 alerting records of one account: it completes in one
+  delivery, split into slices, no item near DynamoDB's 400 KB.
 
 One core (numba and BLAS threads pinned to 1). Wall-clock rates depend on what else runs on the
 machine; the ``*_per_cpu_s_*`` figures divide by this process's CPU time instead (records per
@@ -44,10 +50,22 @@ from finsentry.detectors import make_detector  # noqa: E402
 from finsentry.evaluation import threshold_for_budget  # noqa: E402
 from finsentry.features import AccountProfile, compute_features  # noqa: E402
 from finsentry.schema import to_record  # noqa: E402
-from finsentry.stream.profiles import StoredProfile  # noqa: E402
-from finsentry.stream.profiles import decode_item as _decode
-from finsentry.stream.profiles import encode_item as _encode
-from finsentry.streaming import StreamScorer  # noqa: E402
+from finsentry.stream.events import kinesis_event  # noqa: E402
+from finsentry.stream.state import AccountItem, decode, encode_account  # noqa: E402
+from finsentry.stream.state import initial_items as _initial  # noqa: E402
+
+SIZES_FILE = Path(__file__).resolve().parents[1] / "finsentry" / "data" / "stream_state_sizes.json"
+HANDBOOK = Path(__file__).resolve().parents[2] / "shared" / "data" / "handbook" / \
+    "simulated-data-raw_2018-04-01_2018-09-30.csv.gz"
+
+
+def _encode(profile, version):
+    return encode_account(AccountItem(profile), version)
+
+
+def _decode(item):
+    return decode(item)
+from finsentry.stream.scorer import StreamScorer  # noqa: E402
 
 
 def _setup(accounts: int, months: int):
@@ -61,8 +79,9 @@ def _setup(accounts: int, months: int):
     model = make_detector("isolation_forest").fit(features)
     threshold = threshold_for_budget(model.score(features), 0.01)
     profiles: dict[str, AccountProfile] = {}
-    StreamScorer(None).score_batch([to_record(r) for _, r in train.iterrows()], profiles)
-    stored = {a: _encode(StoredProfile(p), 1) for a, p in profiles.items()}
+    partners: dict = {}
+    StreamScorer(None).score_batch([to_record(r) for _, r in train.iterrows()], profiles, partners=partners)
+    stored = {i["account_id"]["S"]: i for i in _initial(profiles, partners)}
     records = [json.loads(json.dumps(to_record(r))) for _, r in replay.iterrows()]
     return model, threshold, stored, records
 
@@ -78,7 +97,7 @@ def _core(model, threshold, stored, records, size, batches):
         accounts = {r["account_id"] for r in batch}
         profiles = {a: _decode(stored[a]).profile for a in accounts if a in stored}
         scorer.score_batch(batch, profiles)
-        stored.update({a: _encode(StoredProfile(p), 1) for a, p in profiles.items()})
+        stored.update({a: _encode(p, 1) for a, p in profiles.items()})
         latencies.append(time.perf_counter() - started)
         cpu += time.process_time() - cpu_started
         done += len(batch)
@@ -93,7 +112,7 @@ def _naive(model, threshold, stored, records, limit):
         profile = _decode(stored[r["account_id"]]).profile
         feats = profile.update(r)
         model.score(pd.DataFrame([feats]))
-        stored[r["account_id"]] = _encode(StoredProfile(profile), 1)
+        stored[r["account_id"]] = _encode(profile, 1)
     return limit / (time.perf_counter() - started), limit / (time.process_time() - cpu_started)
 
 
@@ -123,8 +142,9 @@ class _Context:
     invoked_function_arn = "arn:aws:lambda:eu-west-1:000000000000:function:bench-stream-scorer"
 
 
-def _handler(model, threshold, stored, records, sizes: tuple[int, ...], batches: int) -> dict[int, tuple]:
-    """The Lambda handler on Kinesis events with moto in-process; figures per batch size."""
+def _handler(model, threshold, stored, records, sizes: tuple[int, ...], batches: int) -> tuple[dict[int, tuple], dict]:
+    """The Lambda handler on Kinesis events with moto in-process; figures per batch size, and the
+    state figures (item bytes, write units per transaction, the hot account)."""
     from finsentry.detectors.artifact import save_model
     from finsentry.local.aws import LOCAL_REGION, local_aws
     from finsentry.local.stream_resources import create_scorer_resources, point_model
@@ -158,26 +178,96 @@ def _handler(model, threshold, stored, records, sizes: tuple[int, ...], batches:
             svc.profiles.client = _Timed(svc.profiles.client, spent)
             for out_sink in (svc.scored_sink, svc.alerts, svc.quarantine):
                 out_sink.client = _Timed(out_sink.client, spent)
+            units: dict[str, float] = {}
             for size in sizes:
                 latencies, own, done = [], [], 0
                 for _ in range(batches):
                     batch = payloads[cursor:cursor + size]
                     if len(batch) < size:
                         break
-                    event = kinesis_event(batch, arn, first_sequence=cursor + 1)
+                    event = kinesis_event(batch, arn, first_sequence=10**9 + 100 + cursor)  # after the cold start
                     started, before = time.perf_counter(), spent[0]
                     answer = module.handler(event, _Context())
                     latencies.append(time.perf_counter() - started)
                     own.append(latencies[-1] - (spent[0] - before))
                     assert answer == {"batchItemFailures": []}
+                    if size == 500:
+                        for k, v in svc.stats.items():
+                            units[k] = units.get(k, 0) + v
+                        units["records"] = units.get("records", 0) + size
                     cursor += size
                     done += size
                     sink.seek(0)
                     sink.truncate()
                 out[size] = (done / sum(latencies), np.percentile(latencies, 50) * 1e3,
                              np.percentile(latencies, 99) * 1e3, done / sum(own), np.percentile(own, 50) * 1e3)
+            state = {f"{kind}_write_units_per_txn_500": round(units.get(f"{kind}_write_units", 0) / units["records"], 4)
+                     for kind in ("account", "partner", "channel")}  # fmt: skip
+            state.update({f"{kind}_writes_per_txn_500": round(units.get(f"{kind}_writes", 0) / units["records"], 4)
+                          for kind in ("account", "partner", "channel")})  # fmt: skip
+            from finsentry.stream.state import item_bytes
+
+            by_kind: dict[str, list[int]] = {"account": [], "partner": [], "channel": []}
+            written = [i for i in ddb.scan(TableName=table)["Items"] if int(i["v"]["N"]) > 1]  # rewritten by the scorer
+            state["recipe_item"] = next((i for i in written if "o" in i), None)  # a real outbox, for the handbook
+            for i in written:
+                key = i["account_id"]["S"]
+                by_kind["partner" if key.startswith("partner#") else "channel" if key.startswith("channel#")
+                        else "account"].append(item_bytes(i))  # fmt: skip
+            for kind, sizes_ in by_kind.items():
+                if sizes_:
+                    state[f"{kind}_item_bytes_p50"] = round(float(np.percentile(sizes_, 50)))
+                    state[f"{kind}_item_bytes_p99"] = round(float(np.percentile(sizes_, 99)))
+            state["partner_share"] = round(float(np.mean([bool(r["partner_bank"] or r["partner_account"])
+                                                          for r in records])), 4)  # fmt: skip
+            state["hot"] = _hot_account(module, records, arn, svc)
         module._service = None
-    return out
+    return out, state
+
+
+def _hot_account(module, records, arn, svc) -> dict:
+    """600 records of one account in one batch, each an amount far above its usual: one delivery."""
+    base = dict(records[0])
+    hot = []
+    for n in range(600):
+        ts = pd.Timestamp(base["ts"]) + pd.Timedelta(minutes=n)
+        hot.append({**base, "trans_id": f"hot-{n}", "ts": ts.isoformat(), "amount": 250_000.0 + n,
+                    "balance_before": None, "balance_after": None})  # fmt: skip
+    event = kinesis_event([json.dumps(r).encode() for r in hot], arn, first_sequence=10**12)
+    started = time.perf_counter()
+    answer = module.handler(event, _Context())
+    seconds = time.perf_counter() - started
+    sizes = svc.item_sizes["account"]
+    return {"records": 600, "failed": len(answer["batchItemFailures"]), "account_writes": svc.stats["account_writes"],
+            "max_account_item_bytes": max(sizes) if sizes else 0, "seconds": round(seconds, 2)}  # fmt: skip
+
+
+def _handbook_sizes(path: Path, recipe_item: dict | None) -> dict:
+    """Item bytes of the handbook's customers and terminals (two weeks of history each), as the
+    scorer writes them after a batch (checkpoint, guard, one recipe)."""
+    from finsentry.features import update_profiles
+    from finsentry.mapping import load_mapped
+    from finsentry.partners import update_partner_profiles
+    from finsentry.stream.state import PartnerItem, encode_partner, item_bytes
+
+    valid = load_mapped(path, Path(__file__).resolve().parent / "handbook.yaml").result.valid
+    valid = valid[(valid["ts"] >= "2018-07-25") & (valid["ts"] < "2018-08-08")]
+    profiles: dict = {}
+    partners: dict = {}
+    update_profiles(profiles, valid)
+    update_partner_profiles(partners, valid)
+    seq = 49590338271490256608559692538361571095921575989136588898  # a real Kinesis sequence number's size
+    extra = decode(recipe_item) if recipe_item else None
+    acc = [item_bytes(encode_account(AccountItem(p, checkpoints={"shardId-000000000000": seq},
+                                                 guard=list(range(8)), outbox=dict(list(extra.outbox.items())[:1])
+                                                 if extra else {}), 2)) for p in profiles.values()]  # fmt: skip
+    par = [item_bytes(encode_partner(PartnerItem(p, checkpoints={"shardId-000000000000": seq}), 2))
+           for p in partners.values()]  # fmt: skip
+    return {"rows": len(valid), "accounts": len(acc), "partners": len(par),
+            "account_item_bytes_p50": round(float(np.percentile(acc, 50))),
+            "account_item_bytes_p99": round(float(np.percentile(acc, 99))),
+            "partner_item_bytes_p50": round(float(np.percentile(par, 50))),
+            "partner_item_bytes_p99": round(float(np.percentile(par, 99)))}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -185,6 +275,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--accounts", type=int, default=300)
     parser.add_argument("--months", type=int, default=12)
     parser.add_argument("--batches", type=int, default=20)
+    parser.add_argument("--handbook", type=Path, default=HANDBOOK, help="handbook data for its item sizes")
+    parser.add_argument("--no-write", action="store_true", help=f"do not update {SIZES_FILE.name}")
     args = parser.parse_args(argv)
     model, threshold, stored, records = _setup(args.accounts, args.months)
     _core(model, threshold, dict(stored), records, 100, 2)  # warm-up: numba, SHAP
@@ -200,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
         figures[f"p99_ms_{size}"] = round(p99, 1)
         table.add_row("core", str(size), f"{rate:,.0f}", f"{p50:.1f}", f"{p99:.1f}")
         table.add_row("core, per CPU-second of this process", str(size), f"{cpu_rate:,.0f}", "-", "-")
-    handler = _handler(model, threshold, dict(stored), records, (100, 500), args.batches // 2)
+    handler, state = _handler(model, threshold, dict(stored), records, (100, 500), args.batches // 2)
     for size, (rate, p50, p99, own_rate, own_p50) in handler.items():
         figures[f"handler_records_per_s_{size}"] = round(rate)
         figures[f"handler_p50_ms_{size}"] = round(p50, 1)
@@ -215,6 +307,32 @@ def main(argv: list[str] | None = None) -> int:
     figures["speedup_vs_naive"] = round(figures["core_records_per_s_500"] / naive, 1)
     table.add_row("naive (per record)", "1", f"{naive:,.0f}", "-", "-")
     Console().print(table)
+    recipe_item = state.pop("recipe_item", None)
+    sizes = Table(title="Stream state: item bytes and write units (batch 500)")
+    for col in ("data", "kind", "item bytes p50", "item bytes p99", "write units / txn", "writes / txn"):
+        sizes.add_column(col, justify="right")
+    for kind in ("account", "partner", "channel"):
+        sizes.add_row("synthetic", kind, str(state.get(f"{kind}_item_bytes_p50", "-")),
+                      str(state.get(f"{kind}_item_bytes_p99", "-")), f"{state[f'{kind}_write_units_per_txn_500']:.4f}",
+                      f"{state[f'{kind}_writes_per_txn_500']:.4f}")  # fmt: skip
+    handbook = None
+    if args.handbook.is_file():
+        handbook = _handbook_sizes(args.handbook, recipe_item)
+        for kind in ("account", "partner"):
+            sizes.add_row("handbook", kind, str(handbook[f"{kind}_item_bytes_p50"]),
+                          str(handbook[f"{kind}_item_bytes_p99"]), "-", "-")
+    Console().print(sizes)
+    hot = state.pop("hot")
+    Console().print(f"hot account: {hot['records']} alerting records of one account in one batch -> "
+                    f"{hot['failed']} failed, {hot['account_writes']} account writes (slices), largest account item "
+                    f"{hot['max_account_item_bytes']:,} bytes, {hot['seconds']} s")  # fmt: skip
+    figures.update(state)
+    figures["hot_account"] = hot
+    if handbook is not None:
+        figures["handbook"] = handbook
+    if not args.no_write:
+        SIZES_FILE.write_text(json.dumps({"command": "python -m bench.stream", "synthetic": state,
+                                          "handbook": handbook}, indent=2) + "\n")  # fmt: skip
     print(json.dumps(figures))
     return 0
 

@@ -1,4 +1,4 @@
-"""``finsentry demo | generate | train | score | evaluate``: the command line."""
+"""``finsentry demo | generate | train | score | evaluate | alerts | query | ...``: the command line."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import NoReturn
 
 from rich.console import Console
+
+from finsentry import cli_aws
 
 console = Console(stderr=False, highlight=False, width=150)
 
@@ -186,6 +188,10 @@ def build_parser() -> argparse.ArgumentParser:
     cost.add_argument("--tps", type=_positive_float, required=True, help="average transactions per second")
     cost.add_argument("--retention-days", type=_positive_int, default=365, help="days of S3 data kept")
     cost.add_argument("--kinesis-mode", choices=("provisioned", "on-demand"), default="provisioned")
+    cost.add_argument("--dynamodb-mode", choices=("provisioned", "on-demand"), default="provisioned",
+                      help="profiles table capacity (prod default: provisioned with auto scaling)")
+    cost.add_argument("--compare", action="store_true",
+                      help="also $ per million for both DynamoDB modes at 10, 100 and 1,000 TPS")
     cost.add_argument("--prices", type=Path, help="price file (default: finsentry/data/prices_eu-west-1.yaml)")
     cost.add_argument("--detail", action="store_true", help="one row per priced quantity")
     cost.add_argument("--json", action="store_true", help="also print the estimate as one JSON line")
@@ -214,6 +220,18 @@ def build_parser() -> argparse.ArgumentParser:
                     help="--data without dates: the earliest share of rows to train on, the rest is tested")
     ev.add_argument("--out", type=Path, default=Path("evaluation.json"),
                     help="--data: JSON report; rejected rows go beside it (<out>.quarantine.csv)")
+
+    label = sub.add_parser("label", help="record analysts' verdicts (confirmed_fraud, dismissed, an anomaly type)")
+    given = label.add_mutually_exclusive_group(required=True)
+    given.add_argument("--labels", type=_existing_path, help="CSV (trans_id,verdict,who,when[,note]) or JSON lines")
+    given.add_argument("--trans-id", help="one label: the transaction's id (with --verdict)")
+    label.add_argument("--verdict", help="one label: confirmed_fraud, dismissed or an anomaly type")
+    label.add_argument("--who", default=os.environ.get("USER", ""), help="one label: who decides (default $USER)")
+    label.add_argument("--when", help="one label: ISO 8601 time of the verdict (default now, UTC)")
+    label.add_argument("--note", default="", help="one label: free text")
+    label.add_argument("--out", type=_out_dir, default=Path("finsentry-out"),
+                       help="the local run's folder: the history is <out>/feedback/labels.parquet")
+    cli_aws.add_parsers(sub, positive_int=_positive_int, share=_share)
     return parser
 
 
@@ -462,11 +480,15 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 
 def cmd_cost(args: argparse.Namespace) -> int:
-    from finsentry.cost import StackProfile, estimate, load_prices, print_estimate
+    from finsentry.cost import StackProfile, estimate, load_prices, per_million_matrix, print_estimate, print_matrix
 
-    est = estimate(args.tps, retention_days=args.retention_days, prices=load_prices(args.prices),
-                   stack=StackProfile(kinesis_mode=args.kinesis_mode))  # fmt: skip
+    prices = load_prices(args.prices)
+    est = estimate(args.tps, retention_days=args.retention_days, prices=prices,
+                   stack=StackProfile(kinesis_mode=args.kinesis_mode, dynamodb_mode=args.dynamodb_mode))  # fmt: skip
     print_estimate(est, console, detail=args.detail)
+    if args.compare:
+        print_matrix(per_million_matrix(retention_days=args.retention_days, prices=prices,
+                                        kinesis_mode=args.kinesis_mode), console)  # fmt: skip
     if args.json:
         print(json.dumps(est.to_dict()))  # one line, unwrapped: for scripts
     return 0
@@ -545,7 +567,39 @@ def _print_table_evaluation(result, budget: float) -> None:
     console.print(f"model selection (recall at the budget): {result.selection['reason']}")
 
 
+def cmd_label(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from finsentry.labels import LabelStore, read_label_file, validate_labels
+
+    if args.labels is not None:
+        records = read_label_file(args.labels)
+    elif not args.verdict:
+        raise ValueError("--trans-id needs --verdict (confirmed_fraud, dismissed or an anomaly type)")
+    else:
+        when = args.when or datetime.now(UTC).replace(tzinfo=None).isoformat(timespec="seconds")
+        records = [{"trans_id": args.trans_id, "verdict": args.verdict, "who": args.who, "when": when,
+                    "note": args.note}]  # fmt: skip
+    batch = validate_labels(records)
+    store = LabelStore(args.out)
+    merged = store.add(batch.valid)
+    console.print(f"{batch.received:,} label(s) received: {merged.new:,} new, {merged.repeated:,} already known, "
+                  f"{len(batch.rejected):,} rejected -> {store.path}")  # fmt: skip
+    if len(batch.rejected):
+        rejects = store.path.with_name("rejected.csv")
+        rejects.parent.mkdir(parents=True, exist_ok=True)
+        batch.rejected.to_csv(rejects, mode="a", header=not rejects.exists(), index=False)
+        for row in batch.rejected.head(5).itertuples():
+            console.print(f"  row {row.row}: {row.reason}: {row.detail}")
+        console.print(f"rejected rows with their reasons: {rejects} ({batch.reason_counts()})")
+    current = store.current()
+    console.print(f"{len(current):,} labelled transaction(s), {int(current['is_fraud'].sum()):,} confirmed "
+                  f"fraud(s) or anomalies, {int((~current['is_fraud']).sum()):,} dismissed")  # fmt: skip
+    return EXIT_OK if len(batch.valid) or not batch.received else EXIT_BAD_INPUT
+
+
 COMMANDS = {
+    "label": cmd_label,
     "demo": cmd_demo,
     "generate": cmd_generate,
     "train": cmd_train,
@@ -553,6 +607,7 @@ COMMANDS = {
     "evaluate": cmd_evaluate,
     "cost": cmd_cost,
     "rules": cmd_rules,
+    **cli_aws.COMMANDS,
 }
 
 
@@ -569,7 +624,7 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
     from finsentry.mapping import MappingError
 
     return (DatasetError, ModelArtifactError, MappingError, PriceFileError, DataQualityError, OSError, ValueError,
-            EOFError, zipfile.BadZipFile, zlib.error)  # fmt: skip
+            EOFError, zipfile.BadZipFile, zlib.error, *cli_aws.expected_errors())  # fmt: skip
 
 
 def _say_error(message: str) -> None:

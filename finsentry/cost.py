@@ -12,8 +12,10 @@ sizes in bytes, GB = 2**30 bytes, TB = 2**40 bytes. Free tiers and savings plans
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,7 @@ from finsentry.schema import Reason
 from finsentry.yaml_files import read_yaml
 
 PRICES_DIR = Path(__file__).resolve().parent / "data"
+STATE_SIZES = PRICES_DIR / "stream_state_sizes.json"  # measured by ``python -m bench.stream``
 DEFAULT_REGION = "eu-west-1"
 GB = 2**30
 TB = 2**40
@@ -96,25 +99,32 @@ class StackProfile:
     record_bytes: int = 450
     peak_factor: float = 2.0  # shards sized for twice the average rate
     on_demand_min_shards: int = 4  # what an on-demand stream starts with (pollers for Lambda)
-    # scorer Lambda (container image, x86)
+    # scorer Lambda (container image, arm64 / Graviton: 20 % less per GB-second than x86)
+    lambda_architecture: str = "arm64"  # or "x86_64"
     lambda_memory_mb: int = 2048
     batch_size: int = 500
     batching_window_s: float = 1.0
     seconds_per_record: float = 1 / 5420  # measured: bench.stream, 5,420 records/s per core
-    seconds_per_batch: float = 0.08  # DynamoDB BatchGet/BatchWrite, Firehose, SNS round trips
+    seconds_per_batch: float = 0.08  # DynamoDB BatchGet/PutItem, Firehose, SNS round trips
     log_bytes_per_invocation: int = 1500  # START/END/REPORT lines and the EMF metrics blob
-    # DynamoDB profiles (on-demand), per record (one transaction per account per batch, the usual
-    # case): one strongly consistent read, then two writes of the whole item (finsentry.stream.
-    # profiles): the conditional PutItem of the profile with its outbox, and the UpdateItem that
-    # trims the delivered outbox (billed on the item's size too). Measured item: 2.9 kB of state
-    # (336 float64 + 20 int64) + 256 remembered trans_ids (~2.6 kB) = ~5.5 kB.
-    profile_rru_per_record: float = 2.0  # 5.5 kB in 4 KB steps, strongly consistent
-    profile_wru_per_record: float = 12.0  # 2 writes x 6 WRU (1 KB steps)
+    # DynamoDB profiles (finsentry.stream.state / protocol). Per batch: one strongly consistent
+    # read of every item it touches; one conditional write per account and per partner touched
+    # (state, checkpoints and the new records' recipes in ONE write: no second write to trim an
+    # outbox), one write of the channel mark. Item sizes are MEASURED: ``bench.stream`` encodes
+    # the items the scorer really writes (synthetic bank) and the handbook's customers, into
+    # ``finsentry/data/stream_state_sizes.json``; None here = read that file (the larger p99).
+    dynamodb_mode: str = "provisioned"  # prod: provisioned + auto scaling; or "on-demand"
+    dynamodb_target_utilization: float = 0.7  # auto scaling's target: capacity = load / this
+    account_item_bytes: float | None = None
+    partner_item_bytes: float | None = None
+    channel_item_bytes: float = 120.0  # a mark with nothing pending (bench.stream prints it)
+    partner_share: float | None = None  # share of transactions with a partner (measured, same file)
+    account_writes_per_txn: float = 1.0  # one account per transaction per batch (prudent: bench.stream
+                                         # measures fewer when an account has several in a batch)
     accounts: int = 500_000
-    profile_kb: float = 5.5
     # Firehose -> S3 scored/ (Parquet)
     scored_json_bytes: int = 310  # measured: a scored row as JSON
-    firehose_rows_per_record: int = 1  # rows packed into one Firehose record (5 KB billing steps)
+    firehose_record_bytes: int = 50 * 1024  # rows packed per Firehose record (finsentry.stream.sinks.PACK_BYTES)
     firehose_buffer_s: int = 900
     scored_parquet_bytes: float = 50.0  # measured about 27 on the synthetic bank; kept prudent
     curated_parquet_bytes: float = 80.0  # measured about 71 (features Parquet)
@@ -256,25 +266,83 @@ def _lambda(est: CostEstimate) -> list[LineItem]:
     s = est.stack
     invocations = _invocations(est)
     busy_s = invocations * s.seconds_per_batch + est.transactions_per_month * s.seconds_per_record
-    return [_item(est, "lambda", "scorer GB-seconds", busy_s * s.lambda_memory_mb / 1024, "GB-s", "gb_second_x86"),
+    if s.lambda_architecture not in ("arm64", "x86_64"):
+        raise ValueError(f"lambda_architecture must be arm64 or x86_64, got {s.lambda_architecture!r}")
+    key = "gb_second_arm64" if s.lambda_architecture == "arm64" else "gb_second_x86"
+    return [_item(est, "lambda", f"scorer GB-seconds ({s.lambda_architecture})", busy_s * s.lambda_memory_mb / 1024,
+                  "GB-s", key),
             _item(est, "lambda", "scorer requests", invocations, "request", "requests_per_million", 1e6)]  # fmt: skip
+
+
+@lru_cache(maxsize=4)
+def measured_state(path: Path = STATE_SIZES) -> dict[str, float]:
+    """Item sizes and the partner share as ``bench.stream`` measured them: per kind, the larger
+    p99 of the synthetic bank's items and the handbook's."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise PriceFileError(f"no measured item sizes in {path} (run python -m bench.stream): {err}") from err
+    out: dict[str, float] = {}
+    for kind in ("account", "partner", "channel"):
+        values = [float(part[f"{kind}_item_bytes_p99"]) for part in (data.get("synthetic"), data.get("handbook"))
+                  if part and f"{kind}_item_bytes_p99" in part]  # fmt: skip
+        if values:
+            out[f"{kind}_item_bytes"] = max(values)
+    out["partner_share"] = float(data.get("synthetic", {}).get("partner_share", 1.0))
+    return out
+
+
+def state_profile(s: StackProfile) -> dict[str, float]:
+    """The stack's item sizes and partner share: its own figures, else the measured ones."""
+    m = measured_state() if s.account_item_bytes is None or s.partner_item_bytes is None or s.partner_share is None \
+        else {}
+    return {"account_item_bytes": s.account_item_bytes if s.account_item_bytes is not None else m["account_item_bytes"],
+            "partner_item_bytes": s.partner_item_bytes if s.partner_item_bytes is not None else m["partner_item_bytes"],
+            "partner_share": s.partner_share if s.partner_share is not None else m["partner_share"]}  # fmt: skip
+
+
+def dynamodb_units(est: CostEstimate) -> tuple[float, float]:
+    """(write units, read units) per transaction: item sizes in DynamoDB's 1 KB write steps and
+    4 KB strongly consistent read steps; the channel mark once per batch."""
+    s = est.stack
+    m = state_profile(s)
+    batch = est.transactions_per_month / max(_invocations(est), 1.0)  # records per batch at this load
+    account_w, partner_w = math.ceil(m["account_item_bytes"] / 1024), math.ceil(m["partner_item_bytes"] / 1024)
+    account_r, partner_r = math.ceil(m["account_item_bytes"] / 4096), math.ceil(m["partner_item_bytes"] / 4096)
+    writes = s.account_writes_per_txn * account_w + m["partner_share"] * partner_w \
+        + math.ceil(s.channel_item_bytes / 1024) / batch
+    reads = s.account_writes_per_txn * account_r + m["partner_share"] * partner_r + 1 / batch
+    return writes, reads
 
 
 def _dynamodb(est: CostEstimate) -> list[LineItem]:
     s, n = est.stack, est.transactions_per_month
-    return [_item(est, "dynamodb", "profile reads", n * s.profile_rru_per_record, "RRU",
-                  "read_request_units_per_million", 1e6),
-            _item(est, "dynamodb", "profile writes", n * s.profile_wru_per_record, "WRU",
-                  "write_request_units_per_million", 1e6),
-            _item(est, "dynamodb", "profile storage", s.accounts * s.profile_kb / 2**20, "GB-month",
-                  "storage_gb_month")]  # fmt: skip
+    if s.dynamodb_mode not in ("provisioned", "on-demand"):
+        raise ValueError(f"dynamodb_mode must be provisioned or on-demand, got {s.dynamodb_mode!r}")
+    wu, ru = dynamodb_units(est)
+    m = state_profile(s)
+    storage = _item(est, "dynamodb", "profile storage", s.accounts * m["account_item_bytes"] / GB, "GB-month",
+                    "storage_gb_month")  # fmt: skip
+    if s.dynamodb_mode == "on-demand":
+        return [_item(est, "dynamodb", f"reads ({ru:.3f} RRU per transaction)", n * ru, "RRU",
+                      "read_request_units_per_million", 1e6),
+                _item(est, "dynamodb", f"writes ({wu:.3f} WRU per transaction)", n * wu, "WRU",
+                      "write_request_units_per_million", 1e6), storage]  # fmt: skip
+    hours = est.prices.hours_per_month
+    wcu = est.tps * wu / s.dynamodb_target_utilization  # capacity auto scaling keeps provisioned
+    rcu = est.tps * ru / s.dynamodb_target_utilization
+    return [_item(est, "dynamodb", f"read capacity ({ru:.3f} RCU per transaction)", rcu * hours,
+                  "RCU-h", "provisioned_rcu_hour"),
+            _item(est, "dynamodb", f"write capacity ({wu:.3f} WCU per transaction)", wcu * hours,
+                  "WCU-h", "provisioned_wcu_hour"), storage]  # fmt: skip
 
 
 def _firehose(est: CostEstimate) -> list[LineItem]:
     s, n = est.stack, est.transactions_per_month
     step = est.prices.get("firehose", "record_rounding_kb") * 1024
-    record_bytes = s.firehose_rows_per_record * s.scored_json_bytes
-    billed = (n / s.firehose_rows_per_record) * math.ceil(record_bytes / step) * step / GB
+    rows_per_record = max(1, s.firehose_record_bytes // s.scored_json_bytes)
+    record_bytes = rows_per_record * s.scored_json_bytes
+    billed = (n / rows_per_record) * math.ceil(record_bytes / step) * step / GB
     return [_item(est, "firehose", f"ingestion ({step / 1024:.0f} KB steps per record)", billed, "GB",
                   "ingested_per_gb"),
             _item(est, "firehose", "JSON -> Parquet conversion", n * s.scored_json_bytes / GB, "GB",
@@ -363,7 +431,8 @@ def print_estimate(est: CostEstimate, console, detail: bool = False) -> None:
 
     cur = est.prices.currency
     title = (f"Monthly cost at {est.tps:,.0f} TPS ({est.transactions_per_month / 1e6:,.1f} M transactions), "
-             f"{est.retention_days} days retention, Kinesis {est.stack.kinesis_mode}")  # fmt: skip
+             f"{est.retention_days} days retention, Kinesis {est.stack.kinesis_mode}, "
+             f"DynamoDB {est.stack.dynamodb_mode}")  # fmt: skip
     console.print(f"[bold]{title}[/bold]")
     table = Table()
     table.add_column("service")
@@ -386,3 +455,30 @@ def print_estimate(est: CostEstimate, console, detail: bool = False) -> None:
     console.print(table)
     console.print(f"List prices {est.prices.region} as of {est.prices.as_of} ({est.prices.path.name}; "
                   "recalled list prices, check before budgeting). No free tier, no discounts.")  # fmt: skip
+
+
+def per_million_matrix(tps_values: tuple[float, ...] = (10, 100, 1000), retention_days: int = 365,
+                       prices: Prices | None = None, **stack: Any) -> dict[str, dict[float, tuple[float, float]]]:
+    """$ per million transactions and DynamoDB's share of it, per DynamoDB capacity mode and load."""
+    out: dict[str, dict[float, tuple[float, float]]] = {}
+    for mode in ("provisioned", "on-demand"):
+        out[mode] = {}
+        for tps in tps_values:
+            est = estimate(tps, retention_days=retention_days, prices=prices,
+                           stack=StackProfile(dynamodb_mode=mode, **stack))  # fmt: skip
+            ddb = est.by_service().get("dynamodb", 0.0) / (est.transactions_per_month / 1e6)
+            out[mode][tps] = (est.per_million, ddb)
+    return out
+
+
+def print_matrix(matrix: dict[str, dict[float, tuple[float, float]]], console) -> None:
+    from rich.table import Table
+
+    table = Table(title="USD per million transactions (DynamoDB's part in brackets)")
+    table.add_column("DynamoDB")
+    loads = sorted(next(iter(matrix.values())))
+    for tps in loads:
+        table.add_column(f"{tps:,.0f} TPS", justify="right")
+    for mode, row in matrix.items():
+        table.add_row(mode, *[f"{row[t][0]:.3f} ({row[t][1]:.3f})" for t in loads])
+    console.print(table)

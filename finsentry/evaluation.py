@@ -294,6 +294,7 @@ class Selection:
     table: list[dict]
     metric: str = "recall"
     champion: str | None = None
+    basis: str = "injected"  # what the figures were measured on: "injected" anomalies or "analyst_labels"
 
     @property
     def serving(self) -> str | None:
@@ -321,8 +322,14 @@ def select_model(
     champion: ModelReport | None,
     metric: str = "recall",
     margin: float = 0.01,
+    basis: str = "injected",
 ) -> Selection:
     """Pick the best candidate; promote it over the champion only by a clear margin.
+
+    ``basis`` says what the reports were measured on: the anomalies injected into the validation
+    period (``"injected"``), or analysts' verdicts (``"analyst_labels"``: confirmed frauds against
+    dismissed alerts and unlabelled rows, used once there are enough, ``finsentry.labels``); it is
+    recorded in the selection and named in its reason.
 
     The default metric is recall at the alert budget: the operating point the team works at
     (ranking by AUC-PR picked LOF where the ensemble caught 81 % against 65 % at the same
@@ -340,7 +347,7 @@ def select_model(
     b = _value(best, metric)
     if champion is None:
         reason = f"{best.name} has the best {metric} ({b:.4f}); there is no champion in production"
-        return Selection(best.name, True, reason, table, metric, None)
+        return Selection(best.name, True, f"{reason} [{_basis_words(basis)}]", table, metric, None, basis)
     table.append(_row(champion, metric, "champion"))
     c = _value(champion, metric)
     if c == -math.inf:
@@ -353,7 +360,13 @@ def select_model(
         promoted = False
         reason = (f"champion {champion.name} kept: the best challenger {best.name} has {metric} {b:.4f} "
                   f"against {c:.4f}, not more than {margin} better")  # fmt: skip
-    return Selection(best.name, promoted, reason, table, metric, champion.name)
+    return Selection(best.name, promoted, f"{reason} [{_basis_words(basis)}]", table, metric, champion.name, basis)
+
+
+def _basis_words(basis: str) -> str:
+    if basis == "analyst_labels":
+        return "ranked on analysts' verdicts"
+    return "ranked on the injected validation anomalies"
 
 
 # --- ADBench -----------------------------------------------------------------------------------

@@ -5,6 +5,8 @@ that POSITIVE = pushes towards anomalous:
 
 * Isolation Forest: SHAP's exact ``TreeExplainer`` on the fitted forest. It explains the mean
   path length, and a shorter path means more anomalous, so the values are negated.
+* the supervised candidate (gradient-boosted trees): ``TreeExplainer`` on the classifier, exact
+  for its log-odds of fraud (higher = more anomalous already, no sign flip).
 * any other detector: SHAP's model-agnostic ``PermutationExplainer`` over the detector's raw
   score (higher = more anomalous already), masking features with the ~50 training rows each
   detector keeps as background at fit time (``Detector.background_``).
@@ -60,7 +62,7 @@ class Reason:
 def shap_contributions(detector: Detector, features: pd.DataFrame | np.ndarray) -> np.ndarray:
     """SHAP values of the detector's score: rows x ``detector.feature_columns``, POSITIVE =
     pushes towards anomalous. Inputs go through the detector's hygiene (``Detector.matrix``)."""
-    from sklearn.ensemble import IsolationForest
+    from sklearn.ensemble import HistGradientBoostingClassifier, IsolationForest
 
     x = detector.matrix(features)
     if len(x) == 0:
@@ -68,6 +70,8 @@ def shap_contributions(detector: Detector, features: pd.DataFrame | np.ndarray) 
     model = getattr(detector, "model", None)
     if isinstance(model, IsolationForest):
         return _tree_contributions(detector, model, x)
+    if isinstance(model, HistGradientBoostingClassifier):
+        return -_tree_contributions(detector, model, x)  # log-odds of fraud: already "towards anomalous"
     return _permutation_contributions(detector, x)
 
 
@@ -163,6 +167,16 @@ PHRASES: dict[str, Callable[[float], str | None]] = {
     "partner_volume_ratio": lambda v: f"amount moved with this partner today {_times(math.expm1(v))}× its usual day",
     "partner_age_log": lambda v: f"partner first seen by the bank {math.expm1(v):,.0f} days ago",
     "partner_new": _flag("partner never seen by the bank before"),
+    # the supervised candidate's inputs (finsentry.label_risk, finsentry.detectors.supervised)
+    "account_frauds_known_log": lambda v: f"{math.expm1(v):,.0f} confirmed fraud(s) on this account in the last "
+    "28 days" if v > 0 else None,
+    "account_fraud_share_known": lambda v: f"{v:.0%} of this account's recently checked transactions were fraud"
+    if v > 0 else None,
+    "partner_frauds_known_log": lambda v: f"{math.expm1(v):,.0f} confirmed fraud(s) with this partner in the last "
+    "28 days" if v > 0 else None,
+    "partner_fraud_share_known": lambda v: f"{v:.0%} of this partner's recently checked transactions were fraud"
+    if v > 0 else None,
+    "unsupervised_score": lambda v: f"unusual for the unsupervised model (score {v:.3f})",
     # the LSTM sequence detector's reasons (finsentry.detectors.sequence): value = probability / ratio
     "seq_op_surprise": lambda v: f"operation {_pct(v)} likely after the account's previous transactions",
     "seq_purpose_surprise": lambda v: f"purpose {_pct(v)} likely for this operation after the account's previous ones",

@@ -22,10 +22,14 @@ class Prefixes:
     models: str = "models/"
     reports: str = "reports/"
     athena_results: str = "athena-results/"
+    feedback_inbox: str = "feedback/incoming/"  # case-management exports of verdicts (CSV / JSON lines)
+    feedback_processed: str = "feedback/processed/"  # the exports once read
+    feedback_labels: str = "feedback/labels/"  # the label history (Parquet, dt = day received; Glue table labels)
+    feedback_rejected: str = "quarantine/feedback/"  # refused label rows with their reasons
 
 
 PREFIXES = Prefixes()
-PARTITION_KEY = "dt"  # Hive-style date partitions: scored/dt=1998-07-01/part-00000.parquet
+PARTITION_KEY = "dt"  # Hive-style date partitions: scored/dt=1998-07-01/<file>.parquet (finsentry.lake)
 
 
 def bucket_name(env: str = "local", account: str = "000000000000", region: str = "eu-west-1") -> str:

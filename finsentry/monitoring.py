@@ -32,6 +32,8 @@ class Metric(StrEnum):
     ANOMALY_RATE = "AnomalyRate"  # percent of scored records that alerted, per batch
     SCORE_PSI = "ScorePsi"  # population stability index of the score vs the training window
     FEATURE_PSI = "FeaturePsi"  # PSI per feature, dimension Feature
+    CORRUPT_ITEMS = "CorruptStateItems"  # count: profile/partner/channel items unreadable, replaced anew
+    MARK_WRITE_FAILED = "DeliveryMarkFailures"  # count: channel marks not written (kept for the next batch)
     # batch data preparation (Glue jobs), dimensions Job and Env; quarantined also per Reason
     ETL_ROWS_IN = "EtlRowsIn"  # count: transaction rows read by a run
     ETL_ROWS_OUT = "EtlRowsOut"  # count: rows written to curated/

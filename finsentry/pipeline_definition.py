@@ -163,3 +163,40 @@ def iam_actions(definition: str | None = None) -> list[str]:
     if unknown:
         raise DefinitionError(f"no IAM actions known for Task resource(s) {unknown}: add them to TASK_ACTIONS")
     return sorted({action for r in resources for action in TASK_ACTIONS[r]})
+
+
+def deployed_substitutions(deployed: str, path: Path = DEFINITION_PATH) -> dict[str, str]:
+    """The placeholder values a deployed definition was built with: the inverse of ``load_definition``.
+
+    The template and the deployed text are walked together; every template string holding
+    ``${Name}`` placeholders is matched against the deployed string at the same place. Raises
+    ``DefinitionError`` when the deployed definition does not have the template's shape (another
+    version of the file) or a placeholder took two different values.
+    """
+    template, actual = json.loads(read_definition(path)), json.loads(deployed)
+    found: dict[str, str] = {}
+
+    def walk(t, a, where: str) -> None:
+        if isinstance(t, dict) and isinstance(a, dict):
+            for key in t:
+                if key in a:
+                    walk(t[key], a[key], f"{where}.{key}")
+        elif isinstance(t, list) and isinstance(a, list) and len(t) == len(a):
+            for i, (ti, ai) in enumerate(zip(t, a, strict=True)):
+                walk(ti, ai, f"{where}[{i}]")
+        elif isinstance(t, str) and _PLACEHOLDER.search(t):
+            names = _PLACEHOLDER.findall(t)
+            pattern = "".join(re.escape(part) if i % 2 == 0 else "(.+?)"
+                              for i, part in enumerate(_PLACEHOLDER.split(t)))  # fmt: skip
+            match = re.fullmatch(pattern, a) if isinstance(a, str) else None
+            if match is None:
+                raise DefinitionError(f"the deployed definition differs from {path.name} at {where}")
+            for name, value in zip(names, match.groups(), strict=True):
+                if found.setdefault(name, value) != value:
+                    raise DefinitionError(f"placeholder {name} has two values in the deployed definition")
+
+    walk(template, actual, "$")
+    missing = sorted(placeholders_in(read_definition(path)) - set(found))
+    if missing:
+        raise DefinitionError(f"the deployed definition lacks the placeholder(s) {missing} of {path.name}")
+    return found

@@ -7,12 +7,21 @@ values into valid canonical rows and rejected rows, each rejection carrying a ty
 One bad record never aborts a batch, and ``len(valid) + len(rejected) == len(input)`` always.
 
 Units: amounts and balances in the account currency (CZK for the Czech data), ``amount`` is a
-non-negative magnitude and ``direction`` gives its sign; ``ts`` is naive local bank time.
+non-negative magnitude and ``direction`` gives its sign; ``ts`` is naive local bank time. A
+timestamp given WITH an offset (``Z``, ``+02:00``) is converted to UTC and stored naive (the
+producer said which instant it meant); one outside pandas' range (1677-09-22 .. 2262-04-11) is
+rejected as ``unparseable_date``, never wrapped around.
+
+Every value is judged on its own (``screen_record``): a value that cannot be represented
+faithfully (an integer too large for a float, a non-integral or infinite ``district_id``, a
+boolean where an identifier is expected, text that is not valid Unicode) is a rejection with a
+reason, never an exception for the whole batch and never a silently changed value.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -271,7 +280,8 @@ def validate_frame(
             reject(missing, Reason.MISSING_FIELD, col.name)
         if col.kind == "str":
             obj = s.astype(object)
-            wrong = ~missing & ~obj.map(lambda v: isinstance(v, str | int | np.integer)).to_numpy()
+            wrong = ~missing & ~obj.map(lambda v: isinstance(v, str | int | np.integer)
+                                         and not isinstance(v, bool | np.bool_)).to_numpy()
             reject(wrong, Reason.WRONG_TYPE, col.name)
             text = obj.where(~missing, "").map(str)
             reject(text.str.len().to_numpy() > MAX_STRING_LENGTH, Reason.TOO_LONG, col.name)
@@ -314,13 +324,46 @@ def validate_frame(
                             rejected_positions=bad_idx)  # fmt: skip
 
 
+TS_MIN = pd.Timestamp("1677-09-22")  # pandas' nanosecond range, whole days inside it
+TS_MAX = pd.Timestamp("2262-04-11")
+
+
+def parse_timestamp(value: Any) -> pd.Timestamp | None:
+    """One ISO 8601 text as a naive timestamp (an offset converted to UTC); None when it is not
+    one or falls outside [TS_MIN, TS_MAX). Never raises."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    try:
+        t = pd.to_datetime(value, format="ISO8601")
+        if t is pd.NaT or not isinstance(t, pd.Timestamp):
+            return None
+        if t.tzinfo is not None:
+            t = t.tz_convert("UTC").tz_localize(None)
+        if not TS_MIN <= t < TS_MAX:
+            return None
+        return t.as_unit("ns")
+    except (ValueError, TypeError, OverflowError, pd.errors.OutOfBoundsDatetime):
+        return None
+
+
 def _parse_timestamps(s: pd.Series) -> pd.Series:
     if pd.api.types.is_datetime64_any_dtype(s):
+        if getattr(s.dt, "tz", None) is not None:
+            s = s.dt.tz_convert("UTC").dt.tz_localize(None)
         return s.astype("datetime64[ns]")
     obj = s.astype(object)
     as_text = obj.map(lambda v: v if isinstance(v, str) else None)
-    parsed = pd.to_datetime(as_text, errors="coerce", format="ISO8601")
-    return parsed.astype("datetime64[ns]")
+    try:  # the whole column at once; any surprise (offsets, mixed zones, out of range): value by value
+        parsed = pd.to_datetime(as_text, errors="coerce", format="ISO8601")
+        if not pd.api.types.is_datetime64_dtype(parsed) or getattr(parsed.dt, "tz", None) is not None:
+            raise TypeError("offsets")
+        inside = (parsed >= TS_MIN) & (parsed < TS_MAX)
+        if not (inside | parsed.isna()).all():
+            raise OverflowError("outside the nanosecond range")
+        return parsed.astype("datetime64[ns]")
+    except (ValueError, TypeError, OverflowError, pd.errors.OutOfBoundsDatetime):
+        values = [parse_timestamp(v) for v in obj]
+        return pd.Series([pd.NaT if t is None else t for t in values], index=s.index, dtype="datetime64[ns]")
 
 
 def _raw_text(record: Mapping[str, Any]) -> str:
@@ -332,7 +375,10 @@ def _raw_text(record: Mapping[str, Any]) -> str:
     clean = {
         k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in record.items()
     }
-    return json.dumps(clean, default=default, ensure_ascii=False)[:4096]
+    text = json.dumps(clean, default=default, ensure_ascii=False)
+    if not _is_unicode(text):  # a lone surrogate: keep it as its JSON escape
+        text = json.dumps(clean, default=default, ensure_ascii=True)
+    return text[:4096]
 
 
 def validate_records(
@@ -348,9 +394,14 @@ def validate_records(
     malformed: list[str] = []
     object_at: list[int] = []  # input position of each object
     malformed_at: list[int] = []
+    screened: list[tuple[int, Reason, str, str]] = []  # position, reason, detail, raw
     for position, rec in enumerate(records):
         if isinstance(rec, Mapping):
-            objects.append({str(k): v for k, v in rec.items()})
+            clean, why = screen_record(rec)
+            if why is not None:
+                screened.append((position, why[0], why[1], _raw_text(rec)))
+                continue
+            objects.append({str(k): v for k, v in clean.items()})
             object_at.append(position)
         else:
             malformed.append(repr(rec)[:4096])
@@ -367,8 +418,97 @@ def validate_records(
             {"reason": str(Reason.MALFORMED), "detail": "not a JSON object", "raw": malformed}
         )
         result.rejected = pd.concat([bad, result.rejected], ignore_index=True)
-    result.rejected_positions = np.concatenate([np.asarray(malformed_at, dtype=np.int64), rejected_at])
+    rejected_at = np.concatenate([np.asarray(malformed_at, dtype=np.int64), rejected_at])
+    if screened:  # in input order among the rows rejected by the frame checks
+        extra = pd.DataFrame({"reason": [str(r) for _, r, _, _ in screened], "detail": [d for _, _, d, _ in screened],
+                              "raw": [w for _, _, _, w in screened]})  # fmt: skip
+        at_screened = np.asarray([p for p, _, _, _ in screened], dtype=np.int64)
+        n_malformed = len(malformed_at)
+        head, tail = result.rejected.iloc[:n_malformed], result.rejected.iloc[n_malformed:]
+        rest = pd.concat([tail, extra], ignore_index=True)
+        rest_at = np.concatenate([rejected_at[n_malformed:], at_screened])
+        order = np.argsort(rest_at, kind="stable")
+        result.rejected = pd.concat([head, rest.iloc[order]], ignore_index=True)
+        rejected_at = np.concatenate([rejected_at[:n_malformed], rest_at[order]])
+    result.rejected_positions = rejected_at
     return result
+
+
+_NAIVE_ISO = re.compile(r"\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?)?")
+_FLOAT_LIMIT = 2**53  # integers beyond this are not exactly representable as a float64
+
+
+def _is_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate (JSON "\\ud800"): no UTF-8 writer can store it
+        return False
+    return True
+
+
+def screen_record(rec: Mapping[str, Any]) -> tuple[dict[str, Any], tuple[Reason, str] | None]:
+    """Judge the values of one decoded record that the frame checks cannot represent faithfully.
+
+    Returns the record (its ``ts`` rewritten as naive UTC when it carried an offset) and None, or
+    the record and ``(reason, detail)`` when a value must be rejected: a boolean where text is
+    expected (``wrong_type``); text that is not valid Unicode (``invalid_value``); an integer too
+    large for a float (``non_finite_amount`` for amounts and balances, else ``invalid_value``);
+    an infinite or non-integral ``district_id`` or one beyond 2**53, an infinite ``client_age``
+    (``invalid_value``); a timestamp outside pandas' range (``unparseable_date``). Everything
+    else is left to the frame checks. Never raises."""
+    out: dict[str, Any] | None = None
+    for col in TRANSACTION_SCHEMA:
+        v = rec.get(col.name)
+        if v is None:
+            continue
+        if col.kind == "str":
+            if isinstance(v, bool):
+                return dict(rec), (Reason.WRONG_TYPE, col.name)
+            if isinstance(v, str) and not _is_unicode(v):
+                return dict(rec), (Reason.INVALID_VALUE, f"{col.name}: not valid Unicode")
+        elif col.kind in ("float", "int"):
+            if isinstance(v, bool):
+                continue  # the frame checks call it wrong_type
+            money = col.name == "amount" or col.name.startswith("balance")
+            x: float | None = None
+            if isinstance(v, int):
+                try:
+                    x = float(v)
+                except OverflowError:
+                    return dict(rec), ((Reason.NON_FINITE_AMOUNT, col.name) if money
+                                       else (Reason.INVALID_VALUE, f"{col.name}: out of range"))  # fmt: skip
+            elif isinstance(v, float):
+                x = v
+            elif isinstance(v, str) and _parses_float(v):
+                x = float(v)
+            if x is None or math.isnan(x):
+                continue  # not a number (wrong_type) or NaN (missing): the frame checks decide
+            if col.kind == "int" and (not math.isfinite(x) or x != math.floor(x) or abs(x) > _FLOAT_LIMIT
+                                      or (isinstance(v, int) and abs(v) > _FLOAT_LIMIT)):  # fmt: skip
+                return dict(rec), (Reason.INVALID_VALUE, f"{col.name}: not an integer in range")
+            if col.kind == "float" and not money and not math.isfinite(x):
+                return dict(rec), (Reason.INVALID_VALUE, f"{col.name}: not finite")
+        elif isinstance(v, str) and v.strip():
+            if _NAIVE_ISO.fullmatch(v) and "1678" <= v[:4] <= "2261":
+                continue  # the common case: naive and inside the range (the frame checks parse it)
+            t = parse_timestamp(v)
+            if t is None:
+                if _looks_iso(v):
+                    return dict(rec), (Reason.UNPARSEABLE_DATE, col.name)
+                continue
+            if t.isoformat() != v and _has_offset(v):
+                out = dict(rec) if out is None else out
+                out[col.name] = t.isoformat()
+    return (dict(rec) if out is None else out), None
+
+
+def _looks_iso(text: str) -> bool:
+    return len(text) >= 10 and text[4:5] == "-" and text[:4].lstrip("+-").isdigit()
+
+
+def _has_offset(text: str) -> bool:
+    tail = text[10:]
+    return tail.endswith(("Z", "z")) or "+" in tail or "-" in tail
 
 
 def _object_frame(objects: list[Mapping[str, Any]]) -> pd.DataFrame:

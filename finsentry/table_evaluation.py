@@ -40,7 +40,7 @@ def stream_capable(name: str) -> bool:
 
 def detector_names(chosen: Sequence[str] | None) -> list[str]:
     """The detectors to evaluate: the chosen ones (checked), or every registered stream-capable
-    detector plus the default one (``ensemble``)."""
+    detector that learns without labels (not ``supervised``) plus the default one (``ensemble``)."""
     from finsentry.detectors import REGISTRY
 
     if chosen:
@@ -48,7 +48,7 @@ def detector_names(chosen: Sequence[str] | None) -> list[str]:
         if unknown:
             raise ValueError(f"unknown detector {', '.join(unknown)}; known: {', '.join(sorted(REGISTRY))}")
         return list(dict.fromkeys(chosen))
-    names = [n for n in sorted(REGISTRY) if stream_capable(n)]
+    names = [n for n in sorted(REGISTRY) if stream_capable(n) and not getattr(REGISTRY[n], "needs_labels", False)]
     return names if DEFAULT_DETECTOR in names else [*names, DEFAULT_DETECTOR]
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -16,11 +17,12 @@ from aws_cdk import App, Validations
 from cdk_nag import AwsSolutionsChecks, PCIDSS321Checks
 
 from infra.config import EnvConfig, load_config
-from infra.paths import REPO_ROOT
+from infra.paths import REPO_ROOT, MissingDeployableError
 from infra.stacks.analytics import AnalyticsStack
 from infra.stacks.ingestion import IngestionStack
 from infra.stacks.ml_pipeline import MlPipelineStack
 from infra.stacks.monitoring import MonitoringStack, Watched
+from infra.stacks.network import NetworkStack
 from infra.stacks.processing import ProcessingStack
 from infra.stacks.security import SecurityStack
 from infra.stacks.storage import StorageStack
@@ -37,6 +39,7 @@ class Deployment:
 
     app: App
     config: EnvConfig
+    network: NetworkStack | None  # -c vpc=new | vpc-...
     security: SecurityStack
     storage: StorageStack
     processing: ProcessingStack
@@ -47,7 +50,8 @@ class Deployment:
 
     @property
     def stacks(self) -> list:
-        return [getattr(self, f.name) for f in fields(self) if f.name not in ("app", "config")]
+        stacks = [getattr(self, f.name) for f in fields(self) if f.name not in ("app", "config")]
+        return [s for s in stacks if s is not None]
 
 
 def build(app: App | None = None, *, context: dict[str, Any] | None = None, nag: bool = True) -> Deployment:
@@ -63,9 +67,11 @@ def build(app: App | None = None, *, context: dict[str, Any] | None = None, nag:
 
     security = SecurityStack(app, "security", config=config)
     key, oncall = security.key, security.oncall_topic
+    network_stack = NetworkStack(app, "network", config=config, key=key) if config.vpc else None
+    network = network_stack.network if network_stack else None
     storage = StorageStack(app, "storage", config=config, key=key)
     data = storage.data
-    processing = ProcessingStack(app, "processing", config=config, key=key, data=data, oncall=oncall)
+    processing = ProcessingStack(app, "processing", config=config, key=key, data=data, oncall=oncall, network=network)
     ingestion = IngestionStack(
         app,
         "ingestion",
@@ -74,6 +80,7 @@ def build(app: App | None = None, *, context: dict[str, Any] | None = None, nag:
         data=data,
         glue_database=processing.database_name,
         scored_table=processing.scored_table_name,
+        network=network,
     )
     ingestion.add_stack_dependency(processing)  # Firehose converts against the Glue table `scored`
     analytics = AnalyticsStack(
@@ -95,6 +102,7 @@ def build(app: App | None = None, *, context: dict[str, Any] | None = None, nag:
         glue_jobs=processing.job_names,
         glue_database=processing.database_name,
         athena_workgroup=analytics.workgroup_name,
+        network=network,
     )
     ml_pipeline.add_stack_dependency(analytics)
     ml_pipeline.add_stack_dependency(ingestion)  # the model parameter it rewrites
@@ -115,6 +123,7 @@ def build(app: App | None = None, *, context: dict[str, Any] | None = None, nag:
     return Deployment(
         app=app,
         config=config,
+        network=network_stack,
         security=security,
         storage=storage,
         processing=processing,
@@ -125,12 +134,17 @@ def build(app: App | None = None, *, context: dict[str, Any] | None = None, nag:
     )
 
 
-def main() -> None:
-    os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
+def main() -> int:
     outdir = os.environ.get("CDK_OUTDIR", "cdk.out")  # the cdk CLI sets CDK_OUTDIR; `make synth` does not
     context = {} if "CDK_CONTEXT_JSON" in os.environ else cdk_json_context()
-    build(App(outdir=outdir, context=context)).app.synth()
+    try:
+        deployment = build(App(outdir=outdir, context=context))
+    except (ValueError, MissingDeployableError) as err:  # a bad -c value, a missing file: one line, no traceback
+        print(f"finsentry infra: {err}", file=sys.stderr)
+        return 2
+    deployment.app.synth()
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -7,6 +7,7 @@ a retention period or an address. Context keys may override single fields (``-c 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
@@ -32,12 +33,20 @@ class EnvConfig:
     # scorer Lambda and its event source mapping
     scorer_memory_mb: int = 2048
     scorer_timeout_s: int = 60
-    scorer_reserved_concurrency: int = 5
+    # 0 = no reservation (the default): a reservation is taken from the account's unreserved pool,
+    # which new accounts keep at 10 (a quota of 10 leaves nothing to reserve) -- raise the quota first
+    scorer_reserved_concurrency: int = 0
     scorer_batch_size: int = 500
     scorer_batching_window_s: int = 1
     scorer_retry_attempts: int = 3
     scorer_max_record_age_s: int = 3600
-    scorer_parallelization: int = 1
+    scorer_parallelization: int = 1  # must stay 1: the state protocol orders each shard (docs/architecture.md)
+    # profiles table: on-demand (dev: nothing to pay while idle) or provisioned with auto scaling
+    # (prod: the capacity the load needs at a 70 % target, ~2.5x cheaper per write than on-demand)
+    profiles_provisioned: bool = False
+    profiles_min_capacity: int = 5  # RCU and WCU each, the floor auto scaling keeps
+    profiles_max_capacity: int = 4000
+    profiles_target_utilization: int = 70  # percent
     # Firehose -> scored/ (Parquet); dynamic partitioning needs a buffer of at least 64 MiB
     firehose_buffer_mb: int = 64
     firehose_buffer_s: int = 300
@@ -56,7 +65,13 @@ class EnvConfig:
     # analytics
     athena_bytes_scanned_cutoff: int = 10 * 1024**3  # per query
     # monitoring
-    alarm_email: str = ""  # subscribed to the on-call topic when set
+    alarm_email: str = ""  # subscribed to the on-call topic when set; prod refuses to synthesize without it
+    # network: "" = today's layout (AWS public endpoints); "new" = a VPC with isolated subnets and
+    # endpoints; "vpc-..." = an existing VPC's private subnets (with vpc_subnets and vpc_azs)
+    vpc: str = ""
+    vpc_cidr: str = "10.40.0.0/20"  # vpc=new
+    vpc_subnets: str = ""  # vpc=vpc-...: comma-separated private subnet ids
+    vpc_azs: str = ""  # vpc=vpc-...: their availability zones, in the same order
     # removal: dev tears down with its data, prod keeps it
     destroy_on_removal: bool = True
 
@@ -69,8 +84,8 @@ CONFIGS: dict[str, EnvConfig] = {
         stream_shards=4,
         stream_retention_hours=168,
         scorer_memory_mb=3008,
-        scorer_reserved_concurrency=40,
-        scorer_parallelization=2,
+        profiles_provisioned=True,
+        profiles_min_capacity=50,
         firehose_buffer_mb=128,
         glue_worker_type="G.2X",
         glue_workers=10,
@@ -81,12 +96,13 @@ CONFIGS: dict[str, EnvConfig] = {
         athena_results_retention_days=90,
         noncurrent_version_days=90,
         athena_bytes_scanned_cutoff=100 * 1024**3,
-        alarm_email="oncall@example.com",
         destroy_on_removal=False,
     ),
 }
 
 _BOOL_TRUE = {"1", "true", "yes", "on"}
+ENVS_NEEDING_ONCALL = {"prod"}  # no default address: a placeholder would swallow every alarm
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
 
 def _coerce(value: Any, like: Any, key: str) -> Any:
@@ -124,5 +140,22 @@ def _check(config: EnvConfig) -> None:
         raise ValueError("source=kafka needs -c kafka_bootstrap_servers=host:port,... and -c kafka_secret_arn=...")
     if config.firehose_buffer_mb < 64:
         raise ValueError("firehose_buffer_mb must be >= 64 (Firehose dynamic partitioning minimum)")
+    if config.scorer_reserved_concurrency < 0:
+        raise ValueError("scorer_reserved_concurrency must be >= 0 (0 = no reservation)")
+    if config.env in ENVS_NEEDING_ONCALL and not _EMAIL.fullmatch(config.alarm_email):
+        got = f" (got {config.alarm_email!r})" if config.alarm_email else ""
+        raise ValueError(
+            f"env={config.env} needs an on-call address{got}: -c alarm_email=team@yourbank.example "
+            "(alarms go nowhere without one)"
+        )
+    if config.vpc and config.vpc != "new":
+        if not re.fullmatch(r"vpc-[0-9a-f]{8,17}", config.vpc):
+            raise ValueError(f"vpc={config.vpc!r}: use -c vpc=new or an existing VPC id (vpc-...)")
+        subnets, azs = config.vpc_subnets.split(","), config.vpc_azs.split(",")
+        if not config.vpc_subnets or len(subnets) != len(azs) or not all(s.startswith("subnet-") for s in subnets):
+            raise ValueError(
+                "an existing VPC needs its private subnets and their zones: "
+                "-c vpc_subnets=subnet-a,subnet-b -c vpc_azs=eu-west-1a,eu-west-1b (same order, same count)"
+            )
     if not 60 <= config.scorer_max_record_age_s <= 604_800:
         raise ValueError("scorer_max_record_age_s must be within 60 s .. 7 days")

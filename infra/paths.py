@@ -6,8 +6,6 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
-SCORER_DOCKERFILE = "lambdas/stream_scorer/Dockerfile"
-SAGEMAKER_DOCKERFILE = "sagemaker/Dockerfile"
 GLUE_SCRIPTS = {"ingest": "glue_jobs/ingest.py", "features": "glue_jobs/features.py"}
 TRAINING_ASL = "stepfunctions/training_pipeline.asl.json"
 ATHENA_VIEWS_DIR = "infra/athena/views"

@@ -3,7 +3,8 @@
 Folders (under /opt/ml/processing, or ``FINSENTRY_PROCESSING_DIR``):
 ``models/<candidate>/`` one per candidate (a model.tar.gz from its training job, or the
 artifact's files), ``validation/`` labelled curated features (or canonical transactions),
-``champion/`` the model in production (optional; empty or absent = none), ``evaluation/`` the
+``champion/`` the model in production (optional; empty or absent = none), ``labels/`` analysts'
+verdicts (optional: ranked on them when enough, ``finsentry.labels``), ``evaluation/`` the
 output: ``evaluation.json`` with recall per type at the alert budget, AUC-PR, threshold, scoring
 cost per 1,000 records per candidate, and ``selection`` (``promote``, ``best``, ``best_threshold``).
 The decision in short JSON also goes to /opt/ml/output/message (the job's ExitMessage), and on
@@ -41,7 +42,7 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         result = evaluate_job(root / "models", root / "validation", root / "evaluation",
                               champion_dir=root / "champion", budget=args.budget, margin=args.margin,
                               metric=args.metric, price_per_hour=args.price_per_hour,
-                              window=window_from_env(env))  # fmt: skip
+                              window=window_from_env(env), labels_dir=root / "labels")  # fmt: skip
     except Exception as exc:
         write_failure(message, exc)  # the job's ExitMessage says why it failed
         print(f"evaluation failed: {type(exc).__name__}: {exc}", file=sys.stderr)

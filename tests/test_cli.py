@@ -219,6 +219,7 @@ def test_evaluate_runs_every_stream_capable_detector_and_the_default_by_default(
 
     names = detector_names(None)
     assert {"isolation_forest", "lof", "ensemble"} <= set(names) and "lstm" not in names
+    assert "supervised" not in names  # it needs verdicts: never a label-free default
     with pytest.raises(ValueError, match="unknown detector"):
         detector_names(["nope"])
 

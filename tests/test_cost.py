@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import replace
 
 import pytest
@@ -13,9 +14,12 @@ from finsentry.cost import (
     PriceFileError,
     StackProfile,
     custom_metric_count,
+    dynamodb_units,
     estimate,
     kinesis_shards,
     load_prices,
+    measured_state,
+    per_million_matrix,
     prices_path,
 )
 from finsentry.monitoring import ALARMS, SERVICE_ALARMS, Metric
@@ -55,7 +59,7 @@ def test_per_transaction_parts_scale_linearly_with_tps():
                 assert _items(high, service)[item] == pytest.approx(2 * qty), (service, item)
     # at these rates every Lambda batch is full: invocations and GB-seconds double too
     for service, item in (("kinesis", "PUT payload units"), ("lambda", "scorer requests"),
-                          ("lambda", "scorer GB-seconds")):  # fmt: skip
+                          ("lambda", "scorer GB-seconds (arm64)")):  # fmt: skip
         assert _items(high, service)[item] == pytest.approx(2 * _items(low, service)[item]), item
     # fixed parts do not move
     for service in ("ecr",):
@@ -63,13 +67,44 @@ def test_per_transaction_parts_scale_linearly_with_tps():
     assert high.per_million < estimate(10).per_million  # fixed costs are spread over more transactions
 
 
-def test_dynamodb_is_priced_per_request_unit():
-    est, prices = estimate(50), load_prices()
+def test_dynamodb_is_priced_per_unit_from_the_measured_item_sizes():
+    prices = load_prices()
     n = 50 * HOURS * 3600
-    writes = next(i for i in est.items if i.item == "profile writes")
-    assert writes.quantity == n * StackProfile().profile_wru_per_record
-    per_wru = prices.get("dynamodb", "write_request_units_per_million") / 1e6
-    assert writes.cost == pytest.approx(n * StackProfile().profile_wru_per_record * per_wru)
+    measured = measured_state()
+    assert measured["account_item_bytes"] > 0 and 0 < measured["partner_share"] < 1
+    on_demand = estimate(50, stack=replace(StackProfile(), dynamodb_mode="on-demand"))
+    wu, ru = dynamodb_units(on_demand)
+    # one account write (1 KB steps) + the partner share x one partner write + one mark per batch
+    batch = on_demand.transactions_per_month / next(i.quantity for i in on_demand.items
+                                                    if i.item == "scorer requests")  # records per invocation
+    expected = (math.ceil(measured["account_item_bytes"] / 1024) + measured["partner_share"]
+                * math.ceil(measured["partner_item_bytes"] / 1024) + 1 / batch)  # fmt: skip
+    assert wu == pytest.approx(expected)
+    writes = next(i for i in on_demand.items if i.item.startswith("writes ("))
+    assert writes.quantity == pytest.approx(n * wu)
+    assert writes.cost == pytest.approx(n * wu * prices.get("dynamodb", "write_request_units_per_million") / 1e6)
+    provisioned = estimate(50)  # the default: provisioned capacity at auto scaling's 70 % target
+    capacity = next(i for i in provisioned.items if i.item.startswith("write capacity"))
+    assert capacity.quantity == pytest.approx(50 * wu / 0.7 * HOURS)
+    assert capacity.unit_price == prices.get("dynamodb", "provisioned_wcu_hour")
+    assert provisioned.by_service()["dynamodb"] < on_demand.by_service()["dynamodb"]
+
+
+def test_larger_profile_items_cost_more_write_units():
+    small = dynamodb_units(estimate(100, stack=replace(StackProfile(), account_item_bytes=900.0)))[0]
+    large = dynamodb_units(estimate(100, stack=replace(StackProfile(), account_item_bytes=2100.0)))[0]
+    assert large == pytest.approx(small + 2)  # 900 B: 1 WCU, 2,100 B: 3 WCU
+
+
+def test_the_scorer_is_priced_on_graviton_by_default():
+    arm, x86 = estimate(100), estimate(100, stack=replace(StackProfile(), lambda_architecture="x86_64"))
+    assert arm.by_service()["lambda"] < x86.by_service()["lambda"]
+
+
+def test_the_matrix_covers_both_capacity_modes_and_three_loads():
+    matrix = per_million_matrix()
+    assert set(matrix) == {"provisioned", "on-demand"} and set(matrix["provisioned"]) == {10, 100, 1000}
+    assert all(matrix["provisioned"][t][0] < matrix["on-demand"][t][0] for t in (10, 100, 1000))
 
 
 def test_longer_retention_raises_only_the_s3_storage():
@@ -101,7 +136,8 @@ def test_low_load_still_pays_one_lambda_batch_per_shard_per_second():
 
 def test_packing_rows_into_firehose_records_cuts_the_5kb_rounding():
     one = estimate(100)
-    packed = estimate(100, stack=replace(StackProfile(), firehose_rows_per_record=16))  # 16 × 310 B < 5 KB
+    one = estimate(100, stack=replace(StackProfile(), firehose_record_bytes=310))  # one row per record
+    packed = estimate(100, stack=replace(StackProfile(), firehose_record_bytes=16 * 310))  # 16 x 310 B < 5 KB
     ingest = "ingestion (5 KB steps per record)"
     assert _items(packed, "firehose")[ingest] == pytest.approx(_items(one, "firehose")[ingest] / 16)
 
@@ -123,7 +159,7 @@ def test_monitoring_lines_come_from_the_monitoring_module():
 
 
 @pytest.mark.parametrize(("edit", "message"), [
-    (lambda d: d["services"]["lambda"].pop("gb_second_x86"), "services.lambda.gb_second_x86"),
+    (lambda d: d["services"]["lambda"].pop("gb_second_arm64"), "services.lambda.gb_second_arm64"),
     (lambda d: d["services"]["sns"].pop("source"), "no source URL for sns"),
     (lambda d: d.pop("as_of"), "missing as_of"),
 ])  # fmt: skip

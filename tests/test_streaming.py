@@ -14,7 +14,7 @@ from finsentry.features import DETECTOR_COLUMNS, AccountProfile, features_with_s
 from finsentry.partners import PartnerProfile
 from finsentry.schema import to_record
 from finsentry.scoring import score_transactions
-from finsentry.streaming import StreamScorer
+from finsentry.stream.scorer import StreamScorer
 from tests.factories import small_bank
 
 

@@ -124,6 +124,11 @@ def load_model(directory: Path | str, expected_features: tuple[str, ...] | None 
     accepted = [tuple(expected_features or ())]
     if allow_sequence:
         accepted.append((*accepted[0], *SEQUENCE_COLUMNS))
+    # the supervised candidate also reads the label-derived risk and its base's score, which
+    # this code computes too (finsentry.label_risk; the detector adds the score itself)
+    from finsentry.detectors.supervised import SUPERVISED_EXTRA_COLUMNS
+
+    accepted += [(*a, *SUPERVISED_EXTRA_COLUMNS) for a in list(accepted)]
     # a model trained without the columns its data could not feed (``unfed_features_``, e.g. the
     # balance features of a card table) reads the rest, in order: a subsequence of what we compute
     if expected_features is not None and not any(features and features == tuple(c for c in a if c in features)

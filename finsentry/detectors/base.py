@@ -51,6 +51,7 @@ class Detector(ABC):
 
     name = "detector"
     exact_explanations = False  # True when SHAP values are exact (tree models), not sampled
+    needs_labels = False  # True when fit reads verdicts from the frame (the supervised candidate)
 
     def __init__(self, feature_columns: tuple[str, ...] | None = DETECTOR_COLUMNS) -> None:
         self.feature_columns: tuple[str, ...] | None = (

@@ -4,5 +4,5 @@ The per-partition work is plain pandas in ``transforms`` (it calls the Czech loa
 validator and the feature kernel of the core library: no second parser, validator or feature
 implementation). Two engines run it: ``spark`` (PySpark, the Glue jobs and ``--engine spark``)
 and ``pandas_engine`` (one process, the default of the local demo). ``quality`` builds the
-data-quality report and ``catalog`` keeps the Glue tables up to date.
+data-quality report; the Glue tables are kept by ``finsentry.lake`` (awswrangler).
 """

@@ -64,7 +64,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from finsentry.etl import catalog, quality, transforms
+from finsentry import lake
+from finsentry.etl import quality, transforms
 from finsentry.features import DETECTOR_COLUMNS
 from finsentry.layout import PARTITION_KEY, PREFIXES
 from finsentry.training.validation_set import DEFAULT_ANOMALY_RATE, DEFAULT_VALIDATION_SHARE
@@ -195,6 +196,12 @@ class Clients:
         self.cloudwatch = self.cloudwatch or boto3.client("cloudwatch", **kw)
         self.s3 = self.s3 or boto3.client("s3", **kw)
 
+    def session(self):
+        """A boto3 session in the Glue client's region, for awswrangler (``finsentry.lake``)."""
+        import boto3
+
+        return boto3.Session(region_name=self.glue.meta.region_name)
+
 
 def _finish(report: quality.QualityReport, opts: JobOptions, clients: Clients, output_prefix: str) -> None:
     """Report JSON beside the output and metrics, then the gate (raises DataQualityError)."""
@@ -218,7 +225,7 @@ def _publish(frame, opts: JobOptions, clients: Clients, table: str, prefix: str,
     uri = opts.uri(prefix)
     frame.repartition(PARTITION_KEY).write.mode(mode).partitionBy(PARTITION_KEY).parquet(uri)
     days = [r[PARTITION_KEY] for r in frame.select(PARTITION_KEY).distinct().collect()]
-    return catalog.publish(clients.glue, opts.env, table, opts.root, days)
+    return lake.publish(opts.env, table, opts.root, days, clients.session())
 
 
 class Laps:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,11 +10,9 @@ from pathlib import Path
 
 import boto3
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 from moto import mock_aws
 
-from finsentry.layout import PARTITION_KEY, bucket_name, partition_path
+from finsentry.layout import PARTITION_KEY, bucket_name
 
 LOCAL_REGION = "eu-west-1"
 
@@ -48,6 +45,7 @@ class DataBucket:
 
     name: str
     client: object
+    env: str = "local"
 
     @classmethod
     def create(cls, env: str = "local") -> DataBucket:
@@ -56,7 +54,7 @@ class DataBucket:
         s3.create_bucket(
             Bucket=name, CreateBucketConfiguration={"LocationConstraint": LOCAL_REGION}
         )
-        return cls(name=name, client=s3)
+        return cls(name=name, client=s3, env=env)
 
     def put_bytes(self, key: str, body: bytes) -> str:
         self.client.put_object(Bucket=self.name, Key=key, Body=body)
@@ -72,21 +70,13 @@ class DataBucket:
         return keys
 
     def write_partitioned(self, frame: pd.DataFrame, prefix: str, ts_col: str = "ts") -> list[str]:
-        """Write ``frame`` as Parquet, one object per day: ``prefix/dt=YYYY-MM-DD/part-00000``.
+        """Write ``frame`` as the data-lake table of ``prefix`` (``finsentry.lake.write``: Parquet
+        partitioned by day, ``prefix/dt=YYYY-MM-DD/``, with its Glue table and partitions)."""
+        from finsentry import lake
 
-        The partition column is not stored inside the files (Hive convention: the path has it).
-        """
-        days = pd.to_datetime(frame[ts_col]).dt.strftime("%Y-%m-%d")
-        keys = []
-        for day, part in frame.groupby(days, sort=True):
-            buf = io.BytesIO()
-            table = pa.Table.from_pandas(part.drop(columns=[PARTITION_KEY], errors="ignore"),
-                                         preserve_index=False)
-            pq.write_table(table, buf, compression="zstd")
-            key = partition_path(prefix, str(day))
-            self.put_bytes(key, buf.getvalue())
-            keys.append(key)
-        return keys
+        root = f"s3://{self.name}"
+        paths = lake.write(frame, self.env, lake.table_of_prefix(prefix), root, self.session(), ts_col=ts_col)
+        return sorted(p.removeprefix(f"{root}/") for p in paths)
 
     def list_keys(self, prefix: str) -> list[str]:
         pages = self.client.get_paginator("list_objects_v2").paginate(
@@ -95,12 +85,12 @@ class DataBucket:
         return [o["Key"] for page in pages for o in page.get("Contents", [])]
 
     def read_parquet(self, prefix: str) -> pd.DataFrame:
-        """Read every Parquet object under ``prefix`` back, with the ``dt`` partition column."""
-        parts = []
-        for key in self.list_keys(prefix):
-            body = self.client.get_object(Bucket=self.name, Key=key)["Body"].read()
-            part = pq.read_table(io.BytesIO(body)).to_pandas()
-            day = next(s.split("=", 1)[1] for s in key.split("/") if s.startswith("dt="))
-            part[PARTITION_KEY] = day
-            parts.append(part)
-        return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+        """The data-lake table of ``prefix`` back, with its ``dt`` partition column (``finsentry.lake.read``)."""
+        from finsentry import lake
+
+        frame = lake.read(self.env, lake.table_of_prefix(prefix), self.session())
+        frame[PARTITION_KEY] = frame[PARTITION_KEY].astype(str)
+        return frame
+
+    def session(self) -> boto3.Session:
+        return boto3.Session(region_name=LOCAL_REGION)

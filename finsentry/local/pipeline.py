@@ -181,12 +181,32 @@ def prepare(bank: czech.LoadedBank, config: DemoConfig, progress: Progress = _no
     )
 
 
+def validation_truth(prep: Prepared, config: DemoConfig, progress: Progress = _noop):
+    """What the candidates are ranked on: analysts' verdicts recorded with ``finsentry label``
+    (``<out>/feedback/labels.parquet``) when they reach the documented minimum on the
+    validation rows (``finsentry.labels``), else the injected anomalies. Returns
+    (is_anomaly, anomaly_type, basis)."""
+    from finsentry.labels import ANALYST, INJECTED, LabelStore, label_truth
+
+    val = prep.split.validation
+    store = LabelStore(config.out_dir)
+    current = store.current()
+    if len(current):
+        found = label_truth(prep.transactions.loc[val, "trans_id"], current)
+        progress(f"analysts' verdicts in {store.path}: {found.reason}")
+        if found.sufficient:
+            return found.is_anomaly, found.anomaly_type, ANALYST
+    return (prep.transactions.loc[val, "is_anomaly"].to_numpy(), prep.transactions.loc[val, "anomaly_type"].to_numpy(),
+            INJECTED)  # fmt: skip
+
+
 def train_and_select(
     prep: Prepared, config: DemoConfig, progress: Progress = _noop
 ) -> tuple[dict, dict[str, ModelReport], dict]:
     """Fit every candidate on the training period; evaluate on validation; pick the best."""
     train = prep.features[prep.split.train]
     val = prep.split.validation
+    truth, types, basis = validation_truth(prep, config, progress)
     models, reports = {}, {}
     for name in config.candidates:
         progress(f"training {name} on {len(train):,} transactions")
@@ -199,14 +219,9 @@ def train_and_select(
         models[name] = model
         scores = model.score(prep.features[val])
         reports[name] = evaluate_scores(
-            scores,
-            prep.transactions.loc[val, "is_anomaly"].to_numpy(),
-            prep.transactions.loc[val, "anomaly_type"].to_numpy(),
-            budget=config.budget,
-            name=name,
-            keys=prep.transactions.loc[val, "trans_id"].to_numpy(),
+            scores, truth, types, budget=config.budget, name=name, keys=prep.transactions.loc[val, "trans_id"]
         )
-    selection = select_model(list(reports.values()), champion=None)
+    selection = select_model(list(reports.values()), champion=None, basis=basis)
     return models, reports, selection.to_dict()
 
 
@@ -262,10 +277,12 @@ def run_demo(config: DemoConfig, bucket, progress: Progress = _noop) -> DemoResu
     lap("train")
     training_run = None
     if config.sagemaker_jobs:  # the state machine's training + evaluation jobs, through sagemaker/*.py
+        from finsentry.labels import LabelStore
         from finsentry.local.training_run import run_training_jobs
 
         training_run = run_training_jobs(prep.transactions, prep.features, prep.split.train, prep.split.validation,
-                                         config.budget, champion=config.out_dir / "model", progress=progress)
+                                         config.budget, champion=config.out_dir / "model", progress=progress,
+                                         labels=LabelStore(config.out_dir).path)  # fmt: skip
         lap("sagemaker")
     best = models[selection["best"]]
     artifact_dir = config.out_dir / "model"

@@ -29,12 +29,11 @@ from finsentry.features import AccountProfile, update_profiles
 from finsentry.layout import RESOURCES, SCORER_ENV, resource_name
 from finsentry.local.aws import LOCAL_REGION
 from finsentry.local.stream_resources import create_scorer_resources, point_model
-from finsentry.partners import PartnerProfile, partner_key, update_partner_profiles
+from finsentry.partners import PartnerProfile, update_partner_profiles
 from finsentry.schema import to_record
 from finsentry.stream.events import decode_event
-from finsentry.stream.profiles import StoredProfile, encode_item
 from finsentry.stream.runtime import build_service
-from finsentry.streaming import RECENT_IDS
+from finsentry.stream.state import initial_items
 
 Progress = Callable[[str], None]
 BATCH_SIZE = 500  # the event source mapping's batch size
@@ -80,14 +79,8 @@ def _seed_profiles(history: pd.DataFrame, table: str) -> int:
     partners: dict[str, PartnerProfile] = {}
     update_profiles(profiles, history)
     update_partner_profiles(partners, history)
-    ordered = history.sort_values("ts", kind="stable")
-    for acc, ids in ordered.groupby("account_id")["trans_id"]:
-        profiles[str(acc)].recent_ids = [str(t) for t in ids.tail(RECENT_IDS)]
-    keys = partner_key(ordered)
-    for key, ids in ordered.loc[keys != "", "trans_id"].groupby(keys[keys != ""]):
-        partners[str(key)].recent_ids = [str(t) for t in ids.tail(RECENT_IDS)]
     ddb = boto3.client("dynamodb", region_name=LOCAL_REGION)
-    items = [encode_item(StoredProfile(p), 1) for p in [*profiles.values(), *partners.values()]]
+    items = initial_items(profiles, partners)
     for start in range(0, len(items), 25):
         ddb.batch_write_item(RequestItems={table: [{"PutRequest": {"Item": i}} for i in items[start:start + 25]]})
     return len(items)

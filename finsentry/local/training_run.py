@@ -88,7 +88,8 @@ def _evaluate(env: dict[str, str], budget: float) -> None:
     from finsentry.training.sagemaker_env import processing_dir
 
     root = processing_dir(env)
-    evaluate_job(root / "models", root / "validation", root / "evaluation", root / "champion", budget=budget)
+    evaluate_job(root / "models", root / "validation", root / "evaluation", root / "champion", budget=budget,
+                 labels_dir=root / "labels")  # fmt: skip
 
 
 def _tar(model_dir: Path, archive: Path) -> None:
@@ -101,12 +102,15 @@ def _tar(model_dir: Path, archive: Path) -> None:
 def run_training_jobs(transactions: pd.DataFrame, features: pd.DataFrame, train: pd.Series, validation: pd.Series,
                       budget: float, champion: Path | None = None, candidates: tuple[str, ...] = TRAINING_CANDIDATES,
                       progress: Callable[[str], None] = lambda _: None,
-                      hyperparameters: dict[str, dict] | None = None) -> TrainingRun:  # fmt: skip
+                      hyperparameters: dict[str, dict] | None = None,
+                      labels: Path | None = None) -> TrainingRun:  # fmt: skip
     """Train each candidate through ``sagemaker/train.py`` and compare them through ``evaluate.py``.
 
     ``features`` (aligned with ``transactions``) must carry the sequence columns for the LSTM;
     ``train`` / ``validation`` are row masks; ``champion`` is an artifact folder (or None);
-    ``hyperparameters`` adds per-candidate hyperparameters (e.g. fewer epochs in tests).
+    ``hyperparameters`` adds per-candidate hyperparameters (e.g. fewer epochs in tests);
+    ``labels``, the local label history (``finsentry.labels.LabelStore``), becomes the evaluation's
+    ``labels/`` input: it ranks on the verdicts when they suffice.
     """
     curated = pd.concat([transactions[list(ID_COLUMNS)], features], axis=1)
     seconds: dict[str, float] = {}
@@ -138,6 +142,9 @@ def run_training_jobs(transactions: pd.DataFrame, features: pd.DataFrame, train:
         (processing / "validation" / "part-00000.parquet").write_bytes(
             (channels["validation"] / "part-00000.parquet").read_bytes())  # fmt: skip
         (processing / "champion").mkdir()
+        (processing / "labels").mkdir()
+        if labels is not None and labels.is_file():
+            (processing / "labels" / labels.name).write_bytes(labels.read_bytes())
         if champion is not None and (champion / "model.joblib").is_file():
             _tar(champion, processing / "champion" / "model.tar.gz")
         progress("SageMaker processing job (in-process): evaluate the candidates against the champion")

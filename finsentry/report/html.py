@@ -49,7 +49,10 @@ def _kpis(result) -> str:
     c, t = result.counts, result.test_report
     items = [("transactions received", f"{c['received']:,}"), ("quarantined", f"{c['quarantined']:,}"),
              ("test transactions scored", f"{c['test_transactions']:,}"), ("alerts", f"{c['alerts']:,}"),
-             ("selected model", result.selection["best"]), ("test recall at budget", _pct(t.recall)),
+             ("selected model", result.selection["best"]),
+             ("model selection ranked on", "analysts' verdicts" if result.selection.get("basis") == "analyst_labels"
+              else "injected anomalies (too few verdicts)"),
+             ("test recall at budget", _pct(t.recall)),
              ("test precision", _pct(t.precision)), ("test AUC-PR", _pct(t.auc_pr))]  # fmt: skip
     unfed = getattr(result, "unfed_features", None)
     if unfed:

@@ -1,3 +1,2 @@
-"""The streaming scorer around ``finsentry.streaming.StreamScorer``: stream events, DynamoDB
-profiles, Firehose / SNS / SQS outputs, the SSM-located model, metrics and the service that
-wires them (the Lambda handler only calls ``ScorerService.process``)."""
+"""The streaming scorer: stream events, the scoring core, the per-account state and its write
+protocol, the DynamoDB store, the sinks, the runtime wiring. ``service.ScorerService`` is the entry."""

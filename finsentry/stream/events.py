@@ -7,6 +7,10 @@ delivery order, each with the identifier Lambda expects back in ``batchItemFailu
 * Kafka: ``{"itemIdentifier": {"partition": "<topic>-<partition>", "offset": <offset>}}``
   (the format of Powertools' ``BatchProcessor(EventType.Kafka)``).
 
+Each record also carries its place in the stream, the redelivery guard of the state protocol
+(``finsentry.stream.protocol``): ``channel`` (the Kinesis shard id, or ``<topic>-<partition>``)
+and ``seq`` (the sequence number or offset, an integer that grows along the channel).
+
 Decoding never raises on a bad record: a payload that is not base64, not UTF-8, not JSON or
 larger than ``MAX_RECORD_BYTES`` becomes a record with ``error`` set (the scorer quarantines
 it with the raw bytes); an event that is neither shape raises ``UnknownEventError``.
@@ -41,6 +45,8 @@ class InboundRecord:
     value: Any = None  # the parsed JSON value when error is None
     error: str = ""  # why the payload could not be parsed ("" = parsed)
     source: Mapping[str, Any] | None = None  # stream/topic coordinates, for the quarantine message
+    channel: str = ""  # the ordered channel it came from: Kinesis shard id, or "<topic>-<partition>"
+    seq: int = -1  # its position along the channel (sequence number or offset); -1 = unknown
 
 
 def event_source(event: Mapping[str, Any]) -> str:
@@ -78,12 +84,21 @@ def _b64(text: Any) -> tuple[bytes, str]:
         return text.encode("utf-8", "replace"), "data is not base64"
 
 
-def _decoded(key: str, identifier: Any, data: Any, source: Mapping[str, Any]) -> InboundRecord:
+def _position(value: Any) -> int:
+    text = str(value)
+    return int(text) if text.isdigit() and len(text) <= 80 else -1
+
+
+def _decoded(key: str, identifier: Any, data: Any, source: Mapping[str, Any], channel: str,
+             seq: int) -> InboundRecord:  # fmt: skip
     raw, error = _b64(data)
     value = None
     if not error:
         value, error = parse_payload(raw)
-    return InboundRecord(key=key, item_identifier=identifier, raw=raw, value=value, error=error, source=source)
+    if not error and seq < 0:
+        error = "record has no sequence number or offset"
+    return InboundRecord(key=key, item_identifier=identifier, raw=raw, value=value, error=error, source=source,
+                         channel=channel, seq=seq)  # fmt: skip
 
 
 def decode_event(event: Mapping[str, Any]) -> tuple[str, list[InboundRecord]]:
@@ -96,14 +111,16 @@ def decode_event(event: Mapping[str, Any]) -> tuple[str, list[InboundRecord]]:
             seq = str(k.get("sequenceNumber", ""))
             source = {"stream": rec.get("eventSourceARN", ""), "partition_key": k.get("partitionKey", ""),
                       "sequence_number": seq}  # fmt: skip
-            out.append(_decoded(f"kinesis:{seq}", seq, k.get("data"), source))
+            shard = str(rec.get("eventID", "")).partition(":")[0] or "shard"
+            out.append(_decoded(f"kinesis:{seq}", seq, k.get("data"), source, shard, _position(seq)))
         return kind, out
     for records in event["records"].values():
         for rec in records if isinstance(records, list) else []:
             topic, partition, offset = rec.get("topic", ""), rec.get("partition", ""), rec.get("offset", "")
             identifier = {"partition": f"{topic}-{partition}", "offset": offset}
             source = {"topic": topic, "partition": partition, "offset": offset}
-            out.append(_decoded(f"kafka:{topic}-{partition}@{offset}", identifier, rec.get("value"), source))
+            out.append(_decoded(f"kafka:{topic}-{partition}@{offset}", identifier, rec.get("value"), source,
+                                f"{topic}-{partition}", _position(offset)))
     return kind, out
 
 

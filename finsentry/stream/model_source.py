@@ -22,6 +22,7 @@ import math
 import tarfile
 import tempfile
 import time
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -93,8 +94,8 @@ def fetch_artifact(uri: str, s3, workdir: Path) -> Path:
         for name in (MODEL_FILE, METADATA_FILE):
             s3.download_file(bucket, prefix + name, str(target / name))
         return target
-    except (ClientError, BotoCoreError, OSError, tarfile.TarError) as exc:
-        raise ModelArtifactError(f"{uri} cannot be fetched: {exc}") from exc
+    except (ClientError, BotoCoreError, OSError, EOFError, zlib.error, tarfile.TarError) as exc:  # EOF: truncated
+        raise ModelArtifactError(f"{uri} cannot be fetched: {type(exc).__name__}: {exc}") from exc
 
 
 def _pointer(value: str) -> tuple[str, str, float]:

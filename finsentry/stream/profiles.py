@@ -1,41 +1,27 @@
-"""``AccountProfile``s and ``PartnerProfile``s in DynamoDB: one batch read, conditional batch
-writes, and an outbox.
+"""The profiles table through boto3: one batched read of every item a batch needs, and
+conditional writes, each item standing alone.
 
-Item layout (table key ``account_id``, a string: the account, or ``partner#`` + the partner key
-for a partner's profile, which has the same attributes but never an outbox):
+What the items hold is ``finsentry.stream.state``; the order in which the scorer writes them, and
+why that makes every record count once, is ``finsentry.stream.protocol``.
 
-* ``f``, ``i`` — the profile's two state arrays as little-endian binary (vectorised, no base64);
-* ``recent_ids`` — JSON list of the last trans_ids folded in (the redelivery guard);
-* ``version`` — incremented on every write; each write is conditional on the version read, so
-  two writers can never both fold a batch into the same profile (the loser's records retry);
-* ``outbox`` — JSON ``{trans_id: {"scored": line, "alert": message, "at": epoch s}}``: outputs of
-  transactions already folded into the profile but not yet delivered. It is written in the SAME
-  conditional write as the state (write-ahead), and trimmed once Firehose / SNS accepted them,
-  so a redelivered transaction is never folded twice, never alerts twice, and its outputs are
-  delivered even when the first delivery failed.
-
-Reads use ``BatchGetItem`` (100 keys per call; unprocessed keys are retried, then reported).
-Writes are one conditional ``PutItem`` / ``UpdateItem`` per account, ``workers`` in flight at
-once: ``BatchWriteItem`` takes no conditions, and ``TransactWriteItems`` would fail every account
-of a transaction for one throttled item (and costs twice the write units). Every failure comes
-back as the set of accounts it affected, never as an exception.
+Reads use ``BatchGetItem`` (100 keys per call, strongly consistent; unprocessed keys are retried,
+then reported). Writes are one conditional ``PutItem`` per item, ``workers`` in flight at once:
+``BatchWriteItem`` takes no conditions, and ``TransactWriteItems`` would fail every item of a
+transaction for one throttled item (and costs twice the write units). Every failure comes back
+as the set of keys it affected, never as an exception.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 from botocore.exceptions import BotoCoreError, ClientError
 
-from finsentry.features import F_SIZE, I_SIZE, AccountProfile
-from finsentry.partners import PartnerProfile
+from finsentry.stream.state import AccountItem, ChannelMark, PartnerItem, decode
 
 log = logging.getLogger(__name__)
 
@@ -43,55 +29,9 @@ READ_CHUNK = 100  # BatchGetItem limit
 WRITE_WORKERS = 8  # conditional writes in flight at once (DynamoDB has no conditional batch write)
 READ_ATTEMPTS = 4  # attempts for unprocessed keys (exponential backoff from READ_BACKOFF_S)
 READ_BACKOFF_S = 0.02
-OUTBOX_TTL_S = 7 * 86_400  # undelivered outputs older than this are dropped (and logged)
-PARTNER_PREFIX = "partner#"  # table key of a partner's profile: PARTNER_PREFIX + partner key
+OUTBOX_TTL_S = 7 * 86_400  # recipes of records never redelivered are dropped after this (and logged)
 
-
-def partner_item_key(partner: str) -> str:
-    return PARTNER_PREFIX + partner
-
-
-@dataclass
-class StoredProfile:
-    """A profile as read: the state, its version (0 = no item yet) and its undelivered outputs."""
-
-    profile: AccountProfile | PartnerProfile
-    version: int = 0
-    outbox: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-
-def encode_item(stored: StoredProfile, version: int) -> dict[str, Any]:
-    p = stored.profile
-    key = partner_item_key(p.partner) if isinstance(p, PartnerProfile) else p.account_id
-    item: dict[str, Any] = {
-        "account_id": {"S": key},
-        "f": {"B": np.ascontiguousarray(p.f, dtype="<f8").tobytes()},
-        "i": {"B": np.ascontiguousarray(p.i, dtype="<i8").tobytes()},
-        "recent_ids": {"S": json.dumps(p.recent_ids)},
-        "version": {"N": str(version)},
-    }
-    if stored.outbox:
-        item["outbox"] = {"S": json.dumps(stored.outbox)}
-    return item
-
-
-def decode_item(item: dict[str, Any]) -> StoredProfile:
-    f, i = item["f"]["B"], item["i"]["B"]
-    key = item["account_id"]["S"]
-    if key.startswith(PARTNER_PREFIX):
-        partner = PartnerProfile.from_arrays(key[len(PARTNER_PREFIX):], f, i,
-                                             json.loads(item.get("recent_ids", {}).get("S", "[]")))  # fmt: skip
-        return StoredProfile(profile=partner, version=int(item["version"]["N"]))
-    if len(f) != 8 * F_SIZE or len(i) != 8 * I_SIZE:
-        raise ValueError(f"profile of account {item['account_id']['S']} has a foreign layout")
-    profile = AccountProfile(
-        account_id=item["account_id"]["S"],
-        f=np.frombuffer(f, dtype="<f8").astype(np.float64),
-        i=np.frombuffer(i, dtype="<i8").astype(np.int64),
-        recent_ids=json.loads(item.get("recent_ids", {}).get("S", "[]")),
-    )
-    outbox = json.loads(item["outbox"]["S"]) if "outbox" in item else {}
-    return StoredProfile(profile=profile, version=int(item["version"]["N"]), outbox=outbox)
+Stored = AccountItem | PartnerItem | ChannelMark
 
 
 class ProfileStore:
@@ -106,13 +46,14 @@ class ProfileStore:
         self.clock = clock
 
     # -- read --
-    def load(self, accounts: Iterable[str]) -> tuple[dict[str, StoredProfile], set[str]]:
-        """The stored profiles of ``accounts`` (missing ones are absent) and the accounts that
-        could not be read (throttled past the retries, service error, unreadable item). Keys of
-        partner profiles (``partner_item_key``) are read alike, in the same calls."""
-        wanted = sorted(set(accounts))
-        found: dict[str, StoredProfile] = {}
+    def load(self, keys: Iterable[str]) -> tuple[dict[str, Stored], set[str], dict[str, dict[str, Any]]]:
+        """The stored items of ``keys`` (missing ones are absent), the keys that could not be
+        read (throttled past the retries, service error), and the raw items that could not be
+        decoded (corrupt: the caller replaces them)."""
+        wanted = sorted(set(keys))
+        found: dict[str, Stored] = {}
         failed: set[str] = set()
+        corrupt: dict[str, dict[str, Any]] = {}
         for start in range(0, len(wanted), READ_CHUNK):
             chunk = wanted[start:start + READ_CHUNK]  # fmt: skip
             request = {self.table: {"Keys": [{"account_id": {"S": a}} for a in chunk], "ConsistentRead": True}}
@@ -124,11 +65,13 @@ class ProfileStore:
                     failed.update(k["account_id"]["S"] for k in request[self.table]["Keys"])
                     break
                 for item in answer.get("Responses", {}).get(self.table, []):
-                    try:
-                        found[item["account_id"]["S"]] = decode_item(item)
-                    except (KeyError, ValueError, TypeError) as exc:
-                        log.error("unreadable profile item: %s", exc)
-                        failed.add(str(item.get("account_id", {}).get("S", "")))
+                    decoded = decode(item)
+                    key = str(item.get("account_id", {}).get("S", ""))
+                    if decoded is None:
+                        log.error("profile item %s cannot be read: it is replaced by a new one", key)
+                        corrupt[key] = item
+                    else:
+                        found[key] = decoded
                 request = answer.get("UnprocessedKeys") or {}
                 if not request.get(self.table, {}).get("Keys"):
                     break
@@ -136,51 +79,24 @@ class ProfileStore:
                     failed.update(k["account_id"]["S"] for k in request[self.table]["Keys"])
                 else:
                     self.sleep(READ_BACKOFF_S * 2**attempt)
-        return found, failed
+        return found, failed, corrupt
 
     # -- write --
-    def save(self, stored: dict[str, StoredProfile]) -> set[str]:
-        """Write each profile conditionally on the version it was read with; bump the version.
-
-        Returns the accounts whose write failed (their ``version`` is left unchanged). Undelivered
-        outbox entries older than ``OUTBOX_TTL_S`` are dropped here.
-        """
-        now = self.clock()
-        for acc, s in stored.items():
-            stale = [t for t, e in s.outbox.items() if now - float(e.get("at", now)) > OUTBOX_TTL_S]
-            for t in stale:
-                log.error("dropping undelivered outputs of %s on %s (older than %d s)", t, acc, OUTBOX_TTL_S)
-                del s.outbox[t]
+    def put(self, items: dict[str, tuple[dict[str, Any], int]]) -> set[str]:
+        """Write each ``key: (item, expected_version)`` conditionally: the stored item must still
+        have that version (0: must not exist; -1: a corrupt item being replaced, must exist).
+        Returns the keys whose write failed (another writer, throttling, any service error)."""
         ops = []
-        for acc, s in stored.items():
-            put: dict[str, Any] = {"TableName": self.table, "Item": encode_item(s, s.version + 1)}
-            if s.version == 0:
+        for key, (item, expected) in items.items():
+            put: dict[str, Any] = {"TableName": self.table, "Item": item}
+            if expected == 0:
                 put["ConditionExpression"] = "attribute_not_exists(account_id)"
+            elif expected < 0:
+                put["ConditionExpression"] = "attribute_exists(account_id)"
             else:
-                put["ConditionExpression"] = "version = :v"
-                put["ExpressionAttributeValues"] = {":v": {"N": str(s.version)}}
-            ops.append((acc, "put_item", put))
-        failed = self._each(ops)
-        for acc, s in stored.items():
-            if acc not in failed:
-                s.version += 1
-        return failed
-
-    def trim_outbox(self, stored: dict[str, StoredProfile]) -> set[str]:
-        """Persist each profile's outbox as it is now (delivered entries removed), conditional on
-        its current version. Returns the accounts whose update failed."""
-        ops = []
-        for acc, s in stored.items():
-            update: dict[str, Any] = {
-                "TableName": self.table, "Key": {"account_id": {"S": acc}},
-                "ConditionExpression": "version = :v", "ExpressionAttributeValues": {":v": {"N": str(s.version)}},
-            }  # fmt: skip
-            if s.outbox:
-                update["UpdateExpression"] = "SET outbox = :o"
-                update["ExpressionAttributeValues"][":o"] = {"S": json.dumps(s.outbox)}
-            else:
-                update["UpdateExpression"] = "REMOVE outbox"
-            ops.append((acc, "update_item", update))
+                put["ConditionExpression"] = "v = :v"
+                put["ExpressionAttributeValues"] = {":v": {"N": str(expected)}}
+            ops.append((key, "put_item", put))
         return self._each(ops)
 
     def _each(self, ops: list[tuple[str, str, dict[str, Any]]]) -> set[str]:

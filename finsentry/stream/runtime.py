@@ -13,6 +13,7 @@ from dataclasses import fields
 from typing import Any
 
 import boto3
+from botocore.exceptions import BotoCoreError, ClientError
 
 from finsentry.layout import SCORER_ENV
 from finsentry.monitoring import Metric
@@ -49,7 +50,11 @@ def build_service(powertools_metrics: Any = None, environ: Mapping[str, str] | N
     session = session or boto3.session.Session()
     ssm = session.client("ssm")
     sink: MetricsSink = PowertoolsMetrics(powertools_metrics) if powertools_metrics is not None else MemoryMetrics()
-    mask_key = ssm.get_parameter(Name=settings["mask_key_parameter"], WithDecryption=True)["Parameter"]["Value"]
+    try:
+        mask_key = ssm.get_parameter(Name=settings["mask_key_parameter"], WithDecryption=True)["Parameter"]["Value"]
+    except (ClientError, BotoCoreError) as exc:
+        raise ScorerConfigError(f"the mask key parameter {settings['mask_key_parameter']} cannot be read: "
+                                f"{type(exc).__name__}: {exc}") from exc
 
     def loaded(serving: ServingModel) -> None:
         sink.emit(Metric.MODEL_VERSION, 1, dimensions={"ModelVersion": serving.version})

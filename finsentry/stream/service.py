@@ -1,33 +1,25 @@
-"""The scorer's batch service: decoded stream records in, outputs shipped, failures named.
+"""The scorer's batch service: decoded stream records in, outputs shipped once, failures named.
 
-One batch, a fixed number of calls whatever its size (beyond the services' batch limits):
+The path of a batch goes down the layers: this module (I/O and the order of the steps) →
+``finsentry.stream.protocol`` (which row is fresh, a replay, a resend or blocked; the marks) →
+``finsentry.stream.scorer`` (features, model, reasons) → ``finsentry.features`` /
+``finsentry.partners`` / ``finsentry.schema``. Per slice of the batch (the hot-account split),
+a fixed number of calls whatever its size: one ``BatchGetItem`` for every account, partner and
+channel item; one conditional write per account and per partner touched; Firehose and SNS
+batches; one SQS batch call per 10 bad records; one write per channel mark.
 
-1. records whose payload is not JSON are quarantined as ``malformed`` with their raw bytes;
-2. the accounts' and their partners' profiles are read in ONE ``BatchGetItem``
-   (``ProfileStore.load``);
-3. ``StreamScorer.score_batch`` validates, skips redeliveries, computes features and scores;
-4. every touched profile is written back conditionally, TOGETHER with the outputs of its new
-   transactions (the outbox, see ``finsentry.stream.profiles``); then every touched partner
-   profile is written back conditionally (no outbox), folding in only the records whose
-   account write succeeded;
-5. scored rows go to Firehose and alerts to SNS in batch calls, then the delivered outputs are
-   trimmed from the outbox; invalid records go to the quarantine queue.
-
-A record whose profile or partner profile could not be read or written, or whose output / quarantine message was
-not accepted, is FAILED: it is named in ``batchItemFailures`` and its retry completes it once
-(a redelivered transaction is not folded again; its undelivered outputs come from the outbox).
-
-Counting rule, per batch: ``received == scored + quarantined + redelivered + failed``, where
-``scored`` counts records fully delivered and ``redelivered`` counts records skipped because
-their profile had already folded them in.
+Counting rule, per batch: ``received == scored + quarantined + redelivered + failed``, each
+record once. ``scored``: its outputs delivered (this time or, for a replay, the missing ones);
+``redelivered``: nothing was left to do (a replay already complete, a producer's resend, a bad
+record already quarantined); ``failed``: named in ``batchItemFailures``, its redelivery
+completes it.
 
 Drift: while a model with a drift reference serves, a ``finsentry.drift.DriftWindow`` counts
-the features and scores of every row the model scored and folded into its profile (each
-transaction once: a retried profile write is not counted twice); when it holds
-``drift_min_rows`` rows its PSI is emitted (``ScorePsi``, ``FeaturePsi`` per ``Feature``)
-through the same metrics sink as the batch counts, and a new window starts. A new model
-(another detector object) starts a new window; rules-only and models without a reference
-publish no drift.
+the features and scores of every row scored and folded into its profile (each transaction
+once: a row scored again after a failed write is counted only when its write succeeds); when it
+holds ``drift_min_rows`` rows its PSI is emitted (``ScorePsi``, ``FeaturePsi`` per ``Feature``)
+and a new window starts. A new model (another detector object) starts a new window; rules-only
+and models without a reference publish no drift.
 """
 
 from __future__ import annotations
@@ -36,6 +28,7 @@ import json
 import logging
 import math
 import time
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,17 +37,39 @@ import numpy as np
 import pandas as pd
 
 from finsentry.drift import MIN_ROWS, DriftMeasurement, DriftWindow
+from finsentry.features import AccountProfile
 from finsentry.monitoring import Metric
-from finsentry.partners import PartnerProfile
+from finsentry.partners import PartnerProfile, partner_key
 from finsentry.privacy import DEFAULT_MASK_KEY, mask_ids
 from finsentry.schema import MAX_STRING_LENGTH, Reason
 from finsentry.scoring import SCORED_COLUMNS
 from finsentry.stream.events import InboundRecord, batch_item_failures
 from finsentry.stream.metrics import MemoryMetrics, MetricsSink
 from finsentry.stream.model_source import ServingModel
-from finsentry.stream.profiles import PARTNER_PREFIX, ProfileStore, StoredProfile, partner_item_key
+from finsentry.stream.profiles import OUTBOX_TTL_S, ProfileStore
+from finsentry.stream.protocol import BLOCKED, FRESH, HOT_LIMIT, REPLAY, RESEND, advance, blocked_after, slices
+from finsentry.stream.scorer import StreamScorer, fold_partners
 from finsentry.stream.sinks import AlertPublisher, QuarantineQueue, ScoredSink, quarantine_message
-from finsentry.streaming import PARTNER, POSITION, BatchOutcome, StreamScorer, fold_partners
+from finsentry.stream.state import (
+    CHANNEL_PREFIX,
+    COMPLETE,
+    GUARD,
+    ITEM_BUDGET,
+    PARTNER_PREFIX,
+    AccountItem,
+    ChannelMark,
+    PartnerItem,
+    channel_item_key,
+    encode_account,
+    encode_mark,
+    encode_partner,
+    fresh_item,
+    item_bytes,
+    outbox_key,
+    partner_item_key,
+    trans_hashes,
+)
+from finsentry.stream.validation import validate_stream_records
 
 log = logging.getLogger(__name__)
 
@@ -126,23 +141,59 @@ def _account_of(value: Any) -> str | None:
     return text if text and len(text) <= MAX_STRING_LENGTH else None
 
 
-def _copy(p: PartnerProfile) -> PartnerProfile:
-    return PartnerProfile(p.partner, p.f.copy(), p.i.copy(), list(p.recent_ids))
+def _row_from_recipe(row: Mapping[str, Any], recipe: Mapping[str, Any]) -> dict[str, Any]:
+    """A scored row: the record's fields with the score, verdict and reasons its recipe kept."""
+    return {**row, "score": recipe["s"], "verdict": "alert" if recipe["a"] else "normal",
+            "anomaly_type": recipe["t"], "reasons": recipe["r"], "model_version": recipe["v"]}  # fmt: skip
 
 
-def _partner_of(value: Any) -> str:
-    """The partner key a record names, as the validator will read it ("" = none)."""
-    if not isinstance(value, dict):
-        return ""
-    parts = []
-    for name in ("partner_bank", "partner_account"):
-        v = value.get(name)
-        parts.append(str(v) if isinstance(v, str | int) else "")
-    return "" if parts == ["", ""] else "/".join(parts)
+def _base_rows(valid: pd.DataFrame, mask_key: bytes) -> list[dict[str, Any]]:
+    """The record fields of scored rows (no score yet), for records scored by an earlier attempt."""
+    refs = mask_ids(valid["client_id"], key=mask_key).to_numpy()
+    cols = ["trans_id", "account_id", "ts", "amount", "direction", "operation", "district_id", "region"]
+    out = valid[cols].to_dict("records")
+    for row, ref in zip(out, refs, strict=True):
+        row["client_ref"] = ref
+    return out
+
+
+def _trimmed_outbox(outbox: dict[str, dict[str, Any]], marks: dict[str, ChannelMark], now: float
+                    ) -> dict[str, dict[str, Any]]:  # fmt: skip
+    """The recipes still owed: those whose channel's mark does not say complete, younger than
+    ``OUTBOX_TTL_S`` (older ones are dropped and logged: their record was never redelivered)."""
+    kept = {}
+    for key, recipe in outbox.items():
+        channel, _, seq = key.rpartition(" ")
+        mark = marks.get(channel)
+        if mark is not None and seq.lstrip("-").isdigit() and mark.delivered(int(seq)) == COMPLETE:
+            continue
+        if now - float(recipe.get("at", now)) > OUTBOX_TTL_S:
+            log.error("dropping the recipe of %s: undelivered for more than %d s", key, OUTBOX_TTL_S)
+            continue
+        kept[key] = recipe
+    return kept
+
+
+def _raw_version(raw: Mapping[str, Any]) -> int:
+    try:
+        return int(raw["v"]["N"])
+    except (KeyError, TypeError, ValueError):
+        return -1
+
+
+def _merge_marks(stored: ChannelMark, memo: ChannelMark) -> ChannelMark:
+    """The stored mark with what a mark this process could not write says (never less)."""
+    done = dict(stored.done)
+    for seq, what in memo.done.items():
+        done[seq] = COMPLETE if COMPLETE in (what, done.get(seq, "")) else "".join(
+            sorted(set(what) | set(done.get(seq, ""))))
+    merged = ChannelMark(stored.channel, stored.version, max(stored.through, memo.through), done)
+    return ChannelMark(merged.channel, merged.version, merged.through, {s: d for s, d in done.items()
+                                                                       if s > merged.through})
 
 
 class ScorerService:
-    """Wires the scoring core to the profile store, the sinks, the model and the metrics."""
+    """Wires the scoring core to the state protocol, the store, the sinks, the model, the metrics."""
 
     def __init__(self, profiles: ProfileStore, scored: ScoredSink, alerts: AlertPublisher,
                  quarantine: QuarantineQueue, models, metrics: MetricsSink | None = None,
@@ -157,121 +208,305 @@ class ScorerService:
         self.mask_key = mask_key
         self.known_accounts_only = known_accounts_only  # quarantine accounts without a profile
         self.clock = clock
+        self.hot_limit = HOT_LIMIT
         self.drift_min_rows = drift_min_rows  # rows per drift window (finsentry.drift.MIN_ROWS)
         self.drift_window: DriftWindow | None = None  # of the model below; None: no drift published
         self._drift_model: Any = None  # the detector the window belongs to
+        self.unwritten_marks: dict[str, ChannelMark] = {}  # marks DynamoDB refused: written with the next batch
+        self.stats: dict[str, int] = {}  # per batch: item writes and write units by kind, item bytes
 
     def process(self, records: list[InboundRecord]) -> BatchReport:
         """Score one batch end to end; never raises on bad input or a failing service."""
         started = time.perf_counter()
         report = BatchReport(received=len(records))
-        bad: dict[str, dict[str, Any]] = {}
-        by_key = {r.key: r for r in records}
-        for r in records:
-            if r.error:
-                bad[r.key] = quarantine_message(str(Reason.MALFORMED), r.error, r.raw, r.source)
-
-        parsed = [r for r in records if not r.error]
-        accounts = {a for a in (_account_of(r.value) for r in parsed) if a is not None}
-        partner_keys = {p for p in (_partner_of(r.value) for r in parsed) if p}
-        read, unreadable = self.profiles.load(accounts | {partner_item_key(p) for p in partner_keys})
-        loaded = {k: s for k, s in read.items() if not k.startswith(PARTNER_PREFIX)}
-        loaded_partners = {k[len(PARTNER_PREFIX):]: s for k, s in read.items() if k.startswith(PARTNER_PREFIX)}
-        for r in parsed:
-            if _account_of(r.value) in unreadable or partner_item_key(_partner_of(r.value)) in unreadable:
-                report.failed[r.key] = "profile read failed"
-        scorable = [r for r in parsed if r.key not in report.failed]
-
+        self.stats = defaultdict(int)
+        self.item_sizes: dict[str, list[int]] = {"account": [], "partner": [], "channel": []}
         serving: ServingModel = self.models.current()
         report.mode, report.model_version = ("rules_only" if serving.rules_only else "model"), serving.version
         report.model_problem = serving.problem
         self._follow_model(serving)
         scorer = StreamScorer(serving.detector, threshold=serving.threshold, model_version=serving.version,
                               mask_key=self.mask_key)  # fmt: skip
-        state = {acc: s.profile for acc, s in loaded.items()}
-        partner_state = {p: s.profile for p, s in loaded_partners.items()}
-        partners_read = {p: _copy(s.profile) for p, s in loaded_partners.items()}  # as read, to fold again
-        known = set(loaded) if self.known_accounts_only else None
-        outcome = scorer.score_batch([r.value for r in scorable], state, known_accounts=known, partners=partner_state)
-
-        for pos, (_, row) in zip(outcome.quarantined_positions, outcome.quarantined.iterrows(), strict=True):
-            r = scorable[int(pos)]
-            bad[r.key] = quarantine_message(str(row["reason"]), str(row["detail"]), r.raw, r.source)
-
-        # outputs of the fresh transactions, written ahead into their profile's outbox
-        stored = {acc: loaded.get(acc) or StoredProfile(profile=state[acc]) for acc in outcome.touched_accounts}
-        for acc, s in stored.items():
-            s.profile = state[acc]
-        now = self.clock()
-        fresh_keys = [scorable[int(p)].key for p in outcome.scored_positions]
-        entries = self._outputs(outcome.scored, serving.threshold, now)
-        for acc, tid, entry in entries:
-            stored[acc].outbox[tid] = entry
-        write_failed = self.profiles.save(stored)
-        unfolded = self._save_partners(outcome.folded, write_failed, partner_keys, loaded_partners, partner_state,
-                                       partners_read, scorable)  # fmt: skip
-        pending: dict[str, tuple[str, str]] = {}  # record key -> (account, trans_id) to deliver
-        for key, (acc, tid, _) in zip(fresh_keys, entries, strict=True):
-            if acc in write_failed or key in unfolded:
-                report.failed[key] = "profile write failed"
-            else:
-                pending[key] = (acc, tid)
-
-        # redelivered transactions: nothing to fold; deliver what an earlier attempt could not
-        for pos, tid in zip(outcome.redelivered_positions, outcome.redelivered, strict=True):
-            r = scorable[int(pos)]
-            acc = _account_of(r.value) or ""
-            s = loaded.get(acc)
-            if acc in write_failed or r.key in unfolded:  # outbox not trimmed this time: deliver on the retry
-                report.failed[r.key] = "profile write failed"
-            elif s is not None and tid in s.outbox:
-                stored.setdefault(acc, s)
-                pending[r.key] = (acc, tid)
-            else:
-                report.redelivered.append(r.key)
-
-        self._deliver(pending, stored, write_failed, report)
-        report.drift = self._count_drift(outcome, write_failed)
-        q_failed = self.quarantine.send(bad)
-        for key, msg in bad.items():
-            if key in q_failed:
-                report.failed[key] = "quarantine queue rejected it"
-            else:
-                report.quarantined[key] = msg["reason"]
+        floors: dict[str, int] = {}
+        for r in records:
+            if r.seq >= 0:
+                floors[r.channel] = min(floors.get(r.channel, r.seq), r.seq)
+        accounts = [_account_of(r.value) if not r.error else None for r in records]
+        held_back: dict[str, set[tuple[str, str]]] = {"account": set(), "partner": set()}  # across slices
+        for start, end in slices(accounts, self.hot_limit):
+            self._slice(records[start:end], scorer, serving, floors, held_back, report)
         ended = len(report.scored) + len(report.quarantined) + len(report.redelivered) + len(report.failed)
-        if ended != len(by_key):  # a bug, never bad input: fail the batch loudly, Lambda retries it
-            raise RuntimeError(f"{len(by_key)} records received but {ended} outcomes")
+        if ended != len(records) or len({r.key for r in records}) != len(records):
+            raise RuntimeError(f"{len(records)} records received but {ended} outcomes")  # a bug: Lambda retries
         report.seconds = time.perf_counter() - started
-        self._emit(report, outcome.alerts)
+        self._emit(report)
         return report
 
-    def _save_partners(self, folded: pd.DataFrame, write_failed: set[str], read: set[str],
-                       loaded: dict[str, StoredProfile], state: dict[str, PartnerProfile],
-                       as_read: dict[str, PartnerProfile], scorable: list[InboundRecord]) -> set[str]:  # fmt: skip
-        """Write the partner profiles the batch folded records into, AFTER the account profiles:
-        records whose account write failed are taken out again (folded anew from the profiles as
-        read), so that their retry, scored again, finds them in no partner profile. Returns the
-        keys of the records whose partner write failed (retried: folded in then, not rescored).
+    # -- one slice -------------------------------------------------------------------------
 
-        A partner the validated rows name but the read did not ask for (a key the raw record
-        spells otherwise) is not written: its rows were scored as with a new partner."""
-        if folded.empty:
-            return set()
-        lost = folded["account_id"].astype(str).isin(write_failed).to_numpy()
-        if lost.any():
-            folded = folded[~lost]
-            state = {p: _copy(s) for p, s in as_read.items()}
-            fold_partners(state, folded)
-        items = {}
-        for p in sorted(set(folded[PARTNER])):
-            if p not in read:
-                log.warning("partner %s was not read with the batch: its profile is not written", p)
+    def _slice(self, records: list[InboundRecord], scorer: StreamScorer, serving: ServingModel,
+               floors: dict[str, int], held_back: dict[str, set[tuple[str, str]]],
+               report: BatchReport) -> None:  # fmt: skip
+        """One slice. ``held_back``: the (account, channel) and (partner, channel) pairs that an
+        earlier slice of the batch could not fold a record into: the prefix rule holds their
+        later records back too (they come again with the redelivery)."""
+        outcome: dict[str, str] = {}  # record key -> "scored" | "quarantined" | "redelivered" | "failed: why"
+        delivered: dict[str, str] = {}  # record key -> outputs delivered now ("s", "a")
+        bad: dict[str, dict[str, Any]] = {}
+        for r in records:
+            if r.error:
+                bad[r.key] = quarantine_message(str(Reason.MALFORMED), r.error, r.raw, r.source)
+        parsed = [r for r in records if not r.error]
+        checked = validate_stream_records([r.value for r in parsed])
+        for pos, (_, row) in zip(checked.rejected_positions, checked.rejected.iterrows(), strict=True):
+            r = parsed[int(pos)]
+            bad[r.key] = quarantine_message(str(row["reason"]), str(row["detail"]), r.raw, r.source)
+        valid = checked.valid
+        rows = [parsed[int(p)] for p in checked.valid_positions]
+        acc = valid["account_id"].astype(str).tolist()
+        pkey = partner_key(valid).tolist() if len(valid) else []
+        channels = sorted({r.channel for r in records if r.seq >= 0})
+
+        # 1. one read: accounts, partners, channel marks
+        wanted = set(acc) | {partner_item_key(p) for p in pkey if p} | {channel_item_key(c) for c in channels}
+        read, unreadable, corrupt = self.profiles.load(wanted)
+        for key, raw in corrupt.items():
+            if key.startswith(CHANNEL_PREFIX):  # a lost mark: complete records may be redelivered once more
+                read[key] = ChannelMark(key[len(CHANNEL_PREFIX):], version=_raw_version(raw))
+            else:
+                read[key] = fresh_item(key, raw)
+            self.metrics.emit(Metric.CORRUPT_ITEMS, 1)
+        marks = {}
+        for c in channels:
+            mark = read.get(channel_item_key(c)) or ChannelMark(c)
+            if c in self.unwritten_marks:  # what an earlier batch could not write is still true
+                mark = _merge_marks(mark, self.unwritten_marks[c])
+            marks[c] = mark
+        mark_failed = {c for c in channels if channel_item_key(c) in unreadable}
+
+        # bad records already quarantined by an earlier delivery; none sent blind
+        by_key = {r.key: r for r in records}
+        for key in list(bad):
+            r = by_key[key]
+            if r.channel in mark_failed:
+                del bad[key]
+                outcome[key] = "failed: channel mark read failed"
+            elif r.seq >= 0 and r.channel in marks and marks[r.channel].delivered(r.seq) == COMPLETE:
+                del bad[key]
+                outcome[key] = "redelivered"
+
+        # 2. classify the valid rows
+        n = len(rows)
+        kind = np.full(n, FRESH, dtype=object)
+        why = np.full(n, "", dtype=object)
+        known_only = self.known_accounts_only
+        hashes = trans_hashes(valid["trans_id"].astype(str).tolist()) if n else []
+        states: dict[str, AccountItem] = {}
+        for k in range(n):
+            a, r = acc[k], rows[k]
+            if r.channel in mark_failed:
+                kind[k], why[k] = BLOCKED, "channel mark read failed"
                 continue
-            s = loaded.get(p) or StoredProfile(profile=state[p])
-            s.profile = state[p]
-            items[partner_item_key(p)] = s
-        failed = {k[len(PARTNER_PREFIX):] for k in self.profiles.save(items)} if items else set()
-        return {scorable[int(pos)].key for pos, p in zip(folded[POSITION], folded[PARTNER], strict=True) if p in failed}
+            if a in unreadable:
+                kind[k], why[k] = BLOCKED, "profile read failed"
+                continue
+            if pkey[k] and partner_item_key(pkey[k]) in unreadable:
+                kind[k], why[k] = BLOCKED, "partner profile read failed"
+                continue
+            item = read.get(a)
+            if item is None:
+                if known_only:
+                    kind[k] = "unknown"
+                    continue
+                item = AccountItem(AccountProfile(a))
+            states.setdefault(a, item)
+            if r.seq <= item.checkpoints.get(r.channel, -1):
+                kind[k] = REPLAY
+            elif hashes[k] in item.guard:
+                kind[k] = RESEND
+        for k in np.flatnonzero(kind == "unknown"):
+            r = rows[k]
+            bad[r.key] = quarantine_message(str(Reason.UNKNOWN_ACCOUNT), "account_id", r.raw, r.source)
+            kind[k] = "quarantine"
+        seqs = [r.seq for r in rows]
+        chans = [r.channel for r in rows]
+        earlier = np.fromiter(((acc[k], chans[k]) in held_back["account"] for k in range(n)), dtype=bool, count=n)
+        behind = (blocked_after(acc, chans, seqs, (kind == BLOCKED).tolist()) | earlier) & (kind == FRESH)
+        kind[behind], why[behind] = BLOCKED, "behind an earlier failed record of its account"
+
+        # 3. score the fresh rows; fold them (and replays their partner lacks) into the partners
+        partners: dict[str, PartnerItem] = {}
+        for p in {p for p in pkey if p}:
+            item = read.get(partner_item_key(p))
+            partners[p] = item if isinstance(item, PartnerItem) else PartnerItem(PartnerProfile(p))
+        as_read = {p: PartnerProfile(p, i.profile.f.copy(), i.profile.i.copy()) for p, i in partners.items()}
+        fresh = kind == FRESH
+        wants_partner = np.fromiter(
+            (bool(pkey[k]) and kind[k] in (FRESH, REPLAY)
+             and seqs[k] > partners[pkey[k]].checkpoints.get(chans[k], -1) for k in range(n)),
+            dtype=bool, count=n)  # fmt: skip
+        profiles = {a: AccountProfile(a, s.profile.f.copy(), s.profile.i.copy()) for a, s in states.items()}
+        partner_state = {p: PartnerProfile(p, i.profile.f.copy(), i.profile.i.copy()) for p, i in partners.items()}
+        scored, features = scorer.score_rows(valid, fresh, wants_partner, profiles, partner_state)
+        fresh_at = np.flatnonzero(fresh)
+
+        # 4. the account writes: state, checkpoints, guard, outbox (recipes of the new rows)
+        now = self.clock()
+        recipes = self._recipes(scored, serving.threshold, now)
+        writes: dict[str, tuple[dict[str, Any], int]] = {}
+        new_items: dict[str, AccountItem] = {}
+        for a in sorted({acc[k] for k in fresh_at}):
+            old = states[a]
+            item = AccountItem(profiles[a], old.version, dict(old.checkpoints), list(old.guard),
+                               _trimmed_outbox(old.outbox, marks, now), corrupt=old.corrupt)  # fmt: skip
+            new_items[a] = item
+        for j, k in enumerate(fresh_at):
+            item = new_items[acc[k]]
+            item.checkpoints[chans[k]] = max(item.checkpoints.get(chans[k], -1), seqs[k])
+            item.guard = (item.guard + [hashes[k]])[-GUARD:]
+            item.outbox[outbox_key(chans[k], seqs[k])] = recipes[j]
+        for a, item in new_items.items():
+            encoded = encode_account(item, item.version + 1 if item.version >= 0 else 1)
+            size = item_bytes(encoded)
+            if size > ITEM_BUDGET:  # cannot happen below HOT_LIMIT; never write past DynamoDB's limit
+                log.error("item of account %s would hold %d bytes: its records retry", a, size)
+                continue
+            writes[a] = (encoded, item.version if not item.corrupt or item.version > 0 else -1)
+            self._count_write("account", size)
+        write_failed = self.profiles.put(writes) if writes else set()
+        write_failed |= set(new_items) - set(writes)
+        committed = np.zeros(n, dtype=bool)
+        for k in fresh_at:
+            if acc[k] in write_failed:
+                kind[k], why[k] = BLOCKED, "profile write failed"
+            else:
+                committed[k] = True
+
+        # 5. the partner writes: as read, plus the rows their account holds, per channel up to
+        # the first row that is not held (the prefix rule)
+        candidate = wants_partner & (committed | (kind == REPLAY))
+        lacking = np.fromiter((bool(pkey[k]) and kind[k] in (FRESH, REPLAY, BLOCKED)
+                               and seqs[k] > partners[pkey[k]].checkpoints.get(chans[k], -1) for k in range(n)),
+                              dtype=bool, count=n)  # fmt: skip
+        not_held = lacking & ~candidate  # the partner lacks it and cannot fold it now
+        stop = blocked_after(pkey, chans, seqs, not_held.tolist()) | np.fromiter(
+            ((pkey[k], chans[k]) in held_back["partner"] for k in range(n)), dtype=bool, count=n)
+        fold_rows = candidate & ~stop
+        deferred = candidate & stop
+        partner_failed: set[str] = set()
+        if fold_rows.any():
+            state = {p: PartnerProfile(p, s.f.copy(), s.i.copy()) for p, s in as_read.items()}
+            fold_partners(state, valid[fold_rows])
+            pwrites = {}
+            for p in sorted({pkey[k] for k in np.flatnonzero(fold_rows)}):
+                item = PartnerItem(state[p], partners[p].version, dict(partners[p].checkpoints))
+                for k in np.flatnonzero(fold_rows):
+                    if pkey[k] == p:
+                        item.checkpoints[chans[k]] = max(item.checkpoints.get(chans[k], -1), seqs[k])
+                encoded = encode_partner(item, item.version + 1 if item.version >= 0 else 1)
+                pwrites[partner_item_key(p)] = (encoded, item.version if not partners[p].corrupt
+                                                or item.version > 0 else -1)  # fmt: skip
+                self._count_write("partner", item_bytes(encoded))
+            partner_failed = {k[len(PARTNER_PREFIX):] for k in self.profiles.put(pwrites)}
+        partner_pending = np.fromiter(
+            (bool(deferred[k]) or (bool(fold_rows[k]) and pkey[k] in partner_failed) for k in range(n)),
+            dtype=bool, count=n)  # fmt: skip
+        for k in range(n):
+            if kind[k] == BLOCKED:
+                held_back["account"].add((acc[k], chans[k]))
+            if not_held[k] or partner_pending[k]:
+                held_back["partner"].add((pkey[k], chans[k]))
+
+        # 6. deliver: new rows whose account holds them, and what replays still owe
+        owed: dict[str, tuple[dict[str, Any], dict[str, Any], str]] = {}  # key -> (row, recipe, outputs)
+        scored_rows = scored.to_dict("records") if len(scored) else []
+        for j, k in enumerate(fresh_at):
+            if committed[k]:
+                rec = recipes[j]
+                owed[rows[k].key] = (scored_rows[j], rec, "sa" if rec["a"] else "s")
+        replay_at = np.flatnonzero(kind == REPLAY)
+        if len(replay_at):
+            rebuilt = _base_rows(valid.iloc[replay_at], self.mask_key)
+            for j, k in enumerate(replay_at):
+                r = rows[k]
+                done = marks[r.channel].delivered(r.seq) if r.channel in marks else ""
+                if done == COMPLETE:
+                    continue
+                rec = states[acc[k]].outbox.get(outbox_key(r.channel, r.seq))
+                if rec is None:  # folded, its recipe gone (expired, or a corrupt item replaced)
+                    log.error("record %s was folded but its outputs cannot be rebuilt: none sent", r.key)
+                    continue
+                need = "".join(o for o in ("sa" if rec["a"] else "s") if o not in done)
+                if need:
+                    owed[r.key] = (rebuilt[j], rec, need)
+        sent, alert_messages = self._deliver(owed)
+        delivered.update(sent)
+
+        # 7. quarantine
+        q_failed = self.quarantine.send(bad) if bad else set()
+
+        # 8. outcomes and channel marks
+        complete: dict[str, str] = {}  # record key -> "*" or the outputs delivered
+        for key, msg in bad.items():
+            if key in q_failed:
+                outcome[key] = "failed: quarantine queue rejected it"
+            else:
+                outcome[key] = "quarantined"
+                report.quarantined[key] = msg["reason"]
+                complete[key] = COMPLETE
+        for k in range(n):
+            r = rows[k]
+            if kind[k] == "quarantine":
+                continue
+            if kind[k] == BLOCKED:
+                outcome[r.key] = f"failed: {why[k]}"
+                continue
+            if kind[k] == RESEND:
+                outcome[r.key] = "redelivered"
+                complete[r.key] = COMPLETE  # nothing of it is owed: the original carries its outputs
+                continue
+            prior = marks[r.channel].delivered(r.seq) if r.channel in marks else ""
+            got = delivered.get(r.key, "")
+            need = owed[r.key][2] if r.key in owed else ""
+            outputs_done = prior == COMPLETE or all(o in got or o in prior for o in need)
+            if not outputs_done:
+                outcome[r.key] = "failed: Firehose or SNS rejected its output"
+                complete[r.key] = "".join(sorted(set(got) | set(prior)))
+            elif partner_pending[k]:
+                outcome[r.key] = ("failed: partner profile write failed" if pkey[k] in partner_failed
+                                  else "failed: behind an earlier failed record of its partner")  # fmt: skip
+                complete[r.key] = "".join(sorted(set(got) | set(prior) | set(need)))
+            else:
+                outcome[r.key] = "scored" if got else "redelivered"
+                complete[r.key] = COMPLETE
+        for c in channels:
+            done = {by_key[key].seq: complete.get(key, "") for key in outcome if by_key[key].channel == c
+                    and by_key[key].seq >= 0}  # fmt: skip
+            new = advance(marks[c], done, floors.get(c, 0))
+            if (new.through, new.done) == (marks[c].through, marks[c].done) and c not in self.unwritten_marks:
+                continue
+            if c in mark_failed:  # its item could not be read: every record of it failed
+                continue
+            encoded = encode_mark(new, new.version + 1 if new.version >= 0 else 1)
+            self._count_write("channel", item_bytes(encoded))
+            if self.profiles.put({c: (encoded, new.version)}):
+                log.error("mark of channel %s not written: kept for the next batch", c)
+                self.metrics.emit(Metric.MARK_WRITE_FAILED, 1)
+                self.unwritten_marks[c] = new
+            else:
+                self.unwritten_marks.pop(c, None)
+        for key, what in outcome.items():
+            if what == "scored":
+                report.scored.append(key)
+            elif what == "redelivered":
+                report.redelivered.append(key)
+            elif what.startswith("failed: "):
+                report.failed[key] = what[len("failed: "):]
+        for r in records:  # every record has exactly one outcome
+            if r.key not in outcome:
+                raise RuntimeError(f"record {r.key} has no outcome")
+        report.alerts.extend(alert_messages.values())
+        report.drift = self._count_drift(features, scored, committed[fresh_at]) or report.drift
 
     def _follow_model(self, serving: ServingModel) -> None:
         """A new drift window whenever another model serves (none without a drift reference)."""
@@ -281,58 +516,60 @@ class ScorerService:
         self.drift_window = (DriftWindow(serving.drift, min_rows=self.drift_min_rows)
                              if serving.drift is not None and not serving.rules_only else None)  # fmt: skip
 
-    def _count_drift(self, outcome: BatchOutcome, write_failed: set[str]) -> DriftMeasurement | None:
+    def _count_drift(self, features: pd.DataFrame, scored: pd.DataFrame, kept: np.ndarray) -> DriftMeasurement | None:
         """Count the rows folded into their profile; the window's PSI once it is full."""
         window = self.drift_window
-        if window is None or outcome.scored.empty or outcome.features is None:
+        if window is None or scored.empty or not kept.any():
             return None
-        kept = ~outcome.scored["account_id"].astype(str).isin(write_failed).to_numpy()  # rescored on the retry
         try:
-            if kept.any():
-                window.add(outcome.features[kept], outcome.scored["score"].to_numpy()[kept])
+            window.add(features[kept].reset_index(drop=True), scored["score"].to_numpy()[kept])
         except (KeyError, ValueError) as exc:  # a reference naming features the stream lacks: drift off, scoring on
             log.error("drift window disabled for model %s: %s", self._drift_model, exc)
             self.drift_window = None
             return None
         return window.measure_and_reset() if window.ready else None
 
-    def _outputs(self, scored: pd.DataFrame, threshold: float, now: float) -> list[tuple[str, str, dict[str, Any]]]:
-        """(account, trans_id, outbox entry) per scored row, in row order."""
+    def _count_write(self, kind: str, size: int) -> None:
+        self.stats[f"{kind}_writes"] += 1
+        self.stats[f"{kind}_write_units"] += max(1, math.ceil(size / 1024))
+        self.item_sizes[kind].append(size)
+
+    def _recipes(self, scored: pd.DataFrame, threshold: float, now: float) -> list[dict[str, Any]]:
+        """What rebuilds each scored row's outputs from its record (row order)."""
         if scored.empty:
             return []
-        refs = mask_ids(scored["account_id"], key=self.mask_key).to_numpy()
         out = []
-        for row, ref in zip(scored.to_dict("records"), refs, strict=True):
-            entry: dict[str, Any] = {"scored": _scored_line(row), "at": now}
-            if row["verdict"] == "alert":
-                entry["alert"] = alert_message(row, str(ref), threshold)
-            out.append((str(row["account_id"]), str(row["trans_id"]), entry))
+        for row in scored.to_dict("records"):
+            out.append({"s": float(row["score"]), "a": int(row["verdict"] == "alert"), "t": str(row["anomaly_type"]),
+                        "r": str(row["reasons"]), "v": str(row["model_version"]), "h": float(threshold), "at": now})
         return out
 
-    def _deliver(self, pending: dict[str, tuple[str, str]], stored: dict[str, StoredProfile],
-                 write_failed: set[str], report: BatchReport) -> None:  # fmt: skip
-        """Ship the pending outputs; drop what was accepted from the outbox; name the rest failed."""
-        lines = {k: stored[a].outbox[t]["scored"] for k, (a, t) in pending.items() if "scored" in stored[a].outbox[t]}
-        alerts = {k: stored[a].outbox[t]["alert"] for k, (a, t) in pending.items() if "alert" in stored[a].outbox[t]}
+    def _deliver(self, owed: dict[str, tuple[dict[str, Any], dict[str, Any], str]]
+                 ) -> tuple[dict[str, str], dict[str, dict[str, Any]]]:  # fmt: skip
+        """Send what is owed; per record key, the outputs accepted ("s", "a"), and the alert
+        messages SNS accepted."""
+        lines, alerts = {}, {}
+        keys = list(owed)
+        refs = (mask_ids(pd.Series([owed[k][0]["account_id"] for k in keys], dtype=object), key=self.mask_key)
+                .tolist() if keys else [])  # fmt: skip
+        for key, ref in zip(keys, refs, strict=True):
+            row, rec, need = owed[key]
+            full = _row_from_recipe(row, rec)
+            if "s" in need:
+                lines[key] = _scored_line(full)
+            if "a" in need:
+                alerts[key] = alert_message(full, str(ref), rec["h"])
         lost = self.scored_sink.send(lines) if lines else set()
         unsent = self.alerts.send(alerts) if alerts else set()
-        for key, (acc, tid) in pending.items():
-            entry = stored[acc].outbox[tid]
-            if key in lines and key not in lost:
-                entry.pop("scored", None)
-            if key in alerts and key not in unsent:
-                report.alerts.append(entry.pop("alert"))
-            if "scored" in entry or "alert" in entry:
-                report.failed[key] = "Firehose or SNS rejected its output"
-            else:
-                del stored[acc].outbox[tid]
-                report.scored.append(key)
-        to_trim = {acc: s for acc, s in stored.items() if acc not in write_failed and s.version > 0}
-        trim_failed = self.profiles.trim_outbox(to_trim) if to_trim else set()
-        if trim_failed:  # outputs were delivered: only a later redelivery could repeat them
-            log.error("outbox of %d accounts not trimmed after delivery", len(trim_failed))
+        out: dict[str, str] = {}
+        for key in owed:
+            got = (("s" if key in lines and key not in lost else "")
+                   + ("a" if key in alerts and key not in unsent else ""))
+            if got:
+                out[key] = got
+        return out, {k: m for k, m in alerts.items() if k not in unsent}
 
-    def _emit(self, report: BatchReport, alerts: pd.DataFrame) -> None:
+    def _emit(self, report: BatchReport) -> None:
         m = self.metrics
         c = report.counts()
         m.emit(Metric.RECEIVED, c["received"])

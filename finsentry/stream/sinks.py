@@ -1,7 +1,10 @@
 """Where the scorer's outputs go, in batch calls, with per-record failure reporting.
 
-* ``ScoredSink`` — Kinesis Data Firehose ``PutRecordBatch`` (500 records / 4 MiB per call), one
-  JSON line per scored transaction (the Firehose stream converts to Parquet under ``scored/``);
+* ``ScoredSink`` — Kinesis Data Firehose ``PutRecordBatch`` (500 records / 4 MiB per call): JSON
+  lines of scored transactions packed into records of up to ``PACK_BYTES`` (Firehose bills each
+  record in 5 KB steps: one 310-byte row per record would pay for 5 KB; its JSON -> Parquet
+  conversion reads several JSON documents in one record). A refused record fails all its rows;
+  the stream converts to Parquet under ``scored/``;
 * ``AlertPublisher`` — SNS ``PublishBatch`` (10 messages per call), one message per anomaly;
 * ``QuarantineQueue`` — SQS ``SendMessageBatch`` (10 messages / 256 KiB per call), one message
   per bad record with its reason and raw payload.
@@ -29,6 +32,7 @@ FIREHOSE_BYTES = 4 * 1024 * 1024
 SNS_BATCH = 10
 SQS_BATCH = 10
 SQS_BYTES = 256 * 1024  # per message and per batch
+PACK_BYTES = 50 * 1024  # scored rows per Firehose record, at most (whole 5 KB billing steps, ~160 rows)
 RAW_KEEP_BYTES = 96 * 1024  # raw payload bytes kept in a quarantine message (the rest: size + SHA-256)
 
 
@@ -48,25 +52,32 @@ def _chunks(items: list[tuple[str, bytes]], max_count: int, max_bytes: int) -> I
 class ScoredSink:
     """Scored rows to Firehose (JSON lines)."""
 
-    def __init__(self, client, stream_name: str) -> None:
+    def __init__(self, client, stream_name: str, pack_bytes: int = PACK_BYTES) -> None:
         self.client = client
         self.stream_name = stream_name
+        self.pack_bytes = pack_bytes
 
     def send(self, lines: Mapping[str, str]) -> set[str]:
+        """Send the lines packed into records; the keys of the lines whose record was refused."""
         failed: set[str] = set()
-        items = [(k, (v + "\n").encode()) for k, v in lines.items()]
-        for chunk in _chunks(items, FIREHOSE_RECORDS, FIREHOSE_BYTES):
+        members: dict[str, list[str]] = {}  # packed record's first key -> the keys of its lines
+        packed: list[tuple[str, bytes]] = []
+        for group in _chunks([(k, (v + "\n").encode()) for k, v in lines.items()], FIREHOSE_RECORDS,
+                             self.pack_bytes):  # fmt: skip
+            members[group[0][0]] = [k for k, _ in group]
+            packed.append((group[0][0], b"".join(d for _, d in group)))
+        for chunk in _chunks(packed, FIREHOSE_RECORDS, FIREHOSE_BYTES):
             try:
                 answer = self.client.put_record_batch(DeliveryStreamName=self.stream_name,
                                                       Records=[{"Data": d} for _, d in chunk])  # fmt: skip
             except (ClientError, BotoCoreError) as exc:
                 log.warning("Firehose rejected %d records: %s", len(chunk), exc)
-                failed.update(k for k, _ in chunk)
+                failed.update(m for k, _ in chunk for m in members[k])
                 continue
             if answer.get("FailedPutCount", 0):
                 for (k, _), r in zip(chunk, answer["RequestResponses"], strict=True):
                     if r.get("ErrorCode"):
-                        failed.add(k)
+                        failed.update(members[k])
         return failed
 
 

@@ -9,6 +9,10 @@ strings, numbers that are finite numbers, vocabulary values, ISO timestamps). Ev
 reasons and details are the reference ones. Duplicated trans_ids are then resolved across both
 groups exactly as the reference does (the first valid occurrence in input order wins).
 
+Every record is first judged on its own by ``finsentry.schema.screen_record`` (what the reference
+does too): values that cannot be represented faithfully are rejected with a reason, timestamps
+with an offset become naive UTC. Nothing a single record holds can fail the batch.
+
 The result equals ``validate_records(records, known_accounts)`` (a property test checks it):
 same valid rows in the same order with the same values and dtypes, same reasons per position.
 """
@@ -26,11 +30,14 @@ import pandas as pd
 from finsentry.schema import (
     MAX_STRING_LENGTH,
     TRANSACTION_SCHEMA,
+    TS_MAX,
+    TS_MIN,
     Reason,
     ValidationResult,
     _empty_rejections,
     _raw_text,
     empty_transactions,
+    screen_record,
     validate_records,
 )
 
@@ -69,6 +76,9 @@ def _fast_row(rec: Any, known: set[str] | None) -> dict[str, Any] | None:
     """The canonical values of a record the reference surely accepts, else None."""
     if not isinstance(rec, dict):
         return None
+    rec, why = screen_record(rec)
+    if why is not None:
+        return None
     row: dict[str, Any] = {}
     for name, required, allowed in _STR:
         v = rec.get(name)
@@ -85,8 +95,8 @@ def _fast_row(rec: Any, known: set[str] | None) -> dict[str, Any] | None:
             if required:
                 return None
             v = math.nan
-        elif not _plain_number(v) or (required and not math.isfinite(v)) or math.isinf(v):  # inf: the reference decides
-            return None
+        elif not _plain_number(v) or abs(v) >= 2**53 or (required and not math.isfinite(v)) or math.isinf(v):
+            return None  # inf, huge: the reference decides
         row[name] = float(v)
     if row["amount"] < 0:
         return None
@@ -101,6 +111,7 @@ def _fast_row(rec: Any, known: set[str] | None) -> dict[str, Any] | None:
     if not isinstance(ts, str) or not _ISO.fullmatch(ts):
         return None
     row["ts"] = ts
+    row["_extras"] = rec
     if known is not None and row["account_id"] not in known:
         return None
     return row
@@ -121,7 +132,8 @@ def validate_stream_records(records: Iterable[Any], known_accounts: Iterable[str
     frame = None
     if rows:
         parsed = pd.to_datetime(pd.Series([r["ts"] for r in rows], dtype=object), errors="coerce", format="ISO8601")
-        unparsed = parsed.isna().to_numpy()
+        inside = ((parsed >= TS_MIN) & (parsed < TS_MAX)).to_numpy()  # else astype("datetime64[ns]") wraps
+        unparsed = parsed.isna().to_numpy() | ~inside
         if unparsed.any():  # let the reference explain those
             slow_at = sorted(slow_at + [row_at[i] for i in np.flatnonzero(unparsed)])
             rows = [r for r, bad in zip(rows, unparsed, strict=True) if not bad]
@@ -129,9 +141,9 @@ def validate_stream_records(records: Iterable[Any], known_accounts: Iterable[str
             parsed = parsed[~unparsed].reset_index(drop=True)
         if rows:
             frame = _typed_frame(rows, parsed)
-            extras = list(dict.fromkeys(k for p in row_at for k in records[p] if k not in _NAMES))
+            extras = list(dict.fromkeys(k for r in rows for k in r["_extras"] if k not in _NAMES))
             for k in extras:
-                frame[k] = [records[p].get(k) for p in row_at]
+                frame[k] = [r["_extras"].get(k) for r in rows]
     slow = validate_records([records[p] for p in slow_at], known_accounts) if slow_at else None
     return _merge(records, frame, np.asarray(row_at, dtype=np.int64), slow, np.asarray(slow_at, dtype=np.int64))
 

@@ -42,7 +42,8 @@ from finsentry.features import DETECTOR_COLUMNS, SEQUENCE_SOURCE, features_with_
 from finsentry.training.sagemaker_env import TrainingEnv
 from finsentry.training.validation_set import apply_window, exclude_validation, window_from_env
 
-DETECTORS = ("isolation_forest", "lof", "tails", "lstm", "ensemble")  # what the ``detector`` hyperparameter may name
+DETECTORS = ("isolation_forest", "lof", "tails", "lstm", "ensemble", "supervised")  # the ``detector`` hyperparameter
+LABELS_CHANNEL = "labels"  # analysts' verdicts (finsentry.labels): exports or the stored history
 RESERVED_HYPERPARAMETERS = ("detector", "training_data_uri", "alert_budget", "ensemble_members", "ensemble_weights")
 DATA_SUFFIXES = (".parquet", ".csv", ".jsonl", ".json")
 DEFAULT_BUDGET = 0.01
@@ -155,6 +156,14 @@ def build_detector(name: str, params: Mapping[str, Any], members: list[str] | No
     ``sequence.ENSEMBLE_WEIGHT``)."""
     if name not in DETECTORS:
         raise TrainingInputError(f"unknown detector {name!r}; the job trains one of {', '.join(DETECTORS)}")
+    if name == "supervised":  # gradient-boosted trees over the default ensemble's score
+        from finsentry.detectors.supervised import SupervisedDetector
+
+        seed = {"random_state": params["random_state"]} if "random_state" in params else {}
+        try:
+            return SupervisedDetector(base=build_detector("ensemble", seed, members), **params)
+        except TypeError as exc:
+            raise TrainingInputError(f"supervised: bad hyperparameters {sorted(params)}: {exc}") from exc
     if name == "ensemble":
         seed = {"random_state": params["random_state"]} if "random_state" in params else {}
         names = list(members or DEFAULT_MEMBERS)
@@ -205,6 +214,9 @@ def train_job(job: TrainingEnv) -> dict[str, Any]:
     if curated.empty:
         raise TrainingInputError(f"no training rows in the window {start} .. {end} before the validation period")
     train = model_frame(curated)
+    label_counts = None
+    if name == "supervised":
+        train, label_counts = with_verdicts(train, job.channels.get(LABELS_CHANNEL))
     params = detector_params(hp)
     members, weights = hp.get("ensemble_members"), hp.get("ensemble_weights")
     detector = build_detector(name, params, list(members) if members else None,
@@ -218,6 +230,8 @@ def train_job(job: TrainingEnv) -> dict[str, Any]:
         report, _ = score_report(detector, validation, budget, name)
         metrics = report
     window = training_window(train)
+    if hasattr(detector, "complete_frame"):  # the supervised candidate's own score column, for drift
+        train = detector.complete_frame(train)
     metadata = {
         "training_window": window,
         "metrics": metrics,
@@ -226,7 +240,8 @@ def train_job(job: TrainingEnv) -> dict[str, Any]:
         "lineage": {
             "training_data": {"uri": hp.get("training_data_uri"), "sha256": content_hash(files, train_dir),
                               "files": len(files), "rows": len(train), "window": [start, end],
-                              "validation_rows": None if validation is None else len(validation)},
+                              "validation_rows": None if validation is None else len(validation),
+                              "labels": label_counts},
             "code_version": code_version(job.extra),
             "hyperparameters": dict(hp),
             "training_job": {"name": job.job_name, "arn": job.job_arn},
@@ -235,6 +250,43 @@ def train_job(job: TrainingEnv) -> dict[str, Any]:
     }  # fmt: skip
     save_model(detector, job.model_dir, metadata=metadata)
     return json.loads((job.model_dir / METADATA_FILE).read_text())
+
+
+def read_label_history(directory: Path | None) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The verdicts under ``directory`` (``finsentry.labels.history_from_files``) and counts."""
+    from finsentry.labels import current_verdicts, empty_history, history_from_files
+
+    files = data_files(directory) if directory is not None and directory.is_dir() else []
+    if not files:
+        return empty_history(), {"files": 0, "labels": 0, "rejected": 0}
+    history, batch = history_from_files(files)
+    current = current_verdicts(history)
+    frauds = int(current["is_fraud"].sum())
+    return history, {"files": len(files), "labels": len(history), "rejected": len(batch.rejected),
+                     "confirmed": frauds, "dismissed": len(current) - frauds}  # fmt: skip
+
+
+def with_verdicts(frame: pd.DataFrame, labels_dir: Path | None) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The training frame with the label-derived risk (point-in-time) and the supervised target
+    (``finsentry.label_risk.training_target``); a clear error when the verdicts fall short of
+    the documented minimum (``finsentry.labels.MIN_FRAUDS`` / ``MIN_NEGATIVES``)."""
+    from finsentry.detectors.supervised import TARGET_COLUMN
+    from finsentry.label_risk import risk_features, training_target
+    from finsentry.labels import current_verdicts, labels_suffice
+
+    history, counts = read_label_history(labels_dir)
+    if "trans_id" not in frame.columns or "account_id" not in frame.columns or "ts" not in frame.columns:
+        raise TrainingInputError("supervised: the training data needs trans_id, account_id and ts to join verdicts")
+    matched = current_verdicts(history)
+    matched = matched[matched["trans_id"].astype(str).isin(set(frame["trans_id"].astype(str)))]
+    ok, why = labels_suffice(matched)
+    if not ok:
+        raise TrainingInputError(f"supervised: not enough verdicts on the training rows ({why}; "
+                                 f"{counts['files']} file(s) in the '{LABELS_CHANNEL}' channel)")  # fmt: skip
+    as_of = pd.to_datetime(history["when"]).max() + pd.Timedelta(seconds=1)
+    target, usable = training_target(frame, history, as_of)
+    out = pd.concat([frame, risk_features(frame, history)], axis=1).assign(**{TARGET_COLUMN: target.to_numpy()})
+    return out[usable].reset_index(drop=True), {**counts, "matched_training_rows": len(matched)}
 
 
 def metric_lines(metadata: Mapping[str, Any]) -> list[str]:
@@ -252,9 +304,11 @@ def metric_lines(metadata: Mapping[str, Any]) -> list[str]:
 
 
 def score_report(detector, frame: pd.DataFrame, budget: float, name: str,
-                 price_per_hour: float = DEFAULT_PRICE_PER_HOUR) -> tuple[dict[str, Any], ModelReport]:  # fmt: skip
-    """A detector's figures on a labelled frame, with its scoring cost per 1,000 records."""
-    truth, types = labels(frame)
+                 price_per_hour: float = DEFAULT_PRICE_PER_HOUR,
+                 truth: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[dict[str, Any], ModelReport]:  # fmt: skip
+    """A detector's figures on a labelled frame, with its scoring cost per 1,000 records;
+    ``truth`` (is_anomaly, anomaly_type) replaces the frame's own labels (analysts' verdicts)."""
+    truth, types = labels(frame) if truth is None else truth
     started = time.perf_counter()
     scores = detector.score(frame)
     seconds = time.perf_counter() - started
@@ -294,7 +348,8 @@ def artifact_dir(path: Path, scratch: Path) -> Path | None:
 def evaluate_job(models_dir: Path, validation_dir: Path, output_dir: Path, champion_dir: Path | None = None,
                  budget: float = DEFAULT_BUDGET, margin: float = 0.01, metric: str = "recall",
                  price_per_hour: float = DEFAULT_PRICE_PER_HOUR,
-                 window: tuple[str | None, str | None] = (None, None)) -> dict[str, Any]:  # fmt: skip
+                 window: tuple[str | None, str | None] = (None, None),
+                 labels_dir: Path | None = None) -> dict[str, Any]:  # fmt: skip
     """Score every candidate under ``models_dir`` (one sub-folder each, named by the candidate)
     and the champion on the labelled validation data; write ``output_dir/evaluation.json``.
 
@@ -303,10 +358,16 @@ def evaluate_job(models_dir: Path, validation_dir: Path, output_dir: Path, champ
     and ``best_model`` (the candidate's folder name). A champion folder that is absent or empty
     means "no champion"; a champion that cannot be loaded (foreign features, tampered) is
     reported under ``champion.error`` and treated as no champion, so the challenger wins.
+
+    ``labels_dir`` holds analysts' verdicts (``finsentry.labels``): the validation rows get the
+    label-derived risk features (point-in-time, for the supervised candidate), and when the
+    verdicts on the validation rows reach the documented minimum the candidates are ranked on
+    them instead of the injected anomalies; ``basis`` (and ``selection.basis``) says which.
     """
     validation = model_frame(apply_window(read_frame(validation_dir), *window))
     if validation.empty:
         raise TrainingInputError(f"no labelled validation rows in the window {window[0]} .. {window[1]}")
+    validation, truth, basis = _evaluation_truth(validation, labels_dir)
     candidates: dict[str, Any] = {}
     reports: list[ModelReport] = []
     with tempfile.TemporaryDirectory(prefix="finsentry-eval-") as tmp:
@@ -317,20 +378,21 @@ def evaluate_job(models_dir: Path, validation_dir: Path, output_dir: Path, champ
             if found is None:
                 continue
             detector, meta = load_model(found, allow_sequence=True)
-            figures, report = score_report(detector, validation, budget, folder.name, price_per_hour)
+            figures, report = score_report(detector, validation, budget, folder.name, price_per_hour, truth)
             candidates[folder.name] = {**figures, "detector": meta["detector"], "created_at": meta.get("created_at"),
                                        "lineage": meta.get("lineage")}  # fmt: skip
             reports.append(report)
         if not reports:
             raise TrainingInputError(f"no candidate model artifacts under {models_dir}")
-        champion, champion_report = _champion(champion_dir, scratch, validation, budget, price_per_hour)
-    selection = select_model(reports, champion_report, metric=metric, margin=margin).to_dict()
+        champion, champion_report = _champion(champion_dir, scratch, validation, budget, price_per_hour, truth)
+    selection = select_model(reports, champion_report, metric=metric, margin=margin, basis=basis["basis"]).to_dict()
     selection.update(promote=bool(selection["promoted"]), best_threshold=candidates[selection["best"]]["threshold"],
                      best_model=selection["best"], margin=margin)  # fmt: skip
     result = {
         "budget": budget,
         "rows": len(validation),
-        "anomalies": int(labels(validation)[0].sum()),
+        "anomalies": int((labels(validation) if truth is None else truth)[0].sum()),
+        "basis": basis,
         "candidates": candidates,
         "champion": champion,
         "selection": selection,
@@ -365,8 +427,26 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
+def _evaluation_truth(validation: pd.DataFrame, labels_dir: Path | None):
+    """(validation with risk features, truth or None for the injected labels, basis dict)."""
+    from finsentry.label_risk import risk_features
+    from finsentry.labels import ANALYST, INJECTED, current_verdicts, label_truth
+
+    if labels_dir is None:
+        return validation, None, {"basis": INJECTED, "why": "no label channel"}
+    history, counts = read_label_history(labels_dir)
+    if not len(history) or "trans_id" not in validation.columns:
+        return validation, None, {"basis": INJECTED, "why": "no verdicts on the validation rows", **counts}
+    if {"account_id", "ts"} <= set(validation.columns):
+        validation = pd.concat([validation, risk_features(validation, history)], axis=1)
+    found = label_truth(validation["trans_id"], current_verdicts(history))
+    if not found.sufficient:
+        return validation, None, {"basis": INJECTED, "why": found.reason, **counts}
+    return validation, (found.is_anomaly, found.anomaly_type), {"basis": ANALYST, "why": found.reason, **counts}
+
+
 def _champion(champion_dir: Path | None, scratch: Path, validation: pd.DataFrame, budget: float,
-              price_per_hour: float) -> tuple[dict[str, Any] | None, ModelReport | None]:  # fmt: skip
+              price_per_hour: float, truth=None) -> tuple[dict[str, Any] | None, ModelReport | None]:  # fmt: skip
     if champion_dir is None or not champion_dir.is_dir():
         return None, None
     found = artifact_dir(champion_dir, scratch)
@@ -377,5 +457,5 @@ def _champion(champion_dir: Path | None, scratch: Path, validation: pd.DataFrame
     except ModelArtifactError as exc:
         return {"error": str(exc)}, None
     name = f"champion:{meta['detector']}"
-    figures, report = score_report(detector, validation, budget, name, price_per_hour)
+    figures, report = score_report(detector, validation, budget, name, price_per_hour, truth)
     return {**figures, "detector": meta["detector"], "created_at": meta.get("created_at")}, report

@@ -156,3 +156,26 @@ def allow_logs(target: ServiceRole, log_group_prefix: str, actions: list[str]) -
         f"Log groups under {log_group_prefix} are created per job by the service; their names "
         "are not known in advance.",
     )
+
+
+# what a service needs to place its workers' network interfaces in our subnets (Glue connection, SageMaker VpcConfig)
+VPC_NETWORKING = {
+    "glue": ["ec2:CreateNetworkInterface", "ec2:DeleteNetworkInterface", "ec2:DescribeNetworkInterfaces",
+             "ec2:DescribeVpcEndpoints", "ec2:DescribeRouteTables", "ec2:DescribeSecurityGroups",
+             "ec2:DescribeSubnets", "ec2:DescribeVpcAttribute", "ec2:CreateTags", "ec2:DeleteTags"],
+    "sagemaker": ["ec2:CreateNetworkInterface", "ec2:CreateNetworkInterfacePermission",
+                  "ec2:DeleteNetworkInterface", "ec2:DeleteNetworkInterfacePermission",
+                  "ec2:DescribeNetworkInterfaces", "ec2:DescribeVpcs", "ec2:DescribeDhcpOptions",
+                  "ec2:DescribeSubnets", "ec2:DescribeSecurityGroups"],
+}  # fmt: skip
+
+
+def allow_vpc_networking(target: ServiceRole, service: str) -> None:
+    """The EC2 network-interface actions ``service`` takes in our subnets (no resource-level scoping)."""
+    allow(target, VPC_NETWORKING[service], ["*"])
+    acknowledge(
+        target.policy,
+        "AwsSolutions-IAM5[Resource::*]",
+        "cloudwatch:PutMetricData (restricted to our namespaces by condition), ecr:GetAuthorizationToken and "
+        "the EC2 network-interface actions a VPC workload's service takes support no resource-level permission.",
+    )

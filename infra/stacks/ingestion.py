@@ -11,6 +11,7 @@ import json
 
 from aws_cdk import Aws, Duration
 from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_kinesis as kinesis
 from aws_cdk import aws_kinesisfirehose as firehose
 from aws_cdk import aws_kms as kms
@@ -20,7 +21,6 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
-from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
 from finsentry.layout import (
@@ -33,6 +33,7 @@ from finsentry.layout import (
 )
 from finsentry.monitoring import METRIC_NAMESPACE
 from infra.config import EnvConfig
+from infra.constructs.bootstrap_parameter import BootstrapParameter, parameter_arn
 from infra.constructs.logs import encrypted_log_group
 from infra.constructs.nag import acknowledge
 from infra.constructs.policy import (
@@ -45,16 +46,14 @@ from infra.constructs.policy import (
     allow_wildcard_resource,
 )
 from infra.constructs.queue_dlq import ExplicitSqsDlq
-from infra.paths import DOCKER_EXCLUDES, REPO_ROOT, SCORER_DOCKERFILE, require
+from infra.images import SCORER
+from infra.paths import DOCKER_EXCLUDES, REPO_ROOT, require
 from infra.stacks.base import FinsentryStack
+from infra.stacks.network import Network
 
 # the value the model parameter starts with: no model yet, so the scorer runs its rule checks
 NO_MODEL = {"model_uri": "", "version": "none", "threshold": 1.0}
 FIREHOSE_ERRORS_PREFIX = f"{PREFIXES.quarantine}firehose/"
-
-
-def parameter_arn(name: str) -> str:
-    return f"arn:{Aws.PARTITION}:ssm:{Aws.REGION}:{Aws.ACCOUNT_ID}:parameter{name}"
 
 
 class IngestionStack(FinsentryStack):
@@ -70,9 +69,11 @@ class IngestionStack(FinsentryStack):
         data: s3.IBucket,
         glue_database: str,
         scored_table: str,
+        network: Network | None = None,
     ) -> None:
         super().__init__(scope, construct_id, config=config, description="finsentry: streaming scorer")
         self.key = key
+        self.network = network
         self.quarantine = self._queue(
             "QuarantineQueue",
             RESOURCES.quarantine_queue,
@@ -90,7 +91,7 @@ class IngestionStack(FinsentryStack):
             "Profiles",
             table_name=self.name(RESOURCES.profiles_table),
             partition_key=dynamodb.Attribute(name="account_id", type=dynamodb.AttributeType.STRING),
-            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            **self._profiles_capacity(config),
             encryption=dynamodb.TableEncryption.CUSTOMER_MANAGED,
             encryption_key=key,
             point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
@@ -99,6 +100,12 @@ class IngestionStack(FinsentryStack):
             deletion_protection=not config.destroy_on_removal,
             removal_policy=self.removal,
         )
+        if config.profiles_provisioned:  # auto scaling follows the load at the target utilization
+            for scaling in (self.profiles.auto_scale_read_capacity(min_capacity=config.profiles_min_capacity,
+                                                                   max_capacity=config.profiles_max_capacity),
+                            self.profiles.auto_scale_write_capacity(min_capacity=config.profiles_min_capacity,
+                                                                    max_capacity=config.profiles_max_capacity)):
+                scaling.scale_on_utilization(target_utilization_percent=config.profiles_target_utilization)
         self.alerts = sns.Topic(
             self,
             "AlertsTopic",
@@ -107,12 +114,15 @@ class IngestionStack(FinsentryStack):
             master_key=key,
             enforce_ssl=True,
         )
-        self.model_parameter = ssm.StringParameter(
+        self.model_parameter = BootstrapParameter(
             self,
             "ModelParameter",
-            parameter_name=model_parameter_name(config.env),
+            name=model_parameter_name(config.env),
+            value=json.dumps(NO_MODEL),
             description="Current scoring model (JSON: model_uri, version, threshold); the training pipeline sets it",
-            string_value=json.dumps(NO_MODEL),
+            key=key,
+            log_retention_days=config.log_retention_days,
+            removal=self.removal,
         )
         self.firehose = self._firehose(data, glue_database, scored_table)
         self.stream: kinesis.Stream | None = None
@@ -235,9 +245,16 @@ class IngestionStack(FinsentryStack):
         return stream
 
     # --- the scorer Lambda ----------------------------------------------------------------------
+    @staticmethod
+    def _profiles_capacity(config: EnvConfig) -> dict:
+        if not config.profiles_provisioned:
+            return {"billing_mode": dynamodb.BillingMode.PAY_PER_REQUEST}
+        return {"billing_mode": dynamodb.BillingMode.PROVISIONED, "read_capacity": config.profiles_min_capacity,
+                "write_capacity": config.profiles_min_capacity}
+
     def _scorer(self, data: s3.IBucket) -> lambda_.DockerImageFunction:
         name = self.name(RESOURCES.scorer_function)
-        require(SCORER_DOCKERFILE)
+        require(SCORER.dockerfile)
         log_group = encrypted_log_group(
             self,
             "ScorerLogs",
@@ -283,12 +300,15 @@ class IngestionStack(FinsentryStack):
             function_name=name,
             description="finsentry: scores transactions from the stream",
             code=lambda_.DockerImageCode.from_image_asset(
-                directory=str(REPO_ROOT), file=SCORER_DOCKERFILE, exclude=DOCKER_EXCLUDES
+                directory=str(REPO_ROOT), file=SCORER.dockerfile, exclude=DOCKER_EXCLUDES,
+                platform=ecr_assets.Platform.custom(SCORER.docker_platform),
             ),
+            architecture=lambda_.Architecture.ARM_64,  # Graviton (20 % less per GB-second); the image is built for it (infra/images.py)
+            **self._vpc_placement(),
             role=role.role,
             memory_size=self.config.scorer_memory_mb,
             timeout=Duration.seconds(self.config.scorer_timeout_s),
-            reserved_concurrent_executions=self.config.scorer_reserved_concurrency,
+            reserved_concurrent_executions=self.config.scorer_reserved_concurrency or None,  # 0 = none
             tracing=lambda_.Tracing.ACTIVE,
             log_group=log_group,
             environment={
@@ -316,14 +336,28 @@ class IngestionStack(FinsentryStack):
             "stream or cluster) as the role's default policy; all our own statements are in its managed policy.",
         )
         self.scorer_role = role
-        acknowledge(
-            function,
-            "PCI.DSS.321-LambdaInsideVPC",
-            "The scorer reaches only AWS regional service endpoints (Kinesis, DynamoDB, SQS, SNS, Firehose, "
-            "SSM) over TLS with IAM authentication and has no VPC-resident dependency; a VPC would add NAT or "
-            "endpoints without narrowing the data path. MSK sources attach their own VPC settings.",
-        )
+        if self.network is None:
+            acknowledge(
+                function,
+                "PCI.DSS.321-LambdaInsideVPC",
+                "Without -c vpc the scorer reaches only AWS regional service endpoints (DynamoDB, SQS, SNS, "
+                "Firehose, SSM) over TLS with IAM authentication; -c vpc=new|vpc-... puts it in private subnets.",
+            )
+        else:
+            acknowledge(
+                role,
+                "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole]",
+                "CDK attaches AWS's AWSLambdaVPCAccessExecutionRole for the function's network interfaces in the "
+                "private subnets (ec2 Create/Describe/DeleteNetworkInterface support no resource-level scoping).",
+            )
         return function
+
+    def _vpc_placement(self) -> dict:
+        """The scorer's subnets and security group under -c vpc (none: AWS's public endpoints)."""
+        if self.network is None:
+            return {}
+        return {"vpc": self.network.vpc, "vpc_subnets": self.network.subnets,
+                "security_groups": [self.network.scorer]}  # fmt: skip
 
     def _event_source(self) -> lambda_.IEventSource:
         cfg = self.config

@@ -6,6 +6,8 @@ placeholders substituted; its role is derived from the integrations the file use
 
 from __future__ import annotations
 
+import json
+
 from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
@@ -32,9 +34,47 @@ from infra.constructs.policy import (
     allow_logs,
     allow_metrics,
     allow_prefixes,
+    allow_vpc_networking,
 )
-from infra.paths import DOCKER_EXCLUDES, REPO_ROOT, SAGEMAKER_DOCKERFILE, TRAINING_ASL, require
+from infra.images import SAGEMAKER
+from infra.paths import DOCKER_EXCLUDES, REPO_ROOT, TRAINING_ASL, require
 from infra.stacks.base import FinsentryStack
+from infra.stacks.network import Network
+
+# where each SageMaker integration takes its network settings
+_VPC_FIELD = {
+    "createTrainingJob": ("VpcConfig",),
+    "createModel": ("VpcConfig",),  # Batch Transform runs the model's containers with it
+    "createProcessingJob": ("NetworkConfig", "VpcConfig"),
+}
+
+
+def with_vpc_config(definition: str, subnet_ids: list[str], security_group_ids: list[str]) -> str:
+    """The ASL with every SageMaker job (training, processing, the transform's model) in our subnets.
+
+    The ASL file stays VPC-agnostic (it runs as is under moto and without ``-c vpc``); the
+    deployment adds the network settings to the tasks' parameters.
+    """
+    doc = json.loads(definition)
+    vpc = {"Subnets": subnet_ids, "SecurityGroupIds": security_group_ids}
+
+    def visit(states: dict) -> None:
+        for state in states.values():
+            api = state.get("Resource", "").rsplit(":", 1)[-1].removesuffix(".sync")
+            if state.get("Type") == "Task" and ":sagemaker:" in state.get("Resource", "") and api in _VPC_FIELD:
+                *outer, field = _VPC_FIELD[api]
+                target = state["Parameters"]
+                for name in outer:
+                    target = target.setdefault(name, {})
+                target[field] = vpc
+            for branch in state.get("Branches", []):
+                visit(branch["States"])
+            for key in ("ItemProcessor", "Iterator"):
+                if key in state:
+                    visit(state[key]["States"])
+
+    visit(doc["States"])
+    return json.dumps(doc, indent=2)
 
 
 class MlPipelineStack(FinsentryStack):
@@ -52,11 +92,17 @@ class MlPipelineStack(FinsentryStack):
         glue_jobs: dict[str, str],
         glue_database: str,
         athena_workgroup: str,
+        network: Network | None = None,
     ) -> None:
         super().__init__(scope, construct_id, config=config, description="finsentry: training pipeline")
-        require(SAGEMAKER_DOCKERFILE)
+        require(SAGEMAKER.dockerfile)
         self.image = ecr_assets.DockerImageAsset(
-            self, "TrainingImage", directory=str(REPO_ROOT), file=SAGEMAKER_DOCKERFILE, exclude=DOCKER_EXCLUDES
+            self,
+            "TrainingImage",
+            directory=str(REPO_ROOT),
+            file=SAGEMAKER.dockerfile,
+            exclude=DOCKER_EXCLUDES,
+            platform=ecr_assets.Platform.custom(SAGEMAKER.docker_platform),
         )
         bucket = DataBucketRef(config.env)
         self.sagemaker_role = self._sagemaker_role(key, bucket)
@@ -83,6 +129,11 @@ class MlPipelineStack(FinsentryStack):
         asl_path = require(TRAINING_ASL)
         self.integrations = asl.integrations(asl_path)
         self.definition = load_definition(self.substitutions, path=asl_path)
+        if network is not None:
+            allow_vpc_networking(self.sagemaker_role, "sagemaker")
+            self.definition = with_vpc_config(
+                self.definition, network.subnet_ids, [network.sagemaker.security_group_id]
+            )
 
         role = ServiceRole(
             self, "StateMachineRole", service="states.amazonaws.com", description="finsentry training pipeline"

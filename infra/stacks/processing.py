@@ -21,7 +21,9 @@ from finsentry.layout import PARTITION_KEY, PREFIXES, RESOURCES, glue_database_n
 from finsentry.monitoring import METRIC_NAMESPACE
 from finsentry.scoring import SCORED_COLUMNS
 from infra.config import EnvConfig
+from infra.constructs.glue_wheels import glue_wheels_asset
 from infra.constructs.library import library_asset
+from infra.constructs.nag import acknowledge
 from infra.constructs.policy import (
     DataBucketRef,
     ServiceRole,
@@ -31,13 +33,13 @@ from infra.constructs.policy import (
     allow_logs,
     allow_metrics,
     allow_prefixes,
+    allow_vpc_networking,
 )
 from infra.paths import GLUE_SCRIPTS, require
 from infra.stacks.base import FinsentryStack
+from infra.stacks.network import Network
 
 GLUE_VERSION = "5.0"
-# what Glue 5.0 lacks of finsentry's runtime dependencies (pandas, numpy, pyarrow, scikit-learn ship with it)
-GLUE_EXTRA_MODULES = "numba>=0.60,shap==0.51.0,rich>=13,pyyaml>=6"
 GLUE_FAILED_STATES = ["FAILED", "TIMEOUT", "ERROR"]
 GLUE_TEMP = "glue-temp/"  # Spark scratch space of the jobs in the data bucket
 CURATED_ROOT = PREFIXES.curated.split("/")[0] + "/"  # curated/: features/ and transactions/ below it
@@ -86,6 +88,7 @@ class ProcessingStack(FinsentryStack):
         key: kms.IKey,
         data: s3.IBucket,
         oncall: sns.ITopic,
+        network: Network | None = None,
     ) -> None:
         super().__init__(scope, construct_id, config=config, description="finsentry: Glue catalog and jobs")
         self.database_name = glue_database_name(self.config.env)
@@ -128,6 +131,10 @@ class ProcessingStack(FinsentryStack):
         self.role = self._role(key)
         library = library_asset(self, "FinsentryLibrary")
         self._allow_asset(library)
+        # what Glue 5.0 lacks of the jobs' imports, as locked wheels in S3 (infra/constructs/glue_wheels.py)
+        self.wheels = glue_wheels_asset(self, "GlueWheels")
+        self._allow_asset(self.wheels)
+        self.connection = self._connection(network) if network else None
         self.job_names: dict[str, str] = {}
         self.jobs: dict[str, glue.CfnJob] = {}
         for job, script in GLUE_SCRIPTS.items():
@@ -174,6 +181,32 @@ class ProcessingStack(FinsentryStack):
         allow_key(role, key)
         return role
 
+    def _connection(self, network: Network) -> glue.CfnConnection:
+        """A NETWORK connection: the jobs' workers get interfaces in the first private subnet."""
+        allow_vpc_networking(self.role, "glue")
+        connection = glue.CfnConnection(
+            self,
+            "NetworkConnection",
+            catalog_id=Aws.ACCOUNT_ID,
+            connection_input=glue.CfnConnection.ConnectionInputProperty(
+                name=self.name("network"),
+                connection_type="NETWORK",
+                description="finsentry Glue jobs in the private subnets",
+                physical_connection_requirements=glue.CfnConnection.PhysicalConnectionRequirementsProperty(
+                    subnet_id=network.subnet_ids[0],
+                    availability_zone=network.availability_zones[0],
+                    security_group_id_list=[network.glue.security_group_id],
+                ),
+            ),
+        )
+        if self.config.vpc != "new":
+            acknowledge(
+                connection,
+                "CloudFormation-Validate::W3010",
+                "The zone of an existing subnet, given by the deployer with -c vpc_azs; Glue's connection needs it.",
+            )
+        return connection
+
     def _allow_asset(self, asset: s3_assets.Asset) -> None:
         allow(self.role, ["s3:GetObject"], [f"arn:{Aws.PARTITION}:s3:::{asset.s3_bucket_name}/{asset.s3_object_key}"])
 
@@ -199,12 +232,15 @@ class ProcessingStack(FinsentryStack):
             max_retries=0,
             execution_property=glue.CfnJob.ExecutionPropertyProperty(max_concurrent_runs=2),
             security_configuration=security_configuration,
+            connections=glue.CfnJob.ConnectionsListProperty(connections=[self.connection.ref])
+            if self.connection is not None else None,
             default_arguments={
                 "--data_bucket": data.bucket_name,
                 "--env": self.config.env,
                 "--glue_database": self.database_name,
                 "--extra-py-files": library.s3_object_url,
-                "--additional-python-modules": GLUE_EXTRA_MODULES,
+                "--additional-python-modules": self.wheels.s3_object_url,
+                "--python-modules-installer-option": "--no-index",  # the zip's wheels only: no PyPI egress
                 "--job-language": "python",
                 "--enable-metrics": "true",
                 "--enable-observability-metrics": "true",

@@ -4,6 +4,19 @@ The key policy names the services that must use the key on their own behalf (Clo
 for the encrypted log groups, CloudWatch alarms and EventBridge publishing to the encrypted
 on-call topic); every other use goes through IAM roles that the other stacks grant narrowly
 (per resource, per action). No statement uses a wildcard action.
+
+Two paths from a failure to on-call, each needing the topic policy AND the key policy:
+CloudWatch alarms publish as ``cloudwatch.amazonaws.com``, EventBridge rules (the Glue-failure
+rule) as ``events.amazonaws.com``. The topic policy narrows each to this account's alarms or
+rules (``aws:SourceAccount`` / ``aws:SourceArn``, which both services send with ``sns:Publish``).
+The key-policy statements carry no such condition: the KMS requests SNS makes for these
+publishers do not carry ``aws:SourceAccount`` (EventBridge's troubleshooting guide, "My rule
+runs, but I don't see any messages published into my Amazon SNS topic",
+https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-troubleshooting.html, and the SNS
+guide's key policy for AWS event sources,
+https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html#compatibility-with-aws-services,
+give the statement without conditions); a condition on it would drop every notification
+silently. ``tests/infra/test_access_matrix.py`` evaluates both paths with a policy simulator.
 """
 
 from __future__ import annotations
@@ -30,6 +43,8 @@ KEY_USE_ACTIONS = [
     "kms:ReEncryptFrom", "kms:ReEncryptTo", "kms:CreateGrant", "kms:ListGrants", "kms:RetireGrant",
 ]  # fmt: skip
 PUBLISHER_ACTIONS = ["kms:Decrypt", "kms:GenerateDataKey"]
+# the AWS services that publish to the encrypted on-call topic, and the ARN pattern of their sources
+PUBLISHERS = {"cloudwatch.amazonaws.com": ("cloudwatch", "alarm"), "events.amazonaws.com": ("events", "rule/")}
 
 
 def key_policy() -> iam.PolicyDocument:
@@ -57,17 +72,20 @@ def key_policy() -> iam.PolicyDocument:
                 conditions={"ArnLike": {"kms:EncryptionContext:aws:logs:arn": logs_arn}},
             ),
             iam.PolicyStatement(
+                # no aws:SourceAccount / aws:SourceArn here: see the module docstring
                 sid="AlarmsAndRulesPublishToEncryptedTopics",
-                principals=[
-                    iam.ServicePrincipal("cloudwatch.amazonaws.com"),
-                    iam.ServicePrincipal("events.amazonaws.com"),
-                ],
+                principals=[iam.ServicePrincipal(service) for service in PUBLISHERS],
                 actions=PUBLISHER_ACTIONS,
                 resources=["*"],
-                conditions={"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}},
             ),
         ]
     )
+
+
+def source_arn_pattern(service: str, kind: str, env: str) -> str:
+    """``arn:<partition>:cloudwatch:<region>:<account>:alarm:finsentry-dev-*`` and the like."""
+    sep = "" if kind.endswith("/") else ":"
+    return f"arn:{Aws.PARTITION}:{service}:{Aws.REGION}:{Aws.ACCOUNT_ID}:{kind}{sep}{PROJECT}-{env}-*"
 
 
 class SecurityStack(FinsentryStack):
@@ -93,14 +111,19 @@ class SecurityStack(FinsentryStack):
             master_key=self.key,
             enforce_ssl=True,
         )
-        self.oncall_topic.add_to_resource_policy(
-            iam.PolicyStatement(
-                sid="EventBridgeRulesOfThisAccountPublish",
-                principals=[iam.ServicePrincipal("events.amazonaws.com")],
-                actions=["sns:Publish"],
-                resources=[self.oncall_topic.topic_arn],
-                conditions={"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}},
+        for service, (prefix, kind) in PUBLISHERS.items():
+            self.oncall_topic.add_to_resource_policy(
+                iam.PolicyStatement(
+                    sid=f"{prefix.title()}Of{PROJECT.title()}{config.env.title()}Publish",
+                    principals=[iam.ServicePrincipal(service)],
+                    actions=["sns:Publish"],
+                    resources=[self.oncall_topic.topic_arn],
+                    conditions={
+                        "StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID},
+                        # this deployment's alarms / rules only (their names start finsentry-<env>-)
+                        "ArnLike": {"aws:SourceArn": source_arn_pattern(prefix, kind, config.env)},
+                    },
+                )
             )
-        )
         if config.alarm_email:
             self.oncall_topic.add_subscription(subs.EmailSubscription(config.alarm_email))

@@ -1,4 +1,4 @@
-"""The data-quality report, its gate, its CloudWatch metrics; the Glue catalog; job options."""
+"""The data-quality report, its gate, its CloudWatch metrics; job options."""
 
 from __future__ import annotations
 
@@ -9,11 +9,10 @@ import pandas as pd
 import pytest
 from moto import mock_aws
 
-from finsentry.etl import catalog, jobs, quality
-from finsentry.features import CURATED_COLUMNS, FEATURE_COLUMNS
+from finsentry.etl import jobs, quality
+from finsentry.features import FEATURE_COLUMNS
 from finsentry.layout import PREFIXES
 from finsentry.monitoring import METRIC_NAMESPACE, Metric
-from finsentry.scoring import SCORED_COLUMNS
 
 REGION = "eu-west-1"
 
@@ -77,28 +76,6 @@ def test_metrics_reach_cloudwatch(aws):
     assert by_reason == {"read:malformed", "unknown_account"}
     share = next(d for d in quality.metric_data(_report(), "test") if d["MetricName"] == Metric.ETL_REJECTED_SHARE)
     assert share["Value"] == pytest.approx(10.0) and share["Unit"] == "Percent"
-
-
-def test_catalog_tables_are_created_then_updated_and_partitions_registered(aws):
-    glue = boto3.client("glue", region_name=REGION)
-    first = catalog.publish(glue, "test", "transactions", "s3://bucket", ["1995-01-02", "1995-01-01"])
-    again = catalog.publish(glue, "test", "transactions", "s3://bucket", ["1995-01-02", "1995-01-03"])
-    assert first == {"table": f"{catalog.database_name('test')}.transactions", "action": "created", "new_partitions": 2}
-    assert again["action"] == "updated" and again["new_partitions"] == 1
-    table = glue.get_table(DatabaseName=catalog.database_name("test"), Name="transactions")["Table"]
-    assert table["StorageDescriptor"]["Location"] == f"s3://bucket/{PREFIXES.transactions}"
-    assert [k["Name"] for k in table["PartitionKeys"]] == ["dt"]
-    parts = glue.get_partitions(DatabaseName=catalog.database_name("test"), TableName="transactions")["Partitions"]
-    assert sorted(p["StorageDescriptor"]["Location"] for p in parts)[0] == \
-        f"s3://bucket/{PREFIXES.transactions}dt=1995-01-01/"
-    assert len(parts) == 3
-
-
-def test_catalog_columns_follow_the_single_sources():
-    features = catalog.table_input("features", "s3://b")["StorageDescriptor"]["Columns"]
-    assert [c["Name"] for c in features][-len(CURATED_COLUMNS):] == list(CURATED_COLUMNS)
-    scored = catalog.table_input("scored", "s3://b")["StorageDescriptor"]["Columns"]
-    assert {c["Name"]: c["Type"] for c in scored} == SCORED_COLUMNS
 
 
 def test_job_options_parse_glue_style_arguments():

@@ -15,7 +15,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from finsentry.etl import catalog
+from finsentry import lake
 from finsentry.monitoring import METRIC_NAMESPACE
 from tests.etl.banks import DirtyBank, dirty_bank
 from tests.spark_fixture import spark  # noqa: F401 - the shared session-scoped fixture
@@ -67,7 +67,7 @@ def fake_aws():
 
 def _capture(run: JobRun, env: str) -> None:
     glue = boto3.client("glue", region_name=REGION)
-    db = catalog.database_name(env)
+    db = lake.database_name(env)
     names = [d["Name"] for d in glue.get_databases()["DatabaseList"]]
     for t in glue.get_tables(DatabaseName=db)["TableList"] if db in names else []:
         run.tables[t["Name"]] = t

@@ -14,7 +14,12 @@ from pathlib import Path
 
 import pytest
 
-os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+
+
+# prod refuses to synthesize without an on-call address (infra/config.py)
+ONCALL = "oncall@bank.example"
+ENV_CONTEXT = {"dev": {"env": "dev"}, "prod": {"env": "prod", "alarm_email": ONCALL}}
 
 
 @dataclass
@@ -38,7 +43,7 @@ def _synthesize(env: str, outdir: Path) -> Synth:
 
     from infra.app import build, cdk_json_context
 
-    app = App(outdir=str(outdir), context={**cdk_json_context(), "env": env})
+    app = App(outdir=str(outdir), context={**cdk_json_context(), **ENV_CONTEXT[env]})
     deployment = build(app)
     synth = read_synth(app, outdir)
     synth.deployment = deployment

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 
-import pandas as pd
 import pytest
 from aws_lambda_powertools import Metrics
 
@@ -18,7 +17,7 @@ from finsentry.drift import DriftMeasurement
 from finsentry.monitoring import METRIC_NAMESPACE, Metric, alarm
 from finsentry.stream.metrics import PowertoolsMetrics
 from finsentry.stream.service import BatchReport, ScorerService
-from tests.infra.test_wiring import one
+from tests.infra.test_wiring import scorer
 
 WATCHED = ("score-drift", "model-load-failed")
 
@@ -44,7 +43,7 @@ def _emf_points(text: str) -> dict[str, list[dict[str, str]]]:
 
 
 def test_psi_and_model_load_failures_carry_the_alarms_dimensions(dev, capsys):
-    service_name = one(dev, "AWS::Lambda::Function")["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"]
+    service_name = scorer(dev)["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"]
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("POWERTOOLS_SERVICE_NAME", service_name)
         metrics = Metrics(namespace=METRIC_NAMESPACE)
@@ -52,7 +51,7 @@ def test_psi_and_model_load_failures_carry_the_alarms_dimensions(dev, capsys):
         report = BatchReport(received=0, model_problem="successor unreadable",
                              drift=DriftMeasurement(0.31, {"log_amount": 0.02, "hour_sin": float("nan")}, 500))
         capsys.readouterr()
-        svc._emit(report, pd.DataFrame())
+        svc._emit(report)
         metrics.flush_metrics()
     points = _emf_points(capsys.readouterr().out)
     for name in WATCHED:

@@ -11,10 +11,26 @@ from infra.paths import MissingDeployableError, require
 
 def test_prod_is_bigger_and_keeps_its_data():
     dev, prod = CONFIGS["dev"], CONFIGS["prod"]
-    assert prod.scorer_reserved_concurrency > dev.scorer_reserved_concurrency
+    assert prod.scorer_memory_mb > dev.scorer_memory_mb
     assert prod.log_retention_days > dev.log_retention_days
     assert not prod.destroy_on_removal and dev.destroy_on_removal
-    assert prod.alarm_email
+
+
+def test_safe_defaults_reserve_no_concurrency_and_name_no_address():
+    # a reservation fails on accounts at the new-account Lambda quota; a placeholder address swallows alarms
+    for config in CONFIGS.values():
+        assert config.scorer_reserved_concurrency == 0 and config.alarm_email == ""
+
+
+def test_prod_refuses_to_synthesize_without_an_oncall_address():
+    with pytest.raises(ValueError, match="env=prod needs an on-call address: -c alarm_email="):
+        load_config("prod")
+    with pytest.raises(ValueError, match="got 'oncall'"):
+        load_config("prod", {"alarm_email": "oncall"})
+    assert load_config("prod", {"alarm_email": "team@bank.example"}).alarm_email == "team@bank.example"
+    assert load_config("dev").alarm_email == ""  # dev may run without one
+    with pytest.raises(ValueError, match="scorer_reserved_concurrency must be >= 0"):
+        load_config("dev", {"scorer_reserved_concurrency": "-1"})
 
 
 def test_context_overrides_fields_with_their_types():

@@ -18,6 +18,13 @@ def one(synth, cfn_type):
     return found[0][2]["Properties"]
 
 
+def scorer(synth):
+    """The scorer's function (the deployment's other function is CDK's custom-resource provider)."""
+    [fn] = [r["Properties"] for _, _, r in synth.resources("AWS::Lambda::Function")
+            if r["Properties"].get("FunctionName", "").endswith(RESOURCES.scorer_function)]  # fmt: skip
+    return fn
+
+
 def refers_to(value, logical_id_prefix: str) -> bool:
     return logical_id_prefix in json.dumps(value)
 
@@ -46,10 +53,10 @@ def test_kinesis_event_source_reports_failures_bisects_and_caps_retries(dev):
     assert refers_to(esm["DestinationConfig"]["OnFailure"]["Destination"], "ScorerDlq")
 
 
-def test_scorer_is_an_image_with_reserved_concurrency_and_the_contract_env(dev):
-    fn = one(dev, "AWS::Lambda::Function")
+def test_scorer_is_an_image_without_reserved_concurrency_and_with_the_contract_env(dev):
+    fn = scorer(dev)
     assert fn["PackageType"] == "Image"
-    assert fn["ReservedConcurrentExecutions"] == dev.deployment.config.scorer_reserved_concurrency
+    assert "ReservedConcurrentExecutions" not in fn  # off by default: scorer_reserved_concurrency=0
     assert fn["FunctionName"] == f"finsentry-dev-{RESOURCES.scorer_function}"
     env = fn["Environment"]["Variables"]
     assert set(vars(SCORER_ENV).values()) <= set(env)
@@ -98,8 +105,8 @@ def test_glue_jobs_are_glue5_with_scripts_and_library_as_assets(dev):
         assert {"--data_bucket", "--env", "--extra-py-files"} <= set(args) and args["--env"] == "dev"
         assert "cdk-" in json.dumps(job["Command"]["ScriptLocation"])  # an asset in the bootstrap bucket
     library = [a for a in json.loads((dev.outdir / "processing.assets.json").read_text())["files"].values()
-               if a["source"]["packaging"] == "zip"]  # fmt: skip
-    assert len(library) == 1
+               if a["displayName"] == "FinsentryLibrary"]  # fmt: skip (the other zip: the jobs' wheels)
+    assert len(library) == 1 and library[0]["source"]["packaging"] == "zip"
     assert (dev.outdir / library[0]["source"]["path"] / "finsentry" / "features.py").exists()
 
 
@@ -164,7 +171,7 @@ def test_scorer_metric_alarms_watch_the_series_the_scorer_emits(dev):
     quarantine = alarms["finsentry-dev-quarantine-rate"]["Metrics"][0]["Expression"]
     expected = 'SELECT SUM("RecordsQuarantined") FROM SCHEMA("finsentry", Reason, service) WHERE service = '
     assert quarantine == f"{expected}'{RESOURCES.scorer_function}'"
-    fn = one(dev, "AWS::Lambda::Function")
+    fn = scorer(dev)
     assert fn["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"] == RESOURCES.scorer_function
 
 
@@ -253,3 +260,42 @@ def test_sagemaker_role_reads_every_data_prefix_the_asl_jobs_read(dev):
     text = json.dumps([r["Properties"]["PolicyDocument"] for r in roles])
     for prefix in prefixes:
         assert f"/{prefix}*" in text, prefix
+
+
+def test_model_pointer_is_created_only_if_absent_and_never_rewritten_by_updates(synth):
+    """The pipeline owns the pointer once it exists: a stack update must not reset it to "no model"."""
+    assert not synth.resources("AWS::SSM::Parameter")
+    [(_, _, resource)] = synth.resources("Custom::AWS")
+    props = resource["Properties"]
+    create = props["Create"]
+    create = json.loads(create if isinstance(create, str) else "".join(
+        p if isinstance(p, str) else "X" for p in create["Fn::Join"][1]))  # fmt: skip
+    assert create["action"] == "putParameter" and create["parameters"]["Overwrite"] is False
+    assert create["parameters"]["Name"] == model_parameter_name(synth.deployment.config.env)
+    assert json.loads(create["parameters"]["Value"])["version"] == "none"
+    assert create["ignoreErrorCodesMatching"] == "ParameterAlreadyExists"
+    assert "Update" not in props  # an update of the stack leaves the value alone
+    # dev is torn down with its data (the pointer goes too); prod keeps it
+    assert ("Delete" in props) == synth.deployment.config.destroy_on_removal
+
+
+def test_scorer_runs_on_graviton_and_the_profiles_table_on_the_capacity_of_its_environment(synth):
+    cfg = synth.deployment.config
+    fn = scorer(synth)
+    assert fn["Architectures"] == ["arm64"]
+    assets = json.loads((synth.outdir / "ingestion.assets.json").read_text())["dockerImages"]
+    assert [image["source"].get("platform") for image in assets.values()] == ["linux/arm64"]
+    table = one(synth, "AWS::DynamoDB::Table")
+    targets = [r["Properties"] for _, _, r in synth.resources("AWS::ApplicationAutoScaling::ScalableTarget")]
+    policies = [r["Properties"] for _, _, r in synth.resources("AWS::ApplicationAutoScaling::ScalingPolicy")]
+    if cfg.env == "prod":  # provisioned, auto scaled on reads and writes at the target utilization
+        assert "BillingMode" not in table or table["BillingMode"] == "PROVISIONED"
+        assert table["ProvisionedThroughput"] == {"ReadCapacityUnits": cfg.profiles_min_capacity,
+                                                  "WriteCapacityUnits": cfg.profiles_min_capacity}
+        assert sorted(t["ScalableDimension"] for t in targets) == ["dynamodb:table:ReadCapacityUnits",
+                                                                   "dynamodb:table:WriteCapacityUnits"]
+        assert all(p["TargetTrackingScalingPolicyConfiguration"]["TargetValue"] == cfg.profiles_target_utilization
+                   for p in policies) and len(policies) == 2
+    else:  # dev: on-demand, nothing provisioned while idle
+        assert table["BillingMode"] == "PAY_PER_REQUEST" and not targets
+    assert one(synth, "AWS::Lambda::EventSourceMapping").get("ParallelizationFactor", 1) == 1  # one writer per shard

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import boto3
 import pandas as pd
 
-from finsentry.layout import PREFIXES, bucket_name, partition_path
+from finsentry.layout import PREFIXES, bucket_name
 from finsentry.local.aws import LOCAL_REGION, DataBucket, local_aws
 
 
@@ -19,10 +20,11 @@ def test_partitioned_parquet_round_trips_through_moto_s3(tmp_path):
     with local_aws():
         bucket = DataBucket.create()
         keys = bucket.write_partitioned(frame, PREFIXES.scored)
-        assert keys == [
-            partition_path(PREFIXES.scored, "1998-01-01"),
-            partition_path(PREFIXES.scored, "1998-01-02"),
-        ]
+        assert [k.rsplit("/", 1)[0] for k in keys] == ["scored/dt=1998-01-01", "scored/dt=1998-01-02"]
+        assert all(k.endswith(".parquet") for k in keys)
+        glue = boto3.client("glue", region_name=LOCAL_REGION)  # the lake registered the table and its days
+        parts = glue.get_partitions(DatabaseName="finsentry_local", TableName="scored")["Partitions"]
+        assert sorted(p["Values"][0] for p in parts) == ["1998-01-01", "1998-01-02"]
         back = bucket.read_parquet(PREFIXES.scored).sort_values("trans_id")
         assert back["dt"].tolist() == ["1998-01-01", "1998-01-01", "1998-01-02"]
         assert back["score"].tolist() == [0.1, 0.9, 0.5]

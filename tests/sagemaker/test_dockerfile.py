@@ -9,10 +9,11 @@ from tests.sagemaker.conftest import ROOT
 DOCKERFILE = (ROOT / "sagemaker" / "Dockerfile").read_text()
 
 
-def test_the_image_installs_the_lstm_extra_with_the_pinned_cpu_torch():
-    assert 'pip install --no-cache-dir ".[lstm]"' in DOCKERFILE
-    assert re.search(r'--index-url https://download.pytorch.org/whl/cpu "torch==2\.13\.0"', DOCKERFILE)
-    assert "torch==2.13.0" in (ROOT / "pyproject.toml").read_text()  # the same pin as the extra
+def test_the_image_installs_the_lock_and_the_pinned_cpu_torch():
+    assert "--require-hashes --only-binary=:all: --no-deps -r /tmp/requirements.lock" in DOCKERFILE
+    assert re.search(r'--index-url https://download.pytorch.org/whl/cpu \\\s+"torch==2\.13\.0\+cpu"', DOCKERFILE)
+    assert "torch==2.13.0" in (ROOT / "pyproject.toml").read_text()  # the same pin as the lstm extra
+    assert "pip check" in DOCKERFILE  # torch's own dependencies are in the lock
 
 
 def test_train_evaluate_and_serve_are_on_the_path_and_run_existing_scripts():

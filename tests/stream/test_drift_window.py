@@ -22,7 +22,7 @@ from finsentry.local.stream_resources import point_model
 from finsentry.monitoring import Metric
 from finsentry.partners import PartnerProfile
 from finsentry.stream.events import decode_event
-from finsentry.streaming import StreamScorer
+from finsentry.stream.scorer import StreamScorer
 from tests.stream.faults import Faulty, client_error
 from tests.stream.world import bank, event_of, payloads, service, setup_world
 

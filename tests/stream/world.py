@@ -19,10 +19,10 @@ from finsentry.local.stream_resources import ScorerResources, create_scorer_reso
 from finsentry.partners import PartnerProfile
 from finsentry.schema import to_record
 from finsentry.stream.events import InboundRecord, kinesis_event
-from finsentry.stream.profiles import ProfileStore, StoredProfile, partner_item_key
 from finsentry.stream.runtime import build_service
+from finsentry.stream.scorer import StreamScorer
 from finsentry.stream.service import ScorerService
-from finsentry.streaming import StreamScorer
+from finsentry.stream.state import initial_items
 from tests.factories import small_bank
 
 STREAM_ARN = "arn:aws:kinesis:eu-west-1:000000000000:stream/finsentry-local-transactions"
@@ -65,12 +65,11 @@ def setup_world(tmp: Path, with_model: bool = True) -> ScorerResources:
     """Inside mock_aws: resources, seeded profiles, the model artifact in S3 and its pointer."""
     res = create_scorer_resources()
     b = bank()
-    store = ProfileStore(boto3.client("dynamodb", region_name=LOCAL_REGION), res.env["PROFILES_TABLE"])
-    failed = store.save({a: StoredProfile(profile=AccountProfile.from_dict(p.to_dict()))
-                         for a, p in b.profiles.items()})  # fmt: skip
-    failed |= store.save({partner_item_key(k): StoredProfile(profile=PartnerProfile.from_dict(p.to_dict()))
-                          for k, p in b.partners.items()})  # fmt: skip
-    assert not failed
+    ddb = boto3.client("dynamodb", region_name=LOCAL_REGION)
+    items = initial_items(b.profiles, b.partners)
+    for start in range(0, len(items), 25):
+        ddb.batch_write_item(RequestItems={res.env["PROFILES_TABLE"]: [{"PutRequest": {"Item": i}}
+                                                                       for i in items[start:start + 25]]})
     if with_model:
         save_model(b.model, tmp / "model")
         s3 = boto3.client("s3", region_name=LOCAL_REGION)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ from finsentry.local.stream_resources import point_model
 from finsentry.stream.events import kafka_event
 from finsentry.stream.metrics import MemoryMetrics
 from finsentry.stream.runtime import ScorerConfigError, build_service, scorer_settings
+from finsentry.stream.sinks import PACK_BYTES
 from lambdas.stream_scorer import handler as module
 from tests.stream.faults import Faulty, client_error
 from tests.stream.world import bank, event_of, payloads, setup_world
@@ -107,11 +109,13 @@ def test_kinesis_partial_failure_names_exactly_the_failed_sequence_numbers(deplo
                 + [{"RecordId": "x"}] * (len(kw["Records"]) - 1)}  # fmt: skip
 
     svc.scored_sink.client = Faulty(real, put_record_batch=put)
+    svc.scored_sink.pack_bytes = 1  # one row per Firehose record: the first record is the first row
     try:
         event = event_of(payloads(bank().test.iloc[70:75]), first=20_000)
         answer = module.handler(event, Context())
     finally:
         svc.scored_sink.client = real
+        svc.scored_sink.pack_bytes = PACK_BYTES
     assert answer == {"batchItemFailures": [{"itemIdentifier": event["Records"][0]["kinesis"]["sequenceNumber"]}]}
     assert module.handler(event, Context()) == {"batchItemFailures": []}  # the retry completes it
 
@@ -121,6 +125,7 @@ def test_an_event_of_another_kind_is_a_clear_error(deployed):
         module.handler({"Records": [{"eventSource": "aws:sqs", "body": "{}"}]}, Context())
 
 
+SEQUENCES = itertools.count(30_000, 1_000)
 json_values = st.recursive(
     st.none() | st.booleans() | st.floats() | st.integers() | st.text(max_size=20),
     lambda kids: st.lists(kids, max_size=4) | st.dictionaries(st.text(max_size=12), kids, max_size=6),
@@ -144,7 +149,7 @@ def test_arbitrary_bytes_and_json_never_crash_the_handler_and_every_record_is_ac
     if not isinstance(svc.metrics, MemoryMetrics):  # read the counts back (EMF goes to stdout)
         svc.metrics = MemoryMetrics()
     before = len(svc.metrics.points)
-    answer = module.handler(event_of(data, first=30_000), Context())
+    answer = module.handler(event_of(data, first=next(SEQUENCES)), Context())  # a new delivery each time
     assert answer == {"batchItemFailures": []}
     batch = svc.metrics.points[before:]
     total = {name: sum(v for n, v, _, d in batch if n == name and not d) for name in
@@ -159,3 +164,86 @@ def test_base64_payloads_are_what_the_scorer_reads(deployed):
     event = event_of([rec], first=40_000)
     assert base64.b64decode(event["Records"][0]["kinesis"]["data"]) == rec
     assert boto3.client("sqs", region_name=LOCAL_REGION)  # moto stays up for the module
+
+
+POISON = {
+    "amount": st.sampled_from([10**400, -(10**30), 2**53 + 1, float("inf"), float("nan"), "1e999", 7.25]),
+    "balance_after": st.sampled_from([10**400, float("-inf"), None, 12.5]),
+    "client_age": st.sampled_from([10**400, float("inf"), "inf", 41.0]),
+    "district_id": st.sampled_from([float("inf"), "inf", 1e300, 2.5, 10**30, True, 12, "12"]),
+    "ts": st.sampled_from(["1998-01-03T10:00:00Z", "1998-01-03T10:00:00+02:00", "1998-01-03 23:30:00-05:00",
+                           "9999-12-31T23:59:59", "0001-01-01", "1500-01-01T00:00:00", "2262-04-12T00:00:00",
+                           "1998-01-03T10:00:00"]),
+    "account_id": st.sampled_from([True, 1.5, [1], {}, "c-\ud800", 42, "acc-poison"]),
+    "client_id": st.sampled_from(["c-\ud800", "\udfff", False, "client-ok"]),
+    "region": st.sampled_from(["\ud800north", "south"]),
+    "trans_id": st.sampled_from([None, True, "t-\udc00"]),
+}  # fmt: skip
+poison_records = st.fixed_dictionaries({}, optional=POISON)
+
+
+def _expected_ts(value):
+    from finsentry.schema import parse_timestamp
+
+    return parse_timestamp(value)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                 HealthCheck.function_scoped_fixture])  # fmt: skip
+@given(st.lists(poison_records, min_size=1, max_size=8))
+def test_poison_values_end_quarantined_with_a_reason_or_scored_unchanged(deployed, mutations):
+    """Huge integers, infinities, surrogates, offsets, extreme dates, non-string ids: never an
+    exception, never a failed record, never a silently changed value."""
+    base = json.loads(payloads(bank().test.iloc[[85]])[0])
+    first = next(SEQUENCES)
+    records = [{**base, "trans_id": f"p{first}-{n}", **m} for n, m in enumerate(mutations)]
+    data = [json.dumps(r).encode() for r in records]
+    deployed.scored_rows()  # (moto keeps everything: compare by trans_id below)
+    svc = module._service = module._service or build_service(module.metrics)
+    answer = module.handler(event_of(data, first=first), Context())
+    assert answer == {"batchItemFailures": []}
+    rows = {r["trans_id"]: r for r in deployed.scored_rows()}
+    for rec in records:
+        tid = rec["trans_id"]
+        if not isinstance(tid, str) or tid not in rows:
+            continue  # quarantined (the counts above add up, the reason is on the message)
+        row = rows[tid]
+        assert row["ts"] == _expected_ts(rec["ts"]).strftime("%Y-%m-%d %H:%M:%S")  # offsets -> UTC, never wrapped
+        if rec.get("district_id") is not None:
+            assert row["district_id"] == int(float(rec["district_id"]))
+        assert row["amount"] == float(rec["amount"]) and row["account_id"] == str(rec["account_id"])
+    assert svc is module._service
+
+
+def test_a_truncated_model_archive_is_reported_not_raised(deployed, tmp_path):
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for name in ("model.joblib", "metadata.json"):
+            data = (tmp_path / name)
+            data.write_bytes(b"x" * 50_000)
+            tar.add(data, arcname=name)
+    s3 = boto3.client("s3", region_name=LOCAL_REGION)
+    s3.put_object(Bucket=deployed.bucket, Key="models/cut/model.tar.gz", Body=buf.getvalue()[:2000])
+    svc = module._service = module._service or build_service(module.metrics)
+    if not isinstance(svc.metrics, MemoryMetrics):
+        svc.metrics = MemoryMetrics()
+    svc.models.refresh_s = 0.0
+    assert svc.models.current().version == "if-1"  # a model serves
+    point_model(f"s3://{deployed.bucket}/models/cut/model.tar.gz", "cut-1", 0.9)
+    try:
+        answer = module.handler(event_of(payloads(bank().test.iloc[[70]]), first=next(SEQUENCES)), Context())
+        assert answer == {"batchItemFailures": []}
+        assert svc.models.serving.version == "if-1" and "EOFError" in svc.models.serving.problem
+        assert svc.metrics.total("ModelLoadFailures") >= 1  # the old model serves, the bad pointer is reported
+    finally:
+        point_model(f"s3://{deployed.bucket}/models/isolation_forest/", "if-1", 0.7)
+
+
+def test_a_missing_mask_key_is_a_configuration_error(deployed):
+    env = dict(deployed.env)
+    env[SCORER_ENV.mask_key_parameter] = "/finsentry/local/no-such-key"
+    with pytest.raises(ScorerConfigError, match="no-such-key"):
+        build_service(environ=env, session=boto3.session.Session(region_name=LOCAL_REGION))

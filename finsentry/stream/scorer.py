@@ -1,21 +1,17 @@
-"""The streaming scorer's core: one batch of raw records in, scored rows and quarantine out.
+"""The scoring core of a stream batch: canonical rows and their stored states in, scored rows out.
 
-The Lambda handler (issue 3) stays thin around ``StreamScorer.score_batch``: it decodes the
-event, loads the batch's ``AccountProfile``s and ``PartnerProfile``s in one read, calls this,
-writes the profiles back, and ships the outputs. Everything here is per batch, never per record where a batch
-call exists: one validation, one feature pass, one model call.
+Everything here is per batch, never per record where a batch call exists: one validation, one
+feature pass, one model call. Two entry points:
 
-Counting rule: ``received == scored + quarantined + redelivered``. A record whose trans_id
-the account's profile has already folded in (a redelivered batch) is skipped: it never updates
-a profile twice and never alerts twice.
+* ``StreamScorer.score_rows`` — what the scorer service (``finsentry.stream.service``) calls once
+  the state protocol (``finsentry.stream.protocol``) has decided, row by row, which rows are new
+  to their account (scored and folded in) and which must be folded into their partner's profile;
+* ``StreamScorer.score_batch`` — raw records against in-memory profiles (tests, the benchmark's
+  core path, seeding profiles from history). Its redelivery guard is the profiles' in-memory
+  ``recent_ids`` (the last ``RECENT_IDS`` trans_ids); the durable guard of the deployed scorer is
+  the protocol's per-channel checkpoints, which never forget.
 
-Partner profiles keep their own guard (``PartnerProfile.recent_ids``): a valid record is folded
-into its partner's profile unless that profile already holds its trans_id, whether or not its
-account's profile does. So a record whose partner write failed (its account's succeeded) is
-folded into the partner on its retry without being scored again. The caller writes partner
-profiles only after the account profiles, folding in only the records whose account write
-succeeded (``fold_partners`` on ``BatchOutcome.folded``), so a record scored again is never
-already in its partner's profile.
+Counting rule of ``score_batch``: ``received == scored + quarantined + redelivered``.
 """
 
 from __future__ import annotations
@@ -98,6 +94,30 @@ class StreamScorer:
     @property
     def mode(self) -> str:
         return "model" if self.model is not None else "rules_only"
+
+    def score_rows(self, valid: pd.DataFrame, score: np.ndarray, fold: np.ndarray,
+                   profiles: dict[str, AccountProfile], partners: dict[str, PartnerProfile]
+                   ) -> tuple[pd.DataFrame, pd.DataFrame]:  # fmt: skip
+        """Score ``valid[score]`` (folding those rows into ``profiles``) and fold ``valid[fold]``
+        into ``partners`` (in time order per partner); the scored rows and the model's inputs,
+        both aligned with ``valid[score]``. A scored row whose partner is not folded here (its
+        partner already holds it) gets its partner features from a copy of the partner's state."""
+        fresh = valid[score].reset_index(drop=True)
+        features = update_profiles(profiles, fresh)
+        keys = partner_key(valid)
+        values = pd.DataFrame(0.0, index=valid.index, columns=list(PARTNER_FEATURE_COLUMNS))
+        if fold.any():
+            values.loc[fold] = fold_partners(partners, valid[fold]).to_numpy()
+        again = score & ~fold & (keys != "").to_numpy()
+        if again.any():
+            for k in set(keys[again]):
+                partners.setdefault(k, PartnerProfile(partner=k))
+            copies = {k: PartnerProfile(k, partners[k].f.copy(), partners[k].i.copy()) for k in set(keys[again])}
+            values.loc[again] = update_partner_profiles(copies, valid[again]).to_numpy()
+        features = pd.concat([features, values[score].reset_index(drop=True)], axis=1)
+        batch = score_transactions(self.model, features, budget_threshold=self.threshold,
+                                   model_version=self.model_version, explain_top=self.explain_top)  # fmt: skip
+        return scored_frame(fresh, batch, mask_key=self.mask_key), features
 
     def score_batch(
         self,

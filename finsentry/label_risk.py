@@ -1,0 +1,136 @@
+"""Label-derived risk features: what analysts' verdicts say about an account and a partner, point-in-time.
+
+For a transaction at time ``t``, each entity (the account, the partner: ``partners.partner_key``)
+gets, over the verdicts KNOWN before ``t`` (a label's ``when`` < ``t``: labels arrive after an
+investigation, days after the transaction, and a label given later is never used) and given in
+the last ``window_days`` before ``t``:
+
+* ``<entity>_frauds_known_log``: log1p(confirmed frauds among its labelled transactions);
+* ``<entity>_fraud_share_known``: confirmed frauds / (labelled transactions + 1), the ``+ 1``
+  shrinking a single verdict's weight (one fraud out of one checked: 0.5).
+
+A transaction re-labelled later (a fraud later dismissed) counts with the verdict known at ``t``:
+its correction is an event at its own ``when``. A row whose entity has no verdict (or no
+partner) gets 0, the "nothing known" value, as every feature of ``finsentry.features``.
+Labels of transactions absent from the frame cannot be tied to an entity and are not counted.
+
+One definition, one vectorised pass (a sorted array of (entity, known-time) events and two
+``searchsorted`` per row); ``RISK_COLUMNS`` is the column list the supervised detector reads.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from finsentry.labels import is_fraud_verdict
+from finsentry.partners import partner_key
+
+ENTITIES = ("account", "partner")
+RISK_COLUMNS: tuple[str, ...] = tuple(f"{e}_{f}" for e in ENTITIES for f in ("frauds_known_log", "fraud_share_known"))
+RISK_WINDOW_DAYS = 28  # verdicts older than this no longer mark an entity (the handbook's terminals: 28 days)
+
+
+def entity_keys(transactions: pd.DataFrame) -> dict[str, pd.Series]:
+    """The account and partner key of each row ('' when the row has none)."""
+    account = transactions["account_id"].astype(object).where(transactions["account_id"].notna(), "").astype(str)
+    if {"partner_bank", "partner_account"} <= set(transactions.columns):
+        partner = partner_key(transactions)
+    else:
+        partner = pd.Series("", index=transactions.index)
+    return {"account": account, "partner": partner}
+
+
+def verdict_events(history: pd.DataFrame) -> pd.DataFrame:
+    """One event per label: at ``when``, the transaction's fraud count changes by ``d_fraud`` and
+    its labelled count by ``d_labelled`` (1 for its first verdict, 0 for later ones)."""
+    if history.empty:
+        return pd.DataFrame({"trans_id": pd.Series(dtype=str), "when": pd.Series(dtype="datetime64[ns]"),
+                             "d_fraud": pd.Series(dtype=float), "d_labelled": pd.Series(dtype=float)})  # fmt: skip
+    ordered = history.reset_index(drop=True).reset_index(names="_arrival")
+    ordered = ordered.sort_values(["trans_id", "when", "_arrival"], kind="stable")
+    fraud = is_fraud_verdict(ordered["verdict"]).astype(float)
+    first = ~ordered["trans_id"].duplicated().to_numpy()
+    previous = np.where(first, 0.0, np.roll(fraud, 1))
+    return pd.DataFrame({"trans_id": ordered["trans_id"].astype(str).to_numpy(),
+                         "when": pd.to_datetime(ordered["when"]).to_numpy(),
+                         "d_fraud": fraud - previous, "d_labelled": first.astype(float)})  # fmt: skip
+
+
+def _seconds(values) -> np.ndarray:
+    return pd.to_datetime(pd.Series(values)).to_numpy(dtype="datetime64[s]").astype(np.int64)
+
+
+def risk_features(transactions: pd.DataFrame, history: pd.DataFrame, window_days: int = RISK_WINDOW_DAYS,
+                  lookup: pd.DataFrame | None = None) -> pd.DataFrame:  # fmt: skip
+    """``RISK_COLUMNS`` for every row of ``transactions`` (needs ``trans_id``, ``account_id``,
+    ``ts``; ``partner_bank``/``partner_account`` for the partner), from the label ``history``
+    (``finsentry.labels.HISTORY_COLUMNS``: every verdict with its ``when``). Same index.
+
+    The labelled transactions are looked up in ``lookup`` (default ``transactions`` itself): a
+    caller scoring one day passes the day's rows and, as ``lookup``, the frame of earlier rows
+    the verdicts are about."""
+    out = pd.DataFrame(0.0, index=transactions.index, columns=list(RISK_COLUMNS))
+    events = verdict_events(history)
+    if events.empty or transactions.empty:
+        return out
+    lookup = transactions if lookup is None else lookup
+    row_of = pd.Series(np.arange(len(lookup)), index=lookup["trans_id"].astype(str).to_numpy())
+    row_of = row_of[~row_of.index.duplicated(keep="last")]
+    pos = row_of.reindex(events["trans_id"]).to_numpy()
+    found = ~np.isnan(pos)
+    events, pos = events[found], pos[found].astype(np.int64)
+    if events.empty:
+        return out
+    t_rows, t_events = _seconds(transactions["ts"]), _seconds(events["when"])
+    window = int(window_days) * 86_400
+    origin = min(t_rows.min(), t_events.min()) - window - 1
+    span = max(t_rows.max(), t_events.max()) - origin + 1
+    row_keys, event_keys = entity_keys(transactions), entity_keys(lookup)
+    for entity in ENTITIES:
+        rows_key = row_keys[entity].to_numpy()
+        ev_key = event_keys[entity].to_numpy()[pos]
+        codes, _ = pd.factorize(np.concatenate([rows_key, ev_key]))
+        codes = codes.astype(np.int64)
+        row_codes, ev_codes = codes[: len(rows_key)], codes[len(rows_key):]
+        keep = ev_key != ""
+        ev = ev_codes[keep] * span + (t_events[keep] - origin)
+        order = np.argsort(ev, kind="stable")
+        ev = ev[order]
+        cum_f = np.concatenate(([0.0], np.cumsum(events["d_fraud"].to_numpy()[keep][order])))
+        cum_l = np.concatenate(([0.0], np.cumsum(events["d_labelled"].to_numpy()[keep][order])))
+        base = row_codes * span + (t_rows - origin)
+        hi = np.searchsorted(ev, base, side="left")  # known strictly before the row's time
+        lo = np.searchsorted(ev, base - window, side="left")
+        has = rows_key != ""
+        frauds = np.where(has, np.maximum(cum_f[hi] - cum_f[lo], 0.0), 0.0)
+        labelled = np.where(has, np.maximum(cum_l[hi] - cum_l[lo], 0.0), 0.0)
+        out[f"{entity}_frauds_known_log"] = np.log1p(frauds)
+        out[f"{entity}_fraud_share_known"] = frauds / (labelled + 1.0)
+    return out
+
+
+LABEL_DELAY_DAYS = 7  # how long an alert's investigation takes before its verdict is known (the handbook's delay)
+
+
+def training_target(transactions: pd.DataFrame, history: pd.DataFrame, as_of: pd.Timestamp,
+                    label_delay_days: float = LABEL_DELAY_DAYS) -> tuple[pd.Series, np.ndarray]:  # fmt: skip
+    """The supervised target known at ``as_of`` and the rows it may be trained on.
+
+    Target: 1.0 where the latest verdict given before ``as_of`` confirms a fraud (or anomaly),
+    0.0 where it dismisses the alert, NaN where the transaction has no verdict yet. Usable rows:
+    those with a verdict, and the unlabelled ones older than ``label_delay_days`` (their silence
+    means "normal"); a recent unlabelled row may still be a fraud under investigation and is
+    left out (trained on as a negative, the late frauds of a compromised terminal taught the
+    model that a terminal's known frauds mean "normal").
+    """
+    from finsentry.labels import current_verdicts
+
+    known = current_verdicts(history[pd.to_datetime(history["when"]) < as_of]) if len(history) else history
+    target = pd.Series(np.nan, index=transactions.index)
+    if len(known):
+        fraud = pd.Series(known["is_fraud"].to_numpy(dtype=float), index=known["trans_id"].astype(str).to_numpy())
+        target = transactions["trans_id"].astype(str).map(fraud).astype(float)
+        target.index = transactions.index
+    mature = pd.to_datetime(transactions["ts"]) < as_of - pd.Timedelta(days=label_delay_days)
+    return target, (target.notna() | mature).to_numpy()

@@ -1,0 +1,150 @@
+"""Network (``-c vpc=new`` or ``-c vpc=vpc-...``): private subnets for the scorer, the Glue jobs and SageMaker.
+
+``vpc=new`` creates a VPC with isolated subnets in two AZs (no internet gateway, no NAT: nothing
+leaves except through VPC endpoints), flow logs to an encrypted log group, the default security
+group closed, and the endpoints the three workloads call: S3 and DynamoDB (gateway), and
+interface endpoints for SSM, SNS, SQS, KMS, Firehose, X-Ray, CloudWatch Logs and metrics, Glue,
+STS and ECR. ``vpc=vpc-...`` uses an existing VPC's private subnets
+(``-c vpc_subnets=subnet-a,subnet-b -c vpc_azs=eu-west-1a,eu-west-1b``) and creates no endpoint:
+a bank's VPC has its own (two interface endpoints with private DNS for one service cannot share a
+VPC); docs/operations.md lists the ones it needs.
+
+Security groups, one per workload, least privilege: no ingress except Glue's self-reference
+(Spark executors talk to each other, a Glue requirement); egress TCP 443 only (Glue: plus all
+TCP to itself). In the isolated subnets 443 reaches nothing but the endpoints; the endpoints'
+group admits 443 from the three workload groups only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_kms as kms
+from constructs import Construct
+
+from infra.config import EnvConfig
+from infra.constructs.logs import encrypted_log_group
+from infra.constructs.nag import acknowledge
+from infra.stacks.base import FinsentryStack
+
+INTERFACE_ENDPOINTS = {  # construct id -> service, and who calls it
+    "Ssm": ec2.InterfaceVpcEndpointAwsService.SSM,  # scorer: model pointer, mask key
+    "Sns": ec2.InterfaceVpcEndpointAwsService.SNS,  # scorer: alerts
+    "Sqs": ec2.InterfaceVpcEndpointAwsService.SQS,  # scorer: quarantine
+    "Kms": ec2.InterfaceVpcEndpointAwsService.KMS,  # all: the CMK
+    "Firehose": ec2.InterfaceVpcEndpointAwsService.KINESIS_FIREHOSE,  # scorer: scored rows
+    "Xray": ec2.InterfaceVpcEndpointAwsService.XRAY,  # scorer: active tracing
+    "Logs": ec2.InterfaceVpcEndpointAwsService.CLOUDWATCH_LOGS,  # Glue continuous logs, SageMaker logs
+    "Monitoring": ec2.InterfaceVpcEndpointAwsService.CLOUDWATCH_MONITORING,  # Glue / SageMaker metrics
+    "Glue": ec2.InterfaceVpcEndpointAwsService.GLUE,  # Glue jobs: the Data Catalog
+    "Sts": ec2.InterfaceVpcEndpointAwsService.STS,  # SDK credential refresh
+    "EcrApi": ec2.InterfaceVpcEndpointAwsService.ECR,  # SageMaker image
+    "EcrDocker": ec2.InterfaceVpcEndpointAwsService.ECR_DOCKER,
+}
+GATEWAY_ENDPOINTS = {"S3": ec2.GatewayVpcEndpointAwsService.S3, "DynamoDb": ec2.GatewayVpcEndpointAwsService.DYNAMODB}
+HTTPS = ec2.Port.tcp(443)
+
+
+@dataclass(frozen=True)
+class Network:
+    """What a workload needs to run in the private subnets."""
+
+    vpc: ec2.IVpc
+    subnets: ec2.SubnetSelection
+    subnet_ids: list[str]
+    availability_zones: list[str]
+    scorer: ec2.ISecurityGroup
+    glue: ec2.ISecurityGroup
+    sagemaker: ec2.ISecurityGroup
+
+
+class NetworkStack(FinsentryStack):
+    """The VPC (created or imported), the workloads' security groups and, for a new VPC, its endpoints."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, config: EnvConfig, key: kms.IKey) -> None:
+        super().__init__(scope, construct_id, config=config, description="finsentry: private network")
+        if config.vpc == "new":
+            vpc = self._new_vpc(key)
+            subnets = ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED)
+            selected = vpc.select_subnets(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED)
+            subnet_ids, azs = selected.subnet_ids, selected.availability_zones
+        else:
+            subnet_ids, azs = config.vpc_subnets.split(","), config.vpc_azs.split(",")
+            vpc = ec2.Vpc.from_vpc_attributes(
+                self, "Vpc", vpc_id=config.vpc, availability_zones=azs, private_subnet_ids=subnet_ids
+            )
+            subnets = ec2.SubnetSelection(subnets=vpc.private_subnets)
+        self.network = Network(
+            vpc=vpc,
+            subnets=subnets,
+            subnet_ids=subnet_ids,
+            availability_zones=azs,
+            scorer=self._group("ScorerSecurityGroup", vpc, "finsentry stream scorer: HTTPS to AWS endpoints only"),
+            glue=self._group("GlueSecurityGroup", vpc, "finsentry Glue jobs: HTTPS to endpoints, Spark within itself"),
+            sagemaker=self._group("SageMakerSecurityGroup", vpc, "finsentry SageMaker jobs: HTTPS to endpoints only"),
+        )
+        glue = self.network.glue
+        glue.add_ingress_rule(glue, ec2.Port.all_tcp(), "Glue: Spark driver and executors talk to each other")
+        glue.add_egress_rule(glue, ec2.Port.all_tcp(), "Glue: Spark driver and executors talk to each other")
+        if config.vpc == "new":
+            self._endpoints(vpc)
+
+    def _new_vpc(self, key: kms.IKey) -> ec2.Vpc:
+        flow_logs = encrypted_log_group(
+            self,
+            "FlowLogs",
+            name=f"/finsentry/{self.config.env}/vpc-flow-logs",
+            key=key,
+            days=self.config.log_retention_days,
+            removal=self.removal,
+        )
+        vpc = ec2.Vpc(
+            self,
+            "Vpc",
+            ip_addresses=ec2.IpAddresses.cidr(self.config.vpc_cidr),
+            max_azs=2,
+            nat_gateways=0,
+            subnet_configuration=[
+                ec2.SubnetConfiguration(name="private", subnet_type=ec2.SubnetType.PRIVATE_ISOLATED, cidr_mask=22)
+            ],
+            restrict_default_security_group=True,
+            flow_logs={"all": ec2.FlowLogOptions(destination=ec2.FlowLogDestination.to_cloud_watch_logs(flow_logs))},
+        )
+        acknowledge(
+            vpc.node.find_child("all"),
+            "PCI.DSS.321-IAMNoInlinePolicy",
+            "CDK writes the flow-log delivery role's one statement (log streams of the flow-log group) as an "
+            "inline policy.",
+        )
+        return vpc
+
+    def _group(self, construct_id: str, vpc: ec2.IVpc, description: str) -> ec2.SecurityGroup:
+        group = ec2.SecurityGroup(self, construct_id, vpc=vpc, description=description, allow_all_outbound=False)
+        # isolated subnets route 443 nowhere but to the VPC endpoints (gateway and interface)
+        group.add_egress_rule(ec2.Peer.any_ipv4(), HTTPS, "HTTPS to the AWS service endpoints")
+        return group
+
+    def _endpoints(self, vpc: ec2.Vpc) -> None:
+        private = ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED)
+        for construct_id, service in GATEWAY_ENDPOINTS.items():
+            vpc.add_gateway_endpoint(construct_id, service=service, subnets=[private])
+        endpoints = ec2.SecurityGroup(
+            self, "EndpointSecurityGroup", vpc=vpc, description="finsentry VPC endpoints", allow_all_outbound=False
+        )
+        for group in (self.network.scorer, self.network.glue, self.network.sagemaker):
+            endpoints.add_ingress_rule(group, HTTPS, "HTTPS from a finsentry workload")
+        acknowledge(
+            endpoints,
+            "AwsSolutions-EC23",
+            "The endpoints' group admits HTTPS only from the three finsentry workload groups, no CIDR range.",
+        )
+        for construct_id, service in INTERFACE_ENDPOINTS.items():
+            vpc.add_interface_endpoint(
+                construct_id,
+                service=service,
+                private_dns_enabled=True,
+                security_groups=[endpoints],
+                subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED),
+                open=False,
+            )
