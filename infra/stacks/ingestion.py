@@ -303,7 +303,7 @@ class IngestionStack(FinsentryStack):
                 directory=str(REPO_ROOT), file=SCORER.dockerfile, exclude=DOCKER_EXCLUDES,
                 platform=ecr_assets.Platform.custom(SCORER.docker_platform),
             ),
-            architecture=lambda_.Architecture.ARM_64,  # Graviton (20 % less per GB-second); the image is built for it (infra/images.py)
+            architecture=lambda_.Architecture.ARM_64,  # Graviton (20 % less per GB-second), image built for it
             **self._vpc_placement(),
             role=role.role,
             memory_size=self.config.scorer_memory_mb,
