@@ -85,7 +85,6 @@ def _pandas(raw_dir: Path, out: Path) -> dict[str, float]:
 
 def _spark(raw_dir: Path, root: Path, cores: int, buckets: int) -> dict[str, float]:
     """Both Glue jobs on local Spark; ``raw_dir`` is a folder of ``root``."""
-    from moto import mock_aws
 
     from finsentry.etl import jobs
     from finsentry.etl.spark import local_session
@@ -98,10 +97,19 @@ def _spark(raw_dir: Path, root: Path, cores: int, buckets: int) -> dict[str, flo
     laps = {"startup": time.perf_counter() - started}
     opts = jobs.JobOptions(data_bucket="bench", env="bench", root=str(root), buckets=buckets, max_rejected_share=0.05,
                            raw_prefix=raw_dir.name + "/")  # fmt: skip
+    return {**laps, **_job_laps(spark, opts)}
+
+
+def _job_laps(spark, opts) -> dict:
+    """The Glue ingest and features jobs on ``spark`` (S3 in moto): seconds per stage, rows out."""
+    from moto import mock_aws
+
+    from finsentry.etl import jobs
+
     with mock_aws():
         started = time.perf_counter()
         report = jobs.run_ingest(spark, opts)
-        laps["ingest"] = time.perf_counter() - started
+        laps = {"ingest": time.perf_counter() - started}
         second = jobs.run_features(spark, opts)
         laps["features"] = time.perf_counter() - started - laps["ingest"]
     laps["stages"] = {"ingest": report.seconds, "features": second.seconds}
@@ -152,7 +160,6 @@ def _pandas_database(url: str, mapping_path: Path, out: Path) -> dict[str, float
 
 def _spark_database(url: str, mapping: Path, root: Path, cores: int, buckets: int) -> dict[str, float]:
     """The ingest job's database path, then the features job, on local Spark."""
-    from moto import mock_aws
 
     from finsentry.etl import jobs
     from finsentry.etl.spark import local_session
@@ -160,17 +167,7 @@ def _spark_database(url: str, mapping: Path, root: Path, cores: int, buckets: in
     spark = local_session(cores=cores, shuffle_partitions=2 * cores, memory="6g", app="bench-etl")
     opts = jobs.JobOptions(data_bucket="bench", env="bench", root=str(root), buckets=buckets, max_rejected_share=0.05,
                            source_mapping=str(mapping), source_url=url, source_partitions=2 * cores)  # fmt: skip
-    with mock_aws():
-        started = time.perf_counter()
-        report = jobs.run_ingest(spark, opts)
-        laps = {"ingest": time.perf_counter() - started}
-        second = jobs.run_features(spark, opts)
-        laps["features"] = time.perf_counter() - started - laps["ingest"]
-    laps["stages"] = {"ingest": report.seconds, "features": second.seconds}
-    laps["total"] = laps["ingest"] + laps["features"]
-    laps["rows_out"] = report.rows_out
-    spark.stop()
-    return laps
+    return _job_laps(spark, opts)
 
 
 def main(argv: list[str] | None = None) -> int:
