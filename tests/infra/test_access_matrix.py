@@ -95,7 +95,8 @@ class Matrix:
         self.glue_job = f"arn:{PARTITION}:glue:{REGION}:{ACCOUNT}:job/{job.name}"
         self.ecr_repo = (f"arn:{PARTITION}:ecr:{REGION}:{ACCOUNT}:repository/"
                          f"cdk-hnb659fds-container-assets-{ACCOUNT}-{REGION}")  # fmt: skip
-        self.cases = self._cases()
+        self.config = synth.deployment.config
+        self.cases = self._cases() + self._source_db_cases()
 
     def obj(self, key: str) -> str:
         return f"arn:{PARTITION}:s3:::{self.bucket}/{key}"
@@ -221,6 +222,43 @@ class Matrix:
                               obj(f"{PREFIXES.models}run-1/model.tar.gz"), DENY))  # fmt: skip
         return cases
 
+    def _source_db_cases(self) -> list[Case]:
+        """-c source_db: the database's secret (and its CMK) for the Glue role, nobody else.
+
+        The secret and its key are the bank's (not in our templates): only identity policies decide
+        here; the key's own policy must let the account's IAM policies grant it (the default key
+        policy does). Analysts have no role in this deployment (their access is the bank's IAM):
+        their case is an account role holding no finsentry policy, which finsentry must not open.
+        """
+        secret, key = self.config.source_db, self.config.source_db_key
+        if not secret:
+            return []
+        other_secret = secret.rsplit(":", 1)[0] + ":other-AbCdEf"
+        cases = [
+            Case("Glue <- the source database's secret", "JobRole", "secretsmanager:GetSecretValue", secret, ALLOW),
+            Case("Glue <- another secret", "JobRole", "secretsmanager:GetSecretValue", other_secret, DENY),
+            Case("Glue -> change the database's secret", "JobRole", "secretsmanager:PutSecretValue", secret, DENY),
+            Case("analyst (no finsentry policy) <- the database's secret",
+                 f"arn:{PARTITION}:iam::{ACCOUNT}:role/analyst", "secretsmanager:GetSecretValue", secret, DENY),
+        ]  # fmt: skip
+        for role in ("ScorerRole", "SageMakerRole", "StateMachineRole", "FirehoseRole", "TrainingPipelineEventsRole",
+                     "AWS679f53fac002430cb0da5b7982bd2287ServiceRole"):  # fmt: skip
+            cases.append(Case(f"{role} <- the database's secret", role, "secretsmanager:GetSecretValue", secret, DENY))
+        if key:
+            via = {"kms:ViaService": f"secretsmanager.{REGION}.amazonaws.com",
+                   "kms:EncryptionContext:SecretARN": secret}  # fmt: skip
+            cases += [
+                Case("Glue (through Secrets Manager) -> the secret's CMK", "JobRole", "kms:Decrypt", key, ALLOW, via),
+                Case("Glue -> the secret's CMK directly", "JobRole", "kms:Decrypt", key, DENY),
+                Case("Glue (through Secrets Manager) -> the CMK for another secret", "JobRole", "kms:Decrypt", key,
+                     DENY, {**via, "kms:EncryptionContext:SecretARN": other_secret}),
+                Case("scorer (through Secrets Manager) -> the secret's CMK", "ScorerRole", "kms:Decrypt", key, DENY,
+                     via),
+                Case("SageMaker (through Secrets Manager) -> the secret's CMK", "SageMakerRole", "kms:Decrypt", key,
+                     DENY, via),
+            ]  # fmt: skip
+        return cases
+
     def simulation(self, case: Case) -> dict:
         """The simulator's input: the principal's identity policies and the target's resource policy."""
         identity, principal = [], case.principal
@@ -252,7 +290,11 @@ def simulator_ready():
 
 
 def test_every_interaction_is_allowed_and_every_forbidden_one_denied(synth, simulator_ready, capsys):
-    matrix = Matrix(synth)
+    check_matrix(Matrix(synth), capsys)
+
+
+def check_matrix(matrix: Matrix, capsys) -> None:
+    """Every case simulated: none refused by the simulator, none with the wrong outcome."""
     outcomes = matrix.outcomes()
     errors = [(c.what, o["errors"]) for c, o in outcomes if o["result"] == "Error"]
     assert not errors, f"the simulator refused requests: {json.dumps(errors, indent=1)[:3000]}"
@@ -261,7 +303,8 @@ def test_every_interaction_is_allowed_and_every_forbidden_one_denied(synth, simu
              if (o["result"] == "Allowed") != c.allowed]  # fmt: skip
     allowed = sum(c.allowed for c in matrix.cases)
     with capsys.disabled():
-        print(f"\naccess matrix [{matrix.env}]: {allowed} allowed + {len(matrix.cases) - allowed} denied cases, "
+        layout = f"{matrix.env} + source_db" if matrix.config.source_db else matrix.env
+        print(f"\naccess matrix [{layout}]: {allowed} allowed + {len(matrix.cases) - allowed} denied cases, "
               f"{len(wrong)} wrong")  # fmt: skip
     assert not wrong, "\n".join(wrong)
 
