@@ -199,7 +199,8 @@ def _check_source_db(config: EnvConfig) -> None:
             "source_db needs where the database is, exactly one of: -c source_db_security_group=sg-... "
             "(the database's security group) or -c source_db_cidr=10.0.8.0/24 (its address range)"
         )
-    if config.source_db_security_group and not re.fullmatch(r"sg-[0-9a-f]{8,17}", config.source_db_security_group):
+    group = config.source_db_security_group
+    if group and not re.fullmatch(r"sg-(?:[0-9a-f]{8}|[0-9a-f]{17})", group):
         raise ValueError(f"source_db_security_group={config.source_db_security_group!r} is not a security group id")
     if config.source_db_cidr:
         try:

@@ -139,7 +139,7 @@ class NetworkStack(FinsentryStack):
         """The Glue ingest job's group: HTTPS to the endpoints and the database's port to the database, no more."""
         config = self.config
         group = self._group(
-            "SourceDbSecurityGroup", vpc, "finsentry Glue ingest: the source database's port, HTTPS to endpoints"
+            "SourceDbSecurityGroup", vpc, "finsentry Glue ingest: the source database port, HTTPS to endpoints"
         )
         if config.source_db_security_group:
             database = ec2.Peer.security_group_id(config.source_db_security_group)

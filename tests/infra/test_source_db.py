@@ -19,7 +19,7 @@ from tests.infra.test_network import EXISTING, _rules, _synth, _violations
 
 DB_SECRET_ARN = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:finsentry/bank-db-AbC123"  # noqa: S105 - an ARN, not a password
 KEY = "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
-DB_GROUP = "sg-0db0000111122223"
+DB_GROUP = "sg-0db00001111222233"
 CIDR = "10.20.8.0/24"
 IN_VPC = {"source_db": DB_SECRET_ARN, "vpc": "new"}
 
@@ -64,7 +64,10 @@ def test_both_layouts_synthesize_nag_and_lint_clean(layout, request):
     assert synth.error is None and not _violations(synth), _violations(synth)
     paths = sorted(str(p) for p in synth.outdir.glob("*.template.json"))
     assert len(paths) == 8  # the 7 stacks + network
-    run = subprocess.run([str(Path(sys.executable).with_name("cfn-lint")), *paths],  # noqa: S603 - our own venv tool
+    # findings of the VPC layouts with or without source_db: the zones of an existing VPC are the
+    # deployer's (-c vpc_azs; acknowledged on both connections), W3005 is in CDK's restrict-default-SG provider
+    ignore = ["--ignore-checks", "W3010", "W3005"]
+    run = subprocess.run([str(Path(sys.executable).with_name("cfn-lint")), *paths, *ignore],  # noqa: S603 - our venv
                          capture_output=True, text=True, check=False)  # fmt: skip
     assert run.returncode == 0, run.stdout + run.stderr
 
@@ -158,7 +161,8 @@ def test_the_ingest_group_reaches_the_database_port_and_nothing_else(layout, req
         or (r["FromPort"] == 0 and lid in json.dumps(r["DestinationSecurityGroupId"]))
         for r in others
     ), others
-    ingress = [r for r in _rules(synth, "Ingress") if lid in json.dumps(r.get("GroupId", ""))]
+    ingress = [r for r in _rules(synth, "Ingress") if lid in json.dumps(r.get("GroupId", ""))
+               or r in group["Properties"].get("SecurityGroupIngress", [])]  # fmt: skip
     assert ingress and all(lid in json.dumps(r["SourceSecurityGroupId"]) for r in ingress)  # Glue's self-reference
     outputs = synth.templates["network"]["Outputs"]
     assert [k for k in outputs if k.startswith("SourceDbClientSecurityGroup")]  # for the database's ingress rule
