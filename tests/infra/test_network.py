@@ -157,3 +157,11 @@ def test_vpc_context_errors_are_clear():
         load_config("dev", {"vpc": EXISTING["vpc"]})
     with pytest.raises(ValueError, match="same order, same count"):
         load_config("dev", {**EXISTING, "vpc_azs": "eu-west-1a"})
+
+
+def test_without_source_db_a_vpc_layout_has_no_database_path(new_vpc):
+    """prod + vpc=new alone: no JDBC connection, no ingest group or Secrets Manager endpoint, no secret read."""
+    everything = json.dumps(new_vpc.templates)
+    assert "secretsmanager" not in everything and "SourceDb" not in everything and "--source_" not in everything
+    connections = new_vpc.resources("AWS::Glue::Connection")
+    assert [r["Properties"]["ConnectionInput"]["ConnectionType"] for _, _, r in connections] == ["NETWORK"]
