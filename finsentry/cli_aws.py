@@ -240,11 +240,21 @@ def cmd_promote(args: argparse.Namespace) -> int:
     return 0
 
 
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
 def cmd_smoke(args: argparse.Namespace) -> int:
+    import signal
+
     from finsentry import smoke
 
     deployment = _resolve(args.env)
-    checks = smoke.run_smoke(deployment, timeout_s=args.timeout, poll_s=args.poll, progress=_progress)
+    previous = signal.signal(signal.SIGTERM, _interrupt)  # a kill still removes the temporary subscription
+    try:
+        checks = smoke.run_smoke(deployment, timeout_s=args.timeout, poll_s=args.poll, progress=_progress)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     frame = pd.DataFrame([{"check": c.name, "result": c.result, "detail": c.detail} for c in checks])
     _print_table(frame, f"smoke test of {args.env} ({deployment.account}, {deployment.region})", {"detail": 110})
     failed = [c.name for c in checks if c.ok is False]

@@ -42,6 +42,7 @@ from finsentry.monitoring import METRIC_NAMESPACE, SERVICE_DIMENSION, Metric
 MARGIN_S = 240  # beyond Firehose's buffer interval: delivery, Parquet conversion, EMF extraction
 QUARANTINE_LOOK_S = 30  # other quarantine messages are hidden at most this long (then released at once)
 NORMAL_RECORDS = 4
+ROW_COLUMNS = ("trans_id", "score", "verdict", "anomaly_type", "model_version")  # read back from scored/
 
 
 class SmokeConfigError(ValueError):
@@ -273,6 +274,10 @@ class SmokeRun:
                     f"via {topic}"  # fmt: skip
         if not self.alert.ok:
             self.alert.detail = f"no alert for {self.records.anomaly_id} yet"
+            row = self._found.get(self.records.anomaly_id)
+            if row is not None and row.get("verdict") != "alert":
+                self.alert.detail += (f": the scorer rated it {row.get('verdict')} (score {row.get('score')}, model "
+                                      f"{row.get('model_version')}), so no alert was sent")  # fmt: skip
 
     def _look_in_quarantine(self) -> None:
         sqs = self.deployment.client("sqs")
@@ -295,6 +300,19 @@ class SmokeRun:
         self.release_quarantine()
         if not self.quarantine.ok:
             self.quarantine.detail = f"not in {self.stream.quarantine_queue_url.rsplit('/', 1)[-1]} yet"
+
+    def explain_missing_rows(self) -> None:
+        """When the rows never came: are there Firehose delivery or conversion errors since the start?"""
+        if self.s3.ok:
+            return
+        errors = PREFIXES.firehose_errors
+        since = self.started - dt.timedelta(minutes=2)
+        with contextlib.suppress(*_aws_errors()):
+            pages = self.deployment.client("s3").get_paginator("list_objects_v2").paginate(
+                Bucket=self.deployment.bucket, Prefix=errors)  # fmt: skip
+            n = sum(1 for page in pages for o in page.get("Contents", []) if o["LastModified"] >= since)
+            if n:
+                self.s3.detail += f"; {n} Firehose error objects under {errors} since the start: read them"
 
     def release_quarantine(self) -> None:
         """Make the other messages looked at visible again at once (they are for people to review)."""
@@ -345,7 +363,7 @@ def _rows_of(s3, bucket: str, key: str) -> list[dict[str, Any]]:
     if head == b"PAR1":
         import pyarrow.parquet as pq
 
-        table = pq.read_table(io.BytesIO(body), columns=["trans_id", "verdict", "anomaly_type", "model_version"])
+        table = pq.read_table(io.BytesIO(body), columns=list(ROW_COLUMNS))
         return table.to_pylist()
     rows = []
     for line in body.decode("utf-8", "replace").splitlines():
@@ -377,6 +395,7 @@ def run_smoke(deployment: Deployment, timeout_s: float | None = None, poll_s: fl
         run.put_records()
         if run.put.ok:
             _wait(run, timeout_s, poll_s, progress)
+            run.explain_missing_rows()
     finally:
         run.release_quarantine()
         if run.inbox is not None:
@@ -392,7 +411,7 @@ def _wait(run: SmokeRun, timeout_s: float, poll_s: float, progress: Callable[[st
     said, last_said = "", start
     while True:
         run.poll()
-        left = [c.name for c in run.waiting]
+        left = [c.name.split(" (")[0] for c in run.waiting]
         elapsed = time.monotonic() - start
         if not left or elapsed >= timeout_s:
             return

@@ -8,7 +8,8 @@ guard test in ``tests/test_moto_athena.py`` fails when moto starts to answer).
 
 ``athena_on_duckdb`` fills exactly that: when a query starts, it is run on DuckDB (transpiled from
 Athena's dialect by sqlglot) over what the Glue catalog says the database holds: every table's
-registered partitions read from moto's S3, every ``VIRTUAL_VIEW`` from its Presto view text. The
+registered partitions read from moto's S3 (or, for a table with partition projection on, every
+``<key>=<value>/`` folder under its location), every ``VIRTUAL_VIEW`` from its Presto view text. The
 result becomes moto's own ``QueryResults`` (header row first, typed ``ColumnInfo``) and moto's
 code writes the CSV. A query DuckDB refuses is an ``InvalidRequestException`` at
 ``StartQueryExecution``, as Athena reports a syntax error. Executions reach SUCCEEDED at once.

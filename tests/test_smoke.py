@@ -24,7 +24,7 @@ from moto import mock_aws
 
 from finsentry.cli import main
 from finsentry.deployment import source_of
-from finsentry.layout import RESOURCES, SCORER_ENV, model_parameter_name, resource_name
+from finsentry.layout import PREFIXES, RESOURCES, SCORER_ENV, model_parameter_name, resource_name
 from finsentry.local.stream_resources import create_scorer_resources
 from finsentry.monitoring import METRIC_NAMESPACE
 from finsentry.schema import Reason
@@ -153,7 +153,8 @@ def _table_input(prop) -> dict:
             "StorageDescriptor": {"Columns": [{"Name": c.name, "Type": c.type} for c in sd.columns],
                                   "Location": sd.location, "InputFormat": sd.input_format,
                                   "OutputFormat": sd.output_format,
-                                  "SerdeInfo": {"SerializationLibrary": sd.serde_info.serialization_library}}}  # fmt: skip
+                                  "SerdeInfo": {"SerializationLibrary": sd.serde_info.serialization_library}},
+            }  # fmt: skip
 
 
 def deploy_stream(subs: dict[str, str]) -> None:
@@ -169,8 +170,9 @@ def deploy_stream(subs: dict[str, str]) -> None:
     firehose = boto3.client("firehose", region_name=REGION)
     name = res.env[SCORER_ENV.scored_firehose]
     firehose.delete_delivery_stream(DeliveryStreamName=name)
+    destination = _deployed_firehose(bucket, database)
     firehose.create_delivery_stream(DeliveryStreamName=name, DeliveryStreamType="DirectPut",
-                                    ExtendedS3DestinationConfiguration=_deployed_firehose(bucket, database))  # fmt: skip
+                                    ExtendedS3DestinationConfiguration=destination)  # fmt: skip
     boto3.client("ssm", region_name=REGION).put_parameter(Name=model_parameter_name(ENV), Type="String",
                                                           Value=json.dumps(NO_MODEL), Overwrite=True)  # fmt: skip
     kinesis = boto3.client("kinesis", region_name=REGION)
@@ -185,7 +187,8 @@ def deploy_stream(subs: dict[str, str]) -> None:
         z.writestr("handler.py", "def handler(event, context):\n    raise RuntimeError('run in-process')\n")
     lam = boto3.client("lambda", region_name=REGION)
     lam.create_function(FunctionName=FUNCTION, Role=role, Runtime="python3.11", Handler="handler.handler",
-                        Code={"ZipFile": code.getvalue()}, Environment={"Variables": _scorer_environment(res.env)})  # fmt: skip
+                        Code={"ZipFile": code.getvalue()},
+                        Environment={"Variables": _scorer_environment(res.env)})  # fmt: skip
     lam.create_event_source_mapping(EventSourceArn=stream_arn, FunctionName=FUNCTION, StartingPosition="TRIM_HORIZON",
                                     FunctionResponseTypes=["ReportBatchItemFailures"])  # fmt: skip
 
@@ -200,7 +203,7 @@ def _deployed_firehose(bucket: str, database: str) -> dict:
 
     return {
         "RoleARN": f"arn:aws:iam::{ACCOUNT}:role/firehose", "BucketARN": f"arn:aws:s3:::{bucket}",
-        "Prefix": "scored/dt=!{partitionKeyFromQuery:dt}/", "ErrorOutputPrefix": "quarantine/firehose/",
+        "Prefix": "scored/dt=!{partitionKeyFromQuery:dt}/", "ErrorOutputPrefix": PREFIXES.firehose_errors,
         "BufferingHints": {"SizeInMBs": 64, "IntervalInSeconds": 300},
         "DynamicPartitioningConfiguration": {"Enabled": True},
         "ProcessingConfiguration": {"Enabled": True, "Processors": [{"Type": "MetadataExtraction", "Parameters": [
@@ -288,12 +291,25 @@ def test_a_deployment_whose_scorer_does_not_run_fails_the_checks_by_name(deploye
     out = capsys.readouterr().out
     print(out)
     assert status == 1
-    failed = out.split("FAILED: ", 1)[1]
+    failed = " ".join(out.split("FAILED: ", 1)[1].split())
     for check in ("scored rows in S3", "anomaly alert on SNS", "malformed record quarantined", "scorer metrics"):
         assert check in failed
     assert "records put on the stream" not in failed and "subscription removed" not in failed
     assert "waits for the rows in S3" in out  # Athena is not asked before S3 has the rows
     assert _temporary_subscriptions() == ([], [])
+
+
+def test_the_failed_checks_say_what_was_seen(deployed):
+    from finsentry import smoke
+    from finsentry.deployment import resolve
+
+    s3 = boto3.client("s3", region_name=REGION)
+    error_key = f"{PREFIXES.firehose_errors}format-conversion-failed/x"
+    s3.put_object(Bucket=deployed["DataBucket"], Key=error_key, Body=b"{}")
+    checks = {c.name.split(" (")[0]: c for c in smoke.run_smoke(resolve(ENV), timeout_s=1, poll_s=0.5)}
+    assert checks["scored rows in S3"].ok is False
+    assert f"1 Firehose error objects under {PREFIXES.firehose_errors}" in checks["scored rows in S3"].detail
+    assert checks["records put on the stream"].ok and checks["temporary alert subscription removed"].ok
 
 
 def test_other_quarantine_messages_stay_for_review(deployed, capsys):
@@ -337,14 +353,20 @@ def test_a_kafka_deployment_is_told_smoke_supports_kinesis_only(deployed, monkey
 
 
 @pytest.mark.parametrize(("argv", "message"), [
-    (["smoke", "--env", "prod"], "no deployment 'prod'"),
     (["smoke", "--env", ENV, "--timeout", "soon"], "not a number of seconds"),
     (["smoke", "--env", ENV, "--timeout", "0"], "from 1 to 86400"),
+    (["smoke"], "--env"),
 ])  # fmt: skip
-def test_bad_input_is_one_line_and_status_2(deployed, capsys, argv, message):
+def test_bad_arguments_are_one_line_and_status_2(capsys, argv, message):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_an_environment_not_deployed_is_one_line_and_status_2(deployed, capsys):
+    assert main(["smoke", "--env", "prod"]) == 2
+    err = capsys.readouterr().err
+    assert "no deployment 'prod'" in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
 
 
 def test_a_deployment_without_its_scorer_is_a_configuration_error(deployed, capsys):

@@ -53,7 +53,7 @@ from infra.stacks.network import Network
 
 # the value the model parameter starts with: no model yet, so the scorer runs its rule checks
 NO_MODEL = {"model_uri": "", "version": "none", "threshold": 1.0}
-FIREHOSE_ERRORS_PREFIX = f"{PREFIXES.quarantine}firehose/"
+FIREHOSE_ERRORS_PREFIX = PREFIXES.firehose_errors
 
 
 class IngestionStack(FinsentryStack):
