@@ -123,6 +123,12 @@ def provided(lock: ImageLock) -> dict[str, str]:
     return pins
 
 
+def base_image_args(base: str) -> dict[str, str] | None:
+    """The Docker build arguments of an image asset: ``BASE_IMAGE`` when the config pins one
+    (``-c scorer_base_image=...@sha256:...``), else none (the Dockerfile's default tag)."""
+    return {"BASE_IMAGE": base} if base else None
+
+
 class WheelDownloadError(RuntimeError):
     """The locked wheels could not be fetched (no PyPI access, or a lock that does not resolve)."""
 
