@@ -306,7 +306,10 @@ def test_a_deployment_whose_scorer_does_not_run_fails_the_checks_by_name(deploye
 
 def test_the_failed_checks_say_what_was_seen(deployed):
     from finsentry import smoke
-    from finsentry.deployment import resolve
+    from finsentry.deployment import resolve, stream_resources
+
+    deployment = resolve(ENV)
+    assert smoke.default_timeout(deployment, stream_resources(deployment)) == 300 + smoke.MARGIN_S  # Firehose's buffer
 
     s3 = boto3.client("s3", region_name=REGION)
     error_key = f"{PREFIXES.firehose_errors}format-conversion-failed/x"
@@ -315,6 +318,31 @@ def test_the_failed_checks_say_what_was_seen(deployed):
     assert checks["scored rows in S3"].ok is False
     assert f"1 Firehose error objects under {PREFIXES.firehose_errors}" in checks["scored rows in S3"].detail
     assert checks["records put on the stream"].ok and checks["temporary alert subscription removed"].ok
+
+
+def test_a_model_that_does_not_alert_on_the_anomaly_is_named(deployed, tmp_path):
+    """A served model that rates the anomaly normal: the alert check fails and says why."""
+    from finsentry import smoke
+    from finsentry.deployment import resolve
+    from finsentry.detectors.artifact import save_model
+    from tests.stream.world import bank
+
+    save_model(bank().model, tmp_path / "model")
+    s3 = boto3.client("s3", region_name=REGION)
+    for name in ("model.joblib", "metadata.json"):
+        s3.upload_file(str(tmp_path / "model" / name), deployed["DataBucket"], f"models/isolation_forest/{name}")
+    boto3.client("ssm", region_name=REGION).put_parameter(
+        Name=model_parameter_name(ENV), Type="String", Overwrite=True, Value=json.dumps({
+            "model_uri": f"s3://{deployed['DataBucket']}/models/isolation_forest/", "version": "if-strict",
+            "threshold": 1.0}))  # fmt: skip
+    with ScorerOnTheStream():
+        checks = {c.name.split(" (")[0]: c for c in smoke.run_smoke(resolve(ENV), timeout_s=20, poll_s=0.2)}
+    assert checks["scored rows in S3"].ok and checks["scored rows through Athena"].ok
+    assert checks["malformed record quarantined"].ok and checks["temporary alert subscription removed"].ok
+    assert checks["anomaly alert on SNS"].ok is False and checks["scorer metrics in CloudWatch"].ok is False
+    why = checks["anomaly alert on SNS"].detail
+    assert "rated it normal" in why and "if-strict" in why
+    assert "Anomalies 0 (>= 1)" in checks["scorer metrics in CloudWatch"].detail
 
 
 def test_the_cleanup_runs_when_the_run_is_interrupted(deployed, monkeypatch, capsys):
