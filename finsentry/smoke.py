@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import io
 import json
 import time
 import uuid
@@ -235,7 +234,7 @@ class SmokeRun:
                if o["LastModified"] >= since and o["Key"] not in self._read_keys]  # fmt: skip
         wanted = set(self.records.scored_ids)
         for key in new:
-            for row in _rows_of(s3, self.deployment.bucket, key):
+            for row in _rows_of(self.deployment, key):
                 if row.get("trans_id") in wanted:
                     self._found[row["trans_id"]] = row
             self._read_keys.add(key)
@@ -356,17 +355,19 @@ def _json_or_empty(text: str) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _rows_of(s3, bucket: str, key: str) -> list[dict[str, Any]]:
-    """The rows of one object Firehose wrote: Parquet (format conversion on) or JSON lines."""
-    head = s3.get_object(Bucket=bucket, Key=key, Range="bytes=0-3")["Body"].read()
-    body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+def _rows_of(deployment: Deployment, key: str) -> list[dict[str, Any]]:
+    """The rows of one object Firehose wrote: Parquet (format conversion on; only the columns
+    wanted are fetched, by range requests) or JSON lines."""
+    s3 = deployment.client("s3")
+    head = s3.get_object(Bucket=deployment.bucket, Key=key, Range="bytes=0-3")["Body"].read()
     if head == b"PAR1":
-        import pyarrow.parquet as pq
+        import awswrangler as wr
 
-        table = pq.read_table(io.BytesIO(body), columns=list(ROW_COLUMNS))
-        return table.to_pylist()
+        frame = wr.s3.read_parquet(f"s3://{deployment.bucket}/{key}", columns=list(ROW_COLUMNS),
+                                   boto3_session=deployment.session)  # fmt: skip
+        return frame.to_dict("records")
     rows = []
-    for line in body.decode("utf-8", "replace").splitlines():
+    for line in s3.get_object(Bucket=deployment.bucket, Key=key)["Body"].read().decode("utf-8", "replace").splitlines():
         row = _json_or_empty(line)
         if row:
             rows.append(row)

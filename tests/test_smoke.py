@@ -396,3 +396,31 @@ def test_no_deployment_or_no_scorer_is_one_line_and_status_2(deployed, capsys):
     err = capsys.readouterr().err
     assert f"no scorer function {FUNCTION}" in err and len(err.strip().splitlines()) == 1
 
+
+
+def test_rows_are_read_from_parquet_or_from_json_lines(monkeypatch):
+    """What Firehose writes with format conversion (Parquet) and without it (JSON lines)."""
+    import pandas as pd
+
+    from finsentry.deployment import Deployment
+    from finsentry.smoke import _rows_of
+
+    for k, v in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": REGION}.items():
+        monkeypatch.setenv(k, v)
+    with mock_aws():
+        session = boto3.Session(region_name=REGION)
+        s3 = session.client("s3")
+        s3.create_bucket(Bucket="smoke-rows", CreateBucketConfiguration={"LocationConstraint": REGION})
+        rows = [{"trans_id": "t1", "score": 0.2, "verdict": "normal", "anomaly_type": "", "model_version": "v"},
+                {"trans_id": "t2", "score": 1.0, "verdict": "alert", "anomaly_type": "balance_mismatch",
+                 "model_version": "v"}]  # fmt: skip
+        lines = "\n".join(json.dumps(r) for r in rows) + "\n"
+        s3.put_object(Bucket="smoke-rows", Key="scored/dt=2026-12-02/a", Body=lines)
+        buf = io.BytesIO()
+        pd.DataFrame(rows).assign(amount=1.0).to_parquet(buf, index=False)
+        s3.put_object(Bucket="smoke-rows", Key="scored/dt=2026-12-02/b", Body=buf.getvalue())
+        deployment = Deployment(env=ENV, region=REGION, account=ACCOUNT, bucket="smoke-rows", database="", workgroup="",
+                                model_package_group="", model_parameter="", state_machine_arn="",
+                                training_image="", sagemaker_role_arn="", kms_key_arn="", session=session)  # fmt: skip
+        assert _rows_of(deployment, "scored/dt=2026-12-02/a") == rows
+        assert _rows_of(deployment, "scored/dt=2026-12-02/b") == rows  # only the smoke's columns
