@@ -15,6 +15,7 @@ PROJECT = "finsentry"
 class Prefixes:
     raw: str = "raw/"
     quarantine: str = "quarantine/"
+    firehose_errors: str = "quarantine/firehose/"  # the scored Firehose's delivery and conversion errors
     curated: str = "curated/features/"
     validation: str = "curated/validation/"  # labelled validation period (injected anomalies) for evaluation
     transactions: str = "curated/transactions/"  # canonical transactions (Glue ingest), dt= partitions
