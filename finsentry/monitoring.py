@@ -47,6 +47,7 @@ class Metric(StrEnum):
     LABELS_NEW = "LabelsNew"  # count: labels appended to the history
     LABELS_REJECTED = "LabelsRejected"  # count: refused rows (their reasons in quarantine/feedback/ or the response)
     FEEDBACK_UNREADABLE = "FeedbackFilesUnreadable"  # count: exports that are not label files at all
+    LABEL_REQUESTS_REFUSED = "LabelRequestsRefused"  # count: HTTPS bodies that are not labels at all (400)
 
 
 class Comparison(StrEnum):

@@ -14,11 +14,12 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 
 from finsentry.feedback import door_from_environment, door_metrics, event_keys, ingest_feedback
+from finsentry.layout import RESOURCES
 from finsentry.monitoring import METRIC_NAMESPACE
 
-logger = Logger()  # service from POWERTOOLS_SERVICE_NAME (the CDK sets it)
-metrics = Metrics(namespace=METRIC_NAMESPACE)
-tracer = Tracer()
+logger = Logger(service=RESOURCES.feedback_function)
+metrics = Metrics(namespace=METRIC_NAMESPACE, service=RESOURCES.feedback_function)
+tracer = Tracer(service=RESOURCES.feedback_function)
 _door = None  # settings and clients, built on the first invocation
 
 

@@ -17,11 +17,12 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 
 from finsentry.feedback import LabelBodyError, door_from_environment, door_metrics, submit_labels
-from finsentry.monitoring import METRIC_NAMESPACE
+from finsentry.layout import RESOURCES
+from finsentry.monitoring import METRIC_NAMESPACE, Metric
 
-logger = Logger()  # service from POWERTOOLS_SERVICE_NAME (the CDK sets it)
-metrics = Metrics(namespace=METRIC_NAMESPACE)
-tracer = Tracer()
+logger = Logger(service=RESOURCES.labels_function)
+metrics = Metrics(namespace=METRIC_NAMESPACE, service=RESOURCES.labels_function)
+tracer = Tracer(service=RESOURCES.labels_function)
 app = APIGatewayRestResolver()
 _door = None  # settings and clients, built on the first invocation
 
@@ -37,6 +38,7 @@ def post_labels() -> Response:
         submission = submit_labels(_door.s3, _door.bucket, app.current_event.decoded_body)
     except LabelBodyError as err:
         logger.info("label request refused", extra={"reason": str(err), "caller": caller})
+        metrics.add_metric(name=str(Metric.LABEL_REQUESTS_REFUSED), unit=MetricUnit.Count, value=1)
         return Response(400, content_types.APPLICATION_JSON, json.dumps({"message": str(err)}))
     counts = submission.counts()
     for name, value in door_metrics(counts).items():
