@@ -120,7 +120,7 @@ class FeedbackStack(FinsentryStack):
                                    days=self.config.log_retention_days, removal=self.removal)  # fmt: skip
         allow_wildcard_resource(role, ["logs:CreateLogStream", "logs:PutLogEvents"], "logs",
                                 f"log-group:/aws/lambda/{name}:*",
-                                "Streams of this one log group (the :* suffix is the log-stream part of its ARN).")  # fmt: skip
+                                "Streams of this one log group (the :* suffix is the log-stream part of its ARN).")
         allow_key(role, self.key)
         function = lambda_.DockerImageFunction(
             self,
@@ -148,13 +148,13 @@ class FeedbackStack(FinsentryStack):
         )
         role.policies_first(function)
         acknowledge(role, "AwsSolutions-IAM5[Resource::*]",
-                    "X-Ray tracing: xray:PutTraceSegments/PutTelemetryRecords have no resource-level permissions.")  # fmt: skip
+                    "X-Ray tracing: xray:PutTraceSegments/PutTelemetryRecords have no resource-level permissions.")
         acknowledge(role, "PCI.DSS.321-IAMNoInlinePolicy",
                     "CDK writes the grants of Lambda tracing (and of the function's dead-letter queue) as the "
                     "role's default policy; all our own statements are in its managed policy.")  # fmt: skip
         acknowledge(function, "PCI.DSS.321-LambdaInsideVPC",
                     "The label doors reach only S3, Glue, CloudWatch and X-Ray regional endpoints over TLS with IAM "
-                    "authentication; -c vpc does not place them in the private subnets yet (docs/operations.md).")  # fmt: skip
+                    "authentication; -c vpc does not place them in the private subnets yet (docs/operations.md).")
         return function
 
     def _ingest_function(self, database: str) -> lambda_.DockerImageFunction:
@@ -249,8 +249,8 @@ class FeedbackStack(FinsentryStack):
                                               validate_request_body=True)  # fmt: skip
         shape = api.add_model("LabelBody", content_type="application/json", model_name="LabelBody",
                               description="One label object or a list of them (fields checked by the handler)",
-                              schema=apigw.JsonSchema(schema=apigw.JsonSchemaVersion.DRAFT4,
-                                                      type=[apigw.JsonSchemaType.OBJECT, apigw.JsonSchemaType.ARRAY]))  # fmt: skip
+                              schema=apigw.JsonSchema(schema=apigw.JsonSchemaVersion.DRAFT4, type=[
+                                  apigw.JsonSchemaType.OBJECT, apigw.JsonSchemaType.ARRAY]))  # fmt: skip
         self.labels_method = api.root.add_resource("labels").add_method(
             "POST",
             apigw.LambdaIntegration(self.api_function, proxy=True, allow_test_invoke=False),
