@@ -262,7 +262,8 @@ class FeedbackStack(FinsentryStack):
         for response, message in ((apigw.ResponseType.BAD_REQUEST_BODY,
                                    "the body is not JSON holding one label object or a list of them"),
                                   (apigw.ResponseType.BAD_REQUEST_PARAMETERS, "send Content-Type: application/json"),
-                                  (apigw.ResponseType.MISSING_AUTHENTICATION_TOKEN, "sign the request (SigV4)"),
+                                  (apigw.ResponseType.MISSING_AUTHENTICATION_TOKEN,
+                                   "sign the request (SigV4) and send it to POST /v1/labels"),
                                   (apigw.ResponseType.ACCESS_DENIED, "the caller may not post labels"),
                                   (apigw.ResponseType.THROTTLED, "too many requests: retry later")):  # fmt: skip
             api.add_gateway_response(f"Response{response.response_type}", type=response,
