@@ -152,11 +152,15 @@ def _is_missing(exc: Exception) -> bool:
 
 
 def event_keys(event: dict[str, Any]) -> list[str] | None:
-    """The inbox keys an EventBridge "Object Created" event names; None for anything else (the
-    schedule): read the whole inbox. S3 sends keys URL-encoded (a space as ``+``)."""
+    """The inbox key an EventBridge "Object Created" event names; None for anything else (the
+    schedule): read the whole inbox. S3's classic notifications URL-encode keys (a space as
+    ``+``), AWS's EventBridge example shows the key as written (a ``:`` left as is): the key as
+    sent comes first and its decoded form second when they differ; whichever does not exist is
+    counted as ``gone``."""
     if event.get("source") == "aws.s3" and event.get("detail-type") == "Object Created":
-        key = unquote_plus(str(event.get("detail", {}).get("object", {}).get("key", "")))
-        return [key] if key.startswith(PREFIXES.feedback_inbox) else []
+        raw = str(event.get("detail", {}).get("object", {}).get("key", ""))
+        keys = list(dict.fromkeys([raw, unquote_plus(raw)]))
+        return [k for k in keys if k.startswith(PREFIXES.feedback_inbox)]
     return None
 
 
@@ -168,7 +172,7 @@ def ingest_feedback(s3, bucket: str, glue=None, env: str = "local", now: datetim
     run = FeedbackRun()
     history = read_history(s3, bucket)
     batches = []
-    inbox = _keys(s3, bucket, PREFIXES.feedback_inbox) if keys is None else sorted(set(keys))
+    inbox = _keys(s3, bucket, PREFIXES.feedback_inbox) if keys is None else list(dict.fromkeys(keys))
     for key in inbox:
         if not key.lower().endswith(LABEL_SUFFIXES) or not key.startswith(PREFIXES.feedback_inbox):
             continue

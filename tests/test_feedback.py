@@ -144,16 +144,16 @@ def test_an_event_names_one_export_and_a_schedule_the_whole_inbox(aws):
         s3.put_object(Bucket=bucket, Key=f"{PREFIXES.feedback_inbox}{name}", Body=CSV.encode())
     created = {"source": "aws.s3", "detail-type": "Object Created",
                "detail": {"bucket": {"name": bucket}, "object": {"key": f"{PREFIXES.feedback_inbox}a+b.csv"}}}
-    assert event_keys(created) == [f"{PREFIXES.feedback_inbox}a b.csv"]
+    assert event_keys(created) == [f"{PREFIXES.feedback_inbox}a+b.csv", f"{PREFIXES.feedback_inbox}a b.csv"]
     assert event_keys({"source": "aws.events", "detail-type": "Scheduled Event"}) is None
     elsewhere = {**created, "detail": {"object": {"key": f"{PREFIXES.raw}x.csv"}}}
     assert event_keys(elsewhere) == []
     run = ingest_feedback(s3, bucket, glue, now=NOW, keys=event_keys(created))
-    assert (run.files, run.new) == (1, 2)
+    assert (run.files, run.new, run.gone) == (1, 2, [f"{PREFIXES.feedback_inbox}a+b.csv"])  # the encoded form
     inbox = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=PREFIXES.feedback_inbox)["Contents"]]
     assert inbox == [f"{PREFIXES.feedback_inbox}other.csv"]
     late = ingest_feedback(s3, bucket, glue, now=NOW, keys=event_keys(created))  # its file taken meanwhile
-    assert late.gone == [f"{PREFIXES.feedback_inbox}a b.csv"] and late.files == 0
+    assert len(late.gone) == 2 and late.files == 0
     sweep = ingest_feedback(s3, bucket, glue, now=NOW, keys=event_keys({"source": "aws.events"}))
     assert (sweep.files, sweep.new) == (1, 0)
     assert not s3.list_objects_v2(Bucket=bucket, Prefix=PREFIXES.feedback_inbox).get("Contents")

@@ -380,3 +380,18 @@ def test_the_matrix_catches_the_conditions_that_used_to_drop_notifications(dev, 
         sim["resourcePolicy"] = {**policy, "Statement": [*keep, statement]}
         sims.append(sim)
     assert [r["result"] for r in simulate(sims)] == ["ImplicitlyDenied", "ImplicitlyDenied"]
+
+
+def test_the_label_door_cases_rest_on_the_policies_they_name(dev, simulator_ready):
+    """Without API Gateway's permission on the function, or the submitter's managed policy, or the
+    rule's permission, the same requests are denied: the allowed cases test those statements."""
+    matrix = Matrix(dev)
+    by_what = {c.what: c for c in matrix.cases}
+    invoke = matrix.simulation(by_what["API Gateway (POST /labels) -> label function"])
+    invoke.pop("resourcePolicy")
+    post = matrix.simulation(by_what["case-management (submitter role) -> POST /labels"])
+    post["identityPolicies"] = []
+    rule = matrix.simulation(by_what["export-arrived rule -> ingest function"])
+    rule["resourcePolicy"] = {**rule["resourcePolicy"], "Statement": [
+        s for s in rule["resourcePolicy"]["Statement"] if "ExportArrived" not in s["Sid"]]}  # fmt: skip
+    assert [r["result"] for r in simulate([invoke, post, rule])] == ["ImplicitlyDenied"] * 3
