@@ -13,7 +13,8 @@ label at the same moment), so the history stays one row per label.
   through the validator; its refused rows go with their reasons to
   ``quarantine/feedback/<file>.<time>.jsonl``; the file moves to ``feedback/processed/``. The run
   then registers in the Glue table ``labels`` every day partition of the history not yet
-  registered (also the days the HTTPS door wrote), so Athena and Tableau see the verdicts.
+  registered (also the days the HTTPS door wrote), so Athena and Tableau see the verdicts; the
+  sweep (no ``keys``) also folds each earlier day's files into one (``compact_label_days``).
 * **HTTPS door** (``submit_labels``, the ``label_api`` Lambda behind API Gateway): a JSON body
   holding one label object or a list of them; per-row results (accepted, new or already known,
   or rejected with the reason); a body that is not that is one ``LabelBodyError``. It writes
@@ -31,6 +32,7 @@ import json
 import os
 import re
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import PurePosixPath
@@ -52,6 +54,7 @@ from finsentry.monitoring import Metric
 
 LABEL_SUFFIXES = (".csv", ".jsonl", ".json")
 MAX_LABELS_PER_REQUEST = 1000  # the HTTPS door; larger batches go through the S3 prefix
+READ_THREADS = 16  # concurrent GETs when reading the history's files
 _DAY = re.compile(rf"{PARTITION_KEY}=(\d{{4}}-\d{{2}}-\d{{2}})/")
 
 
@@ -68,6 +71,7 @@ class FeedbackRun:
     gone: list[str] = field(default_factory=list)  # event keys already taken by another run
     written: list[str] = field(default_factory=list)
     partitions: list[str] = field(default_factory=list)  # days registered in the Glue table by this run
+    compacted: dict[str, int] = field(default_factory=dict)  # the sweep: day -> label files folded into one
 
     def counts(self) -> dict[str, int]:
         return {"files": self.files, "received": self.received, "accepted": self.accepted, "new": self.new,
@@ -86,15 +90,50 @@ def _history_keys(s3, bucket: str) -> list[str]:
     return [k for k in _keys(s3, bucket, PREFIXES.feedback_labels) if k.endswith(".parquet")]
 
 
-def read_history(s3, bucket: str) -> pd.DataFrame:
-    """Every label of the history under ``feedback/labels/``, once each (empty history when none)."""
-    parts = [pd.read_parquet(io.BytesIO(s3.get_object(Bucket=bucket, Key=k)["Body"].read()))
-             for k in _history_keys(s3, bucket)]  # fmt: skip
+def _read_parts(s3, bucket: str, keys: list[str]) -> pd.DataFrame:
+    """The label files ``keys`` as one frame, one row per ``label_id`` (read concurrently)."""
+    def one(key: str) -> pd.DataFrame:
+        return pd.read_parquet(io.BytesIO(s3.get_object(Bucket=bucket, Key=key)["Body"].read()))
+
+    with ThreadPoolExecutor(max_workers=READ_THREADS) as pool:
+        parts = list(pool.map(one, keys))
     if not parts:
         return empty_history()
     frame = pd.concat(parts, ignore_index=True).drop(columns=[PARTITION_KEY], errors="ignore")
     frame = frame.sort_values("received_at", kind="stable").drop_duplicates("label_id", keep="first")
     return frame.reset_index(drop=True)[list(HISTORY_COLUMNS)]
+
+
+def read_history(s3, bucket: str) -> pd.DataFrame:
+    """Every label of the history under ``feedback/labels/``, once each (empty history when none)."""
+    return _read_parts(s3, bucket, _history_keys(s3, bucket))
+
+
+def compact_label_days(s3, bucket: str, before: str) -> dict[str, int]:
+    """Fold the label files of each day before ``before`` (YYYY-MM-DD) into one file per day (the
+    sweep's housekeeping: every request and export adds a small file, and every writer reads the
+    history). Only the files read are deleted, after the folded one is written: a reader in
+    between sees labels twice and keeps one; a file written meanwhile (not read) stays.
+    Returns day -> files folded."""
+    by_day: dict[str, list[str]] = {}
+    for key in _history_keys(s3, bucket):
+        if (m := _DAY.search(key)) and m.group(1) < before:
+            by_day.setdefault(m.group(1), []).append(key)
+    folded = {}
+    for day, keys in sorted(by_day.items()):
+        if len(keys) < 2:
+            continue
+        frame = _read_parts(s3, bucket, keys)
+        digest = hashlib.sha256("".join(frame["label_id"]).encode()).hexdigest()[:12]
+        target = partition_path(PREFIXES.feedback_labels, day).replace("part-00000", f"part-{digest}")
+        buffer = io.BytesIO()
+        frame.to_parquet(buffer, index=False)
+        s3.put_object(Bucket=bucket, Key=target, Body=buffer.getvalue())
+        for key in keys:
+            if key != target:
+                s3.delete_object(Bucket=bucket, Key=key)
+        folded[day] = len(keys)
+    return folded
 
 
 def label_days(s3, bucket: str) -> list[str]:
@@ -203,6 +242,8 @@ def ingest_feedback(s3, bucket: str, glue=None, env: str = "local", now: datetim
         stored = store_labels(s3, bucket, pd.concat(batches, ignore_index=True), clock, history)
         run.new = len(stored.new_ids)
         run.written += [stored.key] if stored.key else []
+    if keys is None:  # the sweep: earlier days' small files folded (today's may still be written)
+        run.compacted = compact_label_days(s3, bucket, before=clock.strftime("%Y-%m-%d"))
     if glue is not None:
         run.partitions = register_label_days(s3, bucket, glue, env)
     return run

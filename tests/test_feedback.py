@@ -12,6 +12,7 @@ import pytest
 from finsentry.feedback import (
     FeedbackConfigError,
     LabelBodyError,
+    compact_label_days,
     door_from_environment,
     door_metrics,
     event_keys,
@@ -177,3 +178,29 @@ def test_the_door_names_its_missing_environment():
         door_from_environment({"FINSENTRY_ENV": "dev"})
     assert door_metrics({"received": 3, "accepted": 2, "rejected": 1, "new": 2, "already_known": 0}) == {
         "LabelsReceived": 3, "LabelsAccepted": 2, "LabelsNew": 2, "LabelsRejected": 1}
+
+
+def test_the_sweep_folds_earlier_days_into_one_file_and_keeps_every_label_once(aws):
+    s3, bucket, glue = aws
+    day1, day2 = datetime(2026, 12, 1, 9, 0), datetime(2026, 12, 2, 9, 0)
+    for i in range(3):
+        submit_labels(s3, bucket, json.dumps(_label(i)), now=day1)
+    submit_labels(s3, bucket, json.dumps(_label(7)), now=day2)
+    submit_labels(s3, bucket, json.dumps(_label(8)), now=day2)
+    before = read_history(s3, bucket)
+
+    def files(day: str) -> list[str]:
+        listing = s3.list_objects_v2(Bucket=bucket, Prefix=f"{PREFIXES.feedback_labels}dt={day}/")
+        return [o["Key"] for o in listing.get("Contents", [])]
+
+    assert (len(files("2026-12-01")), len(files("2026-12-02"))) == (3, 2)
+    run = ingest_feedback(s3, bucket, glue, now=datetime(2026, 12, 2, 10, 0))  # the sweep
+    assert run.compacted == {"2026-12-01": 3}
+    assert (len(files("2026-12-01")), len(files("2026-12-02"))) == (1, 2)  # today's still written to: left
+    after = read_history(s3, bucket)
+    pd.testing.assert_frame_equal(before.sort_values("label_id").reset_index(drop=True),
+                                  after.sort_values("label_id").reset_index(drop=True))  # fmt: skip
+    assert compact_label_days(s3, bucket, before="2026-12-02") == {}  # nothing left to fold
+    event = {"source": "aws.s3", "detail-type": "Object Created",
+             "detail": {"object": {"key": f"{PREFIXES.feedback_inbox}none.csv"}}}  # fmt: skip
+    assert ingest_feedback(s3, bucket, glue, now=datetime(2026, 12, 3), keys=event_keys(event)).compacted == {}
