@@ -34,5 +34,6 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, int]:
     for name, value in door_metrics(run.counts()).items():
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
     logger.info("feedback ingested", extra={"counts": run.counts(), "unreadable": run.unreadable,
-                                            "written": run.written, "partitions": run.partitions})  # fmt: skip
+                                            "written": run.written, "partitions": run.partitions,
+                                            "compacted": run.compacted})  # fmt: skip
     return run.counts()
