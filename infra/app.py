@@ -108,7 +108,8 @@ def build(app: App | None = None, *, context: dict[str, Any] | None = None, nag:
     )
     ml_pipeline.add_stack_dependency(analytics)
     ml_pipeline.add_stack_dependency(ingestion)  # the model parameter it rewrites
-    feedback = FeedbackStack(app, "feedback", config=config, key=key, glue_database=processing.database_name)
+    feedback = FeedbackStack(app, "feedback", config=config, key=key, glue_database=processing.database_name,
+                             network=network)  # fmt: skip
     feedback.add_stack_dependency(processing)  # the labels table lives in its Glue database
     feedback.add_stack_dependency(storage)  # the bucket sends its events to EventBridge
     monitoring = MonitoringStack(

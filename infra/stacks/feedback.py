@@ -17,7 +17,9 @@ validator and append to the same history (``feedback/labels/``, Glue table ``lab
   ``execute-api:Invoke`` on that method, e.g. the ``label-submitter`` role created here for the
   bank's case-management system (any principal of this account the account lets assume it).
 
-Alarms (``finsentry.monitoring.SERVICE_ALARMS``, the monitoring stack): ingest errors, DLQ depth,
+Under ``-c vpc`` both functions run in the private subnets (security group ``label_doors``: HTTPS
+to the endpoints only; they call S3, Glue, CloudWatch Logs and X-Ray). Alarms
+(``finsentry.monitoring.SERVICE_ALARMS``, the monitoring stack): ingest errors, DLQ depth,
 unreadable exports, 5xx answers of the API.
 """
 
@@ -53,6 +55,7 @@ from infra.constructs.policy import (
 from infra.images import SCORER
 from infra.paths import DOCKER_EXCLUDES, REPO_ROOT, require
 from infra.stacks.base import FinsentryStack
+from infra.stacks.network import Network
 
 FEEDBACK_ROOT = PREFIXES.feedback_inbox.split("/")[0] + "/"  # feedback/: incoming/, processed/, labels/
 HANDLERS = {"ingest": "lambdas.feedback_ingest.handler.handler", "api": "lambdas.label_api.handler.handler"}
@@ -84,11 +87,11 @@ def labels_table_input(bucket: str) -> glue.CfnTable.TableInputProperty:
 class FeedbackStack(FinsentryStack):
     """The S3 and HTTPS label doors, their table, DLQ and the submitter role."""
 
-    def __init__(
-        self, scope: Construct, construct_id: str, *, config: EnvConfig, key: kms.IKey, glue_database: str
-    ) -> None:
+    def __init__(self, scope: Construct, construct_id: str, *, config: EnvConfig, key: kms.IKey, glue_database: str,
+                 network: Network | None = None) -> None:  # fmt: skip
         super().__init__(scope, construct_id, config=config, description="finsentry: analysts' label doors")
         self.key = key
+        self.network = network
         self.bucket = DataBucketRef(config.env)
         self.labels_table = glue.CfnTable(
             self, "LabelsTable", catalog_id=Aws.ACCOUNT_ID, database_name=glue_database,
@@ -137,6 +140,7 @@ class FeedbackStack(FinsentryStack):
             timeout=timeout,
             tracing=lambda_.Tracing.ACTIVE,
             log_group=logs,
+            **self._vpc_placement(),
             environment={
                 FEEDBACK_ENV.data_bucket: self.bucket.name,
                 FEEDBACK_ENV.env: self.config.env,
@@ -152,10 +156,22 @@ class FeedbackStack(FinsentryStack):
         acknowledge(role, "PCI.DSS.321-IAMNoInlinePolicy",
                     "CDK writes the grants of Lambda tracing (and of the function's dead-letter queue) as the "
                     "role's default policy; all our own statements are in its managed policy.")  # fmt: skip
-        acknowledge(function, "PCI.DSS.321-LambdaInsideVPC",
-                    "The label doors reach only S3, Glue, CloudWatch and X-Ray regional endpoints over TLS with IAM "
-                    "authentication; -c vpc does not place them in the private subnets yet (docs/operations.md).")
+        if self.network is None:
+            acknowledge(function, "PCI.DSS.321-LambdaInsideVPC",
+                        "Without -c vpc the label doors reach only S3, Glue, CloudWatch and X-Ray regional endpoints "
+                        "over TLS with IAM authentication; -c vpc=new|vpc-... puts them in the private subnets.")
+        else:
+            acknowledge(role, "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+                        "AWSLambdaVPCAccessExecutionRole]", "CDK attaches AWS's AWSLambdaVPCAccessExecutionRole for "
+                        "the function's network interfaces in the private subnets (no resource-level scoping).")
         return function
+
+    def _vpc_placement(self) -> dict:
+        """The doors' subnets and security group under -c vpc (none: AWS's public endpoints)."""
+        if self.network is None:
+            return {}
+        return {"vpc": self.network.vpc, "vpc_subnets": self.network.subnets,
+                "security_groups": [self.network.label_doors]}  # fmt: skip
 
     def _ingest_function(self, database: str) -> lambda_.DockerImageFunction:
         role = ServiceRole(self, "IngestRole", service="lambda.amazonaws.com",
