@@ -159,7 +159,7 @@ def test_an_existing_vpc_creates_no_vpc_and_no_endpoint(existing_vpc):
     assert "AWS::EC2::VPC" not in net and "AWS::EC2::VPCEndpoint" not in net
     groups = [r["Properties"] for r in existing_vpc.templates["network"]["Resources"].values()
               if r["Type"] == "AWS::EC2::SecurityGroup"]  # fmt: skip
-    assert len(groups) == 3 and all(g["VpcId"] == EXISTING["vpc"] for g in groups)
+    assert len(groups) == 4 and all(g["VpcId"] == EXISTING["vpc"] for g in groups)  # scorer, doors, Glue, SageMaker
     assert scorer(existing_vpc)["VpcConfig"]["SubnetIds"] == EXISTING["vpc_subnets"].split(",")
 
 
