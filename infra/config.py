@@ -56,6 +56,10 @@ class EnvConfig:
     glue_timeout_min: int = 60
     # training pipeline
     training_schedule_cron: str = "cron(0 3 * * ? *)"  # daily 03:00 UTC
+    # the label doors (infra/stacks/feedback.py)
+    labels_api_rate_limit: int = 10  # requests per second, steady, for the whole stage
+    labels_api_burst_limit: int = 20
+    feedback_sweep_schedule: str = "rate(1 hour)"  # the S3 door's sweep of feedback/incoming/
     # retention
     log_retention_days: int = 30
     raw_retention_days: int = 365

@@ -100,8 +100,11 @@ def test_the_assets_pin_each_images_platform(dev):
     assert scorer["source"]["platform"] == SCORER.docker_platform == "linux/arm64"
     assert sagemaker["source"]["platform"] == SAGEMAKER.docker_platform == "linux/amd64"
     # the function runs on the architecture its image is built for (Graviton)
-    [fn] = [r["Properties"] for _, _, r in dev.resources("AWS::Lambda::Function") if r["Properties"].get("PackageType")]
-    assert fn["Architectures"] == ["arm64"]
+    # every function of the image (the scorer and the two label doors) runs on the architecture it is built for
+    fns = [r["Properties"] for _, _, r in dev.resources("AWS::Lambda::Function") if r["Properties"].get("PackageType")]
+    assert len(fns) == 3 and all(fn["Architectures"] == ["arm64"] for fn in fns)
+    feedback = json.loads((dev.outdir / "feedback.assets.json").read_text())["dockerImages"]
+    assert list(feedback) == list(ingestion)  # one image (same content hash), built once
 
 
 def test_dockerfiles_install_only_the_lock_and_name_their_base():

@@ -70,6 +70,19 @@ def test_the_scorer_runs_in_the_private_subnets_without_the_vpc_acknowledgement(
     assert "VpcConfig" not in scorer(dev)
 
 
+def test_the_label_doors_run_in_the_private_subnets_behind_their_own_group(new_vpc, existing_vpc, dev):
+    for synth in (new_vpc, existing_vpc):
+        doors = [r["Properties"] for stack, _, r in synth.resources("AWS::Lambda::Function") if stack == "feedback"]
+        assert len(doors) == 2
+        for fn in doors:
+            assert fn["VpcConfig"]["SubnetIds"]
+            assert "LabelDoorsSecurityGroup" in json.dumps(fn["VpcConfig"]["SecurityGroupIds"])
+    assert not [r for stack, _, r in dev.resources("AWS::Lambda::Function")
+                if stack == "feedback" and "VpcConfig" in r["Properties"]]  # fmt: skip
+    admitted = [json.dumps(r["SourceSecurityGroupId"]) for r in _rules(new_vpc, "Ingress") if r["FromPort"] == 443]
+    assert any("LabelDoorsSecurityGroup" in a for a in admitted)  # the endpoints admit the doors
+
+
 def test_a_new_vpc_has_isolated_subnets_flow_logs_and_the_endpoints(new_vpc):
     net = new_vpc.templates["network"]["Resources"].values()
     assert not [r for r in net if r["Type"] in ("AWS::EC2::InternetGateway", "AWS::EC2::NatGateway")]
@@ -152,7 +165,7 @@ def test_an_existing_vpc_creates_no_vpc_and_no_endpoint(existing_vpc):
     assert "AWS::EC2::VPC" not in net and "AWS::EC2::VPCEndpoint" not in net
     groups = [r["Properties"] for r in existing_vpc.templates["network"]["Resources"].values()
               if r["Type"] == "AWS::EC2::SecurityGroup"]  # fmt: skip
-    assert len(groups) == 3 and all(g["VpcId"] == EXISTING["vpc"] for g in groups)
+    assert len(groups) == 4 and all(g["VpcId"] == EXISTING["vpc"] for g in groups)  # scorer, doors, Glue, SageMaker
     assert scorer(existing_vpc)["VpcConfig"]["SubnetIds"] == EXISTING["vpc_subnets"].split(",")
 
 
