@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from finsentry.detectors import make_detector
-from finsentry.features import DETECTOR_COLUMNS, AccountProfile, features_with_sequence
+from finsentry.features import SCORING_COLUMNS, AccountProfile, features_with_sequence
 from finsentry.partners import PartnerProfile
 from finsentry.schema import to_record
 from finsentry.scoring import score_transactions
@@ -37,7 +37,7 @@ def test_stream_flags_what_batch_scoring_flags_and_counts_add_up():
     outcomes = [scorer.score_batch([to_record(r) for _, r in chunk.iterrows()], profiles, partners=partners)
                 for chunk in chunks]  # fmt: skip
     streamed = pd.concat([o.scored for o in outcomes]).set_index("trans_id")
-    features = features_with_sequence(v).loc[test.index, list(DETECTOR_COLUMNS)]
+    features = features_with_sequence(v).loc[test.index, list(SCORING_COLUMNS)]
     stream_features = pd.concat([o.features for o in outcomes]).set_axis(
         pd.concat([o.scored["trans_id"] for o in outcomes]))
     np.testing.assert_array_equal(stream_features.loc[test["trans_id"]].to_numpy(), features.to_numpy())

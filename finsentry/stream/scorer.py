@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from finsentry.features import AccountProfile, update_profiles
+from finsentry.features import OPERATION_COLUMN, AccountProfile, operation_codes, update_profiles
 from finsentry.partners import PARTNER_FEATURE_COLUMNS, PartnerProfile, partner_key, update_partner_profiles
 from finsentry.privacy import DEFAULT_MASK_KEY
 from finsentry.schema import ValidationResult
@@ -115,6 +115,7 @@ class StreamScorer:
             copies = {k: PartnerProfile(k, partners[k].f.copy(), partners[k].i.copy()) for k in set(keys[again])}
             values.loc[again] = update_partner_profiles(copies, valid[again]).to_numpy()
         features = pd.concat([features, values[score].reset_index(drop=True)], axis=1)
+        features[OPERATION_COLUMN] = operation_codes(fresh)  # SCORING_COLUMNS, in order
         batch = score_transactions(self.model, features, budget_threshold=self.threshold,
                                    model_version=self.model_version, explain_top=self.explain_top)  # fmt: skip
         return scored_frame(fresh, batch, mask_key=self.mask_key), features
@@ -141,6 +142,7 @@ class StreamScorer:
         features = update_profiles(profiles, fresh)
         partner_values, fold = _partner_features(partners, checked.valid, mask)
         features = pd.concat([features, partner_values], axis=1)
+        features[OPERATION_COLUMN] = operation_codes(fresh)  # SCORING_COLUMNS, in order
         _remember(profiles, fresh)
         batch = score_transactions(self.model, features, budget_threshold=self.threshold,
                                    model_version=self.model_version, explain_top=self.explain_top)  # fmt: skip

@@ -1,4 +1,4 @@
-"""Network (``-c vpc=new`` or ``-c vpc=vpc-...``): private subnets for the scorer, the Glue jobs and SageMaker.
+"""Network (``-c vpc=new`` or ``-c vpc=vpc-...``): private subnets for the scorer, the label doors, Glue, SageMaker.
 
 ``vpc=new`` creates a VPC with isolated subnets in two AZs (no internet gateway, no NAT: nothing
 leaves except through VPC endpoints), flow logs to an encrypted log group, the default security
@@ -12,9 +12,9 @@ VPC); docs/operations.md lists the ones it needs.
 Security groups, one per workload, least privilege: no ingress except Glue's self-reference
 (Spark executors talk to each other, a Glue requirement); egress TCP 443 only (Glue: plus all
 TCP to itself). In the isolated subnets 443 reaches nothing but the endpoints; the endpoints'
-group admits 443 from the three workload groups only.
+group admits 443 from the four workload groups only.
 
-With ``-c source_db`` (a PostgreSQL source for the Glue ingest job) a fourth group, the ingest
+With ``-c source_db`` (a PostgreSQL source for the Glue ingest job) a fifth group, the ingest
 job's: Glue's self-reference, HTTPS to the endpoints, and the database's port to the database
 only (``-c source_db_security_group`` or ``-c source_db_cidr``); nothing else reaches the database.
 """
@@ -65,6 +65,7 @@ class Network:
     scorer: ec2.ISecurityGroup
     glue: ec2.ISecurityGroup
     sagemaker: ec2.ISecurityGroup
+    label_doors: ec2.ISecurityGroup  # the two label-door functions (infra/stacks/feedback.py)
     source_db: ec2.ISecurityGroup | None = None  # -c source_db: the Glue ingest job's group (reaches the database)
 
 
@@ -92,6 +93,7 @@ class NetworkStack(FinsentryStack):
             scorer=self._group("ScorerSecurityGroup", vpc, "finsentry stream scorer: HTTPS to AWS endpoints only"),
             glue=self._group("GlueSecurityGroup", vpc, "finsentry Glue jobs: HTTPS to endpoints, Spark within itself"),
             sagemaker=self._group("SageMakerSecurityGroup", vpc, "finsentry SageMaker jobs: HTTPS to endpoints only"),
+            label_doors=self._group("LabelDoorsSecurityGroup", vpc, "finsentry label doors: HTTPS to endpoints only"),
             source_db=self._source_db_group(vpc) if config.source_db else None,
         )
         for glue in filter(None, (self.network.glue, self.network.source_db)):
@@ -161,13 +163,14 @@ class NetworkStack(FinsentryStack):
         endpoints = ec2.SecurityGroup(
             self, "EndpointSecurityGroup", vpc=vpc, description="finsentry VPC endpoints", allow_all_outbound=False
         )
-        groups = (self.network.scorer, self.network.glue, self.network.sagemaker, self.network.source_db)
+        groups = (self.network.scorer, self.network.glue, self.network.sagemaker, self.network.label_doors,
+                  self.network.source_db)  # fmt: skip
         for group in filter(None, groups):
             endpoints.add_ingress_rule(group, HTTPS, "HTTPS from a finsentry workload")
         acknowledge(
             endpoints,
             "AwsSolutions-EC23",
-            f"The endpoints' group admits HTTPS only from the {'four' if self.network.source_db else 'three'} "
+            f"The endpoints' group admits HTTPS only from the {'five' if self.network.source_db else 'four'} "
             "finsentry workload groups, no CIDR range.",
         )
         interface = {**INTERFACE_ENDPOINTS, **(SOURCE_DB_ENDPOINTS if self.config.source_db else {})}
