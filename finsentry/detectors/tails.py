@@ -35,7 +35,7 @@ reads the same frozen sample from the model):
 
 Measured in the default ensemble (``bench.detection`` cache, 1 % budget, recall / AUC-PR,
 against the same ensemble with tails on ``DETECTOR_COLUMNS`` only): synthetic 65.8 % / 0.434 ->
-67.1 % / 0.456, Czech 74.4 % / 0.331 -> 74.4 % / 0.341, handbook (one operation: no change)
+67.1 % / 0.455, Czech 74.4 % / 0.331 -> 74.4 % / 0.341, handbook (one operation: no change)
 25.6 % / 0.123 both.
 
 The score decomposes exactly into per-feature parts (the surprise of the feature that carries
