@@ -16,8 +16,8 @@ here, ``bench.stream`` prints them).
   checkpoints, ``v``.
 * **channel** (key ``channel#<channel>``): what is complete along one channel: ``t`` (through) —
   every record with a sequence number up to it is complete; ``d`` — the records above ``t``
-  that are complete (``*``) or whose outputs were partly delivered (``s`` scored row, ``a``
-  alert); ``v``. One write per batch and channel: the mark that outputs were delivered.
+  that a delivery has seen: complete (``*``), outputs partly delivered (``s`` scored row, ``a``
+  alert) or nothing complete yet (``""``: the entry that holds ``t`` below it); ``v``. One write per batch and channel: the mark that outputs were delivered.
 
 Decoding never raises on a bad item: ``decode`` returns None and the caller treats the item as
 corrupt (see ``finsentry.stream.protocol``).
@@ -80,7 +80,7 @@ class ChannelMark:
     channel: str
     version: int = 0
     through: int = -1
-    done: dict[int, str] = field(default_factory=dict)  # seq above ``through`` -> "*" or outputs delivered
+    done: dict[int, str] = field(default_factory=dict)  # seq above ``through`` seen -> "*", outputs delivered or ""
 
     def delivered(self, seq: int) -> str:
         """What of the record at ``seq`` is complete: "*" all, "s"/"a"/"sa" outputs, "" nothing."""
