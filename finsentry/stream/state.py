@@ -17,7 +17,8 @@ here, ``bench.stream`` prints them).
 * **channel** (key ``channel#<channel>``): what is complete along one channel: ``t`` (through) —
   every record with a sequence number up to it is complete; ``d`` — the records above ``t``
   that a delivery has seen: complete (``*``), outputs partly delivered (``s`` scored row, ``a``
-  alert) or nothing complete yet (``""``: the entry that holds ``t`` below it); ``v``. One write per batch and channel: the mark that outputs were delivered.
+  alert) or nothing complete yet (``""``: the entry that holds ``t`` below it); ``v``. One
+  write per batch and channel: the mark that outputs were delivered.
 
 Decoding never raises on a bad item: ``decode`` returns None and the caller treats the item as
 corrupt (see ``finsentry.stream.protocol``).
