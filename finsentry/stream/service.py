@@ -345,7 +345,8 @@ class ScorerService:
             (bool(pkey[k]) and kind[k] in (FRESH, REPLAY)
              and seqs[k] > partners[pkey[k]].checkpoints.get(chans[k], -1) for k in range(n)),
             dtype=bool, count=n)  # fmt: skip
-        profiles = {a: AccountProfile(a, s.profile.f.copy(), s.profile.i.copy()) for a, s in states.items()}
+        profiles = {a: AccountProfile(a, s.profile.f.copy(), s.profile.i.copy(), q=s.profile.q.copy())
+                    for a, s in states.items()}
         partner_state = {p: PartnerProfile(p, i.profile.f.copy(), i.profile.i.copy()) for p, i in partners.items()}
         scored, features = scorer.score_rows(valid, fresh, wants_partner, profiles, partner_state)
         fresh_at = np.flatnonzero(fresh)

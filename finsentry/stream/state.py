@@ -4,8 +4,9 @@ Table key ``account_id`` (a string). Attribute names are one letter: every byte 
 billed on every write (write units are 1 KB steps; ``finsentry.cost`` reads the sizes measured
 here, ``bench.stream`` prints them).
 
-* **account** (key = the account id): ``s`` the ``AccountProfile`` state (f and i arrays, zlib,
-  lossless: the features stay exactly those of the batch form); ``c`` the checkpoints: per
+* **account** (key = the account id): ``s`` the ``AccountProfile`` state (f and i arrays and the
+  LSTM's last ``SEQUENCE_WINDOW`` steps ``q``: codes in two bytes, amounts; zlib, lossless: the
+  features and sequence columns stay exactly those of the batch form); ``c`` the checkpoints: per
   channel (Kinesis shard, Kafka topic-partition), the highest sequence number folded in (JSON);
   ``g`` the producer-resend guard: 8-byte hashes of the last ``GUARD`` trans_ids folded in;
   ``o`` the outbox: per record folded by the last writes, its *recipe* (score, verdict, anomaly
@@ -34,7 +35,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from finsentry.features import F_SIZE, I_SIZE, AccountProfile
+from finsentry.features import F_SIZE, I_SIZE, SEQUENCE_WINDOW, AccountProfile, new_sequence_state
 from finsentry.partners import P_SIZE, Q_SIZE, PartnerProfile, stable_hash
 
 PARTNER_PREFIX = "partner#"
@@ -97,23 +98,40 @@ def _checkpoints(data: dict[str, int]) -> str:
     return json.dumps({k: str(v) for k, v in keep}, separators=(",", ":"))
 
 
-def _state_bytes(f: np.ndarray, i: np.ndarray) -> bytes:
+Q_BYTES = 2 * SEQUENCE_WINDOW + 8 * SEQUENCE_WINDOW  # the LSTM's steps: codes as uint16, amounts as float64
+
+
+def _state_bytes(f: np.ndarray, i: np.ndarray, q: np.ndarray | None = None) -> bytes:
     raw = np.ascontiguousarray(f, dtype="<f8").tobytes() + np.ascontiguousarray(i, dtype="<i8").tobytes()
+    if q is not None:  # accounts: the sequence steps (codes are small integers: two bytes each)
+        raw += (np.asarray(q[:SEQUENCE_WINDOW]).astype("<u2").tobytes()
+                + np.ascontiguousarray(q[SEQUENCE_WINDOW:], dtype="<f8").tobytes())  # fmt: skip
     return zlib.compress(raw, 3)  # level 3: ~4 % larger than 9, five times faster (bench.stream)
 
 
-def _arrays(blob: bytes, n_f: int, n_i: int) -> tuple[np.ndarray, np.ndarray]:
+def _arrays(blob: bytes, n_f: int, n_i: int, with_q: bool = False) -> tuple[np.ndarray, ...]:
+    """f, i (and q for an account) of a state blob. An account state without its sequence
+    steps (written before they were kept) gets empty ones: the LSTM sees no history for the
+    account's next transactions, up to ``SEQUENCE_WINDOW`` of them (docs/operations.md)."""
     raw = zlib.decompress(blob)
-    if len(raw) != 8 * (n_f + n_i):
+    base = 8 * (n_f + n_i)
+    if len(raw) not in ((base, base + Q_BYTES) if with_q else (base,)):
         raise ValueError("state of a foreign layout")
-    return (np.frombuffer(raw[:8 * n_f], dtype="<f8").astype(np.float64),
-            np.frombuffer(raw[8 * n_f:], dtype="<i8").astype(np.int64))  # fmt: skip
+    f = np.frombuffer(raw[:8 * n_f], dtype="<f8").astype(np.float64)
+    i = np.frombuffer(raw[8 * n_f:base], dtype="<i8").astype(np.int64)
+    if not with_q:
+        return f, i
+    q = new_sequence_state()
+    if len(raw) > base:
+        q[:SEQUENCE_WINDOW] = np.frombuffer(raw[base:base + 2 * SEQUENCE_WINDOW], dtype="<u2")
+        q[SEQUENCE_WINDOW:] = np.frombuffer(raw[base + 2 * SEQUENCE_WINDOW:], dtype="<f8")
+    return f, i, q
 
 
 def encode_account(item: AccountItem, version: int) -> dict[str, Any]:
     p = item.profile
     out: dict[str, Any] = {
-        "account_id": {"S": p.account_id}, "v": {"N": str(version)}, "s": {"B": _state_bytes(p.f, p.i)},
+        "account_id": {"S": p.account_id}, "v": {"N": str(version)}, "s": {"B": _state_bytes(p.f, p.i, p.q)},
         "c": {"S": _checkpoints(item.checkpoints)},
     }  # fmt: skip
     if item.guard:
@@ -176,12 +194,12 @@ def decode(raw: dict[str, Any]) -> AccountItem | PartnerItem | ChannelMark | Non
         if key.startswith(PARTNER_PREFIX):
             f, i = _arrays(bytes(raw["s"]["B"]), P_SIZE, Q_SIZE)
             return PartnerItem(PartnerProfile(key[len(PARTNER_PREFIX):], f, i), version, checkpoints)
-        f, i = _arrays(bytes(raw["s"]["B"]), F_SIZE, I_SIZE)
+        f, i, q = _arrays(bytes(raw["s"]["B"]), F_SIZE, I_SIZE, with_q=True)
         guard = np.frombuffer(bytes(raw["g"]["B"]), dtype="<i8").tolist() if "g" in raw else []
         outbox = json.loads(zlib.decompress(bytes(raw["o"]["B"]))) if "o" in raw else {}
         if not isinstance(outbox, dict):
             raise ValueError("outbox is not a mapping")
-        return AccountItem(AccountProfile(key, f, i), version, checkpoints, [int(g) for g in guard], outbox)
+        return AccountItem(AccountProfile(key, f, i, q=q), version, checkpoints, [int(g) for g in guard], outbox)
     except (KeyError, TypeError, ValueError, AttributeError, zlib.error):
         return None
 
