@@ -142,7 +142,7 @@ class ModelLocator:
         try:
             uri, version, threshold = _pointer(param["Value"])
             with tempfile.TemporaryDirectory(prefix="finsentry-model-") as tmp:
-                detector, meta = load_model(fetch_artifact(uri, self.s3, Path(tmp)))
+                detector, meta = load_model(fetch_artifact(uri, self.s3, Path(tmp)), allow_sequence=True)
         except ModelArtifactError as exc:
             self._pointer_problem = str(exc)
             return self._unusable(str(exc))
