@@ -579,11 +579,11 @@ def _sequence_block(op: np.ndarray, purpose: np.ndarray, amount: np.ndarray, hou
 # their timestamps are those of the profile's ring of recent timestamps (``F_RING``, one more for
 # the oldest step's gap). Timestamps are held there in float seconds: gaps are exact for
 # timestamps to the microsecond (a record's sub-microsecond part would change the last digits).
-Q_SIZE = 2 * SEQUENCE_WINDOW
+SEQ_STATE_SIZE = 2 * SEQUENCE_WINDOW
 
 
 def new_sequence_state() -> np.ndarray:
-    return np.zeros(Q_SIZE, dtype=np.float64)
+    return np.zeros(SEQ_STATE_SIZE, dtype=np.float64)
 
 
 def update_sequences(profiles: dict[str, AccountProfile], transactions: pd.DataFrame) -> pd.DataFrame:

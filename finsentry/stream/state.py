@@ -23,11 +23,22 @@ here, ``bench.stream`` prints them).
 
 Decoding never raises on a bad item: ``decode`` returns None and the caller treats the item as
 corrupt (see ``finsentry.stream.protocol``).
+
+**Old layout** (before issue 15: ``f``, ``i`` raw arrays, ``recent_ids`` JSON, ``version``,
+``outbox`` JSON of finished outputs): read on first touch, not replaced. ``decode`` gives the
+same profile with ``legacy`` set: no checkpoints (the old items have no positions), the guard
+holds the hashes of all its ``recent_ids`` (up to 256, so a redelivery of what the old scorer
+folded is recognised as a resend at the cut-over), empty sequence steps (the old state has
+none). The scorer's next write of that item is conditional on the old ``version`` attribute and
+writes the new layout (``v`` = old version + 1). Outputs left in an old outbox (the old scorer
+holds them only between its profile write and its outbox trim) are logged, not re-sent. Items
+never touched again stay in the old layout, readable.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import zlib
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,6 +48,8 @@ import pandas as pd
 
 from finsentry.features import F_SIZE, I_SIZE, SEQUENCE_WINDOW, AccountProfile, new_sequence_state
 from finsentry.partners import P_SIZE, Q_SIZE, PartnerProfile, stable_hash
+
+log = logging.getLogger(__name__)
 
 PARTNER_PREFIX = "partner#"
 CHANNEL_PREFIX = "channel#"
@@ -67,6 +80,7 @@ class AccountItem:
     guard: list[int] = field(default_factory=list)
     outbox: dict[str, dict[str, Any]] = field(default_factory=dict)  # "<channel> <seq>" -> recipe
     corrupt: bool = False  # the stored item could not be read: replaced by a fresh one
+    legacy: bool = False  # read from the old layout: the next write is conditional on its ``version``
 
 
 @dataclass
@@ -75,6 +89,7 @@ class PartnerItem:
     version: int = 0
     checkpoints: dict[str, int] = field(default_factory=dict)
     corrupt: bool = False
+    legacy: bool = False
 
 
 @dataclass
@@ -180,10 +195,42 @@ def _int_map(text: str) -> dict[str, int]:
     return {str(k): int(v) for k, v in data.items()}
 
 
+def expected_version(item: AccountItem | PartnerItem) -> int | tuple[str, int]:
+    """What the next write of ``item`` is conditional on (``ProfileStore.put``): its version;
+    -1 over a corrupt item (it must exist); ("version", n) over an item of the old layout."""
+    if item.legacy:
+        return ("version", item.version)
+    return item.version if not item.corrupt or item.version > 0 else -1
+
+
+def _legacy(raw: dict[str, Any], key: str) -> AccountItem | PartnerItem:
+    """An item of the old layout (``f``, ``i``, ``recent_ids``, ``version``, ``outbox``)."""
+    version = int(raw["version"]["N"])
+    f = np.frombuffer(bytes(raw["f"]["B"]), dtype="<f8").astype(np.float64)
+    i = np.frombuffer(bytes(raw["i"]["B"]), dtype="<i8").astype(np.int64)
+    ids = json.loads(raw.get("recent_ids", {}).get("S", "[]"))
+    if not isinstance(ids, list):
+        raise ValueError("recent_ids is not a list")
+    if key.startswith(PARTNER_PREFIX):
+        if (len(f), len(i)) != (P_SIZE, Q_SIZE):
+            raise ValueError("state of a foreign layout")
+        return PartnerItem(PartnerProfile(key[len(PARTNER_PREFIX):], f, i), version, legacy=True)
+    if (len(f), len(i)) != (F_SIZE, I_SIZE):
+        raise ValueError("state of a foreign layout")
+    if "outbox" in raw:
+        owed = json.loads(raw["outbox"]["S"])
+        if owed:
+            log.error("old-layout profile %s holds undelivered outputs of the old scorer, not re-sent: %s",
+                      key, ", ".join(sorted(map(str, owed))))  # fmt: skip
+    return AccountItem(AccountProfile(key, f, i), version, guard=trans_hashes([str(t) for t in ids]), legacy=True)
+
+
 def decode(raw: dict[str, Any]) -> AccountItem | PartnerItem | ChannelMark | None:
     """The item as stored; None when it cannot be read (corrupt or of a foreign layout)."""
     try:
         key = raw["account_id"]["S"]
+        if "v" not in raw and "version" in raw and "f" in raw:
+            return _legacy(raw, key)
         version = int(raw["v"]["N"])
         if key.startswith(CHANNEL_PREFIX):
             through = int(raw["t"]["S"])
