@@ -112,3 +112,21 @@ def test_every_candidate_type_loads_and_scores_in_the_stream_as_in_batch(name, t
 
 def test_the_types_above_are_every_candidate_of_the_state_machine():
     assert set(CANDIDATES) <= set(TYPES) and set(SMALL) == set(TYPES)
+
+
+def test_a_model_needing_torch_is_refused_at_load_where_torch_is_missing(monkeypatch):
+    """The deployed scorer image has no torch / keras (docs/operations.md): an LSTM, alone or
+    inside an ensemble, is then refused at load (ModelLoadFailures, the previous model serves),
+    never a batch failing on the import at its first score."""
+    import importlib.util
+
+    from finsentry.stream.model_source import missing_runtime
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n in ("keras", "torch") else real(n, *a))
+    assert missing_runtime(build_detector("ensemble", {}, ["isolation_forest", "lstm"])) == ["keras", "torch"]
+    assert missing_runtime(build_detector("supervised", {}, ["lstm"])) == ["keras", "torch"]
+    assert missing_runtime(build_detector("lstm", {})) == ["keras", "torch"]
+    assert missing_runtime(build_detector("ensemble", {})) == []
+    monkeypatch.setattr(importlib.util, "find_spec", real)
+    assert missing_runtime(build_detector("lstm", {})) == []  # this environment has the 'lstm' extra
