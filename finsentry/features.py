@@ -56,12 +56,18 @@ FEATURE_COLUMNS: tuple[str, ...] = (
 N_FEATURES = len(FEATURE_COLUMNS)
 # What a detector reads: the account's own past (above) and the counterparty's (finsentry.partners).
 DETECTOR_COLUMNS: tuple[str, ...] = FEATURE_COLUMNS + PARTNER_FEATURE_COLUMNS
+# What every scoring path computes, the stream included: the features above and the
+# transaction's own operation code (``seq_op``, row-local: ``operation_codes``), which the tails
+# detector reads against the whole bank.
+OPERATION_COLUMN = "seq_op"
+SCORING_COLUMNS: tuple[str, ...] = DETECTOR_COLUMNS + (OPERATION_COLUMN,)
 
 # Which tail of each feature is unusual, and which family of evidence it belongs to: what the
 # tail-probability detector (``finsentry.detectors.tails``) reads. "high": large values are
 # unusual; "low": small ones (a short gap is a burst); "context": not evidence on its own (a
 # young account is not suspicious), used by models that learn interactions only. Features of one
 # family say the same thing several ways (three views of an amount): a family counts once.
+# "category": a code whose rarity across the bank is the evidence (not its numeric value).
 FEATURE_TAILS: dict[str, tuple[str, str]] = {
     "log_amount": ("high", "amount"), "amount_z": ("high", "amount"), "amount_ratio_log": ("high", "amount"),
     "decimal_shift": ("high", "amount"),
@@ -78,6 +84,9 @@ FEATURE_TAILS: dict[str, tuple[str, str]] = {
     "partner_senders_recent_log": ("high", "counterparty"), "partner_senders_ratio": ("high", "counterparty"),
     "partner_volume_ratio": ("high", "counterparty"), "partner_age_log": ("context", "counterparty"),
     "partner_new": ("high", "partner"),
+    # the transaction's own operation (the sequence column ``seq_op``), read against the whole
+    # bank by the tails detector: how rare the operation is across all accounts
+    "seq_op": ("category", "sequence"),
 }  # fmt: skip
 HOUR_DISTANCE = FEATURE_COLUMNS.index("hour_distance")
 
@@ -513,6 +522,14 @@ def op_name(code: int) -> str:
     return f"{OPERATIONS[(code - 1) // 2]} {'debit' if (code - 1) % 2 else 'credit'}"
 
 
+def operation_codes(transactions: pd.DataFrame) -> np.ndarray:
+    """Each transaction's own ``seq_op`` code (operation x direction + 1; an unknown operation
+    counts as ``none``): row-local, so the stream computes it as the batch does."""
+    is_debit = (transactions["direction"].astype(str) == Direction.DEBIT).to_numpy()
+    op = pd.Categorical(transactions["operation"].astype(str), categories=OPERATIONS).codes
+    return (np.where(op < 0, OPERATIONS.index(Operation.NONE), op) * 2 + is_debit + 1).astype(np.float64)
+
+
 def purpose_name(code: int) -> str:
     """The words of a 1-based ``seq_purpose`` code."""
     return "no purpose" if int(code) <= 0 else PURPOSES[int(code) - 1]
@@ -543,9 +560,7 @@ def sequence_columns(transactions: pd.DataFrame) -> pd.DataFrame:
 def _sequence_inputs(t: pd.DataFrame) -> tuple[np.ndarray, ...]:
     """Per row: op code (1-based), purpose code (1-based), amount, ts in ns, hour of day."""
     ts = pd.to_datetime(t["ts"]).astype("datetime64[ns]")
-    is_debit = (t["direction"].astype(str) == Direction.DEBIT).to_numpy()
-    op = pd.Categorical(t["operation"].astype(str), categories=OPERATIONS).codes
-    op = np.where(op < 0, OPERATIONS.index(Operation.NONE), op) * 2 + is_debit + 1
+    op = operation_codes(t)
     purpose = pd.Categorical(t["k_symbol"].astype(str), categories=PURPOSES).codes
     purpose = np.where(purpose < 0, PURPOSES.index(Purpose.NONE), purpose) + 1
     return (op.astype(np.int64), purpose.astype(np.int64), t["amount"].to_numpy(dtype=np.float64),

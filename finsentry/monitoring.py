@@ -41,6 +41,13 @@ class Metric(StrEnum):
     ETL_REJECTED_SHARE = "EtlRejectedShare"  # percent of rows in that were quarantined
     ETL_BALANCE_BREAKS = "EtlBalanceBreaks"  # count: balance arithmetic or continuity violations
     ETL_DUPLICATES = "EtlDuplicates"  # count: duplicate trans_ids and duplicate postings
+    # the label doors (finsentry.feedback), dimension service = the door's function
+    LABELS_RECEIVED = "LabelsReceived"  # count: label rows read (files or request bodies)
+    LABELS_ACCEPTED = "LabelsAccepted"  # count: valid rows (new or already known)
+    LABELS_NEW = "LabelsNew"  # count: labels appended to the history
+    LABELS_REJECTED = "LabelsRejected"  # count: refused rows (their reasons in quarantine/feedback/ or the response)
+    FEEDBACK_UNREADABLE = "FeedbackFilesUnreadable"  # count: exports that are not label files at all
+    LABEL_REQUESTS_REFUSED = "LabelRequestsRefused"  # count: HTTPS bodies that are not labels at all (400)
 
 
 class Comparison(StrEnum):
@@ -112,6 +119,15 @@ SERVICE_ALARMS: tuple[AlarmSpec, ...] = (
     AlarmSpec("firehose-conversion-failed", "AWS/Firehose", "FailedConversion.Records", "Sum", 0, Comparison.GREATER,
               300, 1, "Firehose could not convert scored rows to Parquet (sent to quarantine/firehose/)",
               "firehose-delivery"),
+    # the label doors (finsentry.feedback; infra/stacks/feedback.py)
+    AlarmSpec("feedback-ingest-errors", "AWS/Lambda", "Errors", "Sum", 0, Comparison.GREATER, 300, 1,
+              "The S3 label door (feedback-ingest Lambda) failed; exports stay in feedback/incoming/", "label-doors"),
+    AlarmSpec("feedback-dlq-depth", "AWS/SQS", "ApproximateNumberOfMessagesVisible", "Maximum", 0, Comparison.GREATER,
+              300, 1, "Label-export events the feedback-ingest Lambda gave up on wait in its DLQ", "label-doors"),
+    AlarmSpec("feedback-unreadable", METRIC_NAMESPACE, Metric.FEEDBACK_UNREADABLE, "Sum", 0, Comparison.GREATER, 3600,
+              1, "A label export under feedback/incoming/ is not a label file (quarantine/feedback/)", "label-doors"),
+    AlarmSpec("labels-api-5xx", "AWS/ApiGateway", "5XXError", "Sum", 0, Comparison.GREATER, 300, 1,
+              "The label endpoint (POST /labels) answered with server errors", "label-doors"),
 )  # fmt: skip
 
 

@@ -56,6 +56,10 @@ class EnvConfig:
     glue_timeout_min: int = 60
     # training pipeline
     training_schedule_cron: str = "cron(0 3 * * ? *)"  # daily 03:00 UTC
+    # the label doors (infra/stacks/feedback.py)
+    labels_api_rate_limit: int = 10  # requests per second, steady, for the whole stage
+    labels_api_burst_limit: int = 20
+    feedback_sweep_schedule: str = "rate(1 hour)"  # the S3 door's sweep of feedback/incoming/
     # retention
     log_retention_days: int = 30
     raw_retention_days: int = 365
@@ -72,6 +76,10 @@ class EnvConfig:
     vpc_cidr: str = "10.40.0.0/20"  # vpc=new
     vpc_subnets: str = ""  # vpc=vpc-...: comma-separated private subnet ids
     vpc_azs: str = ""  # vpc=vpc-...: their availability zones, in the same order
+    # base images: "" = the Dockerfile's tag; a release pins each by digest, <image>@sha256:<64 hex>
+    # (docs/operations.md, "Base images"); the build gets it as the BASE_IMAGE build argument
+    scorer_base_image: str = ""
+    sagemaker_base_image: str = ""
     # removal: dev tears down with its data, prod keeps it
     destroy_on_removal: bool = True
 
@@ -102,6 +110,7 @@ CONFIGS: dict[str, EnvConfig] = {
 
 _BOOL_TRUE = {"1", "true", "yes", "on"}
 ENVS_NEEDING_ONCALL = {"prod"}  # no default address: a placeholder would swallow every alarm
+_DIGEST_REF = re.compile(r"[^\s@]+@sha256:[0-9a-f]{64}")
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
 
@@ -140,6 +149,11 @@ def _check(config: EnvConfig) -> None:
         raise ValueError("source=kafka needs -c kafka_bootstrap_servers=host:port,... and -c kafka_secret_arn=...")
     if config.firehose_buffer_mb < 64:
         raise ValueError("firehose_buffer_mb must be >= 64 (Firehose dynamic partitioning minimum)")
+    for name in ("scorer_base_image", "sagemaker_base_image"):
+        value = getattr(config, name)
+        if value and not _DIGEST_REF.fullmatch(value):
+            raise ValueError(f"{name}={value!r}: pin the base by digest, <image>@sha256:<64 hex digits> "
+                             "(docker buildx imagetools inspect <image> prints it)")  # fmt: skip
     if config.scorer_reserved_concurrency < 0:
         raise ValueError("scorer_reserved_concurrency must be >= 0 (0 = no reservation)")
     if config.env in ENVS_NEEDING_ONCALL and not _EMAIL.fullmatch(config.alarm_email):

@@ -1,4 +1,4 @@
-"""Network (``-c vpc=new`` or ``-c vpc=vpc-...``): private subnets for the scorer, the Glue jobs and SageMaker.
+"""Network (``-c vpc=new`` or ``-c vpc=vpc-...``): private subnets for the scorer, the label doors, Glue, SageMaker.
 
 ``vpc=new`` creates a VPC with isolated subnets in two AZs (no internet gateway, no NAT: nothing
 leaves except through VPC endpoints), flow logs to an encrypted log group, the default security
@@ -12,7 +12,7 @@ VPC); docs/operations.md lists the ones it needs.
 Security groups, one per workload, least privilege: no ingress except Glue's self-reference
 (Spark executors talk to each other, a Glue requirement); egress TCP 443 only (Glue: plus all
 TCP to itself). In the isolated subnets 443 reaches nothing but the endpoints; the endpoints'
-group admits 443 from the three workload groups only.
+group admits 443 from the four workload groups only.
 """
 
 from __future__ import annotations
@@ -57,6 +57,7 @@ class Network:
     scorer: ec2.ISecurityGroup
     glue: ec2.ISecurityGroup
     sagemaker: ec2.ISecurityGroup
+    label_doors: ec2.ISecurityGroup  # the two label-door functions (infra/stacks/feedback.py)
 
 
 class NetworkStack(FinsentryStack):
@@ -83,6 +84,7 @@ class NetworkStack(FinsentryStack):
             scorer=self._group("ScorerSecurityGroup", vpc, "finsentry stream scorer: HTTPS to AWS endpoints only"),
             glue=self._group("GlueSecurityGroup", vpc, "finsentry Glue jobs: HTTPS to endpoints, Spark within itself"),
             sagemaker=self._group("SageMakerSecurityGroup", vpc, "finsentry SageMaker jobs: HTTPS to endpoints only"),
+            label_doors=self._group("LabelDoorsSecurityGroup", vpc, "finsentry label doors: HTTPS to endpoints only"),
         )
         glue = self.network.glue
         glue.add_ingress_rule(glue, ec2.Port.all_tcp(), "Glue: Spark driver and executors talk to each other")
@@ -132,12 +134,12 @@ class NetworkStack(FinsentryStack):
         endpoints = ec2.SecurityGroup(
             self, "EndpointSecurityGroup", vpc=vpc, description="finsentry VPC endpoints", allow_all_outbound=False
         )
-        for group in (self.network.scorer, self.network.glue, self.network.sagemaker):
+        for group in (self.network.scorer, self.network.glue, self.network.sagemaker, self.network.label_doors):
             endpoints.add_ingress_rule(group, HTTPS, "HTTPS from a finsentry workload")
         acknowledge(
             endpoints,
             "AwsSolutions-EC23",
-            "The endpoints' group admits HTTPS only from the three finsentry workload groups, no CIDR range.",
+            "The endpoints' group admits HTTPS only from the four finsentry workload groups, no CIDR range.",
         )
         for construct_id, service in INTERFACE_ENDPOINTS.items():
             vpc.add_interface_endpoint(

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import pytest
 
-from finsentry.layout import PREFIXES, mask_key_parameter_name, model_parameter_name
+from finsentry.layout import LABELS_API_STAGE, PREFIXES, mask_key_parameter_name, model_parameter_name
 from infra.paths import REPO_ROOT
 from tests.infra.cfn_model import ACCOUNT, PARTITION, REGION, CfnModel
 
@@ -95,7 +95,16 @@ class Matrix:
         self.glue_job = f"arn:{PARTITION}:glue:{REGION}:{ACCOUNT}:job/{job.name}"
         self.ecr_repo = (f"arn:{PARTITION}:ecr:{REGION}:{ACCOUNT}:repository/"
                          f"cdk-hnb659fds-container-assets-{ACCOUNT}-{REGION}")  # fmt: skip
-        self.cases = self._cases()
+        self.ingest_function = m.get_att(m.find("AWS::Lambda::Function", "IngestFunction"), "Arn")
+        self.label_function = m.get_att(m.find("AWS::Lambda::Function", "ApiFunction"), "Arn")
+        self.feedback_dlq = m.get_att(m.find("AWS::SQS::Queue", "FeedbackDlq"), "Arn")
+        self.export_rule = m.get_att(m.find("AWS::Events::Rule", "ExportArrived"), "Arn")
+        self.sweep_rule = m.get_att(m.find("AWS::Events::Rule", "FeedbackSweep"), "Arn")
+        api, stage = m.ref(m.find("AWS::ApiGateway::RestApi", "LabelsApi")), LABELS_API_STAGE
+        self.post_labels = self.arn("execute-api", f"{api}/{stage}/POST/labels")
+        self.get_labels = self.arn("execute-api", f"{api}/{stage}/GET/labels")
+        self.other_api = self.arn("execute-api", f"other-api/{stage}/POST/labels")
+        self.cases = self._cases() + self._label_door_cases()
 
     def obj(self, key: str) -> str:
         return f"arn:{PARTITION}:s3:::{self.bucket}/{key}"
@@ -221,6 +230,79 @@ class Matrix:
                               obj(f"{PREFIXES.models}run-1/model.tar.gz"), DENY))  # fmt: skip
         return cases
 
+    def _label_door_cases(self) -> list[Case]:
+        """The S3 and HTTPS label doors (infra/stacks/feedback.py): who may post labels, what each function touches."""
+        env, obj, arn = self.env, self.obj, self.arn
+        day = "dt=2026-12-01/part-0a1b2c3d4e5f.parquet"
+        labels_table = arn("glue", f"table/finsentry_{env}/labels")
+        history = {"s3:prefix": PREFIXES.feedback_labels}
+        cases = [
+            # --- the HTTPS door ----------------------------------------------------------------------------
+            Case("case-management (submitter role) -> POST /labels", "LabelSubmitterRole", "execute-api:Invoke",
+                 self.post_labels, ALLOW),
+            Case("API Gateway (POST /labels) -> label function", "apigateway.amazonaws.com", "lambda:InvokeFunction",
+                 self.label_function, ALLOW, {"aws:SourceArn": self.post_labels}),
+            Case("label function -> the label history", "ApiRole", "s3:PutObject",
+                 obj(f"{PREFIXES.feedback_labels}{day}"), ALLOW),
+            Case("label function <- the label history", "ApiRole", "s3:GetObject",
+                 obj(f"{PREFIXES.feedback_labels}{day}"), ALLOW),
+            Case("label function lists the label history", "ApiRole", "s3:ListBucket", f"arn:{PARTITION}:s3:::"
+                 f"{self.bucket}", ALLOW, history),
+            Case("label function -> CMK data key", "ApiRole", "kms:GenerateDataKey", self.key, ALLOW),
+            # --- the S3 door -------------------------------------------------------------------------------
+            Case("export-arrived rule -> ingest function", "events.amazonaws.com", "lambda:InvokeFunction",
+                 self.ingest_function, ALLOW, {"aws:SourceArn": self.export_rule}),
+            Case("hourly sweep rule -> ingest function", "events.amazonaws.com", "lambda:InvokeFunction",
+                 self.ingest_function, ALLOW, {"aws:SourceArn": self.sweep_rule}),
+            Case("export rule -> feedback DLQ (undeliverable event)", "events.amazonaws.com", "sqs:SendMessage",
+                 self.feedback_dlq, ALLOW, {"aws:SourceArn": self.export_rule}),
+            Case("ingest function (async failure) -> feedback DLQ", "IngestRole", "sqs:SendMessage", self.feedback_dlq,
+                 ALLOW),
+            Case("ingest <- an export", "IngestRole", "s3:GetObject", obj(f"{PREFIXES.feedback_inbox}export.csv"),
+                 ALLOW),
+            Case("ingest removes the export it read", "IngestRole", "s3:DeleteObject",
+                 obj(f"{PREFIXES.feedback_inbox}export.csv"), ALLOW),
+            Case("ingest -> feedback/processed/", "IngestRole", "s3:PutObject",
+                 obj(f"{PREFIXES.feedback_processed}export.csv"), ALLOW),
+            Case("ingest -> the label history", "IngestRole", "s3:PutObject", obj(f"{PREFIXES.feedback_labels}{day}"),
+                 ALLOW),
+            Case("ingest -> quarantine/feedback/ (refused rows)", "IngestRole", "s3:PutObject",
+                 obj(f"{PREFIXES.feedback_rejected}export.csv.20261201T000000.jsonl"), ALLOW),
+            Case("ingest -> labels table partitions", "IngestRole", "glue:BatchCreatePartition", labels_table, ALLOW),
+            Case("ingest <- labels table partitions", "IngestRole", "glue:GetPartitions", labels_table, ALLOW),
+            Case("ingest -> CMK data key", "IngestRole", "kms:GenerateDataKey", self.key, ALLOW),
+            # --- must be denied ------------------------------------------------------------------------------
+            Case("submitter -> any other method (GET /labels)", "LabelSubmitterRole", "execute-api:Invoke",
+                 self.get_labels, DENY),
+            Case("submitter -> another API", "LabelSubmitterRole", "execute-api:Invoke", self.other_api, DENY),
+            Case("submitter -> drop an export in S3 itself", "LabelSubmitterRole", "s3:PutObject",
+                 obj(f"{PREFIXES.feedback_inbox}x.csv"), DENY),
+            Case("scorer -> POST /labels", "ScorerRole", "execute-api:Invoke", self.post_labels, DENY),
+            Case("another API -> label function", "apigateway.amazonaws.com", "lambda:InvokeFunction",
+                 self.label_function, DENY, {"aws:SourceArn": self.other_api}),
+            Case("another account's rule -> ingest function", "events.amazonaws.com", "lambda:InvokeFunction",
+                 self.ingest_function, DENY, {"aws:SourceArn": arn("events", "rule/x", OTHER_ACCOUNT)}),
+            Case("label function -> feedback/incoming/", "ApiRole", "s3:PutObject",
+                 obj(f"{PREFIXES.feedback_inbox}x.csv"), DENY),
+            Case("label function -> quarantine/", "ApiRole", "s3:PutObject",
+                 obj(f"{PREFIXES.feedback_rejected}x.jsonl"), DENY),
+            Case("label function lists raw/", "ApiRole", "s3:ListBucket", f"arn:{PARTITION}:s3:::{self.bucket}", DENY,
+                 {"s3:prefix": PREFIXES.raw}),
+            Case("label function <- raw/", "ApiRole", "s3:GetObject", obj(f"{PREFIXES.raw}czech/trans.asc"), DENY),
+            Case("label function -> the catalog", "ApiRole", "glue:BatchCreatePartition", labels_table, DENY),
+            Case("ingest <- raw/", "IngestRole", "s3:GetObject", obj(f"{PREFIXES.raw}czech/trans.asc"), DENY),
+            Case("ingest -> another quarantine (etl)", "IngestRole", "s3:PutObject",
+                 obj(f"{PREFIXES.quarantine}etl/x.json"), DENY),
+            Case("ingest -> drop the labels table", "IngestRole", "glue:DeleteTable", labels_table, DENY),
+            Case("ingest -> rewrite the labels table", "IngestRole", "glue:UpdateTable", labels_table, DENY),
+            Case("ingest -> scored table partitions", "IngestRole", "glue:BatchCreatePartition",
+                 arn("glue", f"table/finsentry_{env}/scored"), DENY),
+        ]
+        for role in ("ApiRole", "IngestRole", "LabelSubmitterRole"):
+            cases.append(Case(f"{role} -> models/", role, "s3:PutObject", obj(f"{PREFIXES.models}run-1/model.tar.gz"),
+                              DENY))  # fmt: skip
+        return cases
+
     def simulation(self, case: Case) -> dict:
         """The simulator's input: the principal's identity policies and the target's resource policy."""
         identity, principal = [], case.principal
@@ -298,3 +380,18 @@ def test_the_matrix_catches_the_conditions_that_used_to_drop_notifications(dev, 
         sim["resourcePolicy"] = {**policy, "Statement": [*keep, statement]}
         sims.append(sim)
     assert [r["result"] for r in simulate(sims)] == ["ImplicitlyDenied", "ImplicitlyDenied"]
+
+
+def test_the_label_door_cases_rest_on_the_policies_they_name(dev, simulator_ready):
+    """Without API Gateway's permission on the function, or the submitter's managed policy, or the
+    rule's permission, the same requests are denied: the allowed cases test those statements."""
+    matrix = Matrix(dev)
+    by_what = {c.what: c for c in matrix.cases}
+    invoke = matrix.simulation(by_what["API Gateway (POST /labels) -> label function"])
+    invoke.pop("resourcePolicy")
+    post = matrix.simulation(by_what["case-management (submitter role) -> POST /labels"])
+    post["identityPolicies"] = []
+    rule = matrix.simulation(by_what["export-arrived rule -> ingest function"])
+    rule["resourcePolicy"] = {**rule["resourcePolicy"], "Statement": [
+        s for s in rule["resourcePolicy"]["Statement"] if "ExportArrived" not in s["Sid"]]}  # fmt: skip
+    assert [r["result"] for r in simulate([invoke, post, rule])] == ["ImplicitlyDenied"] * 3
