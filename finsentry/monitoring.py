@@ -87,6 +87,13 @@ ALARMS: tuple[AlarmSpec, ...] = (
     AlarmSpec("model-load-failed", METRIC_NAMESPACE, Metric.MODEL_LOAD_FAILED, "Sum", 0, Comparison.GREATER, 300, 1,
               "The scorer cannot load the model the parameter names; the previous model keeps serving",
               "model-load-failed"),
+    AlarmSpec("corrupt-state-items", METRIC_NAMESPACE, Metric.CORRUPT_ITEMS, "Sum", 0, Comparison.GREATER, 300, 1,
+              "The scorer replaced unreadable profile, partner or channel items (their history restarts)",
+              "corrupt-state-items"),
+    # one refused mark is written with the shard's next batch: only a mark refused for 15 minutes
+    # on end leaves a real window for duplicate outputs (a replaced function instance forgets it)
+    AlarmSpec("delivery-mark-failures", METRIC_NAMESPACE, Metric.MARK_WRITE_FAILED, "Sum", 0, Comparison.GREATER,
+              300, 3, "The scorer cannot write a shard's delivery mark (15 minutes on end)", "delivery-mark-failures"),
     AlarmSpec("score-drift", METRIC_NAMESPACE, Metric.SCORE_PSI, "Maximum", 0.25, Comparison.GREATER, 3600, 1,
               "Score distribution drifted from the training window (PSI > 0.25)", "drift"),
     AlarmSpec("etl-rejected-share", METRIC_NAMESPACE, Metric.ETL_REJECTED_SHARE, "Maximum", 1.0, Comparison.GREATER,

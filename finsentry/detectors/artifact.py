@@ -104,9 +104,8 @@ def load_model(directory: Path | str, expected_features: tuple[str, ...] | None 
     ``expected_features`` is the feature list this code computes (None: accept any, as for
     benchmark models). With ``allow_sequence`` the caller also computes the sequence columns
     (``finsentry.features.SEQUENCE_COLUMNS``), so a model reading ``expected_features`` plus
-    those (the LSTM, an ensemble holding it) is accepted too: batch scoring does, the
-    streaming scorer (``SCORING_COLUMNS``: of the sequence columns only the row's own
-    operation code) does not. Raises
+    those (the LSTM, an ensemble holding it) is accepted too: batch scoring and the
+    streaming scorer (its profiles keep the last steps, ``features.update_sequences``) do. Raises
     ``ModelArtifactError`` on a missing file, unreadable content, a checksum mismatch, or a
     feature list other than expected.
     """

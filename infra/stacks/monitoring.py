@@ -55,6 +55,8 @@ def dimensions_by_alarm(w: Watched, env: str) -> dict[str, dict[str, str] | AllS
         "anomaly-rate": scorer,
         "rules-only": scorer,
         "model-load-failed": scorer,
+        "corrupt-state-items": scorer,
+        "delivery-mark-failures": scorer,
         "score-drift": scorer,
         "dlq-depth": {"QueueName": w.dlq_name},
         "quarantine-depth": {"QueueName": w.quarantine_name},
