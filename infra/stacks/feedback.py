@@ -55,7 +55,7 @@ from infra.constructs.policy import (
 from infra.images import SCORER
 from infra.paths import DOCKER_EXCLUDES, REPO_ROOT, require
 from infra.stacks.base import FinsentryStack
-from infra.stacks.network import Network
+from infra.stacks.network import Network, acknowledge_function_network, function_placement
 
 FEEDBACK_ROOT = PREFIXES.feedback_inbox.split("/")[0] + "/"  # feedback/: incoming/, processed/, labels/
 HANDLERS = {"ingest": "lambdas.feedback_ingest.handler.handler", "api": "lambdas.label_api.handler.handler"}
@@ -140,7 +140,7 @@ class FeedbackStack(FinsentryStack):
             timeout=timeout,
             tracing=lambda_.Tracing.ACTIVE,
             log_group=logs,
-            **self._vpc_placement(),
+            **function_placement(self.network, "label_doors"),
             environment={
                 FEEDBACK_ENV.data_bucket: self.bucket.name,
                 FEEDBACK_ENV.env: self.config.env,
@@ -156,22 +156,9 @@ class FeedbackStack(FinsentryStack):
         acknowledge(role, "PCI.DSS.321-IAMNoInlinePolicy",
                     "CDK writes the grants of Lambda tracing (and of the function's dead-letter queue) as the "
                     "role's default policy; all our own statements are in its managed policy.")  # fmt: skip
-        if self.network is None:
-            acknowledge(function, "PCI.DSS.321-LambdaInsideVPC",
-                        "Without -c vpc the label doors reach only S3, Glue, CloudWatch and X-Ray regional endpoints "
-                        "over TLS with IAM authentication; -c vpc=new|vpc-... puts them in the private subnets.")
-        else:
-            acknowledge(role, "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
-                        "AWSLambdaVPCAccessExecutionRole]", "CDK attaches AWS's AWSLambdaVPCAccessExecutionRole for "
-                        "the function's network interfaces in the private subnets (no resource-level scoping).")
+        acknowledge_function_network(function, role, self.network, "the label doors reach only S3, Glue, "
+                                     "CloudWatch and X-Ray regional endpoints")
         return function
-
-    def _vpc_placement(self) -> dict:
-        """The doors' subnets and security group under -c vpc (none: AWS's public endpoints)."""
-        if self.network is None:
-            return {}
-        return {"vpc": self.network.vpc, "vpc_subnets": self.network.subnets,
-                "security_groups": [self.network.label_doors]}  # fmt: skip
 
     def _ingest_function(self, database: str) -> lambda_.DockerImageFunction:
         role = ServiceRole(self, "IngestRole", service="lambda.amazonaws.com",

@@ -49,7 +49,7 @@ from infra.constructs.queue_dlq import ExplicitSqsDlq
 from infra.images import SCORER, base_image_args
 from infra.paths import DOCKER_EXCLUDES, REPO_ROOT, require
 from infra.stacks.base import FinsentryStack
-from infra.stacks.network import Network
+from infra.stacks.network import Network, acknowledge_function_network, function_placement
 
 # the value the model parameter starts with: no model yet, so the scorer runs its rule checks
 NO_MODEL = {"model_uri": "", "version": "none", "threshold": 1.0}
@@ -305,7 +305,7 @@ class IngestionStack(FinsentryStack):
                 build_args=base_image_args(self.config.scorer_base_image),
             ),
             architecture=lambda_.Architecture.ARM_64,  # Graviton (20 % less per GB-second), image built for it
-            **self._vpc_placement(),
+            **function_placement(self.network, "scorer"),
             role=role.role,
             memory_size=self.config.scorer_memory_mb,
             timeout=Duration.seconds(self.config.scorer_timeout_s),
@@ -337,28 +337,9 @@ class IngestionStack(FinsentryStack):
             "stream or cluster) as the role's default policy; all our own statements are in its managed policy.",
         )
         self.scorer_role = role
-        if self.network is None:
-            acknowledge(
-                function,
-                "PCI.DSS.321-LambdaInsideVPC",
-                "Without -c vpc the scorer reaches only AWS regional service endpoints (DynamoDB, SQS, SNS, "
-                "Firehose, SSM) over TLS with IAM authentication; -c vpc=new|vpc-... puts it in private subnets.",
-            )
-        else:
-            acknowledge(
-                role,
-                "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole]",
-                "CDK attaches AWS's AWSLambdaVPCAccessExecutionRole for the function's network interfaces in the "
-                "private subnets (ec2 Create/Describe/DeleteNetworkInterface support no resource-level scoping).",
-            )
+        acknowledge_function_network(function, role, self.network, "the scorer reaches only AWS regional service "
+                                     "endpoints (DynamoDB, SQS, SNS, Firehose, SSM)")
         return function
-
-    def _vpc_placement(self) -> dict:
-        """The scorer's subnets and security group under -c vpc (none: AWS's public endpoints)."""
-        if self.network is None:
-            return {}
-        return {"vpc": self.network.vpc, "vpc_subnets": self.network.subnets,
-                "security_groups": [self.network.scorer]}  # fmt: skip
 
     def _event_source(self) -> lambda_.IEventSource:
         cfg = self.config

@@ -69,6 +69,28 @@ class Network:
     source_db: ec2.ISecurityGroup | None = None  # -c source_db: the Glue ingest job's group (reaches the database)
 
 
+
+def function_placement(network: Network | None, group: str) -> dict:
+    """A Lambda function's subnets and its security group (``Network``'s field ``group``) under
+    -c vpc; none without (AWS's public endpoints)."""
+    if network is None:
+        return {}
+    return {"vpc": network.vpc, "vpc_subnets": network.subnets, "security_groups": [getattr(network, group)]}
+
+
+def acknowledge_function_network(function: Construct, role: Construct, network: Network | None, reaches: str) -> None:
+    """The nag acknowledgement a function's network layout needs: outside a VPC, what it reaches
+    instead (``reaches``); inside, the AWS-managed policy CDK attaches for its network interfaces."""
+    if network is None:
+        acknowledge(function, "PCI.DSS.321-LambdaInsideVPC",
+                    f"Without -c vpc {reaches} over TLS with IAM authentication; -c vpc=new|vpc-... puts it in "
+                    "the private subnets.")  # fmt: skip
+    else:
+        acknowledge(role, "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+                    "AWSLambdaVPCAccessExecutionRole]", "CDK attaches AWS's AWSLambdaVPCAccessExecutionRole for the "
+                    "function's network interfaces in the private subnets (ec2 Create/Describe/DeleteNetworkInterface "
+                    "support no resource-level scoping).")  # fmt: skip
+
 class NetworkStack(FinsentryStack):
     """The VPC (created or imported), the workloads' security groups and, for a new VPC, its endpoints."""
 

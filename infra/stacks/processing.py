@@ -17,6 +17,7 @@ with ``-c source_db_key``) for the Glue role only. Without ``source_db`` nothing
 from __future__ import annotations
 
 from aws_cdk import Aws
+from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_events as events
 from aws_cdk import aws_glue as glue
 from aws_cdk import aws_kms as kms
@@ -193,18 +194,25 @@ class ProcessingStack(FinsentryStack):
     def _connection(self, network: Network) -> glue.CfnConnection:
         """A NETWORK connection: the jobs' workers get interfaces in the first private subnet."""
         allow_vpc_networking(self.role, "glue")
+        return self._glue_connection("NetworkConnection", "network", "NETWORK",
+                                     "finsentry Glue jobs in the private subnets", network, network.glue)
+
+    def _glue_connection(self, construct_id: str, name: str, kind: str, description: str, network: Network,
+                    group: ec2.ISecurityGroup, properties: dict[str, str] | None = None) -> glue.CfnConnection:
+        """A Glue connection in the deployment's first private subnet, behind ``group``."""
         connection = glue.CfnConnection(
             self,
-            "NetworkConnection",
+            construct_id,
             catalog_id=Aws.ACCOUNT_ID,
             connection_input=glue.CfnConnection.ConnectionInputProperty(
-                name=self.name("network"),
-                connection_type="NETWORK",
-                description="finsentry Glue jobs in the private subnets",
+                name=self.name(name),
+                connection_type=kind,
+                description=description,
+                connection_properties=properties,
                 physical_connection_requirements=glue.CfnConnection.PhysicalConnectionRequirementsProperty(
                     subnet_id=network.subnet_ids[0],
                     availability_zone=network.availability_zones[0],
-                    security_group_id_list=[network.glue.security_group_id],
+                    security_group_id_list=[group.security_group_id],
                 ),
             ),
         )
@@ -240,32 +248,16 @@ class ProcessingStack(FinsentryStack):
         def field(name: str) -> str:  # resolved by CloudFormation at deploy time; never the password
             return f"{{{{resolve:secretsmanager:{secret}:SecretString:{name}}}}}"
 
-        connection = glue.CfnConnection(
-            self,
-            "SourceDbConnection",
-            catalog_id=Aws.ACCOUNT_ID,
-            connection_input=glue.CfnConnection.ConnectionInputProperty(
-                name=self.name("source-db"),
-                connection_type="JDBC",
-                description="finsentry Glue ingest: the bank's PostgreSQL (credentials in Secrets Manager)",
-                connection_properties={
-                    "JDBC_CONNECTION_URL": f"jdbc:postgresql://{field('host')}:{field('port')}/{field('dbname')}",
-                    "SECRET_ID": secret,
-                    "JDBC_ENFORCE_SSL": "true",
-                },
-                physical_connection_requirements=glue.CfnConnection.PhysicalConnectionRequirementsProperty(
-                    subnet_id=network.subnet_ids[0],
-                    availability_zone=network.availability_zones[0],
-                    security_group_id_list=[network.source_db.security_group_id],
-                ),
-            ),
+        connection = self._glue_connection(
+            "SourceDbConnection", "source-db", "JDBC",
+            "finsentry Glue ingest: the bank's PostgreSQL (credentials in Secrets Manager)", network,
+            network.source_db,
+            {
+                "JDBC_CONNECTION_URL": f"jdbc:postgresql://{field('host')}:{field('port')}/{field('dbname')}",
+                "SECRET_ID": secret,
+                "JDBC_ENFORCE_SSL": "true",
+            },
         )
-        if self.config.vpc != "new":
-            acknowledge(
-                connection,
-                "CloudFormation-Validate::W3010",
-                "The zone of an existing subnet, given by the deployer with -c vpc_azs; Glue's connection needs it.",
-            )
         arguments = {"--source_secret": secret, "--source_mapping": mapping.s3_object_url}
         return connection, arguments
 
