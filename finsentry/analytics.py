@@ -202,7 +202,8 @@ def duckdb_connection(scored_root: Path | str, views: list[AthenaView] | None = 
     )
     history = empty_history() if labels is None else labels
     con.register("labels_frame", history[list(empty_history().columns)])
-    con.execute(f'CREATE TABLE {LABELS_TABLE} AS SELECT trans_id::VARCHAR AS trans_id, verdict::VARCHAR AS verdict, '
+    con.execute(  # the table LABELS_TABLE, typed as finsentry.lake.TABLES declares it
+        'CREATE TABLE labels AS SELECT trans_id::VARCHAR AS trans_id, verdict::VARCHAR AS verdict, '
                 'who::VARCHAR AS who, "when"::TIMESTAMP AS "when", note::VARCHAR AS note, '
                 'label_id::VARCHAR AS label_id, received_at::TIMESTAMP AS received_at FROM labels_frame')
     con.unregister("labels_frame")

@@ -12,7 +12,6 @@ import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
-
 # SDK calls whose IAM action is not the API's name
 _IAM_ACTION_OF_API = {"s3:ListObjectsV2": "s3:ListBucket"}
 
