@@ -245,7 +245,7 @@ def _hot_account(module, records, arn, svc) -> dict:
 def _handbook_sizes(path: Path, recipe_item: dict | None) -> dict:
     """Item bytes of the handbook's customers and terminals (two weeks of history each), as the
     scorer writes them after a batch (checkpoint, guard, one recipe)."""
-    from finsentry.features import update_profiles
+    from finsentry.features import update_profiles_with_sequence
     from finsentry.mapping import load_mapped
     from finsentry.partners import update_partner_profiles
     from finsentry.stream.state import PartnerItem, encode_partner, item_bytes
@@ -254,7 +254,7 @@ def _handbook_sizes(path: Path, recipe_item: dict | None) -> dict:
     valid = valid[(valid["ts"] >= "2018-07-25") & (valid["ts"] < "2018-08-08")]
     profiles: dict = {}
     partners: dict = {}
-    update_profiles(profiles, valid)
+    update_profiles_with_sequence(profiles, valid)
     update_partner_profiles(partners, valid)
     seq = 49590338271490256608559692538361571095921575989136588898  # a real Kinesis sequence number's size
     extra = decode(recipe_item) if recipe_item else None

@@ -1,5 +1,6 @@
-"""The CLI's commands on a deployed environment: ``alerts``, ``query`` (the data lake, Athena) and
-``experiment``, ``models``, ``promote`` (the SageMaker SDK workflow).
+"""The CLI's commands on a deployed environment: ``alerts``, ``query`` (the data lake, Athena),
+``experiment``, ``models``, ``promote`` (the SageMaker SDK workflow) and ``smoke`` (the stream
+path end to end, after a deploy).
 
 Each takes ``--env ENV`` and resolves it once (``finsentry.deployment.resolve``) with the
 default AWS credentials and region. awswrangler and the SageMaker SDK are imported when a
@@ -100,6 +101,24 @@ def add_parsers(sub, positive_int, share) -> None:
     which.add_argument("version", nargs="?", type=positive_int, help="the version number (`finsentry models`)")
     which.add_argument("--rollback", action="store_true",
                        help="reject the served version and serve the newest approved older one")
+
+
+    smoke = sub.add_parser("smoke", help="after a deploy: synthetic transactions through the stream, each output "
+                           "checked (S3, Athena, SNS, quarantine, metrics); exit 0 if all pass, 1 if not")  # fmt: skip
+    smoke.add_argument("--env", required=True, help="deployment environment (dev, prod, ...)")
+    smoke.add_argument("--timeout", type=_timeout, default=None, metavar="SECONDS",
+                       help="longest wait for the outputs (default: Firehose's buffer interval + 240 s)")
+    smoke.add_argument("--poll", type=float, default=10.0, help=argparse.SUPPRESS)  # seconds between looks
+
+
+def _timeout(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 < value <= 24 * 3600:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds from 1 to 86400, got {text}")
+    return value
 
 
 def _resolve(env: str):
@@ -261,8 +280,30 @@ def cmd_promote(args: argparse.Namespace) -> int:
     return 0
 
 
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+def cmd_smoke(args: argparse.Namespace) -> int:
+    import signal
+
+    from finsentry import smoke
+
+    deployment = _resolve(args.env)
+    previous = signal.signal(signal.SIGTERM, _interrupt)  # a kill still removes the temporary subscription
+    try:
+        checks = smoke.run_smoke(deployment, timeout_s=args.timeout, poll_s=args.poll, progress=_progress)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    frame = pd.DataFrame([{"check": c.name, "result": c.result, "detail": c.detail} for c in checks])
+    _print_table(frame, f"smoke test of {args.env} ({deployment.account}, {deployment.region})", {"detail": 110})
+    failed = [c.name for c in checks if c.ok is False]
+    console.print(f"FAILED: {', '.join(failed)}" if failed else "all checks passed")
+    return 1 if failed else 0
+
+
 COMMANDS = {"alerts": cmd_alerts, "query": cmd_query, "experiment": cmd_experiment, "models": cmd_models,
-            "promote": cmd_promote}
+            "promote": cmd_promote, "smoke": cmd_smoke}
 
 
 def expected_errors() -> tuple[type[BaseException], ...]:

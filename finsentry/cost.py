@@ -79,9 +79,12 @@ def load_prices(path: Path | str | None = None) -> Prices:
 
 
 def custom_metric_count() -> int:
-    """Custom CloudWatch metrics the scorer publishes: each metric × its dimension values."""
+    """Custom CloudWatch metrics the deployment publishes: each metric × its dimension values."""
+    doors = 2  # the label counts come from both label doors (service feedback-ingest and labels-api)
     per_dimension = {Metric.QUARANTINED: len(Reason), Metric.ANOMALIES: len(AnomalyType),
-                     Metric.FEATURE_PSI: len(DETECTOR_COLUMNS)}  # fmt: skip
+                     Metric.FEATURE_PSI: len(DETECTOR_COLUMNS),
+                     **dict.fromkeys((Metric.LABELS_RECEIVED, Metric.LABELS_ACCEPTED, Metric.LABELS_NEW,
+                                      Metric.LABELS_REJECTED), doors)}  # fmt: skip
     return sum(per_dimension.get(m, 1) for m in Metric)
 
 

@@ -92,3 +92,57 @@ def expected_names(env: str) -> dict[str, str]:
     return {"database": glue_database_name(env), "workgroup": resource_name(env, RESOURCES.athena_workgroup),
             "model_package_group": resource_name(env, RESOURCES.model_package_group),
             "model_parameter": model_parameter_name(env)}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class StreamResources:
+    """What the deployed scorer reads and writes, from its own configuration (``smoke``)."""
+
+    function: str  # the scorer Lambda
+    source: str  # "kinesis" | "msk" | "kafka" (what its event source mapping reads)
+    source_detail: str  # the stream's or cluster's ARN, or the Kafka brokers
+    stream_name: str  # the Kinesis stream ("" for Kafka sources)
+    alerts_topic_arn: str
+    quarantine_queue_url: str
+    scored_firehose: str
+
+
+def source_of(mapping: dict[str, Any]) -> tuple[str, str]:
+    """(kind, detail) of one event source mapping as Lambda describes it."""
+    arn = str(mapping.get("EventSourceArn", ""))
+    if ":kinesis:" in arn:
+        return "kinesis", arn
+    if ":kafka:" in arn:
+        return "msk", f"Amazon MSK cluster {arn}"
+    brokers = (mapping.get("SelfManagedEventSource") or {}).get("Endpoints", {}).get("KAFKA_BOOTSTRAP_SERVERS", [])
+    if brokers:
+        return "kafka", f"self-managed Kafka {','.join(brokers)}"
+    return "other", arn or "an unknown source"
+
+
+def stream_resources(deployment: Deployment) -> StreamResources:
+    """The scorer's stream and outputs: its environment (``SCORER_ENV``) and its event source mapping."""
+    from botocore.exceptions import ClientError
+
+    from finsentry.layout import SCORER_ENV
+
+    name = resource_name(deployment.env, RESOURCES.scorer_function)
+    lam = deployment.client("lambda")
+    try:
+        variables = lam.get_function_configuration(FunctionName=name).get("Environment", {}).get("Variables", {})
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+            raise DeploymentError(f"deployment {deployment.env!r} has no scorer function {name}") from None
+        raise
+    wanted = {"alerts_topic_arn": SCORER_ENV.alerts_topic_arn, "quarantine_queue_url": SCORER_ENV.quarantine_queue_url,
+              "scored_firehose": SCORER_ENV.scored_firehose}  # fmt: skip
+    missing = sorted(var for var in wanted.values() if not variables.get(var))
+    if missing:
+        raise DeploymentError(f"the scorer {name} lacks the environment variables {', '.join(missing)}")
+    mappings = lam.list_event_source_mappings(FunctionName=name).get("EventSourceMappings", [])
+    if not mappings:
+        raise DeploymentError(f"the scorer {name} has no event source mapping: nothing feeds it")
+    kind, detail = source_of(mappings[0])
+    stream = detail.rsplit("/", 1)[-1] if kind == "kinesis" else ""
+    return StreamResources(function=name, source=kind, source_detail=detail, stream_name=stream,
+                           **{k: variables[v] for k, v in wanted.items()})  # fmt: skip

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from finsentry.features import DRAIN_CAP, HISTORY_CAP
+from finsentry.features import DRAIN_CAP, HISTORY_CAP, N_OPS, op_name
 
 if TYPE_CHECKING:
     from finsentry.detectors.base import Detector
@@ -157,6 +157,7 @@ PHRASES: dict[str, Callable[[float], str | None]] = {
     "op_rarity": _rarity("an operation this account rarely makes", "operation"),
     "transition_rarity": _rarity("an unusual operation after the previous one", "operation after the previous one"),
     "rapid_pass_through": _flag("takes 90 % or more of a credit received less than 48 hours before"),
+    "seq_op": lambda v: f"{op_name(int(v))}, an operation rare across the bank" if 1 <= v <= N_OPS else None,
     "drain_share": lambda v: (f"takes {v:.0%} of the balance before it" if 0.5 <= v < DRAIN_CAP
                               else "a debit from an empty or overdrawn account" if v >= DRAIN_CAP else None),
     # the counterparty's features (finsentry.partners)

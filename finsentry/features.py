@@ -56,12 +56,18 @@ FEATURE_COLUMNS: tuple[str, ...] = (
 N_FEATURES = len(FEATURE_COLUMNS)
 # What a detector reads: the account's own past (above) and the counterparty's (finsentry.partners).
 DETECTOR_COLUMNS: tuple[str, ...] = FEATURE_COLUMNS + PARTNER_FEATURE_COLUMNS
+# What every scoring path computes, the stream included: the features above and the
+# transaction's own operation code (``seq_op``, row-local: ``operation_codes``), which the tails
+# detector reads against the whole bank.
+OPERATION_COLUMN = "seq_op"
+SCORING_COLUMNS: tuple[str, ...] = DETECTOR_COLUMNS + (OPERATION_COLUMN,)
 
 # Which tail of each feature is unusual, and which family of evidence it belongs to: what the
 # tail-probability detector (``finsentry.detectors.tails``) reads. "high": large values are
 # unusual; "low": small ones (a short gap is a burst); "context": not evidence on its own (a
 # young account is not suspicious), used by models that learn interactions only. Features of one
 # family say the same thing several ways (three views of an amount): a family counts once.
+# "category": a code whose rarity across the bank is the evidence (not its numeric value).
 FEATURE_TAILS: dict[str, tuple[str, str]] = {
     "log_amount": ("high", "amount"), "amount_z": ("high", "amount"), "amount_ratio_log": ("high", "amount"),
     "decimal_shift": ("high", "amount"),
@@ -78,6 +84,9 @@ FEATURE_TAILS: dict[str, tuple[str, str]] = {
     "partner_senders_recent_log": ("high", "counterparty"), "partner_senders_ratio": ("high", "counterparty"),
     "partner_volume_ratio": ("high", "counterparty"), "partner_age_log": ("context", "counterparty"),
     "partner_new": ("high", "partner"),
+    # the transaction's own operation (the sequence column ``seq_op``), read against the whole
+    # bank by the tails detector: how rare the operation is across all accounts
+    "seq_op": ("category", "sequence"),
 }  # fmt: skip
 HOUR_DISTANCE = FEATURE_COLUMNS.index("hour_distance")
 
@@ -409,6 +418,7 @@ class AccountProfile:
     f: np.ndarray = field(default_factory=lambda: new_state()[0])
     i: np.ndarray = field(default_factory=lambda: new_state()[1])
     recent_ids: list[str] = field(default_factory=list)  # last trans_ids folded in (redelivery guard)
+    q: np.ndarray = field(default_factory=lambda: new_sequence_state())  # the LSTM's last steps (update_sequences)
 
     @property
     def seen(self) -> int:
@@ -512,6 +522,14 @@ def op_name(code: int) -> str:
     return f"{OPERATIONS[(code - 1) // 2]} {'debit' if (code - 1) % 2 else 'credit'}"
 
 
+def operation_codes(transactions: pd.DataFrame) -> np.ndarray:
+    """Each transaction's own ``seq_op`` code (operation x direction + 1; an unknown operation
+    counts as ``none``): row-local, so the stream computes it as the batch does."""
+    is_debit = (transactions["direction"].astype(str) == Direction.DEBIT).to_numpy()
+    op = pd.Categorical(transactions["operation"].astype(str), categories=OPERATIONS).codes
+    return (np.where(op < 0, OPERATIONS.index(Operation.NONE), op) * 2 + is_debit + 1).astype(np.float64)
+
+
 def purpose_name(code: int) -> str:
     """The words of a 1-based ``seq_purpose`` code."""
     return "no purpose" if int(code) <= 0 else PURPOSES[int(code) - 1]
@@ -530,32 +548,116 @@ def sequence_columns(transactions: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=list(SEQUENCE_COLUMNS), index=transactions.index, dtype=float)
     order = _ordered(transactions)
     t = transactions.iloc[order]
-    ts = pd.to_datetime(t["ts"]).astype("datetime64[ns]")
-    is_debit = (t["direction"].astype(str) == Direction.DEBIT).to_numpy()
-    op = pd.Categorical(t["operation"].astype(str), categories=OPERATIONS).codes
-    op = np.where(op < 0, OPERATIONS.index(Operation.NONE), op) * 2 + is_debit + 1
-    purpose = pd.Categorical(t["k_symbol"].astype(str), categories=PURPOSES).codes
-    purpose = np.where(purpose < 0, PURPOSES.index(Purpose.NONE), purpose) + 1
-    hours = ts.to_numpy().astype("int64") / 3.6e12
-    gap = np.log1p(np.maximum(np.diff(hours, prepend=np.nan), 0.0))  # gap before each row
+    op, purpose, amount, ns, hour = _sequence_inputs(t)
     account = t["account_id"].astype(str).to_numpy()
     first = np.r_[True, account[1:] != account[:-1]]
+    out = _sequence_block(op, purpose, amount, ns / 3.6e12, hour, first)
+    result = np.empty_like(out)
+    result[order] = out
+    return pd.DataFrame(result, columns=list(SEQUENCE_COLUMNS), index=transactions.index)
+
+
+def _sequence_inputs(t: pd.DataFrame) -> tuple[np.ndarray, ...]:
+    """Per row: op code (1-based), purpose code (1-based), amount, ts in ns, hour of day."""
+    ts = pd.to_datetime(t["ts"]).astype("datetime64[ns]")
+    op = operation_codes(t)
+    purpose = pd.Categorical(t["k_symbol"].astype(str), categories=PURPOSES).codes
+    purpose = np.where(purpose < 0, PURPOSES.index(Purpose.NONE), purpose) + 1
+    return (op.astype(np.int64), purpose.astype(np.int64), t["amount"].to_numpy(dtype=np.float64),
+            ts.to_numpy().astype("int64"), ts.dt.hour.to_numpy())  # fmt: skip
+
+
+def _sequence_block(op: np.ndarray, purpose: np.ndarray, amount: np.ndarray, hours: np.ndarray,
+                    hour: np.ndarray, first: np.ndarray) -> np.ndarray:  # fmt: skip
+    """``SEQUENCE_COLUMNS`` of rows grouped by account in time order (``first``: the row is its
+    account's first): the one definition, for the batch and the incremental form."""
+    gap = np.log1p(np.maximum(np.diff(hours, prepend=np.nan), 0.0))  # gap before each row
     gap[first] = 0.0
-    step = np.column_stack([op, purpose, np.log1p(t["amount"].to_numpy(dtype=np.float64)), gap]).astype(np.float64)
-    start = np.maximum.accumulate(np.where(first, np.arange(len(t)), 0))  # first row of each account
-    out = np.zeros((len(t), len(SEQUENCE_COLUMNS)), dtype=np.float64)
-    out[:, 0], out[:, 1], out[:, 2] = op, purpose, ts.dt.hour.to_numpy()
-    rows = np.arange(len(t))
+    step = np.column_stack([op, purpose, np.log1p(amount), gap]).astype(np.float64)
+    n = len(op)
+    start = np.maximum.accumulate(np.where(first, np.arange(n), 0))  # first row of each account
+    out = np.zeros((n, len(SEQUENCE_COLUMNS)), dtype=np.float64)
+    out[:, 0], out[:, 1], out[:, 2] = op, purpose, hour
+    rows = np.arange(n)
     width = len(SEQUENCE_STEP_COLUMNS)
     for k in range(1, SEQUENCE_WINDOW + 1):
         prev = rows - k
         ok = prev >= start
-        block = np.zeros((len(t), width))
+        block = np.zeros((n, width))
         block[ok] = step[prev[ok]]
         out[:, 3 + (k - 1) * width: 3 + k * width] = block
+    return out
+
+
+# The incremental form: an AccountProfile keeps ``q``, its last SEQUENCE_WINDOW transactions'
+# (op, purpose) codes (``op * 16 + purpose``, 0 = none) then their amounts, most recent first;
+# their timestamps are those of the profile's ring of recent timestamps (``F_RING``, one more for
+# the oldest step's gap). Timestamps are held there in float seconds: gaps are exact for
+# timestamps to the microsecond (a record's sub-microsecond part would change the last digits).
+SEQ_STATE_SIZE = 2 * SEQUENCE_WINDOW
+
+
+def new_sequence_state() -> np.ndarray:
+    return np.zeros(SEQ_STATE_SIZE, dtype=np.float64)
+
+
+def update_sequences(profiles: dict[str, AccountProfile], transactions: pd.DataFrame) -> pd.DataFrame:
+    """The ``SEQUENCE_COLUMNS`` of a batch from stored profiles, folding the batch into their
+    ``q`` (each account's rows in time order, after its stored history). Call it BEFORE
+    ``update_profiles`` folds the same rows (it reads the ring of timestamps as stored);
+    ``update_profiles_with_sequence`` does both. Equal to ``sequence_columns`` over the whole
+    history (``tests/test_features.py``)."""
+    if transactions.empty:
+        return sequence_columns(transactions)
+    order = _ordered(transactions)
+    t = transactions.iloc[order]
+    op, purpose, amount, ns, hour = _sequence_inputs(t)
+    account = t["account_id"].astype(str).to_numpy()
+    hours = ns / 3.6e12
+    parts: list[tuple[np.ndarray, ...]] = []  # per account: its history rows then its batch rows
+    keep: list[np.ndarray] = []
+    bounds = np.flatnonzero(np.r_[True, account[1:] != account[:-1], True])
+    for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+        profile = profiles.setdefault(account[a], AccountProfile(account_id=account[a]))
+        h_op, h_purpose, h_amount, h_hours = _history(profile)
+        m = len(h_op)
+        parts.append((np.r_[h_op, op[a:b]], np.r_[h_purpose, purpose[a:b]], np.r_[h_amount, amount[a:b]],
+                      np.r_[h_hours, hours[a:b]], np.r_[np.zeros(m, dtype=hour.dtype), hour[a:b]],
+                      np.r_[True, np.zeros(m + b - a - 1, dtype=bool)]))  # fmt: skip
+        keep.append(np.r_[np.zeros(m, dtype=bool), np.ones(b - a, dtype=bool)])
+        last = slice(max(0, m + b - a - SEQUENCE_WINDOW), m + b - a)
+        codes, amounts = parts[-1][0][last] * 16 + parts[-1][1][last], parts[-1][2][last]
+        q = new_sequence_state()
+        q[:len(codes)], q[SEQUENCE_WINDOW:SEQUENCE_WINDOW + len(codes)] = codes[::-1], amounts[::-1]
+        profile.q = q
+    cols = [np.concatenate([p[j] for p in parts]) for j in range(6)]
+    out = _sequence_block(*cols)[np.concatenate(keep)]
     result = np.empty_like(out)
     result[order] = out
     return pd.DataFrame(result, columns=list(SEQUENCE_COLUMNS), index=transactions.index)
+
+
+def _history(profile: AccountProfile) -> tuple[np.ndarray, ...]:
+    """The profile's last transactions, oldest first, as rows of ``_sequence_block``: its stored
+    steps plus, when the account has one, the transaction before them (its time only: the
+    oldest step's gap). A profile without ``q`` history (older than ``q``) has none."""
+    q = profile.q
+    steps = int(np.count_nonzero(q[:SEQUENCE_WINDOW]))
+    if steps == 0:
+        return (np.zeros(0, dtype=np.int64),) * 2 + (np.zeros(0),) * 2
+    n = min(steps + 1, int(profile.f[F_N]), RING)
+    pos = int(profile.f[F_RING_POS])
+    ts_s = profile.f[F_RING + (pos - np.arange(n, 0, -1)) % RING]  # oldest first
+    hours = (np.round(ts_s * 1e6).astype(np.int64) * 1000) / 3.6e12
+    codes = np.r_[np.zeros(n - steps), q[:steps][::-1]].astype(np.int64)
+    amounts = np.r_[np.zeros(n - steps), q[SEQUENCE_WINDOW:SEQUENCE_WINDOW + steps][::-1]]
+    return codes // 16, codes % 16, amounts, hours
+
+
+def update_profiles_with_sequence(profiles: dict[str, AccountProfile], transactions: pd.DataFrame) -> pd.DataFrame:
+    """``update_profiles`` plus the ``SEQUENCE_COLUMNS`` (the stream's account features)."""
+    sequence = update_sequences(profiles, transactions)
+    return pd.concat([update_profiles(profiles, transactions), sequence], axis=1)
 
 
 # The curated feature row every candidate reads (what the Glue features job writes to curated/).

@@ -98,18 +98,28 @@ def publish(env: str, name: str, root: str, days: Iterable[str], session=None) -
     ones are left alone); returns what was done, for the job's report."""
     wr = _wr()
     database, path = database_name(env), location(name, root)
-    wr.catalog.create_database(database, description="finsentry curated data", exist_ok=True, boto3_session=session)
+    # no description: an existing database (the CDK app's) is then left as it is, never updated
+    wr.catalog.create_database(database, exist_ok=True, boto3_session=session)
     existed = wr.catalog.does_table_exist(database, name, boto3_session=session)
     wr.catalog.create_parquet_table(database=database, table=name, path=path, columns_types=TABLES[name][1],
                                     partitions_types=PARTITIONS, compression=COMPRESSION, mode="update",
                                     description=f"finsentry {name} ({path})", boto3_session=session)  # fmt: skip
     known = set(registered_days(env, name, session)) if existed else set()
     days = sorted(set(days))
-    wr.catalog.add_parquet_partitions(database=database, table=name, compression=COMPRESSION,
-                                      partitions_values={f"{path}{PARTITION_KEY}={d}/": [d] for d in days},
-                                      boto3_session=session)  # fmt: skip
+    add_partitions(env, name, root, days, session)
     return {"table": f"{database}.{name}", "action": "updated" if existed else "created",
             "new_partitions": len(set(days) - known)}  # fmt: skip
+
+
+def add_partitions(env: str, name: str, root: str, days: Iterable[str], session=None) -> None:
+    """Register the ``dt=`` partitions of ``days`` in the existing table ``name`` (existing ones
+    are left alone): the catalog write of a writer that may not change the table itself."""
+    days = sorted(set(days))
+    if days:
+        path = location(name, root)
+        _wr().catalog.add_parquet_partitions(database=database_name(env), table=name, compression=COMPRESSION,
+                                             partitions_values={f"{path}{PARTITION_KEY}={d}/": [d] for d in days},
+                                             boto3_session=session)  # fmt: skip
 
 
 def registered_days(env: str, name: str, session=None) -> list[str]:

@@ -15,6 +15,7 @@ PROJECT = "finsentry"
 class Prefixes:
     raw: str = "raw/"
     quarantine: str = "quarantine/"
+    firehose_errors: str = "quarantine/firehose/"  # the scored Firehose's delivery and conversion errors
     curated: str = "curated/features/"
     validation: str = "curated/validation/"  # labelled validation period (injected anomalies) for evaluation
     transactions: str = "curated/transactions/"  # canonical transactions (Glue ingest), dt= partitions
@@ -69,6 +70,11 @@ class Resources:
     training_pipeline: str = "training-pipeline"  # Step Functions state machine
     model_package_group: str = "detectors"  # SageMaker model registry group
     athena_workgroup: str = "analytics"
+    feedback_function: str = "feedback-ingest"  # Lambda: the S3 label door (feedback/incoming/ -> labels)
+    feedback_dlq: str = "feedback-dlq"  # SQS: ingest events the function failed on after its retries
+    labels_api: str = "labels-api"  # API Gateway REST API: POST /labels (IAM auth), the HTTPS label door
+    labels_function: str = "labels-api"  # Lambda behind it
+    label_submitter: str = "label-submitter"  # IAM role a case-management system assumes to call the API
 
 
 RESOURCES = Resources()
@@ -110,3 +116,15 @@ class ScorerEnv:
 
 
 SCORER_ENV = ScorerEnv()
+
+
+@dataclass(frozen=True)
+class FeedbackEnv:
+    """Environment variables of the two label-door Lambdas (the handlers read them at start-up)."""
+
+    data_bucket: str = "DATA_BUCKET"
+    env: str = "FINSENTRY_ENV"  # the deployment (its Glue database, glue_database_name)
+
+
+FEEDBACK_ENV = FeedbackEnv()
+LABELS_API_STAGE = "v1"  # the API's one stage: https://<api>.execute-api.<region>.amazonaws.com/v1/labels

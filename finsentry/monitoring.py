@@ -41,6 +41,13 @@ class Metric(StrEnum):
     ETL_REJECTED_SHARE = "EtlRejectedShare"  # percent of rows in that were quarantined
     ETL_BALANCE_BREAKS = "EtlBalanceBreaks"  # count: balance arithmetic or continuity violations
     ETL_DUPLICATES = "EtlDuplicates"  # count: duplicate trans_ids and duplicate postings
+    # the label doors (finsentry.feedback), dimension service = the door's function
+    LABELS_RECEIVED = "LabelsReceived"  # count: label rows read (files or request bodies)
+    LABELS_ACCEPTED = "LabelsAccepted"  # count: valid rows (new or already known)
+    LABELS_NEW = "LabelsNew"  # count: labels appended to the history
+    LABELS_REJECTED = "LabelsRejected"  # count: refused rows (their reasons in quarantine/feedback/ or the response)
+    FEEDBACK_UNREADABLE = "FeedbackFilesUnreadable"  # count: exports that are not label files at all
+    LABEL_REQUESTS_REFUSED = "LabelRequestsRefused"  # count: HTTPS bodies that are not labels at all (400)
 
 
 class Comparison(StrEnum):
@@ -80,6 +87,13 @@ ALARMS: tuple[AlarmSpec, ...] = (
     AlarmSpec("model-load-failed", METRIC_NAMESPACE, Metric.MODEL_LOAD_FAILED, "Sum", 0, Comparison.GREATER, 300, 1,
               "The scorer cannot load the model the parameter names; the previous model keeps serving",
               "model-load-failed"),
+    AlarmSpec("corrupt-state-items", METRIC_NAMESPACE, Metric.CORRUPT_ITEMS, "Sum", 0, Comparison.GREATER, 300, 1,
+              "The scorer replaced unreadable profile, partner or channel items (their history restarts)",
+              "corrupt-state-items"),
+    # one refused mark is written with the shard's next batch: only a mark refused for 15 minutes
+    # on end leaves a real window for duplicate outputs (a replaced function instance forgets it)
+    AlarmSpec("delivery-mark-failures", METRIC_NAMESPACE, Metric.MARK_WRITE_FAILED, "Sum", 0, Comparison.GREATER,
+              300, 3, "The scorer cannot write a shard's delivery mark (15 minutes on end)", "delivery-mark-failures"),
     AlarmSpec("score-drift", METRIC_NAMESPACE, Metric.SCORE_PSI, "Maximum", 0.25, Comparison.GREATER, 3600, 1,
               "Score distribution drifted from the training window (PSI > 0.25)", "drift"),
     AlarmSpec("etl-rejected-share", METRIC_NAMESPACE, Metric.ETL_REJECTED_SHARE, "Maximum", 1.0, Comparison.GREATER,
@@ -105,6 +119,15 @@ SERVICE_ALARMS: tuple[AlarmSpec, ...] = (
     AlarmSpec("firehose-conversion-failed", "AWS/Firehose", "FailedConversion.Records", "Sum", 0, Comparison.GREATER,
               300, 1, "Firehose could not convert scored rows to Parquet (sent to quarantine/firehose/)",
               "firehose-delivery"),
+    # the label doors (finsentry.feedback; infra/stacks/feedback.py)
+    AlarmSpec("feedback-ingest-errors", "AWS/Lambda", "Errors", "Sum", 0, Comparison.GREATER, 300, 1,
+              "The S3 label door (feedback-ingest Lambda) failed; exports stay in feedback/incoming/", "label-doors"),
+    AlarmSpec("feedback-dlq-depth", "AWS/SQS", "ApproximateNumberOfMessagesVisible", "Maximum", 0, Comparison.GREATER,
+              300, 1, "Label-export events the feedback-ingest Lambda gave up on wait in its DLQ", "label-doors"),
+    AlarmSpec("feedback-unreadable", METRIC_NAMESPACE, Metric.FEEDBACK_UNREADABLE, "Sum", 0, Comparison.GREATER, 3600,
+              1, "A label export under feedback/incoming/ is not a label file (quarantine/feedback/)", "label-doors"),
+    AlarmSpec("labels-api-5xx", "AWS/ApiGateway", "5XXError", "Sum", 0, Comparison.GREATER, 300, 1,
+              "The label endpoint (POST /labels) answered with server errors", "label-doors"),
 )  # fmt: skip
 
 

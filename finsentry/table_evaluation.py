@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from finsentry.evaluation import ModelReport, Split, evaluate_scores, select_model, time_split
-from finsentry.features import SEQUENCE_COLUMNS
+from finsentry.features import SCORING_COLUMNS, SEQUENCE_COLUMNS
 
 DEFAULT_DETECTOR = "ensemble"
 
@@ -35,7 +35,7 @@ def stream_capable(name: str) -> bool:
 
     default = inspect.signature(REGISTRY[name]).parameters.get("feature_columns")
     columns = () if default is None or default.default is None else tuple(default.default)
-    return not set(SEQUENCE_COLUMNS) & set(columns)
+    return not (set(SEQUENCE_COLUMNS) - set(SCORING_COLUMNS)) & set(columns)
 
 
 def detector_names(chosen: Sequence[str] | None) -> list[str]:

@@ -19,6 +19,7 @@ from cdk_nag import AwsSolutionsChecks, PCIDSS321Checks
 from infra.config import EnvConfig, load_config
 from infra.paths import REPO_ROOT, MissingDeployableError
 from infra.stacks.analytics import AnalyticsStack
+from infra.stacks.feedback import FeedbackStack
 from infra.stacks.ingestion import IngestionStack
 from infra.stacks.ml_pipeline import MlPipelineStack
 from infra.stacks.monitoring import MonitoringStack, Watched
@@ -46,6 +47,7 @@ class Deployment:
     ingestion: IngestionStack
     analytics: AnalyticsStack
     ml_pipeline: MlPipelineStack
+    feedback: FeedbackStack
     monitoring: MonitoringStack
 
     @property
@@ -106,6 +108,10 @@ def build(app: App | None = None, *, context: dict[str, Any] | None = None, nag:
     )
     ml_pipeline.add_stack_dependency(analytics)
     ml_pipeline.add_stack_dependency(ingestion)  # the model parameter it rewrites
+    feedback = FeedbackStack(app, "feedback", config=config, key=key, glue_database=processing.database_name,
+                             network=network)  # fmt: skip
+    feedback.add_stack_dependency(processing)  # the labels table lives in its Glue database
+    feedback.add_stack_dependency(storage)  # the bucket sends its events to EventBridge
     monitoring = MonitoringStack(
         app,
         "monitoring",
@@ -118,6 +124,9 @@ def build(app: App | None = None, *, context: dict[str, Any] | None = None, nag:
             glue_failure_rule=processing.failure_rule.rule_name,
             state_machine_arn=ml_pipeline.state_machine.state_machine_arn,
             firehose_name=ingestion.firehose.ref,
+            feedback_function=feedback.ingest.function_name,
+            feedback_dlq=feedback.dlq.queue_name,
+            labels_api=feedback.api.rest_api_name,
         ),
     )
     return Deployment(
@@ -130,6 +139,7 @@ def build(app: App | None = None, *, context: dict[str, Any] | None = None, nag:
         ingestion=ingestion,
         analytics=analytics,
         ml_pipeline=ml_pipeline,
+        feedback=feedback,
         monitoring=monitoring,
     )
 

@@ -7,6 +7,7 @@ a retention period or an address. Context keys may override single fields (``-c 
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass, fields, replace
 from typing import Any
@@ -56,6 +57,10 @@ class EnvConfig:
     glue_timeout_min: int = 60
     # training pipeline
     training_schedule_cron: str = "cron(0 3 * * ? *)"  # daily 03:00 UTC
+    # the label doors (infra/stacks/feedback.py)
+    labels_api_rate_limit: int = 10  # requests per second, steady, for the whole stage
+    labels_api_burst_limit: int = 20
+    feedback_sweep_schedule: str = "rate(1 hour)"  # the S3 door's sweep of feedback/incoming/
     # retention
     log_retention_days: int = 30
     raw_retention_days: int = 365
@@ -72,6 +77,19 @@ class EnvConfig:
     vpc_cidr: str = "10.40.0.0/20"  # vpc=new
     vpc_subnets: str = ""  # vpc=vpc-...: comma-separated private subnet ids
     vpc_azs: str = ""  # vpc=vpc-...: their availability zones, in the same order
+    # base images: "" = the Dockerfile's tag; a release pins each by digest, <image>@sha256:<64 hex>
+    # (docs/operations.md, "Base images"); the build gets it as the BASE_IMAGE build argument
+    scorer_base_image: str = ""
+    sagemaker_base_image: str = ""
+    # source database (PostgreSQL / RDS / Aurora) for the Glue ingest job; "" = raw/ files only.
+    # source_db = the full ARN of its Secrets Manager secret (RDS form: host, port, dbname, username,
+    # password); needs -c vpc; the job reads it through a Glue JDBC connection (infra/stacks/processing.py)
+    source_db: str = ""
+    source_db_mapping: str = ""  # mapping YAML with a database: section (path from the repo root), an asset
+    source_db_port: int = 5432  # the only port the job's security group may reach the database on
+    source_db_cidr: str = ""  # the database's address range (e.g. its subnets), or
+    source_db_security_group: str = ""  # the database's security group (sg-..., in a VPC the job's reaches)
+    source_db_key: str = ""  # the KMS key ARN of the secret when it is encrypted with a customer managed key
     # removal: dev tears down with its data, prod keeps it
     destroy_on_removal: bool = True
 
@@ -102,6 +120,7 @@ CONFIGS: dict[str, EnvConfig] = {
 
 _BOOL_TRUE = {"1", "true", "yes", "on"}
 ENVS_NEEDING_ONCALL = {"prod"}  # no default address: a placeholder would swallow every alarm
+_DIGEST_REF = re.compile(r"[^\s@]+@sha256:[0-9a-f]{64}")
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
 
@@ -140,6 +159,11 @@ def _check(config: EnvConfig) -> None:
         raise ValueError("source=kafka needs -c kafka_bootstrap_servers=host:port,... and -c kafka_secret_arn=...")
     if config.firehose_buffer_mb < 64:
         raise ValueError("firehose_buffer_mb must be >= 64 (Firehose dynamic partitioning minimum)")
+    for name in ("scorer_base_image", "sagemaker_base_image"):
+        value = getattr(config, name)
+        if value and not _DIGEST_REF.fullmatch(value):
+            raise ValueError(f"{name}={value!r}: pin the base by digest, <image>@sha256:<64 hex digits> "
+                             "(docker buildx imagetools inspect <image> prints it)")  # fmt: skip
     if config.scorer_reserved_concurrency < 0:
         raise ValueError("scorer_reserved_concurrency must be >= 0 (0 = no reservation)")
     if config.env in ENVS_NEEDING_ONCALL and not _EMAIL.fullmatch(config.alarm_email):
@@ -157,5 +181,64 @@ def _check(config: EnvConfig) -> None:
                 "an existing VPC needs its private subnets and their zones: "
                 "-c vpc_subnets=subnet-a,subnet-b -c vpc_azs=eu-west-1a,eu-west-1b (same order, same count)"
             )
+    _check_source_db(config)
     if not 60 <= config.scorer_max_record_age_s <= 604_800:
         raise ValueError("scorer_max_record_age_s must be within 60 s .. 7 days")
+
+
+SOURCE_DB_OPTIONS = ("source_db_mapping", "source_db_cidr", "source_db_security_group", "source_db_key")
+_SECRET_ARN = re.compile(r"arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[\w/+=.@-]+-[A-Za-z0-9]{6}")
+_KEY_ARN = re.compile(r"arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/(?:[0-9a-f-]{36}|mrk-[0-9a-f]{32})")
+
+
+def _check_source_db(config: EnvConfig) -> None:
+    """The source database options: complete, well-formed, inside a VPC, with a mapping that reads a database."""
+    if not config.source_db:
+        given = [k for k in SOURCE_DB_OPTIONS if getattr(config, k)]
+        if given:
+            raise ValueError(f"{', '.join(given)} without -c source_db=<secret ARN>: nothing would use it")
+        return
+    if not _SECRET_ARN.fullmatch(config.source_db):
+        raise ValueError(
+            f"source_db={config.source_db!r}: give the secret's full ARN, arn:aws:secretsmanager:REGION:ACCOUNT:"
+            "secret:NAME-XXXXXX (aws secretsmanager describe-secret --secret-id NAME --query ARN)"
+        )
+    if not config.vpc:
+        raise ValueError(
+            "source_db needs a VPC: -c vpc=vpc-... (the database's VPC, with vpc_subnets and vpc_azs) "
+            "or -c vpc=new (with a route to the database): Glue reaches a database only from a VPC"
+        )
+    if bool(config.source_db_cidr) == bool(config.source_db_security_group):
+        raise ValueError(
+            "source_db needs where the database is, exactly one of: -c source_db_security_group=sg-... "
+            "(the database's security group) or -c source_db_cidr=10.0.8.0/24 (its address range)"
+        )
+    group = config.source_db_security_group
+    if group and not re.fullmatch(r"sg-(?:[0-9a-f]{8}|[0-9a-f]{17})", group):
+        raise ValueError(f"source_db_security_group={config.source_db_security_group!r} is not a security group id")
+    if config.source_db_cidr:
+        try:
+            network = ipaddress.ip_network(config.source_db_cidr, strict=True)
+        except ValueError:
+            raise ValueError(
+                f"source_db_cidr={config.source_db_cidr!r}: not an address range like 10.0.8.0/24"
+            ) from None
+        if network.version != 4 or network.prefixlen < 8:
+            raise ValueError(f"source_db_cidr={config.source_db_cidr!r}: an IPv4 range of /8 or narrower")
+    if not 1 <= config.source_db_port <= 65535:
+        raise ValueError(f"source_db_port={config.source_db_port} is not a TCP port")
+    if config.source_db_key and not _KEY_ARN.fullmatch(config.source_db_key):
+        raise ValueError(
+            f"source_db_key={config.source_db_key!r}: give the key ARN (arn:aws:kms:REGION:ACCOUNT:key/ID)"
+        )
+    if not config.source_db_mapping:
+        raise ValueError("source_db needs -c source_db_mapping=bank.mapping.yaml (a mapping with a database: section)")
+    from finsentry.mapping import load_mapping
+    from infra.paths import REPO_ROOT
+
+    # relative to the repository (where cdk runs); MappingError (a ValueError) names the problem
+    mapping = load_mapping(REPO_ROOT / config.source_db_mapping)
+    if not (mapping.database.table or mapping.database.query):
+        raise ValueError(
+            f"source_db_mapping={config.source_db_mapping}: the mapping's database: section names no table or query"
+        )

@@ -12,7 +12,8 @@ x86_64 CI runner build the same image.
   compatible with numpy >= 2.1 (``uv pip compile`` finds no solution).
 - sagemaker: Debian 12 ``python:3.11-slim-bookworm`` (glibc 2.36) on x86_64 (SageMaker training
   and processing instances). torch comes from the PyTorch CPU index (PyPI's x86_64 torch pulls
-  gigabytes of CUDA libraries); its version is pinned, its own dependencies are in the lock.
+  gigabytes of CUDA libraries), hash-locked by hand in ``sagemaker/torch.lock`` (uv and the lock
+  tests resolve from PyPI only); its own dependencies are in the lock.
 
 - glue: Glue 5.0 workers (x86_64, Amazon Linux 2023, glibc 2.34, Python 3.11). Only what Glue
   lacks is locked, resolved against AWS's published list of the modules Glue 5.0 provides
@@ -53,6 +54,8 @@ class ImageLock:
     glibc: tuple[int, int]  # of the base image: the newest manylinux tag its wheels may carry
     python: str = "3.11"
     separately: tuple[str, ...] = ()  # installed from another index in the Dockerfile (not in the lock)
+    separate_lock: str | None = None  # their hash-locked requirements file (written by hand: not PyPI)
+    separate_index: str = ""  # the index the Dockerfile installs them from
     constraints: str | None = None  # versions the target already has (never shipped, never replaced)
 
     @property
@@ -91,6 +94,8 @@ SAGEMAKER = ImageLock(
     arch="x86_64",
     glibc=(2, 36),  # Debian 12 (bookworm)
     separately=("torch",),
+    separate_lock="sagemaker/torch.lock",
+    separate_index="https://download.pytorch.org/whl/cpu",
 )
 GLUE = ImageLock(
     name="glue",
@@ -116,6 +121,12 @@ def provided(lock: ImageLock) -> dict[str, str]:
             name, version = line.strip().split("==")
             pins[name.lower()] = version
     return pins
+
+
+def base_image_args(base: str) -> dict[str, str] | None:
+    """The Docker build arguments of an image asset: ``BASE_IMAGE`` when the config pins one
+    (``-c scorer_base_image=...@sha256:...``), else none (the Dockerfile's default tag)."""
+    return {"BASE_IMAGE": base} if base else None
 
 
 class WheelDownloadError(RuntimeError):

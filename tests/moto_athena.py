@@ -8,7 +8,8 @@ guard test in ``tests/test_moto_athena.py`` fails when moto starts to answer).
 
 ``athena_on_duckdb`` fills exactly that: when a query starts, it is run on DuckDB (transpiled from
 Athena's dialect by sqlglot) over what the Glue catalog says the database holds: every table's
-registered partitions read from moto's S3, every ``VIRTUAL_VIEW`` from its Presto view text. The
+registered partitions read from moto's S3 (or, for a table with partition projection on, every
+``<key>=<value>/`` folder under its location), every ``VIRTUAL_VIEW`` from its Presto view text. The
 result becomes moto's own ``QueryResults`` (header row first, typed ``ColumnInfo``) and moto's
 code writes the CSV. A query DuckDB refuses is an ``InvalidRequestException`` at
 ``StartQueryExecution``, as Athena reports a syntax error. Executions reach SUCCEEDED at once.
@@ -51,7 +52,9 @@ def _table_frame(glue, s3, database: str, table: dict) -> pd.DataFrame:
     columns = {c["Name"]: c["Type"] for c in table["StorageDescriptor"]["Columns"]}
     keys = [k["Name"] for k in table.get("PartitionKeys", [])]
     parts = []
-    if keys:
+    if keys and table.get("Parameters", {}).get("projection.enabled") == "true":
+        parts = _projected(s3, table["StorageDescriptor"]["Location"], keys)
+    elif keys:
         pages = glue.get_paginator("get_partitions").paginate(DatabaseName=database, TableName=table["Name"])
         for partition in (p for page in pages for p in page["Partitions"]):
             for body in _s3_objects(s3, partition["StorageDescriptor"]["Location"]):
@@ -66,6 +69,21 @@ def _table_frame(glue, s3, database: str, table: dict) -> pd.DataFrame:
     if not parts:
         return pd.DataFrame({c: pd.Series(dtype="object") for c in wanted})
     return pd.concat(parts, ignore_index=True)[wanted]
+
+
+def _projected(s3, location: str, keys: list[str]) -> list[pd.DataFrame]:
+    """Partition projection (one key, ``<location><key>=<value>/``): every partition that has data
+    is found without being registered, as Athena computes them from the table's properties."""
+    bucket, _, prefix = location.removeprefix("s3://").partition("/")
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+    parts = []
+    for key in sorted(o["Key"] for page in pages for o in page.get("Contents", []) if not o["Key"].endswith("/")):
+        folder = key[len(prefix):].split("/", 1)[0]
+        if len(keys) != 1 or not folder.startswith(f"{keys[0]}="):
+            continue
+        frame = pq.read_table(io.BytesIO(s3.get_object(Bucket=bucket, Key=key)["Body"].read())).to_pandas()
+        parts.append(frame.assign(**{keys[0]: folder.split("=", 1)[1]}))
+    return parts
 
 
 def _connection(database: str, region: str) -> duckdb.DuckDBPyConnection:
@@ -86,10 +104,9 @@ def _connection(database: str, region: str) -> duckdb.DuckDBPyConnection:
         try:
             con.execute(f'CREATE VIEW "{view["Name"]}" AS {body}')
         except (duckdb.CatalogException, duckdb.BinderException):
-            # a view over a table not registered yet, or registered with other columns (the analysts'
-            # views read `labels`, which the feedback door registers on its first export): Athena
-            # keeps such a view and fails only a query on it; here the view is left out, so such a
-            # query fails too
+            # a view over a table this test deployment did not register, or registered with other
+            # columns (the analysts' views read `labels`): Athena keeps such a view and fails only a
+            # query on it; here the view is left out, so such a query fails too
             continue
     return con
 

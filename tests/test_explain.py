@@ -11,6 +11,7 @@ import pytest
 from finsentry.detectors import make_detector
 from finsentry.detectors.base import Detector
 from finsentry.detectors.supervised import SUPERVISED_EXTRA_COLUMNS
+from finsentry.detectors.tails import TAILS_COLUMNS
 from finsentry.explain import (
     PHRASES,
     SEQUENCE_REASONS,
@@ -26,7 +27,7 @@ from tests.detectors import planted_frame
 
 
 def test_every_feature_has_one_phrase_that_renders_any_value():
-    assert set(PHRASES) == set(DETECTOR_COLUMNS) | set(SEQUENCE_REASONS) | set(SUPERVISED_EXTRA_COLUMNS)
+    assert set(PHRASES) == set(TAILS_COLUMNS) | set(SEQUENCE_REASONS) | set(SUPERVISED_EXTRA_COLUMNS)
     for name in PHRASES:
         assert phrase(name, 1.0)
         for value in (0.0, -3.0, 1e6, np.nan, np.inf, -np.inf):

@@ -14,6 +14,7 @@ from finsentry.features import (
     update_profiles,
 )
 from finsentry.schema import validate_frame
+from tests.factories import small_bank
 
 
 def txn(trans_id, account, ts, amount, direction="debit", operation="card_withdrawal",
@@ -167,3 +168,23 @@ def test_history_count_saturates_so_account_age_is_no_clock():
     counts = np.expm1(feats["history_count_log"].to_numpy()[order])
     np.testing.assert_allclose(counts[:100], np.arange(100))
     np.testing.assert_allclose(counts[100:], HISTORY_CAP)
+
+
+def test_the_sequence_columns_from_stored_profiles_are_the_batch_ones_whatever_the_batches():
+    """The LSTM's inputs in the stream: ``update_profiles_with_sequence`` over random batch
+    boundaries, through the stored item (``q`` and the ring round-trip), equals
+    ``sequence_columns`` over the whole history, bit for bit."""
+    from finsentry.features import SEQUENCE_COLUMNS, sequence_columns, update_profiles_with_sequence
+    from finsentry.stream.state import AccountItem, decode, encode_account
+
+    v = small_bank().transactions.valid.sort_values("ts", kind="stable").reset_index(drop=True)
+    rng = np.random.default_rng(3)
+    cuts = np.r_[0, np.sort(rng.choice(np.arange(1, len(v)), 25, replace=False)), len(v)]
+    profiles: dict = {}
+    outs = []
+    for a, b in zip(cuts[:-1], cuts[1:], strict=True):
+        outs.append(update_profiles_with_sequence(profiles, v.iloc[a:b]))
+        profiles = {k: decode(encode_account(AccountItem(p), 1)).profile for k, p in profiles.items()}
+    got = pd.concat(outs)[list(SEQUENCE_COLUMNS)].to_numpy()
+    np.testing.assert_array_equal(got, sequence_columns(v).to_numpy())
+    assert (got[:, 3 + 4 * 7] > 0).any()  # rows with a full window of eight earlier steps

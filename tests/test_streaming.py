@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from finsentry.detectors import make_detector
-from finsentry.features import DETECTOR_COLUMNS, AccountProfile, features_with_sequence
+from finsentry.features import AccountProfile, features_with_sequence
 from finsentry.partners import PartnerProfile
 from finsentry.schema import to_record
 from finsentry.scoring import score_transactions
@@ -30,14 +30,15 @@ def records_and_model():
 
 
 def test_stream_flags_what_batch_scoring_flags_and_counts_add_up():
-    """Parity: the stream's features (account and partner profiles) and scores are the batch's."""
+    """Parity: the stream's features (account and partner profiles, the sequence columns) and
+    scores are the batch's."""
     v, train, test, model, profiles, partners = records_and_model()
     scorer = StreamScorer(model, threshold=0.99, model_version="m1")
     chunks = [test.iloc[idx] for idx in np.array_split(np.arange(len(test)), 5)]
     outcomes = [scorer.score_batch([to_record(r) for _, r in chunk.iterrows()], profiles, partners=partners)
                 for chunk in chunks]  # fmt: skip
     streamed = pd.concat([o.scored for o in outcomes]).set_index("trans_id")
-    features = features_with_sequence(v).loc[test.index, list(DETECTOR_COLUMNS)]
+    features = features_with_sequence(v).loc[test.index]  # every curated column, the LSTM's sequence ones too
     stream_features = pd.concat([o.features for o in outcomes]).set_axis(
         pd.concat([o.scored["trans_id"] for o in outcomes]))
     np.testing.assert_array_equal(stream_features.loc[test["trans_id"]].to_numpy(), features.to_numpy())

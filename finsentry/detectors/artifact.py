@@ -22,7 +22,7 @@ import numpy as np
 
 from finsentry import __version__
 from finsentry.detectors.base import Detector
-from finsentry.features import DETECTOR_COLUMNS, SEQUENCE_COLUMNS
+from finsentry.features import SCORING_COLUMNS, SEQUENCE_COLUMNS
 
 MODEL_FILE = "model.joblib"
 METADATA_FILE = "metadata.json"
@@ -97,15 +97,15 @@ def _read_metadata(path: Path) -> dict:
     return meta
 
 
-def load_model(directory: Path | str, expected_features: tuple[str, ...] | None = DETECTOR_COLUMNS,
+def load_model(directory: Path | str, expected_features: tuple[str, ...] | None = SCORING_COLUMNS,
                allow_sequence: bool = False) -> tuple[Detector, dict]:  # fmt: skip
     """Load a saved detector and its metadata after checking integrity and the feature list.
 
     ``expected_features`` is the feature list this code computes (None: accept any, as for
     benchmark models). With ``allow_sequence`` the caller also computes the sequence columns
     (``finsentry.features.SEQUENCE_COLUMNS``), so a model reading ``expected_features`` plus
-    those (the LSTM, an ensemble holding it) is accepted too: batch scoring does, the
-    streaming scorer (no sequence columns in its profiles) does not. Raises
+    those (the LSTM, an ensemble holding it) is accepted too: batch scoring and the
+    streaming scorer (its profiles keep the last steps, ``features.update_sequences``) do. Raises
     ``ModelArtifactError`` on a missing file, unreadable content, a checksum mismatch, or a
     feature list other than expected.
     """
@@ -123,7 +123,7 @@ def load_model(directory: Path | str, expected_features: tuple[str, ...] | None 
     features = tuple(meta.get("feature_columns") or ())
     accepted = [tuple(expected_features or ())]
     if allow_sequence:
-        accepted.append((*accepted[0], *SEQUENCE_COLUMNS))
+        accepted.append((*accepted[0], *(c for c in SEQUENCE_COLUMNS if c not in accepted[0])))
     # the supervised candidate also reads the label-derived risk and its base's score, which
     # this code computes too (finsentry.label_risk; the detector adds the score itself)
     from finsentry.detectors.supervised import SUPERVISED_EXTRA_COLUMNS

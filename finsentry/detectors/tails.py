@@ -22,6 +22,22 @@ and a row's raw score adds them up. Three differences from pyod's ECOD, each for
   Unknown columns are each their own family. Families add up (``combine="sum"``, ECOD's rule)
   or the strongest family decides (``combine="max"``).
 
+**Against the whole bank.** With the operation code among its columns (``seq_op``, the default),
+two columns are read against every account's training rows, frozen at fit, so a first-time
+account is judged too and the batch, Spark and stream paths agree by construction (the stream
+reads the same frozen sample from the model):
+
+* ``seq_op``: the operation's rarity across the bank, ``-log((#training rows of that operation
+  + 1) / (n + 1))``;
+* ``log_amount``: the amount's tail within its operation across the bank (a 5,000 withdrawal
+  against all withdrawals, not against all credits too); an operation never seen in training
+  falls back to the bank-wide amount column.
+
+Measured in the default ensemble (``bench.detection`` cache, 1 % budget, recall / AUC-PR,
+against the same ensemble with tails on ``DETECTOR_COLUMNS`` only): synthetic 65.8 % / 0.434 ->
+67.1 % / 0.455, Czech 74.4 % / 0.331 -> 74.4 % / 0.341, handbook (one operation: no change)
+25.6 % / 0.123 both.
+
 The score decomposes exactly into per-feature parts (the surprise of the feature that carries
 each family), so explanations are exact and cost nothing: no SHAP sampling.
 """
@@ -34,7 +50,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from finsentry.detectors.base import Detector, register
-from finsentry.features import DETECTOR_COLUMNS, FEATURE_TAILS
+from finsentry.features import FEATURE_TAILS, OPERATION_COLUMN, SCORING_COLUMNS
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -42,12 +58,55 @@ if TYPE_CHECKING:
     from finsentry.explain import Reason
 
 BOTH, HIGH, LOW, CONTEXT = "both", "high", "low", "context"
+OPERATION, AMOUNT = OPERATION_COLUMN, "log_amount"  # read against the whole bank, per operation
+TAILS_COLUMNS = SCORING_COLUMNS
 TYPICAL_SURPRISE = math.log(2.0)  # a median value's surprise: reasons start above it
 TIE_BREAK = 1e-3  # below every floor, rows still rank by their total surprise
 
 
 def _tail(direction: str, name: str) -> tuple[str, str]:
     return FEATURE_TAILS.get(name, (direction, name))
+
+
+def freeze_columns(x: np.ndarray, max_rows: int, random_state: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each column's sorted training sample (at most ``max_rows`` rows, seeded) and its upper and
+    lower spreads (q99 - q50, q50 - q01; the range, or 1, where those are 0): what
+    ``column_surprises`` needs, frozen at fit."""
+    if len(x) > max_rows:
+        rng = np.random.default_rng(random_state)
+        x = x[np.sort(rng.choice(len(x), max_rows, replace=False))]
+    ordered = np.sort(x, axis=0)
+    q = np.quantile(x, [0.01, 0.5, 0.99], axis=0)
+    span = ordered[-1] - ordered[0]
+    up, down = q[2] - q[1], q[1] - q[0]
+    spread = np.vstack([np.where(up > 0, up, np.where(span > 0, span, 1.0)),
+                        np.where(down > 0, down, np.where(span > 0, span, 1.0))])  # fmt: skip
+    return ordered, spread
+
+
+def column_surprises(ordered: np.ndarray, spread: np.ndarray, x: np.ndarray, directions: list[str]) -> np.ndarray:
+    """Per row and column, ``-log`` of the value's empirical tail probability in the column's
+    frozen sample, on the side ``directions[j]`` names (both: the larger; context: 0); beyond
+    the training range it grows linearly in units of the column's spread."""
+    n = ordered.shape[0]
+    out = np.zeros(x.shape, dtype=np.float64)
+    for j, direction in enumerate(directions):
+        if direction == CONTEXT:
+            continue
+        col, v = ordered[:, j], x[:, j]
+        if direction in (HIGH, BOTH):
+            above = n - np.searchsorted(col, v, side="left")
+            s = -np.log((above + 1.0) / (n + 1.0))
+            beyond = v > col[-1]
+            s[beyond] = math.log(n + 1.0) + (v[beyond] - col[-1]) / spread[0, j]
+            out[:, j] = s
+        if direction in (LOW, BOTH):
+            below = np.searchsorted(col, v, side="right")
+            s = -np.log((below + 1.0) / (n + 1.0))
+            beyond = v < col[0]
+            s[beyond] = math.log(n + 1.0) + (col[0] - v[beyond]) / spread[1, j]
+            out[:, j] = np.maximum(out[:, j], s)
+    return out
 
 
 @register("tails")
@@ -63,7 +122,7 @@ class TailProbabilityDetector(Detector):
 
     def __init__(self, combine: str = "sum", max_rows: int = 20_000, random_state: int = 0,
                  unknown_tail: str = BOTH, floor_share: float = 0.01,
-                 feature_columns: tuple[str, ...] | None = DETECTOR_COLUMNS) -> None:  # fmt: skip
+                 feature_columns: tuple[str, ...] | None = TAILS_COLUMNS) -> None:  # fmt: skip
         if combine not in ("sum", "max"):
             raise ValueError(f"tails: combine must be 'sum' or 'max', got {combine!r}")
         if unknown_tail not in (BOTH, HIGH, LOW):
@@ -75,18 +134,35 @@ class TailProbabilityDetector(Detector):
                        "unknown_tail": unknown_tail, "floor_share": floor_share}  # fmt: skip
         self.sorted_: np.ndarray | None = None
         self.spread_: np.ndarray | None = None
+        self.op_codes_: np.ndarray | None = None  # the bank reference: operations seen in training,
+        self.op_counts_: np.ndarray | None = None  # their training rows,
+        self.op_amounts_: list[np.ndarray] = []  # and each one's sorted amount sample (log_amount)
+
+    def fit(self, features: pd.DataFrame | np.ndarray) -> TailProbabilityDetector:
+        """As every detector; a frame without the operation code (a table of features only) is
+        fitted without the bank reference (``seq_op`` listed in ``unfed_features_``)."""
+        import pandas as pd
+
+        columns = self.feature_columns or ()
+        if OPERATION in columns and isinstance(features, pd.DataFrame) and OPERATION not in features.columns:
+            self.feature_columns = tuple(c for c in columns if c != OPERATION)
+            self.unfed_features_ = [*self.unfed_features_, OPERATION]
+        return super().fit(features)
 
     # -- fit: freeze each column's sorted sample and its upper/lower spreads --
     def _fit(self, x: np.ndarray) -> None:
-        if len(x) > self.params["max_rows"]:
+        self.sorted_, self.spread_ = freeze_columns(x, self.params["max_rows"], self.params["random_state"])
+        columns = self.feature_columns or ()
+        self.op_codes_, self.op_counts_, self.op_amounts_ = None, None, []
+        if OPERATION in columns and AMOUNT in columns:
+            ops, amounts = x[:, columns.index(OPERATION)], x[:, columns.index(AMOUNT)]
+            self.op_codes_, self.op_counts_ = np.unique(ops, return_counts=True)
             rng = np.random.default_rng(self.params["random_state"])
-            x = x[np.sort(rng.choice(len(x), self.params["max_rows"], replace=False))]
-        self.sorted_ = np.sort(x, axis=0)
-        q = np.quantile(x, [0.01, 0.5, 0.99], axis=0)
-        span = self.sorted_[-1] - self.sorted_[0]
-        up, down = q[2] - q[1], q[1] - q[0]
-        self.spread_ = np.vstack([np.where(up > 0, up, np.where(span > 0, span, 1.0)),
-                                  np.where(down > 0, down, np.where(span > 0, span, 1.0))])  # fmt: skip
+            for code, count in zip(self.op_codes_, self.op_counts_, strict=True):
+                sample = amounts[ops == code]
+                if count > self.params["max_rows"]:
+                    sample = sample[rng.choice(count, self.params["max_rows"], replace=False)]
+                self.op_amounts_.append(np.sort(sample))
 
     def _directions(self) -> list[tuple[str, str]]:
         return [_tail(self.params["unknown_tail"], c) for c in self.feature_columns or ()]
@@ -95,25 +171,26 @@ class TailProbabilityDetector(Detector):
         """Per row and column, the surprise of the value in its unusual tail (0 for context)."""
         if self.sorted_ is None or self.spread_ is None:
             raise RuntimeError("tails is not fitted")
-        n = self.sorted_.shape[0]
-        out = np.zeros(x.shape, dtype=np.float64)
-        for j, (direction, _family) in enumerate(self._directions()):
-            if direction == CONTEXT:
-                continue
-            col, v = self.sorted_[:, j], x[:, j]
-            if direction in (HIGH, BOTH):
-                above = n - np.searchsorted(col, v, side="left")
-                s = -np.log((above + 1.0) / (n + 1.0))
-                beyond = v > col[-1]
-                s[beyond] = math.log(n + 1.0) + (v[beyond] - col[-1]) / self.spread_[0, j]
-                out[:, j] = s
-            if direction in (LOW, BOTH):
-                below = np.searchsorted(col, v, side="right")
-                s = -np.log((below + 1.0) / (n + 1.0))
-                beyond = v < col[0]
-                s[beyond] = math.log(n + 1.0) + (col[0] - v[beyond]) / self.spread_[1, j]
-                out[:, j] = np.maximum(out[:, j], s)
+        out = column_surprises(self.sorted_, self.spread_, x, [d for d, _ in self._directions()])
+        if getattr(self, "op_codes_", None) is not None:
+            self._against_the_bank(x, out)
         return out
+
+    def _against_the_bank(self, x: np.ndarray, out: np.ndarray) -> None:
+        """Overwrite the operation's and the amount's surprises with their bank-wide, per
+        operation ones (module docstring)."""
+        columns = self.feature_columns or ()
+        j_op, j_amount = columns.index(OPERATION), columns.index(AMOUNT)
+        ops, codes = x[:, j_op], self.op_codes_
+        k = np.clip(np.searchsorted(codes, ops), 0, len(codes) - 1)
+        seen = codes[k] == ops
+        n = float(self.op_counts_.sum())
+        out[:, j_op] = -np.log((np.where(seen, self.op_counts_[k], 0) + 1.0) / (n + 1.0))
+        spread = self.spread_[:, [j_amount]]
+        for i in np.unique(k[seen]):
+            rows = seen & (k == i)
+            sample = self.op_amounts_[i][:, None]
+            out[rows, j_amount] = column_surprises(sample, spread, x[rows][:, [j_amount]], [HIGH])[:, 0]
 
     def _family_parts(self, surprise: np.ndarray) -> np.ndarray:
         """Each family's evidence carried by its strongest feature, the rest of the family 0."""

@@ -25,7 +25,7 @@ import boto3
 import numpy as np
 import pandas as pd
 
-from finsentry.features import AccountProfile, update_profiles
+from finsentry.features import AccountProfile, update_profiles_with_sequence
 from finsentry.layout import RESOURCES, SCORER_ENV, resource_name
 from finsentry.local.aws import LOCAL_REGION
 from finsentry.local.stream_resources import create_scorer_resources, point_model
@@ -77,7 +77,7 @@ def _seed_profiles(history: pd.DataFrame, table: str) -> int:
     """Profiles of every account and partner from its history (the batch form's state), bulk-loaded."""
     profiles: dict[str, AccountProfile] = {}
     partners: dict[str, PartnerProfile] = {}
-    update_profiles(profiles, history)
+    update_profiles_with_sequence(profiles, history)
     update_partner_profiles(partners, history)
     ddb = boto3.client("dynamodb", region_name=LOCAL_REGION)
     items = initial_items(profiles, partners)

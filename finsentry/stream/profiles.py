@@ -82,14 +82,19 @@ class ProfileStore:
         return found, failed, corrupt
 
     # -- write --
-    def put(self, items: dict[str, tuple[dict[str, Any], int]]) -> set[str]:
+    def put(self, items: dict[str, tuple[dict[str, Any], int | tuple[str, int]]]) -> set[str]:
         """Write each ``key: (item, expected_version)`` conditionally: the stored item must still
-        have that version (0: must not exist; -1: a corrupt item being replaced, must exist).
+        have that version (0: must not exist; -1: a corrupt item being replaced, must exist;
+        ``("version", n)``: an item of the old layout, its ``version`` attribute n).
         Returns the keys whose write failed (another writer, throttling, any service error)."""
         ops = []
         for key, (item, expected) in items.items():
             put: dict[str, Any] = {"TableName": self.table, "Item": item}
-            if expected == 0:
+            if isinstance(expected, tuple):
+                put["ConditionExpression"] = "#old = :v"
+                put["ExpressionAttributeNames"] = {"#old": expected[0]}  # "version": a reserved word
+                put["ExpressionAttributeValues"] = {":v": {"N": str(expected[1])}}
+            elif expected == 0:
                 put["ConditionExpression"] = "attribute_not_exists(account_id)"
             elif expected < 0:
                 put["ConditionExpression"] = "attribute_exists(account_id)"

@@ -36,7 +36,8 @@ ever outgrows ``ITEM_BUDGET``) → per slice: validate → read every item in on
    are sent only after it succeeded; a replay re-sends only what the channel mark does not
    record as delivered.
 4. **Marks after delivery.** The mark is written after Firehose, SNS and SQS answered, and only
-   names what they accepted. ``through`` never passes a record that is not complete.
+   names what they accepted. ``through`` never passes a record that is not complete: every
+   record a delivery saw has an entry, the incomplete ones too (sequence numbers are sparse).
 5. **Outcome.** Every record ends *scored* (its outputs delivered), *quarantined* (the queue
    accepted it), *redelivered* (nothing left to do: a replay or a resend), or *failed* (named in
    ``batchItemFailures``; its redelivery completes it). Never two of them in one batch.
@@ -93,7 +94,9 @@ def blocked_after(items: Iterable[Any], channels: Iterable[str], seqs: Iterable[
 def advance(mark: ChannelMark, outcomes: dict[int, str], floor: int) -> ChannelMark:
     """The channel's mark after a slice: ``outcomes`` maps each of the slice's records on this
     channel (by seq) to what of it is complete now ("*" all; "s", "a", "sa" outputs; "" none).
-    ``through`` moves up to the record before the first incomplete one. ``floor`` is the lowest
+    Every record of the slice gets an entry, the incomplete ones too: ``through`` moves up to the
+    record before the first entry that is not complete, and a later, shorter delivery that does
+    not reach an incomplete record cannot move ``through`` past it (invariant 4). ``floor`` is the lowest
     seq of the whole batch on this channel: Lambda delivers from there, so a record below it that
     the mark still holds as incomplete was given up by Lambda (retries exhausted): it no longer
     holds ``through`` back."""
@@ -105,9 +108,9 @@ def advance(mark: ChannelMark, outcomes: dict[int, str], floor: int) -> ChannelM
         if seq <= mark.through:
             continue
         held = done.get(seq, "")
-        merged = COMPLETE if COMPLETE in (what, held) else "".join(sorted(set(held) | set(what)))
-        if merged:
-            done[seq] = merged
+        # recorded even when nothing of it is complete (""): sequence numbers are sparse, so only
+        # an entry tells a record that is still owed from a gap between two records
+        done[seq] = COMPLETE if COMPLETE in (what, held) else "".join(sorted(set(held) | set(what)))
     through = mark.through
     for seq in sorted(set(outcomes) | set(done)):
         if seq <= through:

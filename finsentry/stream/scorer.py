@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from finsentry.features import AccountProfile, update_profiles
+from finsentry.features import FEATURE_COLUMNS, SEQUENCE_COLUMNS, AccountProfile, update_profiles_with_sequence
 from finsentry.partners import PARTNER_FEATURE_COLUMNS, PartnerProfile, partner_key, update_partner_profiles
 from finsentry.privacy import DEFAULT_MASK_KEY
 from finsentry.schema import ValidationResult
@@ -103,7 +103,7 @@ class StreamScorer:
         both aligned with ``valid[score]``. A scored row whose partner is not folded here (its
         partner already holds it) gets its partner features from a copy of the partner's state."""
         fresh = valid[score].reset_index(drop=True)
-        features = update_profiles(profiles, fresh)
+        account = update_profiles_with_sequence(profiles, fresh)
         keys = partner_key(valid)
         values = pd.DataFrame(0.0, index=valid.index, columns=list(PARTNER_FEATURE_COLUMNS))
         if fold.any():
@@ -114,7 +114,7 @@ class StreamScorer:
                 partners.setdefault(k, PartnerProfile(partner=k))
             copies = {k: PartnerProfile(k, partners[k].f.copy(), partners[k].i.copy()) for k in set(keys[again])}
             values.loc[again] = update_partner_profiles(copies, valid[again]).to_numpy()
-        features = pd.concat([features, values[score].reset_index(drop=True)], axis=1)
+        features = _curated(account, values[score].reset_index(drop=True))
         batch = score_transactions(self.model, features, budget_threshold=self.threshold,
                                    model_version=self.model_version, explain_top=self.explain_top)  # fmt: skip
         return scored_frame(fresh, batch, mask_key=self.mask_key), features
@@ -138,9 +138,9 @@ class StreamScorer:
         fresh = checked.valid[~mask].reset_index(drop=True)
         redelivered = checked.valid.loc[mask, "trans_id"].tolist()
         partners = {} if partners is None else partners
-        features = update_profiles(profiles, fresh)
+        account = update_profiles_with_sequence(profiles, fresh)
         partner_values, fold = _partner_features(partners, checked.valid, mask)
-        features = pd.concat([features, partner_values], axis=1)
+        features = _curated(account, partner_values)
         _remember(profiles, fresh)
         batch = score_transactions(self.model, features, budget_threshold=self.threshold,
                                    model_version=self.model_version, explain_top=self.explain_top)  # fmt: skip
@@ -161,6 +161,12 @@ class StreamScorer:
             features=features.reset_index(drop=True),
             folded=folded.reset_index(drop=True),
         )
+
+
+def _curated(account: pd.DataFrame, partner: pd.DataFrame) -> pd.DataFrame:
+    """The model's input row, as ``features.features_with_sequence`` lays it out (the curated
+    columns every candidate reads): account features, partner features, sequence columns."""
+    return pd.concat([account[list(FEATURE_COLUMNS)], partner, account[list(SEQUENCE_COLUMNS)]], axis=1)
 
 
 def _redelivered_mask(valid: pd.DataFrame, profiles: dict[str, AccountProfile]) -> np.ndarray:

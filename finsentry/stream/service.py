@@ -63,6 +63,7 @@ from finsentry.stream.state import (
     encode_account,
     encode_mark,
     encode_partner,
+    expected_version,
     fresh_item,
     item_bytes,
     outbox_key,
@@ -345,7 +346,8 @@ class ScorerService:
             (bool(pkey[k]) and kind[k] in (FRESH, REPLAY)
              and seqs[k] > partners[pkey[k]].checkpoints.get(chans[k], -1) for k in range(n)),
             dtype=bool, count=n)  # fmt: skip
-        profiles = {a: AccountProfile(a, s.profile.f.copy(), s.profile.i.copy()) for a, s in states.items()}
+        profiles = {a: AccountProfile(a, s.profile.f.copy(), s.profile.i.copy(), q=s.profile.q.copy())
+                    for a, s in states.items()}
         partner_state = {p: PartnerProfile(p, i.profile.f.copy(), i.profile.i.copy()) for p, i in partners.items()}
         scored, features = scorer.score_rows(valid, fresh, wants_partner, profiles, partner_state)
         fresh_at = np.flatnonzero(fresh)
@@ -358,7 +360,8 @@ class ScorerService:
         for a in sorted({acc[k] for k in fresh_at}):
             old = states[a]
             item = AccountItem(profiles[a], old.version, dict(old.checkpoints), list(old.guard),
-                               _trimmed_outbox(old.outbox, marks, now), corrupt=old.corrupt)  # fmt: skip
+                               _trimmed_outbox(old.outbox, marks, now), corrupt=old.corrupt,
+                               legacy=old.legacy)  # fmt: skip
             new_items[a] = item
         for j, k in enumerate(fresh_at):
             item = new_items[acc[k]]
@@ -371,7 +374,7 @@ class ScorerService:
             if size > ITEM_BUDGET:  # cannot happen below HOT_LIMIT; never write past DynamoDB's limit
                 log.error("item of account %s would hold %d bytes: its records retry", a, size)
                 continue
-            writes[a] = (encoded, item.version if not item.corrupt or item.version > 0 else -1)
+            writes[a] = (encoded, expected_version(item))
             self._count_write("account", size)
         write_failed = self.profiles.put(writes) if writes else set()
         write_failed |= set(new_items) - set(writes)
@@ -399,13 +402,13 @@ class ScorerService:
             fold_partners(state, valid[fold_rows])
             pwrites = {}
             for p in sorted({pkey[k] for k in np.flatnonzero(fold_rows)}):
-                item = PartnerItem(state[p], partners[p].version, dict(partners[p].checkpoints))
+                item = PartnerItem(state[p], partners[p].version, dict(partners[p].checkpoints),
+                                   corrupt=partners[p].corrupt, legacy=partners[p].legacy)
                 for k in np.flatnonzero(fold_rows):
                     if pkey[k] == p:
                         item.checkpoints[chans[k]] = max(item.checkpoints.get(chans[k], -1), seqs[k])
                 encoded = encode_partner(item, item.version + 1 if item.version >= 0 else 1)
-                pwrites[partner_item_key(p)] = (encoded, item.version if not partners[p].corrupt
-                                                or item.version > 0 else -1)  # fmt: skip
+                pwrites[partner_item_key(p)] = (encoded, expected_version(item))
                 self._count_write("partner", item_bytes(encoded))
             partner_failed = {k[len(PARTNER_PREFIX):] for k in self.profiles.put(pwrites)}
         partner_pending = np.fromiter(

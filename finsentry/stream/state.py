@@ -4,8 +4,9 @@ Table key ``account_id`` (a string). Attribute names are one letter: every byte 
 billed on every write (write units are 1 KB steps; ``finsentry.cost`` reads the sizes measured
 here, ``bench.stream`` prints them).
 
-* **account** (key = the account id): ``s`` the ``AccountProfile`` state (f and i arrays, zlib,
-  lossless: the features stay exactly those of the batch form); ``c`` the checkpoints: per
+* **account** (key = the account id): ``s`` the ``AccountProfile`` state (f and i arrays and the
+  LSTM's last ``SEQUENCE_WINDOW`` steps ``q``: codes in two bytes, amounts; zlib, lossless: the
+  features and sequence columns stay exactly those of the batch form); ``c`` the checkpoints: per
   channel (Kinesis shard, Kafka topic-partition), the highest sequence number folded in (JSON);
   ``g`` the producer-resend guard: 8-byte hashes of the last ``GUARD`` trans_ids folded in;
   ``o`` the outbox: per record folded by the last writes, its *recipe* (score, verdict, anomaly
@@ -16,16 +17,28 @@ here, ``bench.stream`` prints them).
   checkpoints, ``v``.
 * **channel** (key ``channel#<channel>``): what is complete along one channel: ``t`` (through) —
   every record with a sequence number up to it is complete; ``d`` — the records above ``t``
-  that are complete (``*``) or whose outputs were partly delivered (``s`` scored row, ``a``
-  alert); ``v``. One write per batch and channel: the mark that outputs were delivered.
+  that a delivery has seen: complete (``*``), outputs partly delivered (``s`` scored row, ``a``
+  alert) or nothing complete yet (``""``: the entry that holds ``t`` below it); ``v``. One
+  write per batch and channel: the mark that outputs were delivered.
 
 Decoding never raises on a bad item: ``decode`` returns None and the caller treats the item as
 corrupt (see ``finsentry.stream.protocol``).
+
+**Old layout** (before issue 15: ``f``, ``i`` raw arrays, ``recent_ids`` JSON, ``version``,
+``outbox`` JSON of finished outputs): read on first touch, not replaced. ``decode`` gives the
+same profile with ``legacy`` set: no checkpoints (the old items have no positions), the guard
+holds the hashes of all its ``recent_ids`` (up to 256, so a redelivery of what the old scorer
+folded is recognised as a resend at the cut-over), empty sequence steps (the old state has
+none). The scorer's next write of that item is conditional on the old ``version`` attribute and
+writes the new layout (``v`` = old version + 1). Outputs left in an old outbox (the old scorer
+holds them only between its profile write and its outbox trim) are logged, not re-sent. Items
+never touched again stay in the old layout, readable.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import zlib
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,8 +46,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from finsentry.features import F_SIZE, I_SIZE, AccountProfile
+from finsentry.features import F_SIZE, I_SIZE, SEQUENCE_WINDOW, AccountProfile, new_sequence_state
 from finsentry.partners import P_SIZE, Q_SIZE, PartnerProfile, stable_hash
+
+log = logging.getLogger(__name__)
 
 PARTNER_PREFIX = "partner#"
 CHANNEL_PREFIX = "channel#"
@@ -65,6 +80,7 @@ class AccountItem:
     guard: list[int] = field(default_factory=list)
     outbox: dict[str, dict[str, Any]] = field(default_factory=dict)  # "<channel> <seq>" -> recipe
     corrupt: bool = False  # the stored item could not be read: replaced by a fresh one
+    legacy: bool = False  # read from the old layout: the next write is conditional on its ``version``
 
 
 @dataclass
@@ -73,6 +89,7 @@ class PartnerItem:
     version: int = 0
     checkpoints: dict[str, int] = field(default_factory=dict)
     corrupt: bool = False
+    legacy: bool = False
 
 
 @dataclass
@@ -80,7 +97,7 @@ class ChannelMark:
     channel: str
     version: int = 0
     through: int = -1
-    done: dict[int, str] = field(default_factory=dict)  # seq above ``through`` -> "*" or outputs delivered
+    done: dict[int, str] = field(default_factory=dict)  # seq above ``through`` seen -> "*", outputs delivered or ""
 
     def delivered(self, seq: int) -> str:
         """What of the record at ``seq`` is complete: "*" all, "s"/"a"/"sa" outputs, "" nothing."""
@@ -96,23 +113,40 @@ def _checkpoints(data: dict[str, int]) -> str:
     return json.dumps({k: str(v) for k, v in keep}, separators=(",", ":"))
 
 
-def _state_bytes(f: np.ndarray, i: np.ndarray) -> bytes:
+Q_BYTES = 2 * SEQUENCE_WINDOW + 8 * SEQUENCE_WINDOW  # the LSTM's steps: codes as uint16, amounts as float64
+
+
+def _state_bytes(f: np.ndarray, i: np.ndarray, q: np.ndarray | None = None) -> bytes:
     raw = np.ascontiguousarray(f, dtype="<f8").tobytes() + np.ascontiguousarray(i, dtype="<i8").tobytes()
+    if q is not None:  # accounts: the sequence steps (codes are small integers: two bytes each)
+        raw += (np.asarray(q[:SEQUENCE_WINDOW]).astype("<u2").tobytes()
+                + np.ascontiguousarray(q[SEQUENCE_WINDOW:], dtype="<f8").tobytes())  # fmt: skip
     return zlib.compress(raw, 3)  # level 3: ~4 % larger than 9, five times faster (bench.stream)
 
 
-def _arrays(blob: bytes, n_f: int, n_i: int) -> tuple[np.ndarray, np.ndarray]:
+def _arrays(blob: bytes, n_f: int, n_i: int, with_q: bool = False) -> tuple[np.ndarray, ...]:
+    """f, i (and q for an account) of a state blob. An account state without its sequence
+    steps (written before they were kept) gets empty ones: the LSTM sees no history for the
+    account's next transactions, up to ``SEQUENCE_WINDOW`` of them (docs/operations.md)."""
     raw = zlib.decompress(blob)
-    if len(raw) != 8 * (n_f + n_i):
+    base = 8 * (n_f + n_i)
+    if len(raw) not in ((base, base + Q_BYTES) if with_q else (base,)):
         raise ValueError("state of a foreign layout")
-    return (np.frombuffer(raw[:8 * n_f], dtype="<f8").astype(np.float64),
-            np.frombuffer(raw[8 * n_f:], dtype="<i8").astype(np.int64))  # fmt: skip
+    f = np.frombuffer(raw[:8 * n_f], dtype="<f8").astype(np.float64)
+    i = np.frombuffer(raw[8 * n_f:base], dtype="<i8").astype(np.int64)
+    if not with_q:
+        return f, i
+    q = new_sequence_state()
+    if len(raw) > base:
+        q[:SEQUENCE_WINDOW] = np.frombuffer(raw[base:base + 2 * SEQUENCE_WINDOW], dtype="<u2")
+        q[SEQUENCE_WINDOW:] = np.frombuffer(raw[base + 2 * SEQUENCE_WINDOW:], dtype="<f8")
+    return f, i, q
 
 
 def encode_account(item: AccountItem, version: int) -> dict[str, Any]:
     p = item.profile
     out: dict[str, Any] = {
-        "account_id": {"S": p.account_id}, "v": {"N": str(version)}, "s": {"B": _state_bytes(p.f, p.i)},
+        "account_id": {"S": p.account_id}, "v": {"N": str(version)}, "s": {"B": _state_bytes(p.f, p.i, p.q)},
         "c": {"S": _checkpoints(item.checkpoints)},
     }  # fmt: skip
     if item.guard:
@@ -161,10 +195,42 @@ def _int_map(text: str) -> dict[str, int]:
     return {str(k): int(v) for k, v in data.items()}
 
 
+def expected_version(item: AccountItem | PartnerItem) -> int | tuple[str, int]:
+    """What the next write of ``item`` is conditional on (``ProfileStore.put``): its version;
+    -1 over a corrupt item (it must exist); ("version", n) over an item of the old layout."""
+    if item.legacy:
+        return ("version", item.version)
+    return item.version if not item.corrupt or item.version > 0 else -1
+
+
+def _legacy(raw: dict[str, Any], key: str) -> AccountItem | PartnerItem:
+    """An item of the old layout (``f``, ``i``, ``recent_ids``, ``version``, ``outbox``)."""
+    version = int(raw["version"]["N"])
+    f = np.frombuffer(bytes(raw["f"]["B"]), dtype="<f8").astype(np.float64)
+    i = np.frombuffer(bytes(raw["i"]["B"]), dtype="<i8").astype(np.int64)
+    ids = json.loads(raw.get("recent_ids", {}).get("S", "[]"))
+    if not isinstance(ids, list):
+        raise ValueError("recent_ids is not a list")
+    if key.startswith(PARTNER_PREFIX):
+        if (len(f), len(i)) != (P_SIZE, Q_SIZE):
+            raise ValueError("state of a foreign layout")
+        return PartnerItem(PartnerProfile(key[len(PARTNER_PREFIX):], f, i), version, legacy=True)
+    if (len(f), len(i)) != (F_SIZE, I_SIZE):
+        raise ValueError("state of a foreign layout")
+    if "outbox" in raw:
+        owed = json.loads(raw["outbox"]["S"])
+        if owed:
+            log.error("old-layout profile %s holds undelivered outputs of the old scorer, not re-sent: %s",
+                      key, ", ".join(sorted(map(str, owed))))  # fmt: skip
+    return AccountItem(AccountProfile(key, f, i), version, guard=trans_hashes([str(t) for t in ids]), legacy=True)
+
+
 def decode(raw: dict[str, Any]) -> AccountItem | PartnerItem | ChannelMark | None:
     """The item as stored; None when it cannot be read (corrupt or of a foreign layout)."""
     try:
         key = raw["account_id"]["S"]
+        if "v" not in raw and "version" in raw and "f" in raw:
+            return _legacy(raw, key)
         version = int(raw["v"]["N"])
         if key.startswith(CHANNEL_PREFIX):
             through = int(raw["t"]["S"])
@@ -175,12 +241,12 @@ def decode(raw: dict[str, Any]) -> AccountItem | PartnerItem | ChannelMark | Non
         if key.startswith(PARTNER_PREFIX):
             f, i = _arrays(bytes(raw["s"]["B"]), P_SIZE, Q_SIZE)
             return PartnerItem(PartnerProfile(key[len(PARTNER_PREFIX):], f, i), version, checkpoints)
-        f, i = _arrays(bytes(raw["s"]["B"]), F_SIZE, I_SIZE)
+        f, i, q = _arrays(bytes(raw["s"]["B"]), F_SIZE, I_SIZE, with_q=True)
         guard = np.frombuffer(bytes(raw["g"]["B"]), dtype="<i8").tolist() if "g" in raw else []
         outbox = json.loads(zlib.decompress(bytes(raw["o"]["B"]))) if "o" in raw else {}
         if not isinstance(outbox, dict):
             raise ValueError("outbox is not a mapping")
-        return AccountItem(AccountProfile(key, f, i), version, checkpoints, [int(g) for g in guard], outbox)
+        return AccountItem(AccountProfile(key, f, i, q=q), version, checkpoints, [int(g) for g in guard], outbox)
     except (KeyError, TypeError, ValueError, AttributeError, zlib.error):
         return None
 

@@ -77,6 +77,11 @@ def data_bucket(
         lifecycle_rules=lifecycle_rules,
         removal_policy=removal,
     )
+    # object events to EventBridge (the S3 label door's rule matches feedback/incoming/), set on the
+    # CloudFormation bucket itself: CDK's event_bridge_enabled adds a notifications custom resource
+    bucket.node.default_child.add_property_override(
+        "NotificationConfiguration.EventBridgeConfiguration.EventBridgeEnabled", True
+    )
     acknowledge(
         bucket,
         "PCI.DSS.321-S3BucketReplicationEnabled",

@@ -46,14 +46,14 @@ from infra.constructs.policy import (
     allow_wildcard_resource,
 )
 from infra.constructs.queue_dlq import ExplicitSqsDlq
-from infra.images import SCORER
+from infra.images import SCORER, base_image_args
 from infra.paths import DOCKER_EXCLUDES, REPO_ROOT, require
 from infra.stacks.base import FinsentryStack
 from infra.stacks.network import Network
 
 # the value the model parameter starts with: no model yet, so the scorer runs its rule checks
 NO_MODEL = {"model_uri": "", "version": "none", "threshold": 1.0}
-FIREHOSE_ERRORS_PREFIX = f"{PREFIXES.quarantine}firehose/"
+FIREHOSE_ERRORS_PREFIX = PREFIXES.firehose_errors
 
 
 class IngestionStack(FinsentryStack):
@@ -302,6 +302,7 @@ class IngestionStack(FinsentryStack):
             code=lambda_.DockerImageCode.from_image_asset(
                 directory=str(REPO_ROOT), file=SCORER.dockerfile, exclude=DOCKER_EXCLUDES,
                 platform=ecr_assets.Platform.custom(SCORER.docker_platform),
+                build_args=base_image_args(self.config.scorer_base_image),
             ),
             architecture=lambda_.Architecture.ARM_64,  # Graviton (20 % less per GB-second), image built for it
             **self._vpc_placement(),

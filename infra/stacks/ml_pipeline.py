@@ -36,7 +36,7 @@ from infra.constructs.policy import (
     allow_prefixes,
     allow_vpc_networking,
 )
-from infra.images import SAGEMAKER
+from infra.images import SAGEMAKER, base_image_args
 from infra.paths import DOCKER_EXCLUDES, REPO_ROOT, TRAINING_ASL, require
 from infra.stacks.base import FinsentryStack
 from infra.stacks.network import Network
@@ -103,6 +103,7 @@ class MlPipelineStack(FinsentryStack):
             file=SAGEMAKER.dockerfile,
             exclude=DOCKER_EXCLUDES,
             platform=ecr_assets.Platform.custom(SAGEMAKER.docker_platform),
+            build_args=base_image_args(config.sagemaker_base_image),
         )
         bucket = DataBucketRef(config.env)
         self.sagemaker_role = self._sagemaker_role(key, bucket)

@@ -14,7 +14,7 @@ from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from finsentry.layout import RESOURCES
+from finsentry.layout import LABELS_API_STAGE, RESOURCES
 from finsentry.monitoring import ALARMS, METRIC_NAMESPACE, SERVICE_ALARMS, SERVICE_DIMENSION, AlarmSpec, Metric
 from infra.config import EnvConfig
 from infra.stacks.base import FinsentryStack
@@ -38,6 +38,9 @@ class Watched:
     glue_failure_rule: str
     state_machine_arn: str
     firehose_name: str
+    feedback_function: str
+    feedback_dlq: str
+    labels_api: str
 
 
 def dimensions_by_alarm(w: Watched, env: str) -> dict[str, dict[str, str] | AllSeries]:
@@ -52,6 +55,8 @@ def dimensions_by_alarm(w: Watched, env: str) -> dict[str, dict[str, str] | AllS
         "anomaly-rate": scorer,
         "rules-only": scorer,
         "model-load-failed": scorer,
+        "corrupt-state-items": scorer,
+        "delivery-mark-failures": scorer,
         "score-drift": scorer,
         "dlq-depth": {"QueueName": w.dlq_name},
         "quarantine-depth": {"QueueName": w.quarantine_name},
@@ -60,6 +65,10 @@ def dimensions_by_alarm(w: Watched, env: str) -> dict[str, dict[str, str] | AllS
         "pipeline-timed-out": {"StateMachineArn": w.state_machine_arn},
         "firehose-freshness": {"DeliveryStreamName": w.firehose_name},
         "firehose-conversion-failed": {"DeliveryStreamName": w.firehose_name},
+        "feedback-ingest-errors": {"FunctionName": w.feedback_function},
+        "feedback-dlq-depth": {"QueueName": w.feedback_dlq},
+        "feedback-unreadable": {SERVICE_DIMENSION: RESOURCES.feedback_function},
+        "labels-api-5xx": {"ApiName": w.labels_api, "Stage": LABELS_API_STAGE},
     }
 
 

@@ -1,10 +1,10 @@
-"""Network (``-c vpc=new`` or ``-c vpc=vpc-...``): private subnets for the scorer, the Glue jobs and SageMaker.
+"""Network (``-c vpc=new`` or ``-c vpc=vpc-...``): private subnets for the scorer, the label doors, Glue, SageMaker.
 
 ``vpc=new`` creates a VPC with isolated subnets in two AZs (no internet gateway, no NAT: nothing
 leaves except through VPC endpoints), flow logs to an encrypted log group, the default security
 group closed, and the endpoints the three workloads call: S3 and DynamoDB (gateway), and
 interface endpoints for SSM, SNS, SQS, KMS, Firehose, X-Ray, CloudWatch Logs and metrics, Glue,
-STS and ECR. ``vpc=vpc-...`` uses an existing VPC's private subnets
+STS and ECR (and Secrets Manager with ``-c source_db``). ``vpc=vpc-...`` uses an existing VPC's private subnets
 (``-c vpc_subnets=subnet-a,subnet-b -c vpc_azs=eu-west-1a,eu-west-1b``) and creates no endpoint:
 a bank's VPC has its own (two interface endpoints with private DNS for one service cannot share a
 VPC); docs/operations.md lists the ones it needs.
@@ -12,13 +12,18 @@ VPC); docs/operations.md lists the ones it needs.
 Security groups, one per workload, least privilege: no ingress except Glue's self-reference
 (Spark executors talk to each other, a Glue requirement); egress TCP 443 only (Glue: plus all
 TCP to itself). In the isolated subnets 443 reaches nothing but the endpoints; the endpoints'
-group admits 443 from the three workload groups only.
+group admits 443 from the four workload groups only.
+
+With ``-c source_db`` (a PostgreSQL source for the Glue ingest job) a fifth group, the ingest
+job's: Glue's self-reference, HTTPS to the endpoints, and the database's port to the database
+only (``-c source_db_security_group`` or ``-c source_db_cidr``); nothing else reaches the database.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from aws_cdk import CfnOutput
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_kms as kms
 from constructs import Construct
@@ -42,6 +47,9 @@ INTERFACE_ENDPOINTS = {  # construct id -> service, and who calls it
     "EcrApi": ec2.InterfaceVpcEndpointAwsService.ECR,  # SageMaker image
     "EcrDocker": ec2.InterfaceVpcEndpointAwsService.ECR_DOCKER,
 }
+SOURCE_DB_ENDPOINTS = {  # -c source_db only
+    "SecretsManager": ec2.InterfaceVpcEndpointAwsService.SECRETS_MANAGER,  # Glue ingest: the database's secret
+}
 GATEWAY_ENDPOINTS = {"S3": ec2.GatewayVpcEndpointAwsService.S3, "DynamoDb": ec2.GatewayVpcEndpointAwsService.DYNAMODB}
 HTTPS = ec2.Port.tcp(443)
 
@@ -57,6 +65,8 @@ class Network:
     scorer: ec2.ISecurityGroup
     glue: ec2.ISecurityGroup
     sagemaker: ec2.ISecurityGroup
+    label_doors: ec2.ISecurityGroup  # the two label-door functions (infra/stacks/feedback.py)
+    source_db: ec2.ISecurityGroup | None = None  # -c source_db: the Glue ingest job's group (reaches the database)
 
 
 class NetworkStack(FinsentryStack):
@@ -83,10 +93,12 @@ class NetworkStack(FinsentryStack):
             scorer=self._group("ScorerSecurityGroup", vpc, "finsentry stream scorer: HTTPS to AWS endpoints only"),
             glue=self._group("GlueSecurityGroup", vpc, "finsentry Glue jobs: HTTPS to endpoints, Spark within itself"),
             sagemaker=self._group("SageMakerSecurityGroup", vpc, "finsentry SageMaker jobs: HTTPS to endpoints only"),
+            label_doors=self._group("LabelDoorsSecurityGroup", vpc, "finsentry label doors: HTTPS to endpoints only"),
+            source_db=self._source_db_group(vpc) if config.source_db else None,
         )
-        glue = self.network.glue
-        glue.add_ingress_rule(glue, ec2.Port.all_tcp(), "Glue: Spark driver and executors talk to each other")
-        glue.add_egress_rule(glue, ec2.Port.all_tcp(), "Glue: Spark driver and executors talk to each other")
+        for glue in filter(None, (self.network.glue, self.network.source_db)):
+            glue.add_ingress_rule(glue, ec2.Port.all_tcp(), "Glue: Spark driver and executors talk to each other")
+            glue.add_egress_rule(glue, ec2.Port.all_tcp(), "Glue: Spark driver and executors talk to each other")
         if config.vpc == "new":
             self._endpoints(vpc)
 
@@ -125,6 +137,25 @@ class NetworkStack(FinsentryStack):
         group.add_egress_rule(ec2.Peer.any_ipv4(), HTTPS, "HTTPS to the AWS service endpoints")
         return group
 
+    def _source_db_group(self, vpc: ec2.IVpc) -> ec2.SecurityGroup:
+        """The Glue ingest job's group: HTTPS to the endpoints and the database's port to the database, no more."""
+        config = self.config
+        group = self._group(
+            "SourceDbSecurityGroup", vpc, "finsentry Glue ingest: the source database port, HTTPS to endpoints"
+        )
+        if config.source_db_security_group:
+            database = ec2.Peer.security_group_id(config.source_db_security_group)
+        else:
+            database = ec2.Peer.ipv4(config.source_db_cidr)
+        group.add_egress_rule(database, ec2.Port.tcp(config.source_db_port), "the source database (PostgreSQL)")
+        CfnOutput(
+            self,
+            "SourceDbClientSecurityGroup",
+            value=group.security_group_id,
+            description="Admit this group on the database's port in the database's security group",
+        )
+        return group
+
     def _endpoints(self, vpc: ec2.Vpc) -> None:
         private = ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED)
         for construct_id, service in GATEWAY_ENDPOINTS.items():
@@ -132,14 +163,18 @@ class NetworkStack(FinsentryStack):
         endpoints = ec2.SecurityGroup(
             self, "EndpointSecurityGroup", vpc=vpc, description="finsentry VPC endpoints", allow_all_outbound=False
         )
-        for group in (self.network.scorer, self.network.glue, self.network.sagemaker):
+        groups = (self.network.scorer, self.network.glue, self.network.sagemaker, self.network.label_doors,
+                  self.network.source_db)  # fmt: skip
+        for group in filter(None, groups):
             endpoints.add_ingress_rule(group, HTTPS, "HTTPS from a finsentry workload")
         acknowledge(
             endpoints,
             "AwsSolutions-EC23",
-            "The endpoints' group admits HTTPS only from the three finsentry workload groups, no CIDR range.",
+            f"The endpoints' group admits HTTPS only from the {'five' if self.network.source_db else 'four'} "
+            "finsentry workload groups, no CIDR range.",
         )
-        for construct_id, service in INTERFACE_ENDPOINTS.items():
+        interface = {**INTERFACE_ENDPOINTS, **(SOURCE_DB_ENDPOINTS if self.config.source_db else {})}
+        for construct_id, service in interface.items():
             vpc.add_interface_endpoint(
                 construct_id,
                 service=service,

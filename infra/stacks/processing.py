@@ -4,6 +4,14 @@ The ``scored`` table is defined here (its columns are ``finsentry.scoring.SCORED
 partition projection on ``dt``) because Firehose converts the scorer's rows to Parquet against it
 and the Athena views read it. ``transactions`` and ``features`` are created and updated by the Glue
 jobs themselves (their schema is owned by the ETL code, not by the deployment).
+
+With ``-c source_db=<secret ARN>`` (and ``-c vpc``) the ingest job reads the bank's PostgreSQL
+instead of ``raw/`` (``finsentry.etl.jdbc``): a Glue JDBC connection in the first private subnet
+under the network stack's source-database security group (the job's only connection: its workers
+get that group, which alone reaches the database's port), the mapping YAML as an asset, the
+secret's ARN as ``--source_secret`` (never its value: the job reads it at run time), and
+``secretsmanager:GetSecretValue`` on that one secret (plus ``kms:Decrypt`` through Secrets Manager
+with ``-c source_db_key``) for the Glue role only. Without ``source_db`` nothing of it exists.
 """
 
 from __future__ import annotations
@@ -135,6 +143,7 @@ class ProcessingStack(FinsentryStack):
         self.wheels = glue_wheels_asset(self, "GlueWheels")
         self._allow_asset(self.wheels)
         self.connection = self._connection(network) if network else None
+        self.source_db = self._source_db(network) if self.config.source_db else None
         self.job_names: dict[str, str] = {}
         self.jobs: dict[str, glue.CfnJob] = {}
         for job, script in GLUE_SCRIPTS.items():
@@ -207,6 +216,59 @@ class ProcessingStack(FinsentryStack):
             )
         return connection
 
+    def _source_db(self, network: Network | None) -> tuple[glue.CfnConnection, dict[str, str]]:
+        """The JDBC connection of the source database and the ingest job's arguments for it."""
+        if network is None or network.source_db is None:  # infra.config refuses source_db without a VPC
+            raise ValueError("source_db needs -c vpc")
+        secret = self.config.source_db
+        allow(self.role, ["secretsmanager:GetSecretValue"], [secret])
+        if self.config.source_db_key:  # the secret's own CMK, used only by Secrets Manager for this secret
+            allow(
+                self.role,
+                ["kms:Decrypt"],
+                [self.config.source_db_key],
+                conditions={
+                    "StringEquals": {
+                        "kms:ViaService": f"secretsmanager.{Aws.REGION}.amazonaws.com",
+                        "kms:EncryptionContext:SecretARN": secret,
+                    }
+                },
+            )
+        mapping = s3_assets.Asset(self, "SourceDbMapping", path=str(require(self.config.source_db_mapping)))
+        self._allow_asset(mapping)
+
+        def field(name: str) -> str:  # resolved by CloudFormation at deploy time; never the password
+            return f"{{{{resolve:secretsmanager:{secret}:SecretString:{name}}}}}"
+
+        connection = glue.CfnConnection(
+            self,
+            "SourceDbConnection",
+            catalog_id=Aws.ACCOUNT_ID,
+            connection_input=glue.CfnConnection.ConnectionInputProperty(
+                name=self.name("source-db"),
+                connection_type="JDBC",
+                description="finsentry Glue ingest: the bank's PostgreSQL (credentials in Secrets Manager)",
+                connection_properties={
+                    "JDBC_CONNECTION_URL": f"jdbc:postgresql://{field('host')}:{field('port')}/{field('dbname')}",
+                    "SECRET_ID": secret,
+                    "JDBC_ENFORCE_SSL": "true",
+                },
+                physical_connection_requirements=glue.CfnConnection.PhysicalConnectionRequirementsProperty(
+                    subnet_id=network.subnet_ids[0],
+                    availability_zone=network.availability_zones[0],
+                    security_group_id_list=[network.source_db.security_group_id],
+                ),
+            ),
+        )
+        if self.config.vpc != "new":
+            acknowledge(
+                connection,
+                "CloudFormation-Validate::W3010",
+                "The zone of an existing subnet, given by the deployer with -c vpc_azs; Glue's connection needs it.",
+            )
+        arguments = {"--source_secret": secret, "--source_mapping": mapping.s3_object_url}
+        return connection, arguments
+
     def _allow_asset(self, asset: s3_assets.Asset) -> None:
         allow(self.role, ["s3:GetObject"], [f"arn:{Aws.PARTITION}:s3:::{asset.s3_bucket_name}/{asset.s3_object_key}"])
 
@@ -216,6 +278,9 @@ class ProcessingStack(FinsentryStack):
         script_asset = s3_assets.Asset(self, f"{job.title()}Script", path=str(require(script)))
         self._allow_asset(script_asset)
         name = self.name(getattr(RESOURCES, f"{job}_job"))
+        connection, source = self.connection, {}
+        if job == "ingest" and self.source_db is not None:  # the database's connection replaces the network one
+            connection, source = self.source_db
         self.jobs[job] = glue.CfnJob(
             self,
             f"{job.title()}Job",
@@ -232,8 +297,8 @@ class ProcessingStack(FinsentryStack):
             max_retries=0,
             execution_property=glue.CfnJob.ExecutionPropertyProperty(max_concurrent_runs=2),
             security_configuration=security_configuration,
-            connections=glue.CfnJob.ConnectionsListProperty(connections=[self.connection.ref])
-            if self.connection is not None else None,
+            connections=glue.CfnJob.ConnectionsListProperty(connections=[connection.ref])
+            if connection is not None else None,
             default_arguments={
                 "--data_bucket": data.bucket_name,
                 "--env": self.config.env,
@@ -246,6 +311,7 @@ class ProcessingStack(FinsentryStack):
                 "--enable-observability-metrics": "true",
                 "--enable-continuous-cloudwatch-log": "true",
                 "--TempDir": f"s3://{data.bucket_name}/{GLUE_TEMP}",
+                **source,
             },
         )
         self.job_names[job] = name

@@ -132,6 +132,25 @@ def test_one_sided_forest_leaves_columns_it_does_not_know_two_sided():
     np.testing.assert_array_equal(model.forest_input(model.matrix(table)), model.matrix(table))
 
 
+def test_a_forest_on_the_tail_scale_sees_each_columns_surprise_and_keeps_the_direction():
+    from finsentry.detectors.tails import TYPICAL_SURPRISE, column_surprises
+
+    train = planted_frame(value=0.0, seed=5)
+    model = make_detector("isolation_forest", feature_columns=FEATURE_COLUMNS, scale="tail").fit(train)
+    test = train.iloc[:3].copy()
+    test.loc[0, "amount_z"], test.loc[1, "amount_z"] = 12.0, -12.0
+    x = model.matrix(test)
+    z = model.forest_input(x)
+    surprise = column_surprises(model.tail_sorted_, model.tail_spread_, x, model._directions())
+    np.testing.assert_array_equal(z, np.maximum(surprise, TYPICAL_SURPRISE))
+    assert (z[:, FEATURE_COLUMNS.index("history_count_log")] == TYPICAL_SURPRISE).all()  # context: constant
+    unusual, usual = model.score(test)[:2]
+    assert unusual > 0.95 and usual < 0.5
+    assert make_detector("isolation_forest", scale="tail").params["scale"] == "tail"
+    with pytest.raises(ValueError, match="scale must be"):
+        make_detector("isolation_forest", scale="log")
+
+
 def test_one_sided_forest_reasons_come_from_what_the_forest_saw():
     from finsentry.explain import fast_explain, shap_contributions
 

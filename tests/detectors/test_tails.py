@@ -105,3 +105,52 @@ def test_scores_are_finite_and_in_the_unit_interval(values, probe):
     model = make_detector("tails", feature_columns=None).fit(train)
     s = model.score(pd.DataFrame({"x0": [probe, np.nan, np.inf]}))
     assert np.isfinite(s).all() and ((s >= 0) & (s < 1)).all()
+
+
+def bank_frame(n: int = 4000, seed: int = 5) -> pd.DataFrame:
+    """Two common operations with amounts a hundredfold apart, and a rare third one."""
+    rng = np.random.default_rng(seed)
+    frame = planted_frame(n=n, seed=seed).assign(seq_op=0.0)
+    op = rng.choice([3.0, 8.0, 11.0], size=n, p=[0.6, 0.399, 0.001])
+    frame["seq_op"] = op
+    frame["log_amount"] = np.log1p(np.where(op == 8.0, rng.lognormal(9.2, 0.3, n), rng.lognormal(4.6, 0.3, n)))
+    return frame
+
+
+def test_the_amount_is_read_against_its_own_operation_across_the_bank():
+    train = bank_frame()
+    model = make_detector("tails").fit(train)
+    probe = train.iloc[[0, 0]].copy()
+    probe["seq_op"] = [3.0, 8.0]  # the same 5,000: huge for operation 3, ordinary for operation 8
+    probe["log_amount"] = math.log1p(5000.0)
+    surprise = model.surprises(model.matrix(probe))[:, list(model.feature_columns).index("log_amount")]
+    assert surprise[0] > math.log(len(train)) - 1 > 1.0 > surprise[1]
+    bank_wide = make_detector("tails", feature_columns=tuple(c for c in model.feature_columns if c != "seq_op"))
+    bank_wide.fit(train)
+    assert bank_wide.surprises(bank_wide.matrix(probe))[0, 0] < surprise[0]  # across all operations it looks milder
+
+
+def test_an_operation_rare_across_the_bank_is_evidence_even_on_a_first_time_account():
+    train = bank_frame()
+    model = make_detector("tails").fit(train)
+    probe = train.iloc[[0, 0, 0]].copy()
+    probe["seq_op"] = [3.0, 11.0, 1.0]  # common, rare (0.1 %), never seen
+    probe["log_amount"] = math.log1p(100.0)
+    column = list(model.feature_columns).index("seq_op")
+    surprise = model.surprises(model.matrix(probe))[:, column]
+    share = (train["seq_op"] == 11.0).mean()
+    assert surprise[0] < 1.0
+    assert surprise[1] == pytest.approx(-math.log(((train["seq_op"] == 11.0).sum() + 1) / (len(train) + 1)))
+    assert surprise[1] > -math.log(0.01) and share < 0.01
+    assert surprise[2] == pytest.approx(math.log(len(train) + 1))
+    scores = model.score(probe)
+    assert scores[1] > scores[0] and scores[2] > scores[0]
+    reasons = model.explain(probe.iloc[[2]])[0]
+    assert any("rare across the bank" in r.text for r in reasons)
+
+
+def test_without_the_operation_code_tails_fits_on_the_features_alone():
+    train = bank_frame().drop(columns=["seq_op"])
+    model = make_detector("tails").fit(train)
+    assert "seq_op" not in model.feature_columns and "seq_op" in model.unfed_features_
+    assert np.isfinite(model.score(train.iloc[:5])).all()

@@ -33,6 +33,8 @@ _NAME_PROPERTY = {
     "AWS::Glue::Job": "Name",
     "AWS::Logs::LogGroup": "LogGroupName",
     "AWS::IAM::ManagedPolicy": "ManagedPolicyName",
+    "AWS::ApiGateway::RestApi": "Name",  # stands for the API id in execute-api ARNs (consistently)
+    "AWS::ApiGateway::Stage": "StageName",
 }
 
 
@@ -199,4 +201,19 @@ class CfnModel:
                 )
             elif res.type == "AWS::KMS::Key":
                 out[self.get_att(res, "Arn")] = self.resolve(p["KeyPolicy"], res.stack)
+            elif res.type == "AWS::Lambda::Permission":  # a function's resource policy, one statement each
+                function = self.resolve(p["FunctionName"], res.stack)
+                principal = self.resolve(p["Principal"], res.stack)
+                statement = {"Sid": res.logical_id, "Effect": "Allow", "Action": p["Action"], "Resource": function,
+                             "Principal": {"Service": principal} if principal.endswith(".amazonaws.com")
+                             else {"AWS": principal}}  # fmt: skip
+                condition = {}
+                if "SourceArn" in p:
+                    condition["ArnLike"] = {"aws:SourceArn": self.resolve(p["SourceArn"], res.stack)}
+                if "SourceAccount" in p:
+                    condition["StringEquals"] = {"aws:SourceAccount": self.resolve(p["SourceAccount"], res.stack)}
+                if condition:
+                    statement["Condition"] = condition
+                policy = out.setdefault(function, {"Version": "2012-10-17", "Statement": []})
+                policy["Statement"].append(statement)
         return out

@@ -100,8 +100,11 @@ def test_the_assets_pin_each_images_platform(dev):
     assert scorer["source"]["platform"] == SCORER.docker_platform == "linux/arm64"
     assert sagemaker["source"]["platform"] == SAGEMAKER.docker_platform == "linux/amd64"
     # the function runs on the architecture its image is built for (Graviton)
-    [fn] = [r["Properties"] for _, _, r in dev.resources("AWS::Lambda::Function") if r["Properties"].get("PackageType")]
-    assert fn["Architectures"] == ["arm64"]
+    # every function of the image (the scorer and the two label doors) runs on the architecture it is built for
+    fns = [r["Properties"] for _, _, r in dev.resources("AWS::Lambda::Function") if r["Properties"].get("PackageType")]
+    assert len(fns) == 3 and all(fn["Architectures"] == ["arm64"] for fn in fns)
+    feedback = json.loads((dev.outdir / "feedback.assets.json").read_text())["dockerImages"]
+    assert list(feedback) == list(ingestion)  # one image (same content hash), built once
 
 
 def test_dockerfiles_install_only_the_lock_and_name_their_base():
@@ -112,6 +115,61 @@ def test_dockerfiles_install_only_the_lock_and_name_their_base():
         for install in installs:
             assert "--only-binary=:all:" in install and "--no-deps" in install, install
         assert re.search(r"^ARG BASE_IMAGE=\S+$", text, re.M) and "FROM ${BASE_IMAGE}" in text
+
+
+# --- packages from another index (torch from the PyTorch CPU index) ------------------------------
+
+
+def separate_pins(image: ImageLock) -> dict[str, tuple[str, list[str]]]:
+    """name -> (version, sha256 hashes) of the image's hand-written lock for another index."""
+    text = (REPO_ROOT / image.separate_lock).read_text()
+    entries = re.split(r"\n(?=[A-Za-z0-9])", "\n".join(ln for ln in text.splitlines() if not ln.startswith("#")))
+    out = {}
+    for entry in (e for e in entries if e.strip()):
+        name, version = re.match(r"^([A-Za-z0-9_.\-]+)==([^\s\\;]+)", entry).groups()
+        out[name.lower()] = (version, re.findall(r"--hash=sha256:([0-9a-f]+)", entry))
+    return out
+
+
+def test_packages_from_another_index_are_hash_locked_at_the_projects_version():
+    from packaging.version import Version
+
+    pyproject = (REPO_ROOT / "pyproject.toml").read_text()
+    lstm = {Requirement(r).name: Requirement(r) for r in
+            re.findall(r'"([^"]+)"', re.search(r"^lstm = \[(.*?)\]", pyproject, re.M).group(1))}  # fmt: skip
+    for image in (i for i in IMAGES if i.separately):
+        pins = separate_pins(image)
+        assert sorted(pins) == sorted(image.separately), image.separate_lock
+        for name, (version, hashes) in pins.items():
+            assert len(hashes) == 1 and len(hashes[0]) == 64, f"{name}: one sha256 for the image's one platform"
+            assert Version(version).public in lstm[name].specifier and Version(version).local == "cpu"
+        text = (REPO_ROOT / image.dockerfile).read_text()
+        assert f"COPY {image.separate_lock} /tmp/torch.lock" in text
+        index = re.escape(image.separate_index)
+        assert re.search(rf"--require-hashes[^\n]*\\\s+--index-url {index} -r /tmp/torch.lock", text)
+
+
+def test_the_separately_locked_wheel_is_the_one_hashed(tmp_path):
+    """pip fetches the pinned wheel for the image's target from wherever this machine's pip
+    configuration reaches (the index itself or a mirror: ``--require-hashes`` decides) and checks
+    its hash. Skipped, saying why, when no source of the wheel is reachable."""
+    import subprocess
+    import sys
+
+    image = SAGEMAKER
+    platforms = [arg for p in image.pip_platforms() for arg in ("--platform", p)]
+    run = subprocess.run(  # noqa: S603 - our interpreter, our arguments
+        [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", *platforms, "--python-version",
+         image.python, "--implementation", "cp", "--abi", image.abi, "--require-hashes", "--index-url",
+         image.separate_index, "--disable-pip-version-check", "--quiet", "--retries", "1", "--timeout", "20",
+         "-r", str(REPO_ROOT / image.separate_lock), "-d", str(tmp_path)],
+        capture_output=True, text=True, check=False, timeout=900)  # fmt: skip
+    if "DO NOT MATCH THE HASHES" in run.stderr:
+        pytest.fail(f"{image.separate_lock}: the wheel's hash differs:\n{run.stderr[-2000:]}")
+    if run.returncode != 0:
+        pytest.skip(f"no source of {', '.join(image.separately)} reachable: {run.stderr.strip().splitlines()[-1:]}")
+    [wheel] = tmp_path.glob("*.whl")
+    assert parse_wheel_filename(wheel.name)[1].local == "cpu"
 
 
 # --- Glue 5.0: only what it lacks, compatible with what it has ---------------------------------

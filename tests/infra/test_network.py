@@ -35,9 +35,15 @@ def new_vpc(tmp_path_factory):
     return _synth(tmp_path_factory, "new", {"vpc": "new", "env": "prod", "alarm_email": ONCALL})
 
 
+# made-up digests (the form a release pins; no registry is asked)
+BASE_IMAGES = {"scorer_base_image": f"public.ecr.aws/lambda/provided:al2023@sha256:{'a' * 64}",
+               "sagemaker_base_image": f"public.ecr.aws/docker/library/python:3.11-slim-bookworm@sha256:{'b' * 64}"}
+
+
 @pytest.fixture(scope="module")
 def existing_vpc(tmp_path_factory):
-    return _synth(tmp_path_factory, "existing", {"env": "dev", **EXISTING})
+    """dev in an existing VPC, with the base images pinned by digest (a release's context)."""
+    return _synth(tmp_path_factory, "existing", {"env": "dev", **EXISTING, **BASE_IMAGES})
 
 
 def _violations(synth) -> dict:
@@ -62,6 +68,19 @@ def test_the_scorer_runs_in_the_private_subnets_without_the_vpc_acknowledgement(
 
     assert acked(dev) and not acked(new_vpc)  # acknowledged away only in the default layout
     assert "VpcConfig" not in scorer(dev)
+
+
+def test_the_label_doors_run_in_the_private_subnets_behind_their_own_group(new_vpc, existing_vpc, dev):
+    for synth in (new_vpc, existing_vpc):
+        doors = [r["Properties"] for stack, _, r in synth.resources("AWS::Lambda::Function") if stack == "feedback"]
+        assert len(doors) == 2
+        for fn in doors:
+            assert fn["VpcConfig"]["SubnetIds"]
+            assert "LabelDoorsSecurityGroup" in json.dumps(fn["VpcConfig"]["SecurityGroupIds"])
+    assert not [r for stack, _, r in dev.resources("AWS::Lambda::Function")
+                if stack == "feedback" and "VpcConfig" in r["Properties"]]  # fmt: skip
+    admitted = [json.dumps(r["SourceSecurityGroupId"]) for r in _rules(new_vpc, "Ingress") if r["FromPort"] == 443]
+    assert any("LabelDoorsSecurityGroup" in a for a in admitted)  # the endpoints admit the doors
 
 
 def test_a_new_vpc_has_isolated_subnets_flow_logs_and_the_endpoints(new_vpc):
@@ -146,8 +165,20 @@ def test_an_existing_vpc_creates_no_vpc_and_no_endpoint(existing_vpc):
     assert "AWS::EC2::VPC" not in net and "AWS::EC2::VPCEndpoint" not in net
     groups = [r["Properties"] for r in existing_vpc.templates["network"]["Resources"].values()
               if r["Type"] == "AWS::EC2::SecurityGroup"]  # fmt: skip
-    assert len(groups) == 3 and all(g["VpcId"] == EXISTING["vpc"] for g in groups)
+    assert len(groups) == 4 and all(g["VpcId"] == EXISTING["vpc"] for g in groups)  # scorer, doors, Glue, SageMaker
     assert scorer(existing_vpc)["VpcConfig"]["SubnetIds"] == EXISTING["vpc_subnets"].split(",")
+
+
+def test_pinned_base_images_reach_the_image_builds(existing_vpc, dev):
+    def build_args(synth, stack: str) -> dict:
+        [image] = json.loads((synth.outdir / f"{stack}.assets.json").read_text())["dockerImages"].values()
+        return image["source"].get("dockerBuildArgs", {})
+
+    assert build_args(existing_vpc, "ingestion") == {"BASE_IMAGE": BASE_IMAGES["scorer_base_image"]}
+    assert build_args(existing_vpc, "ml-pipeline") == {"BASE_IMAGE": BASE_IMAGES["sagemaker_base_image"]}
+    assert build_args(dev, "ingestion") == {} and build_args(dev, "ml-pipeline") == {}  # the Dockerfiles' tags
+    with pytest.raises(ValueError, match="pin the base by digest"):
+        load_config("dev", {"scorer_base_image": "public.ecr.aws/lambda/provided:al2023"})
 
 
 def test_vpc_context_errors_are_clear():
@@ -157,3 +188,11 @@ def test_vpc_context_errors_are_clear():
         load_config("dev", {"vpc": EXISTING["vpc"]})
     with pytest.raises(ValueError, match="same order, same count"):
         load_config("dev", {**EXISTING, "vpc_azs": "eu-west-1a"})
+
+
+def test_without_source_db_a_vpc_layout_has_no_database_path(new_vpc):
+    """prod + vpc=new alone: no JDBC connection, no ingest group or Secrets Manager endpoint, no secret read."""
+    everything = json.dumps(new_vpc.templates)
+    assert "secretsmanager" not in everything and "SourceDb" not in everything and "--source_" not in everything
+    connections = new_vpc.resources("AWS::Glue::Connection")
+    assert [r["Properties"]["ConnectionInput"]["ConnectionType"] for _, _, r in connections] == ["NETWORK"]

@@ -19,7 +19,7 @@ from finsentry.stream.metrics import PowertoolsMetrics
 from finsentry.stream.service import BatchReport, ScorerService
 from tests.infra.test_wiring import scorer
 
-WATCHED = ("score-drift", "model-load-failed")
+WATCHED = ("score-drift", "model-load-failed", "corrupt-state-items", "delivery-mark-failures")
 
 
 def _alarm_dimensions(dev, name: str) -> dict[str, str]:
@@ -52,6 +52,8 @@ def test_psi_and_model_load_failures_carry_the_alarms_dimensions(dev, capsys):
                              drift=DriftMeasurement(0.31, {"log_amount": 0.02, "hour_sin": float("nan")}, 500))
         capsys.readouterr()
         svc._emit(report)
+        svc.metrics.emit(Metric.CORRUPT_ITEMS, 1)  # as _slice emits them: no dimension of its own
+        svc.metrics.emit(Metric.MARK_WRITE_FAILED, 1)
         metrics.flush_metrics()
     points = _emf_points(capsys.readouterr().out)
     for name in WATCHED:

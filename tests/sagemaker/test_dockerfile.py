@@ -11,7 +11,10 @@ DOCKERFILE = (ROOT / "sagemaker" / "Dockerfile").read_text()
 
 def test_the_image_installs_the_lock_and_the_pinned_cpu_torch():
     assert "--require-hashes --only-binary=:all: --no-deps -r /tmp/requirements.lock" in DOCKERFILE
-    assert re.search(r'--index-url https://download.pytorch.org/whl/cpu \\\s+"torch==2\.13\.0\+cpu"', DOCKERFILE)
+    assert re.search(r"--require-hashes --only-binary=:all: --no-deps \\\s+"
+                     r"--index-url https://download.pytorch.org/whl/cpu -r /tmp/torch.lock", DOCKERFILE)
+    assert "COPY sagemaker/torch.lock /tmp/torch.lock" in DOCKERFILE
+    assert "torch==2.13.0+cpu \\\n    --hash=sha256:" in (ROOT / "sagemaker" / "torch.lock").read_text()
     assert "torch==2.13.0" in (ROOT / "pyproject.toml").read_text()  # the same pin as the lstm extra
     assert "pip check" in DOCKERFILE  # torch's own dependencies are in the lock
 

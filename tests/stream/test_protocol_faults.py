@@ -20,6 +20,7 @@ A clean drain follows. Then, whatever the schedule:
 from __future__ import annotations
 
 import json
+import os
 import random
 from collections import Counter
 from dataclasses import dataclass
@@ -224,7 +225,13 @@ FAILED_SEEN: list[int] = []
 SEEN: list[Counter] = []  # per schedule: batches and outcomes (printed by the test below, pytest -s)
 
 
-@settings(max_examples=15, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow,
+# CI draws the same 15 schedules every run (~100 s of CPU); a deeper search, with new schedules per
+# --hypothesis-seed: FAULT_SCHEDULES=60 pytest tests/stream/test_protocol_faults.py --hypothesis-seed=7
+EXAMPLES = int(os.environ.get("FAULT_SCHEDULES", "15"))
+
+
+@settings(max_examples=EXAMPLES, deadline=None, derandomize="FAULT_SCHEDULES" not in os.environ,
+          suppress_health_check=[HealthCheck.too_slow,
                                                                  HealthCheck.function_scoped_fixture])  # fmt: skip
 @given(st.lists(step, min_size=1, max_size=10))
 def test_every_record_ends_once_whatever_fails(model_dir, schedule):
@@ -256,8 +263,11 @@ def test_one_clean_schedule_scores_every_record_once(tmp_path):
 
 # A schedule the property test found on 2026-12-02 (seed 13804975209285313208943236101145661430): writes
 # that succeed with their answer lost, the other shard's writer running in the middle of this one's
-# writes, and lost Lambda responses. One valid record is never scored (lost, not doubled). Not yet
-# understood: kept here, strict, so the fix is noticed (issue 15's note).
+# writes, and lost Lambda responses. Trans 4258 (shard 0, seq 10012) was never scored: a delivery of
+# 10006..10014 completed every record but 10007 and 10012, and the mark recorded only the complete
+# ones; a shorter redelivery (10006..10007) then completed 10007 and ``advance`` moved ``through``
+# over the gap where 10012 was, so the mark said 10012 was delivered. Fixed by recording every seen
+# record in the mark, the incomplete ones too (docs/architecture.md, invariant 4).
 LOST_RECORD_STEPS = ("shard", "size", "seed", "ddb_read", "ddb_write", "firehose", "sns", "sqs", "ack_lost",
                      "response_lost", "interleave")
 LOST_RECORD_SCHEDULE = [dict(zip(LOST_RECORD_STEPS, step, strict=True)) for step in (
@@ -274,7 +284,6 @@ LOST_RECORD_SCHEDULE = [dict(zip(LOST_RECORD_STEPS, step, strict=True)) for step
 )]
 
 
-@pytest.mark.xfail(strict=True, reason="known: one record lost under lost acks + an interleaved writer (issue 15)")
 def test_the_schedule_that_loses_a_record(tmp_path):
     with local_aws():
         world = setup_world(tmp_path)
