@@ -2,9 +2,11 @@
 
 The views are kept as ``infra/athena/views/<view_name>.sql``, each one
 ``CREATE OR REPLACE VIEW <view_name> AS SELECT ...`` in Athena's (Trino) dialect over the Glue
-table ``scored`` (``finsentry.scoring.SCORED_COLUMNS`` plus the partition column ``dt``). The
+table ``scored`` (``finsentry.scoring.SCORED_COLUMNS`` plus the partition column ``dt``) and, for
+the analysts' views, the table ``labels`` (analysts' verdicts, ``finsentry.lake.TABLES``). The
 CDK app creates them from that folder; the tests run the same files on DuckDB (transpiled with
-sqlglot) over the Parquet the pipeline writes.
+sqlglot) over the Parquet the pipeline writes; ``finsentry alerts --local`` runs them on DuckDB
+over the local run's output.
 
 Privacy rule of the views: no view exposes a raw client or account identifier. The client is
 ``client_ref`` (keyed HMAC pseudonym, written by the scorer); ``account_id`` is never
@@ -26,6 +28,8 @@ from sqlglot import exp
 
 VIEWS_DIR = Path(__file__).resolve().parents[1] / "infra" / "athena" / "views"
 SOURCE_TABLE = "scored"
+LABELS_TABLE = "labels"  # analysts' verdicts (finsentry.feedback / finsentry label)
+SOURCE_TABLES = frozenset({SOURCE_TABLE, LABELS_TABLE})  # what a view may read
 ATHENA_DIALECT = "athena"  # sqlglot's name for Athena (Trino for DML and views)
 # Columns of ``scored`` that no view may pass through: raw identifiers of the client.
 RAW_IDENTIFIERS: tuple[str, ...] = ("account_id", "client_id")
@@ -44,6 +48,17 @@ VIEW_COLUMNS: dict[str, dict[str, str]] = {
         "dt": "varchar", "txn_date": "date", "transactions": "bigint", "alerts": "bigint",
         "alert_rate": "double", "clients_alerted": "bigint", "clients": "bigint", "mean_score": "double",
         "max_score": "double", "amount_total": "double", "amount_alerted": "double",
+    },
+    "alert_verdicts": {
+        "dt": "varchar", "txn_date": "date", "ts": "timestamp", "trans_id": "varchar", "client_ref": "varchar",
+        "amount": "double", "operation": "varchar", "region": "varchar", "score": "double",
+        "anomaly_type": "varchar", "reasons": "varchar", "model_version": "varchar",
+        "analyst_verdict": "varchar", "outcome": "varchar", "verdict_by": "varchar", "verdict_at": "timestamp",
+        "verdicts": "bigint", "note": "varchar",
+    },
+    "alert_precision_daily": {
+        "dt": "varchar", "txn_date": "date", "alerts": "bigint", "confirmed": "bigint", "dismissed": "bigint",
+        "unreviewed": "bigint", "precision": "double", "reviewed_share": "double",
     },
     "anomaly_counts_by_type_region": {
         "dt": "varchar", "txn_date": "date", "region": "varchar", "district_id": "integer",
@@ -106,16 +121,17 @@ def _parse(sql: str, path: Path) -> exp.Create:
 def check_view(view: AthenaView) -> None:
     """Raise ``ViewDefinitionError`` unless the file keeps the views' contract.
 
-    Name equals the file stem; it reads only the ``scored`` table; its output columns are the
-    declared ones, in order; no raw client identifier is selected.
+    Name equals the file stem; it reads only the ``scored`` table (and ``labels``); its output
+    columns are the declared ones, in order; no raw client identifier is selected.
     """
     create = _parse(view.sql, view.path)
     name = create.this.name if isinstance(create.this, exp.Table) else create.this.this.name
     if name != view.name:
         raise ViewDefinitionError(f"{view.path.name}: creates view {name!r}, expected {view.name!r}")
     tables = {t.name for t in create.expression.find_all(exp.Table)}
-    if tables != {SOURCE_TABLE}:
-        raise ViewDefinitionError(f"{view.path.name}: must read only {SOURCE_TABLE!r}, reads {sorted(tables)}")
+    if SOURCE_TABLE not in tables or not tables <= SOURCE_TABLES:
+        raise ViewDefinitionError(f"{view.path.name}: must read only {SOURCE_TABLE!r} (and {LABELS_TABLE!r}), "
+                                  f"reads {sorted(tables)}")
     leaked = sorted({c.name for c in create.expression.selects for c in c.find_all(exp.Column)}
                     & set(RAW_IDENTIFIERS))  # fmt: skip
     if leaked:
@@ -165,13 +181,17 @@ def glue_view_input(view: AthenaView, database: str, catalog: str = "awsdatacata
     }
 
 
-def duckdb_connection(scored_root: Path | str, views: list[AthenaView] | None = None):
-    """An in-memory DuckDB with ``scored`` over ``scored_root/dt=*/*.parquet`` and every view.
+def duckdb_connection(scored_root: Path | str, views: list[AthenaView] | None = None, labels=None):
+    """An in-memory DuckDB with ``scored`` over ``scored_root/dt=*/*.parquet``, ``labels`` and every view.
 
     The table is laid out as the deployment's S3 prefix (Hive partitions, ``dt`` a string), so
-    the Athena views run unchanged apart from the dialect.
+    the Athena views run unchanged apart from the dialect. ``labels`` is the verdict history (a
+    DataFrame of ``finsentry.labels.HISTORY_COLUMNS``, e.g. ``LabelStore.history()``); None = no
+    verdict yet (an empty table of the same columns).
     """
     import duckdb
+
+    from finsentry.labels import empty_history
 
     pattern = (Path(scored_root) / "dt=*" / "*.parquet").as_posix()
     con = duckdb.connect()
@@ -180,6 +200,13 @@ def duckdb_connection(scored_root: Path | str, views: list[AthenaView] | None = 
         f"CREATE VIEW {SOURCE_TABLE} AS SELECT * FROM read_parquet('{quoted}', "  # noqa: S608 - a path, quoted
         "hive_partitioning = true, hive_types = {'dt': VARCHAR})"
     )
+    history = empty_history() if labels is None else labels
+    con.register("labels_frame", history[list(empty_history().columns)])
+    con.execute(  # the table LABELS_TABLE, typed as finsentry.lake.TABLES declares it
+        'CREATE TABLE labels AS SELECT trans_id::VARCHAR AS trans_id, verdict::VARCHAR AS verdict, '
+                'who::VARCHAR AS who, "when"::TIMESTAMP AS "when", note::VARCHAR AS note, '
+                'label_id::VARCHAR AS label_id, received_at::TIMESTAMP AS received_at FROM labels_frame')
+    con.unregister("labels_frame")
     for view in views if views is not None else load_views():
         con.execute(view.to_duckdb())
     return con

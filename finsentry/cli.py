@@ -146,6 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--budget", type=_share, default=0.01, help="alert budget (share)")
     demo.add_argument("--out", type=_out_dir, default=Path("finsentry-out"))
     demo.add_argument("--no-sagemaker", action="store_true", help="skip the SageMaker jobs run in-process")
+    demo.add_argument("--no-feedback-round", action="store_true",
+                      help="skip the analyst feedback round (scripted verdicts through `finsentry label`, the "
+                           "supervised candidate retrained, its effect)")  # fmt: skip
     demo.add_argument("--metrics-port", type=_port, help="serve Prometheus /metrics on this port (127.0.0.1)")
     demo.add_argument("--metrics-hold", type=_seconds, help="with --metrics-port: seconds to keep serving after "
                       "the run (default: until Ctrl-C)")  # fmt: skip
@@ -254,6 +257,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             bucket = DataBucket.create()
             result = run_demo(config, bucket, progress=_progress)
         print_demo(result, console)
+        _analysts_side(result, config, feedback_round=config.sagemaker_jobs and not args.no_feedback_round)
         report = write_report(result, args.out / "report.html")
         console.print(f"report: {report.resolve()}")
         if exporter is not None:
@@ -263,6 +267,24 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if exporter is not None:
             exporter.close()
     return 0
+
+
+def _analysts_side(result, config, feedback_round: bool) -> None:
+    """The scored test period kept in ``<out>/scored/`` (``finsentry alerts --local``), one feedback
+    round (finsentry.local.feedback_round) when asked, and the alerts with their verdicts for the report."""
+    from finsentry.local.alerts import local_alerts, write_scored
+    from finsentry.local.feedback_round import print_round, run_round
+
+    write_scored(result.scored, config.out_dir)
+
+    def record(path: Path) -> None:  # the scripted analyst's export, through the real command
+        if main(["label", "--labels", str(path), "--out", str(config.out_dir)]) != 0:
+            raise ValueError(f"finsentry label refused {path}")
+
+    if feedback_round:
+        result.feedback_round = run_round(result.prepared, config.out_dir, config.budget, record, _progress)
+        print_round(result.feedback_round, console)
+    result.verdicts = local_alerts(config.out_dir, limit=config.top_alerts)
 
 
 def _start_exporter(port: int | None):

@@ -44,6 +44,12 @@ def _since(text: str) -> str:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _since_text(text: str) -> str:
+    """--since as given, checked (a deployment counts from today, the local run from its last day)."""
+    _since(text)
+    return text
+
+
 def _table_out(text: str) -> Path:
     path = Path(text)
     if path.suffix not in (".csv", ".parquet"):
@@ -55,9 +61,15 @@ def _table_out(text: str) -> Path:
 
 def add_parsers(sub, positive_int, share) -> None:
     """The AWS commands' parsers, on ``finsentry``'s subparsers."""
-    alerts = sub.add_parser("alerts", help="recent alerts of a deployment (masked view), with reasons and verdicts")
-    alerts.add_argument("--env", required=True, help="deployment environment (dev, prod, ...)")
-    alerts.add_argument("--since", type=_since, default="2d", help="Nd, Nw or YYYY-MM-DD (default 2d)")
+    alerts = sub.add_parser("alerts", help="recent alerts of a deployment (masked view) or of the local run, with "
+                            "reasons and analysts' verdicts")  # fmt: skip
+    where = alerts.add_mutually_exclusive_group(required=True)
+    where.add_argument("--env", help="deployment environment (dev, prod, ...)")
+    where.add_argument("--local", type=Path, metavar="DIR", nargs="?", const=Path("finsentry-out"),
+                       help="the local run's output folder (default finsentry-out): its scored test period and "
+                            "the verdicts of `finsentry label`")  # fmt: skip
+    alerts.add_argument("--since", type=_since_text, help="Nd, Nw or YYYY-MM-DD (default: 2d on a deployment; "
+                        "every day of the local run, where Nd counts back from its last day)")  # fmt: skip
     alerts.add_argument("--type", type=_anomaly_type, action="append", dest="types", metavar="TYPE",
                         help="only this anomaly type (repeatable)")
     alerts.add_argument("--limit", type=positive_int, default=200, help="most alerts listed, highest score first")
@@ -149,6 +161,9 @@ def _write(frame: pd.DataFrame, path: Path) -> None:
 def cmd_alerts(args: argparse.Namespace) -> int:
     from finsentry import lake
 
+    if args.local is not None:
+        return _local_alerts(args)
+    args.since = lake.since_day(args.since or "2d")
     deployment = _resolve(args.env)
     frame = lake.alerts(deployment, since=args.since, types=args.types or (), limit=args.limit)
     kinds = f", types {', '.join(args.types)}" if args.types else ""
@@ -160,6 +175,31 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     console.print(f"{len(frame):,} alerts{' (the --limit)' if len(frame) == args.limit else ''}{verdicts}")
     if args.out:
         _write(frame, args.out)
+    return 0
+
+
+def _local_alerts(args: argparse.Namespace) -> int:
+    """The local run's alerts through the deployment's views (finsentry.local.alerts), and precision by day."""
+    import datetime as dt
+
+    from finsentry.lake import since_day
+    from finsentry.local.alerts import last_day, local_alerts
+
+    since = since_day(args.since, today=dt.date.fromisoformat(last_day(args.local))) if args.since else None
+    found = local_alerts(args.local, since=since, types=args.types or (), limit=args.limit)
+    kinds = f", types {', '.join(args.types)}" if args.types else ""
+    _print_table(found.alerts.rename(columns={"analyst_verdict": "verdict"}),
+                 f"alerts of the local run in {args.local}{f' since {since}' if since else ''}{kinds} "
+                 "(highest score first)", {"reasons": REASONS_WIDTH})  # fmt: skip
+    limited = " (the --limit)" if len(found.alerts) == args.limit else ""
+    console.print(f"{len(found.alerts):,} alerts listed{limited}; {found.reviewed:,} of the run's {found.total:,} "
+                  "alerts have an analyst's verdict (`finsentry label`)")  # fmt: skip
+    reviewed = found.precision[found.precision["confirmed"] + found.precision["dismissed"] > 0]
+    if len(reviewed):
+        _print_table(reviewed.drop(columns=["txn_date"]), "precision of the alerts by day (days with a verdict; "
+                     "precision = confirmed / (confirmed + dismissed))")  # fmt: skip
+    if args.out:
+        _write(found.alerts, args.out)
     return 0
 
 

@@ -38,6 +38,9 @@ PLACEHOLDERS: tuple[str, ...] = (
 
 # The candidates trained in parallel, in the order of the Parallel state's branches.
 CANDIDATES: tuple[str, ...] = ("isolation_forest", "lof", "lstm", "ensemble")
+# The fifth branch: trained on analysts' verdicts when there are any, skipped (not failed) when the
+# training job finds fewer than finsentry.labels' minimum on its rows.
+SUPERVISED = "supervised"
 
 _PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
 _JOB_PREFIXES = {
@@ -45,6 +48,7 @@ _JOB_PREFIXES = {
     "lof": "finsentry-lof",
     "lstm": "finsentry-lstm",
     "ensemble": "finsentry-ensemble",
+    "supervised": "finsentry-supervised",
     "evaluation": "finsentry-eval",
     "model": "finsentry-model",
     "transform": "finsentry-score",
@@ -129,6 +133,7 @@ TASK_ACTIONS: dict[str, tuple[str, ...]] = {
         "sagemaker:CreateModel", "sagemaker:DescribeModelPackage", "sagemaker:AddTags", "iam:PassRole"),
     "arn:aws:states:::aws-sdk:sagemaker:createModelPackage": ("sagemaker:CreateModelPackage",),
     "arn:aws:states:::aws-sdk:s3:getObject": ("s3:GetObject", "kms:Decrypt"),
+    "arn:aws:states:::aws-sdk:s3:listObjectsV2": ("s3:ListBucket",),
     "arn:aws:states:::aws-sdk:ssm:putParameter": ("ssm:PutParameter",),
     "arn:aws:states:::aws-sdk:ssm:getParameter": ("ssm:GetParameter",),
     "arn:aws:states:::athena:startQueryExecution.sync": (

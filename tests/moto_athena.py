@@ -101,7 +101,13 @@ def _connection(database: str, region: str) -> duckdb.DuckDBPyConnection:
         encoded = view["ViewOriginalText"].removeprefix("/* Presto View: ").removesuffix(" */")
         select = json.loads(base64.b64decode(encoded))["originalSql"]
         body = sqlglot.transpile(select, read="athena", write="duckdb")[0]
-        con.execute(f'CREATE VIEW "{view["Name"]}" AS {body}')
+        try:
+            con.execute(f'CREATE VIEW "{view["Name"]}" AS {body}')
+        except (duckdb.CatalogException, duckdb.BinderException):
+            # a view over a table this test deployment did not register, or registered with other
+            # columns (the analysts' views read `labels`): Athena keeps such a view and fails only a
+            # query on it; here the view is left out, so such a query fails too
+            continue
     return con
 
 

@@ -13,6 +13,14 @@ from finsentry import analytics
 from finsentry.analytics import VIEW_COLUMNS, AthenaView, ViewDefinitionError, check_view, load_views
 from finsentry.detectors import make_detector
 from finsentry.evaluation import threshold_for_budget
+from finsentry.labels import (
+    HISTORY_COLUMNS,
+    current_verdicts,
+    empty_history,
+    is_fraud_verdict,
+    merge_labels,
+    validate_labels,
+)
 from finsentry.layout import PARTITION_KEY, PREFIXES
 from finsentry.local.aws import DataBucket, local_aws
 from finsentry.local.pipeline import DemoConfig, prepare
@@ -61,10 +69,12 @@ def test_every_view_file_is_loaded_checked_and_declared():
 
 def test_views_read_only_columns_the_scored_table_has():
     known = set(SCORED_COLUMNS) | {PARTITION_KEY}
+    labels = set(HISTORY_COLUMNS) | {"latest", "verdicts"}  # + the labels subquery's own aliases
     for v in load_views():
         body = analytics._parse(v.sql, v.path).expression
         used = {c.name for c in body.find_all(exp.Column)} - set(v.columns)  # minus aliases of outputs
-        assert used <= known, (v.name, used - known)
+        reads_labels = analytics.LABELS_TABLE in {t.name for t in body.find_all(exp.Table)}
+        assert used <= known | (labels if reads_labels else set()), (v.name, used - known)
 
 
 @pytest.mark.parametrize(
@@ -213,3 +223,67 @@ def test_glue_view_input_is_accepted_by_glue_and_decodes_to_the_view():
         assert spec["schema"] == "finsentry_test" and spec["originalSql"] == view.select_sql
         assert [(c["name"], c["type"]) for c in spec["columns"]] == list(view.columns.items())
         assert [c["Name"] for c in table["StorageDescriptor"]["Columns"]] == list(view.columns)
+
+
+def _verdicts(alerts: pd.DataFrame, normal: pd.DataFrame) -> pd.DataFrame:
+    """A label history over the alerts: 12 confirmed, 8 dismissed, one confirmed then corrected to
+    dismissed a day later, one confirmed anomaly type; and a verdict on a transaction that raised
+    no alert (not an alert: the views leave it out)."""
+    ids = alerts["trans_id"].astype(str).tolist()
+    rows = [(i, "confirmed_fraud") for i in ids[:12]] + [(i, "dismissed") for i in ids[12:20]]
+    rows += [(ids[20], "confirmed_fraud"), (ids[21], "amount_spike"), (str(normal["trans_id"].iloc[0]), "dismissed")]
+    frame = pd.DataFrame(rows, columns=["trans_id", "verdict"]).assign(who="analyst-1", when=pd.Timestamp("1997-06-01"),
+                                                                       note="")  # fmt: skip
+    later = pd.DataFrame({"trans_id": [ids[20]], "verdict": ["dismissed"], "who": ["analyst-2"],
+                          "when": [pd.Timestamp("1997-06-02")], "note": ["refund confirmed"]})  # fmt: skip
+    history = merge_labels(empty_history(), validate_labels(frame).valid).history
+    return merge_labels(history, validate_labels(later).valid).history
+
+
+@pytest.fixture(scope="module")
+def verdict_con(scored_output):
+    _, scored, root = scored_output
+    alerts = scored[scored["verdict"] == "alert"].sort_values("score", ascending=False)
+    assert len(alerts) > 25
+    history = _verdicts(alerts, scored[scored["verdict"] != "alert"])
+    return analytics.duckdb_connection(root, labels=history), history, scored
+
+
+def test_alert_verdicts_show_the_current_verdict_next_to_each_alert(verdict_con):
+    con, history, scored = verdict_con
+    view = _view(con, "alert_verdicts").set_index("trans_id")
+    alerts = scored[scored["verdict"] == "alert"]
+    assert sorted(view.index) == sorted(alerts["trans_id"].astype(str))  # every alert once, nothing else
+    current = current_verdicts(history).set_index("trans_id")
+    reviewed = view[view["analyst_verdict"] != "unreviewed"]
+    assert len(reviewed) == 22 and set(reviewed.index) <= set(current.index)
+    assert (reviewed["analyst_verdict"] == current.loc[reviewed.index, "verdict"]).all()
+    corrected = view.loc[history.loc[history["note"] == "refund confirmed", "trans_id"].iloc[0]]
+    assert (corrected["analyst_verdict"], corrected["outcome"], corrected["verdicts"]) == ("dismissed", "dismissed", 2)
+    assert corrected["verdict_by"] == "analyst-2" and corrected["note"] == "refund confirmed"
+    typed = view[view["analyst_verdict"] == "amount_spike"]
+    assert typed["outcome"].tolist() == ["confirmed"]  # a confirmed anomaly type counts as confirmed
+    assert (view.loc[view["analyst_verdict"] == "unreviewed", "verdicts"] == 0).all()
+
+
+def test_precision_by_day_adds_up_and_matches_the_verdicts(verdict_con):
+    con, history, scored = verdict_con
+    daily = _view(con, "alert_precision_daily").set_index("dt").sort_index()
+    alerts = scored[scored["verdict"] == "alert"].astype({"trans_id": str})
+    current = current_verdicts(history)
+    joined = alerts.merge(current[["trans_id", "verdict"]].rename(columns={"verdict": "analyst"}), on="trans_id",
+                          how="left")  # fmt: skip
+    reviewed_rows = joined["analyst"].notna()
+    positive = pd.Series(False, index=joined.index)
+    positive[reviewed_rows] = is_fraud_verdict(joined.loc[reviewed_rows, "analyst"])
+    expected = joined.assign(confirmed=positive, dismissed=joined["analyst"] == "dismissed",
+                             unreviewed=joined["analyst"].isna()).groupby(PARTITION_KEY)[
+        ["confirmed", "dismissed", "unreviewed"]].sum()  # fmt: skip
+    assert (daily["alerts"] == daily["confirmed"] + daily["dismissed"] + daily["unreviewed"]).all()
+    assert daily["alerts"].sum() == len(alerts)
+    for column in ("confirmed", "dismissed", "unreviewed"):
+        assert daily[column].astype(int).to_dict() == expected[column].astype(int).to_dict(), column
+    assert (daily["confirmed"].sum(), daily["dismissed"].sum()) == (12 + 1, 8 + 1)  # the correction is dismissed
+    reviewed = daily["confirmed"] + daily["dismissed"]
+    assert np.allclose(daily.loc[reviewed > 0, "precision"], (daily["confirmed"] / reviewed)[reviewed > 0])
+    assert daily.loc[reviewed == 0, "precision"].isna().all()

@@ -105,7 +105,7 @@ def test_demo_runs_end_to_end_on_a_small_bank(tmp_path, capsys):
     out = capsys.readouterr().out
     assert code == 0
     for text in ("Validation period", "Selected:", "Test period", "Top alerts", "scored/", "State machine choice:",
-                 "stream replay: 300"):
+                 "stream replay: 300", "Feedback round:", "recorded with `finsentry label"):
         assert text in out
     assert (tmp_path / "model" / "metadata.json").is_file()
     assert f"report: {(tmp_path / 'report.html').resolve()}" in out

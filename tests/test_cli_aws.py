@@ -59,3 +59,40 @@ def test_bad_input_is_one_line_and_status_2(deployed, capsys, argv, message):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_the_analysts_views_show_verdicts_and_precision_once_the_feedback_door_stored_labels(deployed, tmp_path):
+    """Verdicts dropped as a case-management export, stored by the S3 door (finsentry.feedback,
+    which registers the `labels` table), then read through the two analysts' views on Athena."""
+    import boto3
+
+    from finsentry.feedback import ingest_feedback
+    from finsentry.layout import PREFIXES
+    from tests.stepfunctions.conftest import REGION, substitutions
+
+    subs = substitutions()  # the names deploy() used
+    s3, glue = boto3.client("s3", region_name=REGION), boto3.client("glue", region_name=REGION)
+    export = ("trans_id,verdict,who,when,note\n"
+              "t3,confirmed_fraud,ana,2026-11-30T09:00:00,\n"
+              "t4,confirmed_fraud,ana,2026-12-01T09:00:00,\n"
+              "t4,dismissed,bo,2026-12-01T15:00:00,customer confirmed\n"
+              "t1,dismissed,ana,2026-11-29T09:00:00,\n")  # fmt: skip
+    s3.put_object(Bucket=subs["DataBucket"], Key=f"{PREFIXES.feedback_inbox}cases.csv", Body=export.encode())
+    assert ingest_feedback(s3, subs["DataBucket"], glue, env=ENV).new == 4
+
+    verdicts = tmp_path / "verdicts.parquet"
+    assert main(["query", "--env", ENV, "SELECT trans_id, analyst_verdict, outcome, verdict_by, verdicts FROM "
+                 "alert_verdicts", "--out", str(verdicts)]) == 0  # fmt: skip
+    got = pd.read_parquet(verdicts).set_index("trans_id")
+    assert sorted(got.index) == ["t2", "t3", "t4", "t6"]  # the alerts only: t1 raised none
+    assert got.loc["t3", "outcome"] == "confirmed"
+    assert (got.loc["t4", "analyst_verdict"], got.loc["t4", "verdict_by"], got.loc["t4", "verdicts"]) == (
+        "dismissed", "bo", 2)  # fmt: skip
+    assert got.loc["t6", "outcome"] == got.loc["t2", "outcome"] == "unreviewed"
+    daily = tmp_path / "daily.parquet"
+    assert main(["query", "--env", ENV, "SELECT dt, alerts, confirmed, dismissed, unreviewed, precision FROM "
+                 "alert_precision_daily ORDER BY dt", "--out", str(daily)]) == 0  # fmt: skip
+    by_day = pd.read_parquet(daily).set_index("dt")
+    assert by_day["alerts"].to_dict() == {"2026-11-28": 1, "2026-11-29": 1, "2026-11-30": 2}
+    assert by_day.loc["2026-11-29", "precision"] == 1.0 and by_day.loc["2026-11-30", "precision"] == 0.0
+    assert pd.isna(by_day.loc["2026-11-28", "precision"]) and by_day.loc["2026-11-30", "unreviewed"] == 1

@@ -89,6 +89,9 @@ class DemoResult:
     stream: ReplayResult | None = None
     unfed_features: list[str] = field(default_factory=list)  # features the data could not feed (all NaN)
     model_warnings: list[str] = field(default_factory=list)  # e.g. a rule suspended for the selected model
+    prepared: Prepared | None = None  # the run's transactions, features and split (the feedback round's input)
+    feedback_round: Any = None  # finsentry.local.feedback_round.FeedbackRound, when one ran
+    verdicts: Any = None  # finsentry.local.alerts.LocalAlerts: alerts with analysts' verdicts, precision by day
 
 
 def _noop(_: str) -> None:
@@ -370,4 +373,5 @@ def run_demo(config: DemoConfig, bucket, progress: Progress = _noop) -> DemoResu
         observations=observations,
         unfed_features=unfed,
         model_warnings=list(getattr(best, "warnings", [])),
+        prepared=prep,
     )

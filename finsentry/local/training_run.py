@@ -110,7 +110,8 @@ def run_training_jobs(transactions: pd.DataFrame, features: pd.DataFrame, train:
     ``train`` / ``validation`` are row masks; ``champion`` is an artifact folder (or None);
     ``hyperparameters`` adds per-candidate hyperparameters (e.g. fewer epochs in tests);
     ``labels``, the local label history (``finsentry.labels.LabelStore``), becomes the evaluation's
-    ``labels/`` input: it ranks on the verdicts when they suffice.
+    ``labels/`` input (it ranks on the verdicts when they suffice) and the supervised candidate's
+    ``labels`` channel.
     """
     curated = pd.concat([transactions[list(ID_COLUMNS)], features], axis=1)
     seconds: dict[str, float] = {}
@@ -134,6 +135,11 @@ def run_training_jobs(transactions: pd.DataFrame, features: pd.DataFrame, train:
             env = {"SM_ROOT": str(job), "SM_MODEL_DIR": str(job / "model"), "SM_CHANNEL_TRAIN": str(channels["train"]),
                    "SM_CHANNEL_VALIDATION": str(channels["validation"]),
                    "TRAINING_JOB_NAME": f"local-{name}"}  # fmt: skip
+            if name == "supervised" and labels is not None and labels.is_file():  # the state machine's labels channel
+                label_channel = root / "s3" / "labels"
+                label_channel.mkdir(exist_ok=True)
+                (label_channel / labels.name).write_bytes(labels.read_bytes())
+                env["SM_CHANNEL_LABELS"] = str(label_channel)
             started = time.perf_counter()
             _train(env)
             seconds[name] = round(time.perf_counter() - started, 2)

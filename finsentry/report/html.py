@@ -93,6 +93,62 @@ def _alerts_table(top: pd.DataFrame) -> str:
     return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
 
 
+def _table(frame: pd.DataFrame, numeric: dict[str, str]) -> str:
+    """A plain HTML table; ``numeric`` maps a column to its format ("pct", "int", "score", "money")."""
+    fmt = {"pct": lambda v: _pct(v), "int": lambda v: f"{int(v):,}", "score": lambda v: f"{v:.4f}",
+           "money": lambda v: f"{v:,.2f}"}  # fmt: skip
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
+    rows = []
+    for _, r in frame.iterrows():
+        cells = []
+        for c in frame.columns:
+            v = r[c]
+            missing = v is None or (not isinstance(v, str) and pd.isna(v))
+            text = "-" if missing and c in numeric else "" if missing else (
+                fmt[numeric[c]](v) if c in numeric else html.escape(str(v)).replace(" ; ", "<br>"))
+            cells.append(f'<td class="{"num" if c in numeric else ""}">{text}</td>')
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
+
+
+def _feedback_section(result) -> str:
+    """Verdicts next to the alerts, precision of the alerts by day (the Athena views
+    alert_verdicts / alert_precision_daily run on the local output) and, when a feedback round
+    ran, the supervised candidate's figures beside the model in production."""
+    found = result.verdicts
+    parts = [f"<p>{found.reviewed:,} of the run's {found.total:,} alerts have an analyst's verdict "
+             "(<code>finsentry label</code>; <code>finsentry alerts --local</code> lists them). Highest scores:</p>",
+             _table(found.alerts[["trans_id", "ts", "amount", "score", "anomaly_type", "reasons", "analyst_verdict",
+                                  "verdict_by"]], {"amount": "money", "score": "score"})]  # fmt: skip
+    daily = found.precision[found.precision["confirmed"] + found.precision["dismissed"] > 0]
+    if len(daily):
+        confirmed, dismissed = int(daily["confirmed"].sum()), int(daily["dismissed"].sum())
+        parts.append(f"<p>Precision of the alerts by day (days with a verdict): confirmed / (confirmed + dismissed); "
+                     f"over them {_pct(confirmed / (confirmed + dismissed))} ({confirmed:,} confirmed, "
+                     f"{dismissed:,} dismissed).</p>")  # fmt: skip
+        parts.append(_table(daily[["dt", "alerts", "confirmed", "dismissed", "unreviewed", "precision"]],
+                            {"alerts": "int", "confirmed": "int", "dismissed": "int", "unreviewed": "int",
+                             "precision": "pct"}))  # fmt: skip
+    fb = result.feedback_round
+    if fb is not None:
+        parts.append(f"<p>Feedback round: a scripted analyst reviewed the {fb.alerts_reviewed:,} alerts of "
+                     f"{fb.reviewed_days[0]} .. {fb.reviewed_days[1]} ({fb.confirmed:,} confirmed, {fb.dismissed:,} "
+                     f"dismissed). ")  # fmt: skip
+        if fb.outcome == "trained":
+            before = fb.before or {}
+            rows = [{**before, "model": f"before: {before.get('name', 'no model in production')}"},
+                    {**fb.after, "model": "after: supervised candidate"}]  # fmt: skip
+            frame = pd.DataFrame(rows)[["model", "recall", "precision", "auc_pr", "auc_roc", "alerts"]]
+            parts.append(f"The supervised candidate, trained on those verdicts, against the model in production on "
+                         f"{fb.evaluation_days[0]} .. {fb.evaluation_days[1]} (no verdict there: figures on the "
+                         f"injected anomalies). {html.escape(fb.reason)}</p>")  # fmt: skip
+            parts.append(_table(frame, {"recall": "pct", "precision": "pct", "auc_pr": "pct", "auc_roc": "pct",
+                                        "alerts": "int"}))  # fmt: skip
+        else:
+            parts.append(f"The supervised candidate was not trained: {html.escape(fb.reason)}</p>")
+    return "".join(parts)
+
+
 def _drift_text(obs) -> str:
     spec = alarm("score-drift")
     top = ", ".join(f"{html.escape(k)} {v:.3f}" for k, v in obs.drift.top_features(3))
@@ -146,6 +202,8 @@ def render_report(result) -> str:
         ("Top alerts", _alerts_table(result.top_alerts) + plots["top-alert-reasons"]),
         ("Drift", _drift_text(obs) + plots["feature-drift"] + plots["drift-over-time"]),
     ]  # fmt: skip
+    if getattr(result, "verdicts", None) is not None:
+        sections.insert(6, ("Analysts' verdicts", _feedback_section(result)))
     body = "".join(f"<h2>{html.escape(title)}</h2><div class='plot'>{content}</div>" for title, content in sections)
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>finsentry report</title>"

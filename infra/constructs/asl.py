@@ -12,6 +12,9 @@ import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
+# SDK calls whose IAM action is not the API's name
+_IAM_ACTION_OF_API = {"s3:ListObjectsV2": "s3:ListBucket"}
+
 
 class AslError(ValueError):
     """The ASL uses a service integration the CDK app does not know how to permit."""
@@ -40,7 +43,8 @@ class Integration:
 
     @property
     def iam_action(self) -> str:
-        return f"{self.service}:{self.api[0].upper()}{self.api[1:]}"
+        action = f"{self.service}:{self.api[0].upper()}{self.api[1:]}"
+        return _IAM_ACTION_OF_API.get(action, action)
 
 
 def parse_resource(resource: str) -> Integration:

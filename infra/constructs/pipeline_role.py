@@ -110,6 +110,10 @@ def grant_integrations(role: ServiceRole, integrations: list[Integration], t: Pi
         elif i.sdk and i.service == "glue":
             allow_glue_catalog(role, [i.iam_action], t.glue_database)
             granted.append(i.iam_action)
+        elif i.sdk and i.service == "s3" and i.api == "listObjectsV2":
+            # is there any verdict yet (the supervised branch); ListObjectsV2 is allowed by s3:ListBucket
+            labels_only = {"StringLike": {"s3:prefix": [f"{PREFIXES.feedback_labels}*"]}}
+            add(["s3:ListBucket"], [t.data.arn], conditions=labels_only)
         elif i.sdk and i.service == "s3":
             allow_prefixes(role, t.data, read=[PREFIXES.reports])  # the evaluation.json of the run
             add([i.iam_action], [t.data.objects(PREFIXES.reports)])

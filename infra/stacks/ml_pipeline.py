@@ -211,7 +211,8 @@ class MlPipelineStack(FinsentryStack):
         allow_prefixes(
             role,
             bucket,
-            read=[PREFIXES.curated, PREFIXES.validation, PREFIXES.models],  # validation: training and evaluation
+            # validation: training and evaluation; feedback_labels: the supervised candidate's verdicts
+            read=[PREFIXES.curated, PREFIXES.validation, PREFIXES.models, PREFIXES.feedback_labels],
             write=[PREFIXES.models, PREFIXES.reports, PREFIXES.scored],
         )
         allow(

@@ -152,7 +152,7 @@ def test_sagemaker_jobs_get_the_vpc_config_in_the_deployed_definition(new_vpc, d
 
     tasks = sagemaker_tasks(new_vpc)
     training = [t for t in tasks.values() if "createTrainingJob" in t["Resource"]]
-    assert len(training) == 4 and all(t["Parameters"]["VpcConfig"]["Subnets"] for t in training)
+    assert len(training) == 5 and all(t["Parameters"]["VpcConfig"]["Subnets"] for t in training)  # + supervised
     [processing] = [t for t in tasks.values() if "createProcessingJob" in t["Resource"]]
     assert processing["Parameters"]["NetworkConfig"]["VpcConfig"]["SecurityGroupIds"]
     [model] = [t for t in tasks.values() if t["Resource"].endswith("sagemaker:createModel")]

@@ -98,6 +98,7 @@ def test_cli_demo_serves_metrics_during_the_run(tmp_path, monkeypatch):
     monkeypatch.setattr(cli, "_start_exporter", start)
     monkeypatch.setattr("finsentry.local.summary.print_demo", lambda result, console: None)
     monkeypatch.setattr("finsentry.report.write_report", lambda result, path: path)
+    monkeypatch.setattr(cli, "_analysts_side", lambda result, config, feedback_round: None)  # a faked run: no alerts
     done = threading.Event()
 
     def scrape_while_holding():

@@ -136,3 +136,37 @@ def test_the_report_names_unfed_features_and_model_warnings(small_run):
     text = render_report(result)
     assert "features the data could not feed" in text and "balance_error" in text
     assert "model warning" in text and "balance_mismatch suspended" in text
+
+
+def test_the_report_shows_verdicts_precision_by_day_and_the_supervised_figures(small_run, tmp_path):
+    """Verdicts next to the alerts and precision by day come from the analysts' views on the run's
+    output; a feedback round's before/after figures are shown when it trained the candidate."""
+    from dataclasses import replace
+
+    from finsentry.labels import LabelStore, validate_labels
+    from finsentry.local.alerts import local_alerts, write_scored
+    from finsentry.local.feedback_round import FeedbackRound
+
+    result, _ = small_run
+    out = tmp_path / "out"
+    write_scored(result.scored, out)
+    alerts = result.scored[result.scored["verdict"] == "alert"].nlargest(3, "score")
+    verdicts = pd.DataFrame({"trans_id": alerts["trans_id"].astype(str), "verdict": ["confirmed_fraud", "dismissed",
+                             "dismissed"], "who": "ana", "when": "1999-01-01T00:00:00", "note": ""})  # fmt: skip
+    LabelStore(out).add(validate_labels(verdicts).valid)
+    found = local_alerts(out, limit=6)
+    figures_ = {"name": "supervised", "recall": 0.75, "precision": 0.5, "auc_pr": 0.6, "auc_roc": 0.9, "alerts": 12}
+    fb = FeedbackRound(reviewed_days=("1995-01-01", "1995-01-31"), evaluation_days=("1995-02-01", "1995-02-28"),
+                       alerts_reviewed=3, confirmed=1, dismissed=2, labels_file=out / "v.csv", outcome="trained",
+                       reason="promote supervised", before={**figures_, "name": "champion:ensemble", "recall": 0.25},
+                       after=figures_)  # fmt: skip
+    page = render_report(replace(result, verdicts=found, feedback_round=fb))
+    section = page.split("<h2>Analysts&#x27; verdicts</h2>", 1)[1].split("<h2>", 1)[0]
+    assert "3 of the run's" in section and "confirmed_fraud" in section and "ana" in section
+    assert "33.3 %" in section  # precision over the days with a verdict: 1 / (1 + 2)
+    assert "before: champion:ensemble" in section and "after: supervised candidate" in section
+    assert "25.0 %" in section and "75.0 %" in section
+    skipped = render_report(replace(result, verdicts=found, feedback_round=replace(fb, outcome="skipped", after=None,
+                                                                                   reason="not enough verdicts")))
+    assert "was not trained: not enough verdicts" in skipped
+    assert "Analysts&#x27; verdicts" not in render_report(result)  # no verdicts computed: no section

@@ -14,6 +14,7 @@ from finsentry.layout import PREFIXES
 from finsentry.pipeline_definition import (
     CANDIDATES,
     PLACEHOLDERS,
+    SUPERVISED,
     DefinitionError,
     job_names,
     load_definition,
@@ -23,8 +24,10 @@ from finsentry.pipeline_definition import (
 from tests.stepfunctions.conftest import substitutions
 
 FAILURE_NOTIFICATION = "NotifyFailure"
-# the only errors handled otherwise than by notifying: no SSM parameter yet = no champion
-EXPECTED_ERRORS = {("ReadChampion", ("Ssm.ParameterNotFoundException",)): "ListInputsWithoutChampion"}
+# the only errors handled otherwise than by notifying: no SSM parameter yet = no champion; the
+# supervised job's failure goes through a Choice that skips the candidate on "not enough verdicts"
+EXPECTED_ERRORS = {("ReadChampion", ("Ssm.ParameterNotFoundException",)): "ListWithoutChampion",
+                   ("TrainSupervised", ("States.ALL",)): "SupervisedTrainingOutcome"}
 SAGEMAKER_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 
 
@@ -75,7 +78,7 @@ def test_every_task_retries_and_every_catch_reaches_the_failure_notification(asl
                 assert scope[target]["Type"] == "Fail", f"{name} catches into {target}"
                 assert {c["Next"] for c in top[parallel]["Catch"]} == {FAILURE_NOTIFICATION}
             assert catch.get("ResultPath") in ("$.error", "$.notify_error"), name
-    assert tasks == 16  # 12 top-level Tasks + one training Task per candidate (4)
+    assert tasks == 18  # 12 top-level Tasks + one training Task per candidate (5) + the supervised label check
     assert top[FAILURE_NOTIFICATION]["Resource"] == "arn:aws:states:::sns:publish"
     assert top[top[FAILURE_NOTIFICATION]["Next"]]["Type"] == "Fail"
 
@@ -116,7 +119,7 @@ def test_job_names_are_unique_per_execution_and_valid(asl: dict) -> None:
     name_keys = ("TrainingJobName", "ProcessingJobName", "TransformJobName", "ModelName")
     named = [(n, k) for n, s in states.items() for k in name_keys if k in s.get("Parameters", {}) or f"{k}.$" in
              s.get("Parameters", {})]  # fmt: skip
-    assert len(named) == 8  # 4 trainings, evaluation, model, transform (ModelName), transform job
+    assert len(named) == 9  # 5 trainings, evaluation, model, transform (ModelName), transform job
     for state, key in named:
         assert states[state]["Parameters"][f"{key}.$"].startswith("$.run.jobs."), (state, key)
     longest = "a_" * 40  # execution names: up to 80 characters, underscores allowed
@@ -125,12 +128,35 @@ def test_job_names_are_unique_per_execution_and_valid(asl: dict) -> None:
     assert job_names("run-1") != job_names("run-2")
 
 
-def test_training_branches_are_the_four_candidates(asl: dict) -> None:
+def test_training_branches_are_the_four_candidates_and_the_supervised_one(asl: dict) -> None:
     branches = asl["States"]["TrainCandidates"]["Branches"]
-    detectors = [b["States"][b["StartAt"]]["Parameters"]["HyperParameters"]["detector"] for b in branches]
+    detectors = [b["States"][b["StartAt"]]["Parameters"]["HyperParameters"]["detector"] for b in branches[:-1]]
     assert tuple(detectors) == CANDIDATES
     selector = asl["States"]["TrainCandidates"]["ResultSelector"]
-    assert selector == {f"{d}.$": f"$[{i}]" for i, d in enumerate(CANDIDATES)}
+    assert selector == {f"{d}.$": f"$[{i}]" for i, d in enumerate((*CANDIDATES, SUPERVISED))}
+    supervised = branches[-1]["States"]
+    job = supervised["TrainSupervised"]["Parameters"]
+    assert job["HyperParameters"]["detector"] == SUPERVISED
+    channels = {c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"] for c in job["InputDataConfig"]}
+    assert channels["labels"].endswith(f"/{PREFIXES.feedback_labels}")
+    assert supervised["FindLabels"]["Parameters"]["Prefix"] == PREFIXES.feedback_labels
+
+
+def test_the_supervised_branch_skips_only_on_missing_labels_and_fails_otherwise(asl: dict) -> None:
+    """Two ways to end the branch without failing the run (no verdicts at all, fewer than the
+    minimum: the job's own message); every other failure ends in the branch's Fail state."""
+    states = asl["States"]["TrainCandidates"]["Branches"][-1]["States"]
+    outcome = states["SupervisedTrainingOutcome"]
+    assert states[outcome["Default"]]["Type"] == "Fail"
+    (choice,) = outcome["Choices"]
+    pattern = choice["And"][-1]["StringMatches"]
+    assert pattern.startswith("*") and pattern.endswith("*")
+    # the text matched is the one the training job raises below the minimum
+    # (tests/sagemaker/test_feedback.py checks it reaches the job's failure file)
+    source = (Path(__file__).parents[2] / "finsentry" / "training" / "jobs.py").read_text()
+    assert pattern.strip("*") in source
+    for skip in ("NoLabelsYet", choice["Next"]):
+        assert states[skip]["Type"] == "Pass" and states[skip]["End"] and states[skip]["Parameters"]["skipped"]
 
 
 def test_data_paths_follow_the_layout(asl: dict) -> None:
