@@ -345,6 +345,20 @@ def artifact_dir(path: Path, scratch: Path) -> Path | None:
     return found[0] if found else None
 
 
+def stream_gap(detector: Any) -> str | None:
+    """Why the stream scorer cannot serve ``detector`` as it was evaluated, or None when it can.
+
+    The supervised candidate reads label-derived risk (``label_risk.RISK_COLUMNS``) that the
+    stream's profiles do not hold: served there, it would see "no fraud known" where the
+    evaluation knew frauds. Such a candidate is evaluated and reported, never promoted."""
+    from finsentry.label_risk import RISK_COLUMNS
+
+    missing = [c for c in RISK_COLUMNS if c in (detector.feature_columns or ())]
+    if missing:
+        return f"reads label-derived risk ({', '.join(missing)}) that the stream's profiles do not hold"
+    return None
+
+
 def evaluate_job(models_dir: Path, validation_dir: Path, output_dir: Path, champion_dir: Path | None = None,
                  budget: float = DEFAULT_BUDGET, margin: float = 0.01, metric: str = "recall",
                  price_per_hour: float = DEFAULT_PRICE_PER_HOUR,
@@ -353,7 +367,10 @@ def evaluate_job(models_dir: Path, validation_dir: Path, output_dir: Path, champ
     """Score every candidate under ``models_dir`` (one sub-folder each, named by the candidate)
     and the champion on the labelled validation data; write ``output_dir/evaluation.json``.
 
-    The result's ``selection`` is ``select_model(...).to_dict()`` plus ``promote`` (bool),
+    Only candidates the stream can serve (``stream_gap``) are ranked when there is one; each
+    candidate says whether it is ``promotable`` (and why not), and one that is not is never
+    promoted (measured alone against the champion, as the demo's feedback round does). The result's ``selection`` is
+    ``select_model(...).to_dict()`` plus ``promote`` (bool),
     ``best`` (name), ``best_threshold`` (the best candidate's alert threshold at the budget)
     and ``best_model`` (the candidate's folder name). A champion folder that is absent or empty
     means "no champion"; a champion that cannot be loaded (foreign features, tampered) is
@@ -379,13 +396,20 @@ def evaluate_job(models_dir: Path, validation_dir: Path, output_dir: Path, champ
                 continue
             detector, meta = load_model(found, allow_sequence=True)
             figures, report = score_report(detector, validation, budget, folder.name, price_per_hour, truth)
+            gap = stream_gap(detector)
             candidates[folder.name] = {**figures, "detector": meta["detector"], "created_at": meta.get("created_at"),
-                                       "lineage": meta.get("lineage")}  # fmt: skip
+                                       "lineage": meta.get("lineage"), "promotable": gap is None,
+                                       **({"not_promotable": gap} if gap else {})}  # fmt: skip
             reports.append(report)
         if not reports:
             raise TrainingInputError(f"no candidate model artifacts under {models_dir}")
         champion, champion_report = _champion(champion_dir, scratch, validation, budget, price_per_hour, truth)
-    selection = select_model(reports, champion_report, metric=metric, margin=margin, basis=basis["basis"]).to_dict()
+    servable = [r for r in reports if candidates[r.name]["promotable"]]
+    selection = select_model(servable or reports, champion_report, metric=metric, margin=margin,
+                             basis=basis["basis"]).to_dict()  # fmt: skip
+    if not servable:  # measured against the champion, never promoted
+        gap = candidates[selection["best"]]["not_promotable"]
+        selection.update(promoted=False, reason=f"{selection['reason']}; not promoted: it {gap}")
     selection.update(promote=bool(selection["promoted"]), best_threshold=candidates[selection["best"]]["threshold"],
                      best_model=selection["best"], margin=margin)  # fmt: skip
     result = {

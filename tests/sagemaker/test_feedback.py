@@ -104,3 +104,9 @@ def test_selection_ranks_on_injected_anomalies_until_verdicts_suffice(channels, 
     assert "analysts' verdicts" in result["selection"]["reason"]
     assert result["anomalies"] == MIN_FRAUDS + 5  # the verdicts, not the injected anomalies
     assert set(result["candidates"]) == {"isolation_forest", "supervised"}
+    # the stream cannot serve the supervised candidate's label-derived risk: reported, never ranked
+    assert result["candidates"]["isolation_forest"]["promotable"] is True
+    assert result["candidates"]["supervised"]["promotable"] is False
+    assert "label-derived risk" in result["candidates"]["supervised"]["not_promotable"]
+    assert [row["name"] for row in result["selection"]["table"]] == ["isolation_forest"]
+    assert result["selection"]["best"] == "isolation_forest"

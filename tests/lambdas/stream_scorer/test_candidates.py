@@ -42,6 +42,7 @@ SMALL = {  # parameters that keep each fit to seconds
 # The supervised candidate (issue 12) reads label-derived risk of the account and the partner
 # (label_risk.RISK_COLUMNS: confirmed frauds known before the transaction). The stream's profiles
 # do not hold them: its SupervisedDetector would silently score every row as "nothing known".
+# Until they do, the evaluation never promotes it (training.jobs.stream_gap; tests/sagemaker/test_feedback.py).
 SUPERVISED_GAP = ("the stream's profiles hold no label-derived risk (label_risk.RISK_COLUMNS: the account's and the "
                   "partner's confirmed frauds): the stream would score 'nothing known' where batch knows frauds")
 TYPES = tuple(dict.fromkeys((*CANDIDATES, "supervised")))
