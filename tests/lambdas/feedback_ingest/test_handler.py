@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import boto3
@@ -13,18 +12,14 @@ from finsentry.feedback import read_history
 from finsentry.layout import FEEDBACK_ENV, PREFIXES, glue_database_name
 from finsentry.local.aws import LOCAL_REGION, DataBucket, local_aws
 from lambdas.feedback_ingest import handler as module
+from tests.lambdas import LambdaContext
 
 CSV = ("trans_id,verdict,who,when,note\n"
        "T1,confirmed_fraud,case-system,2026-11-30T10:00:00Z,card blocked\n"
        "T2,maybe,case-system,2026-11-30T11:00:00Z,\n")  # fmt: skip
 
 
-@dataclass
-class Context:
-    function_name: str = "finsentry-dev-feedback-ingest"
-    memory_limit_in_mb: int = 1024
-    invoked_function_arn: str = "arn:aws:lambda:eu-west-1:111122223333:function:finsentry-dev-feedback-ingest"
-    aws_request_id: str = "req-1"
+CONTEXT = LambdaContext("finsentry-dev-feedback-ingest")
 
 
 @pytest.fixture
@@ -56,7 +51,7 @@ def test_an_object_created_event_ingests_that_export_and_emits_the_counts(door, 
     bucket, glue = door
     key = f"{PREFIXES.feedback_inbox}2026/12/export.csv"
     bucket.client.put_object(Bucket=bucket.name, Key=key, Body=CSV.encode())
-    counts = module.handler(created(bucket.name, key), Context())
+    counts = module.handler(created(bucket.name, key), CONTEXT)
     assert counts == {"files": 1, "received": 2, "accepted": 1, "new": 1, "rejected": 1, "unreadable": 0, "gone": 0}
     assert list(read_history(bucket.client, bucket.name)["trans_id"]) == ["T1"]
     quarantined = bucket.client.list_objects_v2(Bucket=bucket.name, Prefix=PREFIXES.feedback_rejected)["Contents"]
@@ -72,7 +67,7 @@ def test_the_schedule_sweeps_the_inbox_and_an_unreadable_file_is_counted(door, c
     bucket, _ = door
     bucket.client.put_object(Bucket=bucket.name, Key=f"{PREFIXES.feedback_inbox}a.csv", Body=CSV.encode())
     bucket.client.put_object(Bucket=bucket.name, Key=f"{PREFIXES.feedback_inbox}b.csv", Body=b"x,y\n1,2\n")
-    counts = module.handler(SCHEDULE, Context())
+    counts = module.handler(SCHEDULE, CONTEXT)
     assert (counts["files"], counts["unreadable"], counts["new"]) == (1, 1, 1)
     emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line][-1]
     assert emf["FeedbackFilesUnreadable"] == [1.0]
@@ -82,7 +77,7 @@ def test_the_schedule_sweeps_the_inbox_and_an_unreadable_file_is_counted(door, c
 def test_a_missing_variable_fails_the_invocation_with_its_name(door, monkeypatch):
     monkeypatch.delenv(FEEDBACK_ENV.data_bucket)
     with pytest.raises(Exception, match="DATA_BUCKET"):
-        module.handler(SCHEDULE, Context())
+        module.handler(SCHEDULE, CONTEXT)
 
 
 def test_the_handler_is_thin():

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -13,16 +12,12 @@ from finsentry.feedback import read_history
 from finsentry.layout import FEEDBACK_ENV, PREFIXES
 from finsentry.local.aws import DataBucket, local_aws
 from lambdas.label_api import handler as module
+from tests.lambdas import LambdaContext
 
 CALLER = "arn:aws:sts::111122223333:assumed-role/finsentry-dev-label-submitter/case-system"
 
 
-@dataclass
-class Context:
-    function_name: str = "finsentry-dev-labels-api"
-    memory_limit_in_mb: int = 512
-    invoked_function_arn: str = "arn:aws:lambda:eu-west-1:111122223333:function:finsentry-dev-labels-api"
-    aws_request_id: str = "req-1"
+CONTEXT = LambdaContext("finsentry-dev-labels-api", memory_limit_in_mb=512)
 
 
 def proxy_event(body: str | None, method: str = "POST", path: str = "/labels", base64_body: bool = False) -> dict:
@@ -59,7 +54,7 @@ def door(monkeypatch):
 
 
 def call(event: dict) -> tuple[int, dict]:
-    response = module.handler(event, Context())
+    response = module.handler(event, CONTEXT)
     return response["statusCode"], json.loads(response["body"])
 
 

@@ -29,7 +29,7 @@ from finsentry.scoring import score_transactions
 from finsentry.stream import scorer as stream_scorer
 from finsentry.training.jobs import build_detector
 from lambdas.stream_scorer import handler as module
-from tests.lambdas.stream_scorer.test_handler import Context
+from tests.lambdas.stream_scorer.test_handler import CONTEXT
 from tests.stream.world import bank, event_of, payloads, setup_world
 
 SMALL = {  # parameters that keep each fit to seconds
@@ -94,7 +94,7 @@ def test_every_candidate_type_loads_and_scores_in_the_stream_as_in_batch(name, t
             fed.append(set(features.columns)) or real(model, features, **kw)))
         data = payloads(test)
         for first, chunk in ((1_000, data[:45]), (2_000, data[45:])):  # two batches: state carried between them
-            assert module.handler(event_of(chunk, first=first), Context()) == {"batchItemFailures": []}
+            assert module.handler(event_of(chunk, first=first), CONTEXT) == {"batchItemFailures": []}
         served = module._service.models.current()
         assert not served.rules_only and served.version == f"{name}-1" and not served.problem
         rows = pd.DataFrame(world.scored_rows()).set_index("trans_id")

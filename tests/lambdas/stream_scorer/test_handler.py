@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import itertools
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import boto3
@@ -22,18 +21,14 @@ from finsentry.stream.metrics import MemoryMetrics
 from finsentry.stream.runtime import ScorerConfigError, build_service, scorer_settings
 from finsentry.stream.sinks import PACK_BYTES
 from lambdas.stream_scorer import handler as module
+from tests.lambdas import LambdaContext
 from tests.stream.faults import Faulty, client_error
 from tests.stream.world import bank, event_of, payloads, setup_world
 
 HANDLER_FILE = Path(module.__file__)
 
 
-@dataclass
-class Context:
-    function_name: str = "finsentry-local-stream-scorer"
-    memory_limit_in_mb: int = 1024
-    invoked_function_arn: str = "arn:aws:lambda:eu-west-1:000000000000:function:finsentry-local-stream-scorer"
-    aws_request_id: str = "req-1"
+CONTEXT = LambdaContext("finsentry-local-stream-scorer", account="000000000000")
 
 
 @pytest.fixture(scope="module")
@@ -63,14 +58,14 @@ def test_missing_environment_variables_are_named_at_start_up():
 
 
 def test_kinesis_batch_scores_and_reports_no_failures(deployed):
-    answer = module.handler(event_of(payloads(bank().test.head(50)), first=10_000), Context())
+    answer = module.handler(event_of(payloads(bank().test.head(50)), first=10_000), CONTEXT)
     assert answer == {"batchItemFailures": []}
     assert len(deployed.scored_rows()) >= 50
 
 
 def test_kafka_batch_takes_the_same_path_with_kafka_item_identifiers(deployed):
     data = payloads(bank().test.iloc[50:60])
-    answer = module.handler(kafka_event(data, first_offset=100), Context())
+    answer = module.handler(kafka_event(data, first_offset=100), CONTEXT)
     assert answer == {"batchItemFailures": []}
     svc = module._service
     real = svc.profiles.client
@@ -84,7 +79,7 @@ def test_kafka_batch_takes_the_same_path_with_kafka_item_identifiers(deployed):
 
     svc.profiles.client = Faulty(real, put_item=put)
     try:
-        answer = module.handler(kafka_event(payloads(picked), first_offset=200), Context())
+        answer = module.handler(kafka_event(payloads(picked), first_offset=200), CONTEXT)
     finally:
         svc.profiles.client = real
     offset = 200 + list(picked["account_id"]).index(victim)
@@ -93,7 +88,7 @@ def test_kafka_batch_takes_the_same_path_with_kafka_item_identifiers(deployed):
         svc.profiles.client = Faulty(real, put_item=lambda n, kw, r: (_ for _ in ()).throw(
             client_error("ProvisionedThroughputExceededException", "PutItem")))
         try:
-            module.handler(kafka_event(payloads(bank().test.iloc[[100]]), first_offset=300), Context())
+            module.handler(kafka_event(payloads(bank().test.iloc[[100]]), first_offset=300), CONTEXT)
         finally:
             svc.profiles.client = real
 
@@ -112,17 +107,17 @@ def test_kinesis_partial_failure_names_exactly_the_failed_sequence_numbers(deplo
     svc.scored_sink.pack_bytes = 1  # one row per Firehose record: the first record is the first row
     try:
         event = event_of(payloads(bank().test.iloc[70:75]), first=20_000)
-        answer = module.handler(event, Context())
+        answer = module.handler(event, CONTEXT)
     finally:
         svc.scored_sink.client = real
         svc.scored_sink.pack_bytes = PACK_BYTES
     assert answer == {"batchItemFailures": [{"itemIdentifier": event["Records"][0]["kinesis"]["sequenceNumber"]}]}
-    assert module.handler(event, Context()) == {"batchItemFailures": []}  # the retry completes it
+    assert module.handler(event, CONTEXT) == {"batchItemFailures": []}  # the retry completes it
 
 
 def test_an_event_of_another_kind_is_a_clear_error(deployed):
     with pytest.raises(ValueError, match="Kinesis Data Streams or Kafka"):
-        module.handler({"Records": [{"eventSource": "aws:sqs", "body": "{}"}]}, Context())
+        module.handler({"Records": [{"eventSource": "aws:sqs", "body": "{}"}]}, CONTEXT)
 
 
 SEQUENCES = itertools.count(30_000, 1_000)
@@ -149,7 +144,7 @@ def test_arbitrary_bytes_and_json_never_crash_the_handler_and_every_record_is_ac
     if not isinstance(svc.metrics, MemoryMetrics):  # read the counts back (EMF goes to stdout)
         svc.metrics = MemoryMetrics()
     before = len(svc.metrics.points)
-    answer = module.handler(event_of(data, first=next(SEQUENCES)), Context())  # a new delivery each time
+    answer = module.handler(event_of(data, first=next(SEQUENCES)), CONTEXT)  # a new delivery each time
     assert answer == {"batchItemFailures": []}
     batch = svc.metrics.points[before:]
     total = {name: sum(v for n, v, _, d in batch if n == name and not d) for name in
@@ -200,7 +195,7 @@ def test_poison_values_end_quarantined_with_a_reason_or_scored_unchanged(deploye
     data = [json.dumps(r).encode() for r in records]
     deployed.scored_rows()  # (moto keeps everything: compare by trans_id below)
     svc = module._service = module._service or build_service(module.metrics)
-    answer = module.handler(event_of(data, first=first), Context())
+    answer = module.handler(event_of(data, first=first), CONTEXT)
     assert answer == {"batchItemFailures": []}
     rows = {r["trans_id"]: r for r in deployed.scored_rows()}
     for rec in records:
@@ -235,7 +230,7 @@ def test_a_truncated_model_archive_is_reported_not_raised(deployed, tmp_path):
     assert svc.models.current().version == "if-1"  # a model serves
     point_model(f"s3://{deployed.bucket}/models/cut/model.tar.gz", "cut-1", 0.9)
     try:
-        answer = module.handler(event_of(payloads(bank().test.iloc[[70]]), first=next(SEQUENCES)), Context())
+        answer = module.handler(event_of(payloads(bank().test.iloc[[70]]), first=next(SEQUENCES)), CONTEXT)
         assert answer == {"batchItemFailures": []}
         assert svc.models.serving.version == "if-1" and "cannot be fetched" in svc.models.serving.problem
         assert svc.metrics.total("ModelLoadFailures") >= 1  # the old model serves, the bad pointer is reported
