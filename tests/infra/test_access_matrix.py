@@ -272,7 +272,16 @@ class Matrix:
             Case("ingest -> labels table partitions", "IngestRole", "glue:BatchCreatePartition", labels_table, ALLOW),
             Case("ingest <- labels table partitions", "IngestRole", "glue:GetPartitions", labels_table, ALLOW),
             Case("ingest -> CMK data key", "IngestRole", "kms:GenerateDataKey", self.key, ALLOW),
+            # the training pipeline's supervised branch (analysts' verdicts as a SageMaker channel)
+            Case("pipeline lists feedback/labels/ (FindLabels)", "StateMachineRole", "s3:ListBucket",
+                 f"arn:{PARTITION}:s3:::{self.bucket}", ALLOW, history),
+            Case("SageMaker <- the label history (labels channel)", "SageMakerRole", "s3:GetObject",
+                 obj(f"{PREFIXES.feedback_labels}{day}"), ALLOW),
             # --- must be denied ------------------------------------------------------------------------------
+            Case("SageMaker -> the label history", "SageMakerRole", "s3:PutObject",
+                 obj(f"{PREFIXES.feedback_labels}{day}"), DENY),
+            Case("SageMaker <- feedback/incoming/ (raw exports)", "SageMakerRole", "s3:GetObject",
+                 obj(f"{PREFIXES.feedback_inbox}export.csv"), DENY),
             Case("submitter -> any other method (GET /labels)", "LabelSubmitterRole", "execute-api:Invoke",
                  self.get_labels, DENY),
             Case("submitter -> another API", "LabelSubmitterRole", "execute-api:Invoke", self.other_api, DENY),
