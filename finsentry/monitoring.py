@@ -34,6 +34,7 @@ class Metric(StrEnum):
     FEATURE_PSI = "FeaturePsi"  # PSI per feature, dimension Feature
     CORRUPT_ITEMS = "CorruptStateItems"  # count: profile/partner/channel items unreadable, replaced anew
     MARK_WRITE_FAILED = "DeliveryMarkFailures"  # count: channel marks not written (kept for the next batch)
+    INDEX_WRITE_FAILED = "AlertIndexFailures"  # count: alerts whose txn# index item was not written
     # batch data preparation (Glue jobs), dimensions Job and Env; quarantined also per Reason
     ETL_ROWS_IN = "EtlRowsIn"  # count: transaction rows read by a run
     ETL_ROWS_OUT = "EtlRowsOut"  # count: rows written to curated/
@@ -48,6 +49,8 @@ class Metric(StrEnum):
     LABELS_REJECTED = "LabelsRejected"  # count: refused rows (their reasons in quarantine/feedback/ or the response)
     FEEDBACK_UNREADABLE = "FeedbackFilesUnreadable"  # count: exports that are not label files at all
     LABEL_REQUESTS_REFUSED = "LabelRequestsRefused"  # count: HTTPS bodies that are not labels at all (400)
+    LABELS_UNRESOLVED = "LabelsUnresolved"  # count: verdicts on transactions the stream's index does not know
+    RISK_WRITE_FAILED = "RiskWriteFailures"  # count: stream risk items a door could not write
 
 
 class Comparison(StrEnum):

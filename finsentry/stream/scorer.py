@@ -96,11 +96,13 @@ class StreamScorer:
         return "model" if self.model is not None else "rules_only"
 
     def score_rows(self, valid: pd.DataFrame, score: np.ndarray, fold: np.ndarray,
-                   profiles: dict[str, AccountProfile], partners: dict[str, PartnerProfile]
-                   ) -> tuple[pd.DataFrame, pd.DataFrame]:  # fmt: skip
+                   profiles: dict[str, AccountProfile], partners: dict[str, PartnerProfile],
+                   risk: pd.DataFrame | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:  # fmt: skip
         """Score ``valid[score]`` (folding those rows into ``profiles``) and fold ``valid[fold]``
         into ``partners`` (in time order per partner); the scored rows and the model's inputs,
-        both aligned with ``valid[score]``. A scored row whose partner is not folded here (its
+        both aligned with ``valid[score]``. ``risk``: the label-derived risk of every row of
+        ``valid`` (0..n-1, ``finsentry.stream.risk.stream_risk``), added to the model's inputs.
+        A scored row whose partner is not folded here (its
         partner already holds it) gets its partner features from a copy of the partner's state."""
         fresh = valid[score].reset_index(drop=True)
         account = update_profiles_with_sequence(profiles, fresh)
@@ -115,6 +117,8 @@ class StreamScorer:
             copies = {k: PartnerProfile(k, partners[k].f.copy(), partners[k].i.copy()) for k in set(keys[again])}
             values.loc[again] = update_partner_profiles(copies, valid[again]).to_numpy()
         features = _curated(account, values[score].reset_index(drop=True))
+        if risk is not None:
+            features = pd.concat([features, risk[score].reset_index(drop=True)], axis=1)
         batch = score_transactions(self.model, features, budget_threshold=self.threshold,
                                    model_version=self.model_version, explain_top=self.explain_top)  # fmt: skip
         return scored_frame(fresh, batch, mask_key=self.mask_key), features
