@@ -124,6 +124,7 @@ class FeedbackEnv:
 
     data_bucket: str = "DATA_BUCKET"
     env: str = "FINSENTRY_ENV"  # the deployment (its Glue database, glue_database_name)
+    profiles_table: str = "PROFILES_TABLE"  # the scorer's state table: the doors write its risk items
 
 
 FEEDBACK_ENV = FeedbackEnv()
