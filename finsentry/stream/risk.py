@@ -50,6 +50,7 @@ RISK_PREFIX = "risk#"
 INDEX_PREFIX = "txn#"
 RISK_SLACK_DAYS = 7  # transactions up to a week late still see every verdict they should
 RISK_KEEP_DAYS = RISK_WINDOW_DAYS + RISK_SLACK_DAYS
+INDEX_EXPIRY = "x"  # the index items' expiry attribute: the profiles table's TTL attribute (infra ingestion)
 INDEX_TTL_DAYS = 120  # how long after an alert a verdict on it still reaches the stream's risk
 RISK_ITEM_BUDGET = 300 * 1024  # bytes (DynamoDB's limit is 400 KB): the oldest transactions go first past it
 WRITE_ATTEMPTS = 3  # a door's conditional write that lost to another door: re-read, merge, write again
@@ -132,7 +133,7 @@ def decode_risk(raw: dict[str, Any]) -> RiskItem:
 
 def encode_index(entry: IndexEntry, expires: int) -> dict[str, Any]:
     return {"account_id": {"S": index_item_key(entry.trans_id)}, "a": {"S": entry.account},
-            "p": {"S": entry.partner}, "x": {"N": str(int(expires))}}  # fmt: skip
+            "p": {"S": entry.partner}, INDEX_EXPIRY: {"N": str(int(expires))}}  # fmt: skip
 
 
 def decode_index(raw: dict[str, Any]) -> IndexEntry:

@@ -32,6 +32,7 @@ from finsentry.layout import (
     model_parameter_name,
 )
 from finsentry.monitoring import METRIC_NAMESPACE
+from finsentry.stream.risk import INDEX_EXPIRY
 from infra.config import EnvConfig
 from infra.constructs.bootstrap_parameter import BootstrapParameter, parameter_arn
 from infra.constructs.logs import encrypted_log_group
@@ -94,6 +95,7 @@ class IngestionStack(FinsentryStack):
             **self._profiles_capacity(config),
             encryption=dynamodb.TableEncryption.CUSTOMER_MANAGED,
             encryption_key=key,
+            time_to_live_attribute=INDEX_EXPIRY,  # the alert index's items expire (finsentry.stream.risk)
             point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
                 point_in_time_recovery_enabled=True
             ),
