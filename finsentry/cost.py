@@ -125,6 +125,14 @@ class StackProfile:
     account_writes_per_txn: float = 1.0  # one account per transaction per batch (prudent: bench.stream
                                          # measures fewer when an account has several in a batch)
     accounts: int = 500_000
+    # label-derived risk (finsentry.stream.risk): one unconditional write of the alert index
+    # (``txn#``, < 1 KB) per alert, always; while the served model reads risk (the supervised
+    # candidate), one more read per transaction for its account's risk item and one per
+    # partner (< 4 KB each; a missing item is billed as a read too). The doors' writes follow
+    # the analysts' verdicts, not the transactions: not counted here.
+    alert_share: float = 0.01  # alerts per transaction (the 1 % alert budget)
+    serves_risk: bool = True  # prudent: the supervised candidate may be promoted
+    accounts: int = 500_000
     # Firehose -> S3 scored/ (Parquet)
     scored_json_bytes: int = 310  # measured: a scored row as JSON
     firehose_record_bytes: int = 50 * 1024  # rows packed per Firehose record (finsentry.stream.sinks.PACK_BYTES)
@@ -306,15 +314,18 @@ def state_profile(s: StackProfile) -> dict[str, float]:
 
 def dynamodb_units(est: CostEstimate) -> tuple[float, float]:
     """(write units, read units) per transaction: item sizes in DynamoDB's 1 KB write steps and
-    4 KB strongly consistent read steps; the channel mark once per batch."""
+    4 KB strongly consistent read steps; the channel mark once per batch; the alert index per
+    alert and, while the model reads risk, the risk items (``finsentry.stream.risk``)."""
     s = est.stack
     m = state_profile(s)
     batch = est.transactions_per_month / max(_invocations(est), 1.0)  # records per batch at this load
     account_w, partner_w = math.ceil(m["account_item_bytes"] / 1024), math.ceil(m["partner_item_bytes"] / 1024)
     account_r, partner_r = math.ceil(m["account_item_bytes"] / 4096), math.ceil(m["partner_item_bytes"] / 4096)
     writes = s.account_writes_per_txn * account_w + m["partner_share"] * partner_w \
-        + math.ceil(s.channel_item_bytes / 1024) / batch
+        + math.ceil(s.channel_item_bytes / 1024) / batch + s.alert_share  # the alert index: 1 unit each
     reads = s.account_writes_per_txn * account_r + m["partner_share"] * partner_r + 1 / batch
+    if s.serves_risk:  # the account's and the partner's risk items
+        reads += s.account_writes_per_txn + m["partner_share"]
     return writes, reads
 
 

@@ -75,11 +75,17 @@ def test_dynamodb_is_priced_per_unit_from_the_measured_item_sizes():
     on_demand = estimate(50, stack=replace(StackProfile(), dynamodb_mode="on-demand"))
     wu, ru = dynamodb_units(on_demand)
     # one account write (1 KB steps) + the partner share x one partner write + one mark per batch
+    # + the alert index (one write per alert)
     batch = on_demand.transactions_per_month / next(i.quantity for i in on_demand.items
                                                     if i.item == "scorer requests")  # records per invocation
     expected = (math.ceil(measured["account_item_bytes"] / 1024) + measured["partner_share"]
-                * math.ceil(measured["partner_item_bytes"] / 1024) + 1 / batch)  # fmt: skip
+                * math.ceil(measured["partner_item_bytes"] / 1024) + 1 / batch + 0.01)  # fmt: skip
     assert wu == pytest.approx(expected)
+    # reads: the same items (4 KB steps) + the mark, and the risk items while the model reads risk
+    reads = (math.ceil(measured["account_item_bytes"] / 4096) + measured["partner_share"]
+             * math.ceil(measured["partner_item_bytes"] / 4096) + 1 / batch)  # fmt: skip
+    assert ru == pytest.approx(reads + 1 + measured["partner_share"])
+    assert dynamodb_units(estimate(50, stack=replace(on_demand.stack, serves_risk=False)))[1] == pytest.approx(reads)
     writes = next(i for i in on_demand.items if i.item.startswith("writes ("))
     assert writes.quantity == pytest.approx(n * wu)
     assert writes.cost == pytest.approx(n * wu * prices.get("dynamodb", "write_request_units_per_million") / 1e6)
