@@ -200,9 +200,9 @@ class TailProbabilityDetector(Detector):
         self.depth_edges_, self.depth_columns_, self.depth_samples_ = None, [], []
         if DEPTH not in columns or not self.params.get("depth_quantiles"):
             return
-        evidence = (HIGH, LOW, BOTH)
-        self.depth_columns_ = [j for j, (c, (direction, _)) in enumerate(zip(columns, self._directions(), strict=True))
-                               if c in FEATURE_TAILS and c not in (OPERATION, AMOUNT) and direction in evidence]  # fmt: skip
+        directions = [d for d, _ in self._directions()]
+        self.depth_columns_ = [j for j, c in enumerate(columns)
+                               if c in FEATURE_TAILS and c not in (OPERATION, AMOUNT) and directions[j] in (HIGH, LOW, BOTH)]  # fmt: skip
         depth = x[:, columns.index(DEPTH)]
         self.depth_edges_ = np.unique(np.quantile(depth, self.params["depth_quantiles"]))
         tier = np.searchsorted(self.depth_edges_, depth, side="right")
