@@ -201,8 +201,10 @@ class TailProbabilityDetector(Detector):
         if DEPTH not in columns or not self.params.get("depth_quantiles"):
             return
         directions = [d for d, _ in self._directions()]
-        self.depth_columns_ = [j for j, c in enumerate(columns)
-                               if c in FEATURE_TAILS and c not in (OPERATION, AMOUNT) and directions[j] in (HIGH, LOW, BOTH)]  # fmt: skip
+        bank_wide = (OPERATION, AMOUNT)
+        self.depth_columns_ = [
+            j for j, c in enumerate(columns) if c in FEATURE_TAILS and c not in bank_wide and directions[j] in (HIGH, LOW, BOTH)
+        ]
         depth = x[:, columns.index(DEPTH)]
         self.depth_edges_ = np.unique(np.quantile(depth, self.params["depth_quantiles"]))
         tier = np.searchsorted(self.depth_edges_, depth, side="right")
