@@ -202,9 +202,9 @@ class TailProbabilityDetector(Detector):
             return
         directions = [d for d, _ in self._directions()]
         bank_wide = (OPERATION, AMOUNT)
-        self.depth_columns_ = [
-            j for j, c in enumerate(columns) if c in FEATURE_TAILS and c not in bank_wide and directions[j] in (HIGH, LOW, BOTH)
-        ]
+        evidence = [c in FEATURE_TAILS and c not in bank_wide and d in (HIGH, LOW, BOTH)
+                    for c, d in zip(columns, directions, strict=True)]  # fmt: skip
+        self.depth_columns_ = [j for j, keep in enumerate(evidence) if keep]
         depth = x[:, columns.index(DEPTH)]
         self.depth_edges_ = np.unique(np.quantile(depth, self.params["depth_quantiles"]))
         tier = np.searchsorted(self.depth_edges_, depth, side="right")
