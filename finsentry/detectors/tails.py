@@ -200,8 +200,11 @@ class TailProbabilityDetector(Detector):
         self.depth_edges_, self.depth_columns_, self.depth_samples_ = None, [], []
         if DEPTH not in columns or not self.params.get("depth_quantiles"):
             return
-        self.depth_columns_ = [j for j, (c, (direction, _)) in enumerate(zip(columns, self._directions(), strict=True))
-                               if c in FEATURE_TAILS and c not in (OPERATION, AMOUNT) and direction in (HIGH, LOW, BOTH)]  # fmt: skip
+        directions = [d for d, _ in self._directions()]
+        bank_wide = (OPERATION, AMOUNT)
+        evidence = [c in FEATURE_TAILS and c not in bank_wide and d in (HIGH, LOW, BOTH)
+                    for c, d in zip(columns, directions, strict=True)]  # fmt: skip
+        self.depth_columns_ = [j for j, keep in enumerate(evidence) if keep]
         depth = x[:, columns.index(DEPTH)]
         self.depth_edges_ = np.unique(np.quantile(depth, self.params["depth_quantiles"]))
         tier = np.searchsorted(self.depth_edges_, depth, side="right")

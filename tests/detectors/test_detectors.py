@@ -181,7 +181,7 @@ def test_ensemble_rule_hit_never_seen_in_training_tops_the_model_and_names_its_t
 
 def test_ensemble_rule_that_fires_in_training_is_weighed_by_its_rate():
     """A rule firing on k of n training rows raises a hit to 1 - (1 - p)(k + 1)/(n + 1): its hits
-    rank among themselves by the model's score, and a stronger model anomaly outranks a plain hit."""
+    rank among themselves by the model's score, all above the model's own top 1 %."""
     train = planted_frame(seed=9).reset_index(drop=True)
     flagged = np.zeros(len(train), dtype=bool)
     flagged[:3] = True  # the rule fires on 3 training rows (well under the suspension share)
@@ -195,9 +195,6 @@ def test_ensemble_rule_that_fires_in_training_is_weighed_by_its_rate():
     hit = types == "duplicate_posting"
     np.testing.assert_allclose(scores[hit], 1.0 - (1.0 - p[hit]) * rate)
     np.testing.assert_array_equal(np.argsort(scores[hit]), np.argsort(p[hit]))
-    strongest = int(np.argmax(np.where(hit, -1.0, p)))
-    if 1.0 - p[strongest] < (1.0 - p[hit].min()) * rate:  # the model is surer of that row than the rule of its weakest hit
-        assert scores[strongest] > scores[hit].min()
     assert (scores[hit] > np.quantile(p, 0.99)).all()
 
 
