@@ -54,6 +54,7 @@ from finsentry.stream.risk import (
     encode_index,
     index_entries,
     reads_risk,
+    risk_item_key,
     risk_keys,
     stream_risk,
 )
@@ -327,7 +328,8 @@ class ScorerService:
             if pkey[k] and partner_item_key(pkey[k]) in unreadable:
                 kind[k], why[k] = BLOCKED, "partner profile read failed"
                 continue
-            if with_risk and risk_keys(valid.iloc[k:k + 1]) & unreadable:
+            if with_risk and (risk_item_key("account", a) in unreadable
+                              or (pkey[k] and risk_item_key("partner", pkey[k]) in unreadable)):
                 kind[k], why[k] = BLOCKED, "risk read failed"
                 continue
             item = read.get(a)

@@ -155,3 +155,62 @@ def test_a_corrupt_risk_item_is_replaced_by_the_next_door_write(store):
     assert run.written == 1 and not run.failed
     read, _, corrupt = store.load([key])
     assert not corrupt and len(read[key].labels) == 1
+
+
+def test_a_record_whose_risk_cannot_be_read_fails_and_its_redelivery_scores_it_with_its_risk(tmp_path):
+    """While the served model reads risk, a risk item the read could not return fails its
+    records (never scored as "nothing known"); the redelivery scores them with the risk."""
+    from finsentry.detectors import make_detector
+    from finsentry.features import FEATURE_COLUMNS, features_with_sequence
+    from finsentry.stream.events import decode_event
+    from finsentry.stream.model_source import ServingModel, StaticModel
+    from tests.stream.world import bank, event_of, payloads, service, setup_world
+
+    b = bank()
+    reads_risk_too = (*FEATURE_COLUMNS, *RISK_COLUMNS)
+    rng = np.random.default_rng(0)  # risk that varies in training: the model's trees split on it
+    train = features_with_sequence(b.train).assign(**{c: rng.exponential(0.3, len(b.train)) for c in RISK_COLUMNS})
+    model = make_detector("isolation_forest", n_estimators=20, feature_columns=reads_risk_too).fit(train)
+    test = b.test.head(30)
+    target = str(test["account_id"].iloc[0])
+    with local_aws():
+        res = setup_world(tmp_path, with_model=False)
+        store = ProfileStore(boto3.client("dynamodb", region_name=LOCAL_REGION), res.env["PROFILES_TABLE"])
+        verdict = pd.DataFrame({"trans_id": [str(b.train["trans_id"].iloc[0])], "verdict": ["confirmed_fraud"],
+                                "who": "x", "when": [test["ts"].min() - pd.Timedelta(days=1)], "note": "",
+                                "label_id": ["l1"]})  # fmt: skip
+        history = b.train.assign(account_id=target).head(1)  # the verdict is about one of the target's transactions
+        record_verdicts(store, verdict, now=test["ts"].min(), resolve=frame_resolver(history))
+        svc = service(res, models=StaticModel(ServingModel(model, "risk-1", 0.99)))
+        real, calls = svc.profiles.load, []
+
+        def flaky(keys):  # the first read loses the target's risk item
+            found, unreadable, corrupt = real(keys)
+            key = risk_item_key("account", target)
+            calls.append(key in set(keys))
+            if len(calls) == 1:
+                found.pop(key, None)
+                unreadable = unreadable | {key}
+            return found, unreadable, corrupt
+
+        svc.profiles.load = flaky
+        _, records = decode_event(event_of(payloads(test), first=10))
+        first = svc.process(records)
+        mine = {r.key for r, acc in zip(records, test["account_id"], strict=True) if str(acc) == target}
+        assert set(first.failed) >= mine and all("risk read failed" in first.failed[k] or "behind" in first.failed[k]
+                                                 for k in mine)  # fmt: skip
+        failed = {f["itemIdentifier"] for f in first.response(records)["batchItemFailures"]}
+        start = min(i for i, r in enumerate(records) if r.item_identifier in failed)
+        second = svc.process(records[start:])
+        assert not second.failed and calls[0]
+        rows = pd.DataFrame(res.scored_rows()).set_index("trans_id")
+    assert len(rows) == len(test)  # every record scored once
+    got = rows.loc[test["trans_id"].astype(str), "score"].to_numpy(dtype=float)
+    features = features_with_sequence(b.valid).loc[test.index]
+    risk = risk_features(b.valid.assign(account_id=b.valid["account_id"].where(
+        b.valid.index != b.train.index[0], target)), verdict).loc[test.index]  # fmt: skip
+    assert (risk.loc[test["account_id"].astype(str) == target, "account_frauds_known_log"] > 0).all()
+    expected = model.score(pd.concat([features, risk], axis=1))
+    np.testing.assert_allclose(got, expected, rtol=1e-6)
+    blind = model.score(pd.concat([features, risk * 0.0], axis=1))
+    assert not np.allclose(blind, expected)  # scored as "nothing known", the comparison above would fail
