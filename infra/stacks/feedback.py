@@ -174,7 +174,7 @@ class FeedbackStack(FinsentryStack):
         (``risk#``) of the profiles table, and no other item (``dynamodb:LeadingKeys``): never
         an account, partner or channel item of the scorer's exactly-once protocol."""
         table = arn("dynamodb", f"table/{self.name(RESOURCES.profiles_table)}")
-        allow(role, ["dynamodb:BatchGetItem", "dynamodb:GetItem"], [table],
+        allow(role, ["dynamodb:BatchGetItem"], [table],
               conditions={"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [f"{INDEX_PREFIX}*", f"{RISK_PREFIX}*"]}})
         allow(role, ["dynamodb:PutItem"], [table],
               conditions={"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [f"{RISK_PREFIX}*"]}})
