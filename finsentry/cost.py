@@ -27,6 +27,7 @@ from finsentry.yaml_files import read_yaml
 
 PRICES_DIR = Path(__file__).resolve().parent / "data"
 STATE_SIZES = PRICES_DIR / "stream_state_sizes.json"  # measured by ``python -m bench.stream``
+LAKE_SIZES = PRICES_DIR / "lake_sizes.json"  # measured by ``python -m bench.lake``
 DEFAULT_REGION = "eu-west-1"
 GB = 2**30
 TB = 2**40
@@ -102,13 +103,18 @@ class StackProfile:
     record_bytes: int = 450
     peak_factor: float = 2.0  # shards sized for twice the average rate
     on_demand_min_shards: int = 4  # what an on-demand stream starts with (pollers for Lambda)
-    # scorer Lambda (container image, arm64 / Graviton: 20 % less per GB-second than x86)
+    # scorer Lambda (container image, arm64 / Graviton: 20 % less per GB-second than x86); memory as
+    # infra/config.py deploys it in prod (a test keeps them equal)
     lambda_architecture: str = "arm64"  # or "x86_64"
     lambda_memory_mb: int = 2048
     batch_size: int = 500
     batching_window_s: float = 1.0
-    seconds_per_record: float = 1 / 5420  # measured: bench.stream, 5,420 records/s per core
-    seconds_per_batch: float = 0.08  # DynamoDB BatchGet/PutItem, Firehose, SNS round trips
+    # the scoring core's CPU time per batch = fixed + per record x records: MEASURED (None = read
+    # ``bench.stream``'s core CPU seconds per batch of 100 and of 500 from the sizes file, the line
+    # through both points); priced at the records per batch the load gives (about 100 at 100 TPS)
+    core_seconds_per_batch: float | None = None
+    core_seconds_per_record: float | None = None
+    seconds_per_batch: float = 0.08  # DynamoDB BatchGet/PutItem, Firehose, SNS round trips (assumed)
     log_bytes_per_invocation: int = 1500  # START/END/REPORT lines and the EMF metrics blob
     # DynamoDB profiles (finsentry.stream.state / protocol). Per batch: one strongly consistent
     # read of every item it touches; one conditional write per account and per partner touched
@@ -118,6 +124,7 @@ class StackProfile:
     # ``finsentry/data/stream_state_sizes.json``; None here = read that file (the larger p99).
     dynamodb_mode: str = "provisioned"  # prod: provisioned + auto scaling; or "on-demand"
     dynamodb_target_utilization: float = 0.7  # auto scaling's target: capacity = load / this
+    dynamodb_min_capacity: int = 50  # auto scaling's floor in prod (RCU and WCU each; infra/config.py)
     account_item_bytes: float | None = None
     partner_item_bytes: float | None = None
     channel_item_bytes: float = 120.0  # a mark with nothing pending (bench.stream prints it)
@@ -128,9 +135,11 @@ class StackProfile:
     # Firehose -> S3 scored/ (Parquet)
     scored_json_bytes: int = 310  # measured: a scored row as JSON
     firehose_record_bytes: int = 50 * 1024  # rows packed per Firehose record (finsentry.stream.sinks.PACK_BYTES)
-    firehose_buffer_s: int = 900
-    scored_parquet_bytes: float = 50.0  # measured about 27 on the synthetic bank; kept prudent
-    curated_parquet_bytes: float = 80.0  # measured about 71 (features Parquet)
+    firehose_buffer_s: int = 900  # infra/config.py firehose_buffer_s (a test keeps them equal)
+    # Parquet bytes per row, MEASURED (None = ``bench.lake``'s file: scored rows written as Firehose
+    # writes them, files of 100 TPS x 900 s, synthetic bank and handbook, the larger; curated the same)
+    scored_parquet_bytes: float | None = None  # was 50 (prudent guess); measured 28-29 (bench.lake)
+    curated_parquet_bytes: float | None = None  # was 80; measured 176-182 with the LSTM's sequence columns
     # alerts and quarantine
     alert_share: float = 0.01  # the alert budget
     quarantine_share: float = 0.001
@@ -147,10 +156,13 @@ class StackProfile:
     training_min_h: float = 0.1
     evaluate_h: float = 0.25
     transform_rows_per_hour: float = 18e6  # about 5,000 records/s per instance
-    # analysts on Athena (Tableau)
+    # analysts on Athena (Tableau): queries spread evenly over the views of infra/athena/views, each
+    # over the last ``athena_days_scanned`` days (partition dt). Bytes a query scans per row: MEASURED
+    # (None = ``bench.lake``: the compressed bytes of the scored columns each view reads, their mean;
+    # was 50 B x a 0.5 column share = 25 B, a guess)
     athena_queries_per_day: int = 100
     athena_days_scanned: int = 30
-    athena_column_share: float = 0.5
+    athena_view_bytes_per_row: float | None = None
     # always-on pieces
     kms_keys: int = 1
     kms_encrypting_resources: int = 10  # data-key reuse: about 12 requests per hour each
@@ -265,10 +277,24 @@ def _invocations(est: CostEstimate) -> float:
     return lambda_batches_per_second(est.tps, _shards(est), est.stack) * seconds
 
 
+def core_seconds(s: StackProfile) -> tuple[float, float]:
+    """(CPU seconds per batch, per record) of the scoring core: the stack's, else the line through
+    ``bench.stream``'s measured CPU seconds per batch of 100 and of 500 records."""
+    if s.core_seconds_per_batch is not None and s.core_seconds_per_record is not None:
+        return s.core_seconds_per_batch, s.core_seconds_per_record
+    m = measured_state()
+    if "core_cpu_s_per_batch_100" not in m:
+        raise PriceFileError(f"no measured core time in {STATE_SIZES} (run python -m bench.stream)")
+    small, large = m["core_cpu_s_per_batch_100"], m["core_cpu_s_per_batch_500"]
+    per_record = max((large - small) / 400, 0.0)
+    return max(small - 100 * per_record, 0.0), per_record
+
+
 def _lambda(est: CostEstimate) -> list[LineItem]:
     s = est.stack
     invocations = _invocations(est)
-    busy_s = invocations * s.seconds_per_batch + est.transactions_per_month * s.seconds_per_record
+    fixed, per_record = core_seconds(s)
+    busy_s = invocations * (s.seconds_per_batch + fixed) + est.transactions_per_month * per_record
     if s.lambda_architecture not in ("arm64", "x86_64"):
         raise ValueError(f"lambda_architecture must be arm64 or x86_64, got {s.lambda_architecture!r}")
     key = "gb_second_arm64" if s.lambda_architecture == "arm64" else "gb_second_x86"
@@ -292,7 +318,35 @@ def measured_state(path: Path = STATE_SIZES) -> dict[str, float]:
         if values:
             out[f"{kind}_item_bytes"] = max(values)
     out["partner_share"] = float(data.get("synthetic", {}).get("partner_share", 1.0))
+    for size in (100, 500):
+        key = f"core_cpu_s_per_batch_{size}"
+        if key in data.get("core", {}):
+            out[key] = float(data["core"][key])
     return out
+
+
+@lru_cache(maxsize=4)
+def measured_lake(path: Path = LAKE_SIZES) -> dict[str, float]:
+    """Parquet bytes per row as ``bench.lake`` measured them, the larger of the synthetic bank's
+    and the handbook's: scored (the largest file), curated, and what an Athena query on the
+    views scans per row (the mean over the views)."""
+    try:
+        data = json.loads(path.read_text())
+        parts = [data[k] for k in ("synthetic", "handbook") if data.get(k)]
+        return {"scored_parquet_bytes": max(p["scored_bytes_per_row_max"] for p in parts),
+                "curated_parquet_bytes": max(p["curated_bytes_per_row"] for p in parts),
+                "athena_view_bytes_per_row": max(sum(p["view_bytes_per_row"].values()) / len(p["view_bytes_per_row"])
+                                                 for p in parts)}  # fmt: skip
+    except (OSError, ValueError, KeyError, TypeError, ZeroDivisionError) as err:
+        raise PriceFileError(f"no measured Parquet sizes in {path} (run python -m bench.lake): {err!r}") from err
+
+
+def lake_profile(s: StackProfile) -> dict[str, float]:
+    """The stack's Parquet bytes per row, else the measured ones."""
+    own = {"scored_parquet_bytes": s.scored_parquet_bytes, "curated_parquet_bytes": s.curated_parquet_bytes,
+           "athena_view_bytes_per_row": s.athena_view_bytes_per_row}  # fmt: skip
+    m = measured_lake() if None in own.values() else {}
+    return {k: v if v is not None else m[k] for k, v in own.items()}
 
 
 def state_profile(s: StackProfile) -> dict[str, float]:
@@ -332,8 +386,9 @@ def _dynamodb(est: CostEstimate) -> list[LineItem]:
                 _item(est, "dynamodb", f"writes ({wu:.3f} WRU per transaction)", n * wu, "WRU",
                       "write_request_units_per_million", 1e6), storage]  # fmt: skip
     hours = est.prices.hours_per_month
-    wcu = est.tps * wu / s.dynamodb_target_utilization  # capacity auto scaling keeps provisioned
-    rcu = est.tps * ru / s.dynamodb_target_utilization
+    # capacity auto scaling keeps provisioned: load / target, never under the floor
+    wcu = max(est.tps * wu / s.dynamodb_target_utilization, s.dynamodb_min_capacity)
+    rcu = max(est.tps * ru / s.dynamodb_target_utilization, s.dynamodb_min_capacity)
     return [_item(est, "dynamodb", f"read capacity ({ru:.3f} RCU per transaction)", rcu * hours,
                   "RCU-h", "provisioned_rcu_hour"),
             _item(est, "dynamodb", f"write capacity ({wu:.3f} WCU per transaction)", wcu * hours,
@@ -354,13 +409,13 @@ def _firehose(est: CostEstimate) -> list[LineItem]:
 
 def _objects_per_day(est: CostEstimate) -> float:
     """Parquet objects Firehose writes per day: one per buffer interval (or per 128 MB)."""
-    daily_bytes = est.tps * 86_400 * est.stack.scored_parquet_bytes
+    daily_bytes = est.tps * 86_400 * lake_profile(est.stack)["scored_parquet_bytes"]
     return max(86_400 / est.stack.firehose_buffer_s, daily_bytes / (128 * 2**20))
 
 
 def _s3(est: CostEstimate) -> list[LineItem]:
-    s = est.stack
-    per_row = s.scored_parquet_bytes + s.curated_parquet_bytes
+    s, lake = est.stack, lake_profile(est.stack)
+    per_row = lake["scored_parquet_bytes"] + lake["curated_parquet_bytes"]
     stored = est.tps * 86_400 * est.retention_days * per_row / GB  # steady state under the lifecycle rule
     days = est.prices.hours_per_month / 24
     puts = _objects_per_day(est) * days * 2  # scored/ by Firehose, curated/ by Glue
@@ -373,10 +428,12 @@ def _s3(est: CostEstimate) -> list[LineItem]:
 
 def _athena(est: CostEstimate) -> list[LineItem]:
     s = est.stack
-    scan = s.athena_days_scanned * est.tps * 86_400 * s.scored_parquet_bytes * s.athena_column_share
+    scan = s.athena_days_scanned * est.tps * 86_400 * lake_profile(s)["athena_view_bytes_per_row"]
     scan = max(scan, est.prices.get("athena", "minimum_mb_per_query") * 2**20)
     queries = s.athena_queries_per_day * est.prices.hours_per_month / 24
-    return [_item(est, "athena", "data scanned by the views", queries * scan / TB, "TB", "per_tb_scanned")]
+    per_row = lake_profile(s)["athena_view_bytes_per_row"]
+    return [_item(est, "athena", f"data scanned by the views ({per_row:.1f} B per row and query)", queries * scan / TB,
+                  "TB", "per_tb_scanned")]  # fmt: skip
 
 
 def _messaging(est: CostEstimate) -> list[LineItem]:
