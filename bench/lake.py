@@ -6,8 +6,9 @@ For the synthetic bank and the fraud-detection handbook's card transactions (two
 ``bench/handbook.yaml``), each row is scored as the stream scores it (``score_transactions`` in
 threshold mode, the threshold alerting 1 % of the rows (the alert budget), no SHAP: the stream's parity with the batch path is tested in
 tests/stream and tests/lambdas/stream_scorer), turned into the scored row
-(``scoring.scored_frame``, masked ``client_ref``), and written as snappy Parquet with the Glue
-table's types (``lake.TABLES["scored"]``) in files of the rows Firehose buffers at ``--tps``
+(``scoring.scored_frame``, masked ``client_ref``), and written as Parquet with the Glue
+table's types and codec (``lake.compression``: GZIP for scored, as Firehose writes it; snappy for
+curated, as Spark writes it) (``lake.TABLES["scored"]``) in files of the rows Firehose buffers at ``--tps``
 (one object per 900 s buffer interval: 90,000 rows at 100 TPS). The curated features
 (``features_with_sequence``: ids, ``ts``, ``seq`` and ``CURATED_COLUMNS``) are written the same way.
 
@@ -20,7 +21,7 @@ The id columns (``trans_id``, ``account_id``, ``client_ref``) are measured again
 bank of ``--id-accounts`` accounts (one synthetic month): a deployed bank's file holds mostly
 distinct accounts, and the benchmark banks' few thousand accounts repeat in a file, which
 dictionary encoding makes look cheap; each data set takes the larger figure per column. The
-writer is pyarrow's (Firehose's conversion is parquet-mr's): same format, snappy, dictionary
+writer is pyarrow's (Firehose's conversion is parquet-mr's): same format, codec and dictionary
 pages; a file footer is counted in the row bytes. The last line is one JSON object.
 """
 
@@ -44,7 +45,7 @@ from finsentry.analytics import load_views
 from finsentry.detectors import make_detector
 from finsentry.evaluation import threshold_for_budget
 from finsentry.features import CURATED_COLUMNS, DETECTOR_COLUMNS, features_with_sequence
-from finsentry.lake import COMPRESSION, TABLES
+from finsentry.lake import TABLES, compression
 from finsentry.layout import PARTITION_KEY
 from finsentry.scoring import SCORED_COLUMNS, score_transactions, scored_frame
 
@@ -132,7 +133,7 @@ def parquet_files(frame: pd.DataFrame, table: str, rows_per_file: int) -> list[d
         part = frame.iloc[start:start + rows_per_file]
         buf = io.BytesIO()
         pq.write_table(pa.Table.from_pandas(part[schema.names], schema=schema, preserve_index=False), buf,
-                       compression=COMPRESSION)  # fmt: skip
+                       compression=compression(table))  # fmt: skip
         meta = pq.ParquetFile(io.BytesIO(buf.getvalue())).metadata
         columns = dict.fromkeys(schema.names, 0)
         for g in range(meta.num_row_groups):

@@ -143,11 +143,12 @@ class StackProfile:
     # alerts and quarantine
     alert_share: float = 0.01  # the alert budget
     quarantine_share: float = 0.001
-    # the scheduled training pipeline (Step Functions)
-    runs_per_month: float = 4.0  # weekly
+    # the scheduled training pipeline (Step Functions), as prod deploys it (infra/config.py; a test
+    # keeps them equal): weekly, Glue G.2X x 10 workers = 20 DPU
+    runs_per_month: float = 730 / (24 * 7)  # weekly
     transitions_per_run: int = 30
     glue_jobs_per_run: int = 2  # ingest, features
-    glue_dpus: int = 10  # G.1X x 10 workers
+    glue_dpus: int = 20
     glue_startup_h: float = 0.05
     glue_rows_per_dpu_hour: float = 20e6  # assumption, not measured on Glue
     detectors_per_run: int = 3  # Isolation Forest, LOF, LSTM
@@ -166,7 +167,7 @@ class StackProfile:
     # always-on pieces
     kms_keys: int = 1
     kms_encrypting_resources: int = 10  # data-key reuse: about 12 requests per hour each
-    log_retention_days: int = 30
+    log_retention_days: int = 365  # prod's
     dashboards: int = 1
     image_gb: float = 4.5  # scorer image and the SageMaker image in ECR
 

@@ -204,7 +204,7 @@ def _deployed_firehose(bucket: str, database: str) -> dict:
     return {
         "RoleARN": f"arn:aws:iam::{ACCOUNT}:role/firehose", "BucketARN": f"arn:aws:s3:::{bucket}",
         "Prefix": "scored/dt=!{partitionKeyFromQuery:dt}/", "ErrorOutputPrefix": PREFIXES.firehose_errors,
-        "BufferingHints": {"SizeInMBs": 64, "IntervalInSeconds": 300},
+        "BufferingHints": {"SizeInMBs": 64, "IntervalInSeconds": 900},
         "DynamicPartitioningConfiguration": {"Enabled": True},
         "ProcessingConfiguration": {"Enabled": True, "Processors": [{"Type": "MetadataExtraction", "Parameters": [
             {"ParameterName": "MetadataExtractionQuery", "ParameterValue": QUERY},
@@ -212,7 +212,7 @@ def _deployed_firehose(bucket: str, database: str) -> dict:
         "DataFormatConversionConfiguration": {
             "Enabled": True,
             "InputFormatConfiguration": {"Deserializer": {"OpenXJsonSerDe": {}}},
-            "OutputFormatConfiguration": {"Serializer": {"ParquetSerDe": {"Compression": "SNAPPY"}}},
+            "OutputFormatConfiguration": {"Serializer": {"ParquetSerDe": {"Compression": "GZIP"}}},
             "SchemaConfiguration": {"DatabaseName": database, "TableName": "scored", "Region": REGION,
                                     "RoleARN": f"arn:aws:iam::{ACCOUNT}:role/firehose", "VersionId": "LATEST"}},
     }  # fmt: skip
