@@ -79,14 +79,40 @@ def load_prices(path: Path | str | None = None) -> Prices:
                   hours_per_month=float(data["hours_per_month"]), services=services, path=path)  # fmt: skip
 
 
-def custom_metric_count() -> int:
-    """Custom CloudWatch metrics the deployment publishes: each metric × its dimension values."""
+# Metrics sent only when their event happens (a fault, a refused request, an unreadable file):
+# CloudWatch bills a custom metric for the hours it receives data, prorated by the hour; priced at
+# EVENT_METRIC_HOURS hours a month each (a day of faults a month: a stated budget, not measured).
+EVENT_METRICS = frozenset({Metric.RULES_ONLY, Metric.MODEL_LOAD_FAILED, Metric.CORRUPT_ITEMS,
+                           Metric.MARK_WRITE_FAILED, Metric.LABEL_REQUESTS_REFUSED,
+                           Metric.FEEDBACK_UNREADABLE})  # fmt: skip
+EVENT_METRIC_HOURS = 24.0
+# sent by the Glue jobs at the end of each run (finsentry.etl.quality): one hour per job and run
+ETL_METRICS = frozenset({Metric.ETL_ROWS_IN, Metric.ETL_ROWS_OUT, Metric.ETL_QUARANTINED, Metric.ETL_REJECTED_SHARE,
+                         Metric.ETL_BALANCE_BREAKS, Metric.ETL_DUPLICATES})  # fmt: skip
+
+
+def metric_series() -> dict[Metric, int]:
+    """Series per custom metric: its dimension values (the series a month of traffic publishes)."""
     doors = 2  # the label counts come from both label doors (service feedback-ingest and labels-api)
     per_dimension = {Metric.QUARANTINED: len(Reason), Metric.ANOMALIES: len(AnomalyType),
-                     Metric.FEATURE_PSI: len(DETECTOR_COLUMNS),
+                     Metric.FEATURE_PSI: len(DETECTOR_COLUMNS), Metric.ETL_QUARANTINED: 1 + len(Reason),
                      **dict.fromkeys((Metric.LABELS_RECEIVED, Metric.LABELS_ACCEPTED, Metric.LABELS_NEW,
                                       Metric.LABELS_REJECTED), doors)}  # fmt: skip
-    return sum(per_dimension.get(m, 1) for m in Metric)
+    return {m: per_dimension.get(m, 1) for m in Metric}
+
+
+def custom_metric_count() -> int:
+    """Custom CloudWatch metric series the deployment publishes: each metric × its dimension values."""
+    return sum(metric_series().values())
+
+
+def custom_metric_months(s: StackProfile, hours_per_month: float) -> float:
+    """Metric-months billed: series always sent count whole months; event metrics their budgeted
+    hours; the Glue jobs' metrics one hour per job run."""
+    etl_hours = s.runs_per_month * s.glue_jobs_per_run
+    return sum(n * (EVENT_METRIC_HOURS / hours_per_month if m in EVENT_METRICS
+                    else min(1.0, etl_hours / hours_per_month) if m in ETL_METRICS else 1.0)
+               for m, n in metric_series().items())  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -138,6 +164,7 @@ class StackProfile:
     firehose_buffer_s: int = 900  # infra/config.py firehose_buffer_s (a test keeps them equal)
     # Parquet bytes per row, MEASURED (None = ``bench.lake``'s file: scored rows written as Firehose
     # writes them, files of 100 TPS x 900 s, synthetic bank and handbook, the larger; curated the same)
+    s3_cool_after_days: int = 90  # scored/ and curated/features/ move to Standard-IA (infra/stacks/storage.py)
     scored_parquet_bytes: float | None = None  # was 50 (prudent guess); measured 28-29 (bench.lake)
     curated_parquet_bytes: float | None = None  # was 80; measured 176-182 with the LSTM's sequence columns
     # alerts and quarantine
@@ -150,7 +177,10 @@ class StackProfile:
     glue_jobs_per_run: int = 2  # ingest, features
     glue_dpus: int = 20
     glue_startup_h: float = 0.05
-    glue_rows_per_dpu_hour: float = 20e6  # assumption, not measured on Glue
+    # per job; was 20 M (a guess). bench.etl (README, 2026-11-25, local[2], load 2-4): ingest 1,056,320
+    # rows in 80.3 s (47 M rows/h on 2 cores), features in 44.0 s (86 M/h); a DPU has 4 vCPU: priced at
+    # the slower job's 2-core rate (half a DPU's cores for Glue's and S3's overheads), rounded down
+    glue_rows_per_dpu_hour: float = 40e6
     detectors_per_run: int = 3  # Isolation Forest, LOF, LSTM
     training_rows_cap: float = 2e6  # training samples at most this many rows
     training_rows_per_hour: float = 4e6
@@ -417,12 +447,17 @@ def _objects_per_day(est: CostEstimate) -> float:
 def _s3(est: CostEstimate) -> list[LineItem]:
     s, lake = est.stack, lake_profile(est.stack)
     per_row = lake["scored_parquet_bytes"] + lake["curated_parquet_bytes"]
-    stored = est.tps * 86_400 * est.retention_days * per_row / GB  # steady state under the lifecycle rule
+    # steady state under the lifecycle rules: the newest days in Standard, the older ones in Standard-IA
+    hot_days = min(est.retention_days, s.s3_cool_after_days)
+    stored = est.tps * 86_400 * hot_days * per_row / GB
+    cool = est.tps * 86_400 * (est.retention_days - hot_days) * per_row / GB
     days = est.prices.hours_per_month / 24
     puts = _objects_per_day(est) * days * 2  # scored/ by Firehose, curated/ by Glue
     gets = s.athena_queries_per_day * days * s.athena_days_scanned * _objects_per_day(est)
-    return [_item(est, "s3", f"storage ({est.retention_days} days of scored/ and curated/)", stored, "GB-month",
+    return [_item(est, "s3", f"storage, Standard ({hot_days} days of scored/ and curated/)", stored, "GB-month",
                   "standard_gb_month"),
+            _item(est, "s3", f"storage, Standard-IA (the {est.retention_days - hot_days} days before)", cool,
+                  "GB-month", "standard_ia_gb_month"),
             _item(est, "s3", "PUT requests", puts, "request", "put_per_thousand", 1e3),
             _item(est, "s3", "GET requests (Athena)", gets, "request", "get_per_thousand", 1e3)]  # fmt: skip
 
@@ -469,7 +504,8 @@ def _always_on(est: CostEstimate) -> list[LineItem]:
                + est.transactions_per_month * s.quarantine_share * 1024) / GB  # fmt: skip
     return [_item(est, "kms", "customer managed keys", s.kms_keys, "key-month", "key_month"),
             _item(est, "kms", "requests (data-key reuse)", kms_requests, "request", "requests_per_ten_thousand", 1e4),
-            _item(est, "cloudwatch", "custom metrics", custom_metric_count(), "metric-month", "metric_month"),
+            _item(est, "cloudwatch", f"custom metrics ({custom_metric_count()} series, billed by the hour sent)",
+                  custom_metric_months(s, hours), "metric-month", "metric_month"),
             _item(est, "cloudwatch", "alarms", len(ALARMS) + len(SERVICE_ALARMS), "alarm-month", "alarm_month"),
             _item(est, "cloudwatch", "dashboard", s.dashboards, "dashboard-month", "dashboard_month"),
             _item(est, "cloudwatch", "logs ingested", logs_gb, "GB", "logs_ingested_per_gb"),
