@@ -4,8 +4,8 @@
 
 For the synthetic bank and the fraud-detection handbook's card transactions (two weeks, mapped by
 ``bench/handbook.yaml``), each row is scored as the stream scores it (``score_transactions`` in
-threshold mode, the threshold alerting 1 % of the rows (the alert budget), no SHAP: the stream's parity with the batch path is tested in
-tests/stream and tests/lambdas/stream_scorer), turned into the scored row
+threshold mode, the threshold alerting 1 % of the rows (the alert budget), no SHAP: the stream's
+parity with the batch path is tested in tests/stream and tests/lambdas/stream_scorer), turned into the scored row
 (``scoring.scored_frame``, masked ``client_ref``), and written as Parquet with the Glue
 table's types and codec (``lake.compression``: GZIP for scored, as Firehose writes it; snappy for
 curated, as Spark writes it) (``lake.TABLES["scored"]``) in files of the rows Firehose buffers at ``--tps``
@@ -44,7 +44,7 @@ from rich.table import Table
 from finsentry.analytics import load_views
 from finsentry.detectors import make_detector
 from finsentry.evaluation import threshold_for_budget
-from finsentry.features import CURATED_COLUMNS, DETECTOR_COLUMNS, features_with_sequence
+from finsentry.features import DETECTOR_COLUMNS, features_with_sequence
 from finsentry.lake import TABLES, compression
 from finsentry.layout import PARTITION_KEY
 from finsentry.scoring import SCORED_COLUMNS, score_transactions, scored_frame
@@ -90,10 +90,12 @@ def id_column_bytes(accounts: int, rows_per_file: int, files: int = 3) -> dict:
     raw = synthetic.generate_bank(synthetic.SyntheticConfig(n_accounts=accounts, months=1))
     valid = czech.to_canonical(raw).valid.sort_values("ts", kind="stable")
     frame = pd.DataFrame({"trans_id": valid["trans_id"].to_numpy(), "account_id": valid["account_id"].to_numpy(),
-                          "client_ref": mask_ids(valid["client_id"]).to_numpy()}).iloc[:rows_per_file * files]  # fmt: skip
+                          "client_ref": mask_ids(valid["client_id"]).to_numpy()})  # fmt: skip
+    frame = frame.iloc[:rows_per_file * files]
     written = [f for f in parquet_files(frame, "scored", rows_per_file) if f["rows"] == rows_per_file]
     rows = sum(f["rows"] for f in written)
-    distinct = [frame["account_id"].iloc[i * rows_per_file:(i + 1) * rows_per_file].nunique() for i in range(len(written))]
+    distinct = [frame["account_id"].iloc[i * rows_per_file:(i + 1) * rows_per_file].nunique()
+                for i in range(len(written))]
     return {"accounts": accounts, "files": len(written), "distinct_accounts_per_file": round(float(np.mean(distinct))),
             **{c: round(sum(f["columns"][c] for f in written) / rows, 2) for c in ID_COLUMNS}}  # fmt: skip
 
@@ -167,7 +169,8 @@ def measure(scored: pd.DataFrame, curated: pd.DataFrame, rows_per_file: int, ids
             "column_bytes_per_row": {c: round(b, 2) for c, b in column.items()},
             "footer_bytes_per_row": round(footer, 3),
             "view_bytes_per_row": views,
-            "curated_bytes_per_row": round(sum(f["bytes"] for f in cur_full) / sum(f["rows"] for f in cur_full), 2)}  # fmt: skip
+            "curated_bytes_per_row": round(sum(f["bytes"] for f in cur_full) / sum(f["rows"] for f in cur_full), 2),
+            }  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,7 +16,6 @@ from infra.config import EnvConfig
 from infra.constructs.secure_bucket import access_log_bucket, data_bucket
 from infra.stacks.base import FinsentryStack
 
-
 COOL_AFTER_DAYS = 90  # scored/ and curated/features/ move to Standard-IA (finsentry.cost prices it)
 
 
