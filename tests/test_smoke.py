@@ -309,7 +309,7 @@ def test_the_failed_checks_say_what_was_seen(deployed):
     from finsentry.deployment import resolve, stream_resources
 
     deployment = resolve(ENV)
-    assert smoke.default_timeout(deployment, stream_resources(deployment)) == 300 + smoke.MARGIN_S  # Firehose's buffer
+    assert smoke.default_timeout(deployment, stream_resources(deployment)) == 900 + smoke.MARGIN_S  # Firehose's buffer
 
     s3 = boto3.client("s3", region_name=REGION)
     error_key = f"{PREFIXES.firehose_errors}format-conversion-failed/x"
