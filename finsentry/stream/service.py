@@ -418,7 +418,7 @@ class ScorerService:
         partner_failed: set[str] = set()
         if fold_rows.any():
             state = {p: PartnerProfile(p, s.f.copy(), s.i.copy()) for p, s in as_read.items()}
-            fold_partners(state, valid[fold_rows])
+            fold_partners(state, valid[fold_rows], pd.Series(pkey, index=valid.index, dtype=object)[fold_rows])
             pwrites = {}
             for p in sorted({pkey[k] for k in np.flatnonzero(fold_rows)}):
                 item = PartnerItem(state[p], partners[p].version, dict(partners[p].checkpoints),

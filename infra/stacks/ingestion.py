@@ -27,6 +27,7 @@ from finsentry.layout import (
     PARTITION_KEY,
     PREFIXES,
     RESOURCES,
+    SCORED_PARQUET_COMPRESSION,
     SCORER_ENV,
     mask_key_parameter_name,
     model_parameter_name,
@@ -229,7 +230,9 @@ class IngestionStack(FinsentryStack):
                     ),
                     output_format_configuration=firehose.CfnDeliveryStream.OutputFormatConfigurationProperty(
                         serializer=firehose.CfnDeliveryStream.SerializerProperty(
-                            parquet_ser_de=firehose.CfnDeliveryStream.ParquetSerDeProperty(compression="SNAPPY")
+                            parquet_ser_de=firehose.CfnDeliveryStream.ParquetSerDeProperty(
+                                compression=SCORED_PARQUET_COMPRESSION
+                            )
                         )
                     ),
                     schema_configuration=firehose.CfnDeliveryStream.SchemaConfigurationProperty(
