@@ -164,8 +164,10 @@ class StackProfile:
     # partner (< 4 KB each; a missing item is billed as a read too). The doors' writes follow
     # the analysts' verdicts, not the transactions: not counted here.
     alert_share: float = 0.01  # alerts per transaction (the 1 % alert budget)
-    serves_risk: bool = True  # prudent: the supervised candidate may be promoted
-    accounts: int = 500_000
+    # the default deployment serves an unsupervised model (no risk reads); the supervised
+    # candidate serves only once analysts' verdicts reach the minimum and it wins the selection:
+    # `finsentry cost --serving supervised` prices that state
+    serves_risk: bool = False
     # Firehose -> S3 scored/ (Parquet)
     scored_json_bytes: int = 310  # measured: a scored row as JSON
     firehose_record_bytes: int = 50 * 1024  # rows packed per Firehose record (finsentry.stream.sinks.PACK_BYTES)

@@ -87,11 +87,12 @@ def test_dynamodb_is_priced_per_unit_from_the_measured_item_sizes():
     expected = (math.ceil(measured["account_item_bytes"] / 1024) + measured["partner_share"]
                 * math.ceil(measured["partner_item_bytes"] / 1024) + 1 / batch + 0.01)  # fmt: skip
     assert wu == pytest.approx(expected)
-    # reads: the same items (4 KB steps) + the mark, and the risk items while the model reads risk
+    # reads: the same items (4 KB steps) + the mark; the risk items only while the model reads risk
     reads = (math.ceil(measured["account_item_bytes"] / 4096) + measured["partner_share"]
              * math.ceil(measured["partner_item_bytes"] / 4096) + 1 / batch)  # fmt: skip
-    assert ru == pytest.approx(reads + 1 + measured["partner_share"])
-    assert dynamodb_units(estimate(50, stack=replace(on_demand.stack, serves_risk=False)))[1] == pytest.approx(reads)
+    assert ru == pytest.approx(reads)  # the default deployment serves an unsupervised model
+    supervised = dynamodb_units(estimate(50, stack=replace(on_demand.stack, serves_risk=True)))[1]
+    assert supervised == pytest.approx(reads + 1 + measured["partner_share"])
     writes = next(i for i in on_demand.items if i.item.startswith("writes ("))
     assert writes.quantity == pytest.approx(n * wu)
     assert writes.cost == pytest.approx(n * wu * prices.get("dynamodb", "write_request_units_per_million") / 1e6)
@@ -261,6 +262,16 @@ def test_cli_prints_the_table_and_the_same_figures_as_json(capsys):
     est = estimate(100, retention_days=90)
     assert figures["total"] == pytest.approx(est.total, abs=0.01)
     assert figures["per_million_transactions"] == pytest.approx(est.per_million, abs=1e-4)
+
+
+def test_cli_prices_the_supervised_candidate_serving_with_its_risk_reads(capsys):
+    assert main(["cost", "--tps", "100", "--json"]) == 0
+    default = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert main(["cost", "--tps", "100", "--serving", "supervised", "--json"]) == 0
+    supervised = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    expected = estimate(100, stack=StackProfile(serves_risk=True))
+    assert supervised["per_million_transactions"] == pytest.approx(expected.per_million, abs=1e-4)
+    assert supervised["per_million_transactions"] > default["per_million_transactions"]
 
 
 def test_cli_reports_a_missing_price_file(tmp_path, capsys):
