@@ -19,6 +19,13 @@ from infra.stacks.base import FinsentryStack
 COOL_AFTER_DAYS = 90  # scored/ and curated/features/ move to Standard-IA (finsentry.cost prices it)
 
 
+def _cool(rule_id: str, prefix: str) -> s3.LifecycleRule:
+    """Objects under ``prefix`` move to Standard-IA after ``COOL_AFTER_DAYS``."""
+    cool = s3.Transition(storage_class=s3.StorageClass.INFREQUENT_ACCESS,
+                         transition_after=Duration.days(COOL_AFTER_DAYS))  # fmt: skip
+    return s3.LifecycleRule(id=rule_id, prefix=prefix, transitions=[cool])
+
+
 def lifecycle_rules(config: EnvConfig) -> list[s3.LifecycleRule]:
     """Retention per prefix: raw cools down then expires, quarantine and query results expire."""
     return [
@@ -43,26 +50,10 @@ def lifecycle_rules(config: EnvConfig) -> list[s3.LifecycleRule]:
             prefix=PREFIXES.athena_results,
             expiration=Duration.days(config.athena_results_retention_days),
         ),
-        s3.LifecycleRule(
-            id="scored-cool",
-            prefix=PREFIXES.scored,
-            transitions=[
-                s3.Transition(
-                    storage_class=s3.StorageClass.INFREQUENT_ACCESS, transition_after=Duration.days(COOL_AFTER_DAYS)
-                )
-            ],
-        ),
+        _cool("scored-cool", PREFIXES.scored),
         # the curated features (5x the scored rows' bytes, bench.lake): training reads the recent
         # weeks; older days are read again only by a backfill
-        s3.LifecycleRule(
-            id="curated-features-cool",
-            prefix=PREFIXES.curated,
-            transitions=[
-                s3.Transition(
-                    storage_class=s3.StorageClass.INFREQUENT_ACCESS, transition_after=Duration.days(COOL_AFTER_DAYS)
-                )
-            ],
-        ),
+        _cool("curated-features-cool", PREFIXES.curated),
         s3.LifecycleRule(
             id="old-versions-and-uploads",
             noncurrent_version_expiration=Duration.days(config.noncurrent_version_days),

@@ -298,3 +298,14 @@ def test_scorer_runs_on_graviton_and_the_profiles_table_on_the_capacity_of_its_e
     else:  # dev: on-demand, nothing provisioned while idle
         assert table["BillingMode"] == "PAY_PER_REQUEST" and not targets
     assert one(synth, "AWS::Lambda::EventSourceMapping").get("ParallelizationFactor", 1) == 1  # one writer per shard
+
+
+def test_scored_rows_and_curated_features_cool_to_standard_ia_as_the_cost_model_prices(dev):
+    from finsentry.cost import StackProfile
+    from finsentry.layout import PREFIXES
+
+    rules = [rule for _, _, bucket in dev.resources("AWS::S3::Bucket")
+             for rule in bucket["Properties"].get("LifecycleConfiguration", {}).get("Rules", [])]  # fmt: skip
+    cooling = {r["Prefix"]: r["Transitions"] for r in rules if r.get("Transitions")}
+    priced = [{"StorageClass": "STANDARD_IA", "TransitionInDays": StackProfile().s3_cool_after_days}]
+    assert cooling[PREFIXES.scored] == priced and cooling[PREFIXES.curated] == priced

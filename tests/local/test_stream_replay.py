@@ -12,6 +12,15 @@ from finsentry.scoring import score_transactions
 from tests.stream.world import bank
 
 
+def _publish_model(model, tmp_path) -> None:
+    """The model saved and uploaded to ``s3://models/m/`` (inside ``local_aws``)."""
+    save_model(model, tmp_path / "model")
+    s3 = boto3.client("s3", region_name=LOCAL_REGION)
+    s3.create_bucket(Bucket="models", CreateBucketConfiguration={"LocationConstraint": LOCAL_REGION})
+    for name in ("model.joblib", "metadata.json"):
+        s3.upload_file(str(tmp_path / "model" / name), "models", f"m/{name}")
+
+
 def test_the_stream_flags_the_same_transactions_as_batch_scoring(tmp_path):
     b = bank()
     v = b.valid.reset_index(drop=True)
@@ -20,12 +29,8 @@ def test_the_stream_flags_the_same_transactions_as_batch_scoring(tmp_path):
     batch = score_transactions(b.model, features_with_sequence(v)[test], budget_threshold=threshold,
                                model_version="m")  # fmt: skip
     alerted = set(v.loc[test, "trans_id"].to_numpy()[batch.alerts].astype(str))
-    save_model(b.model, tmp_path / "model")
     with local_aws():
-        s3 = boto3.client("s3", region_name=LOCAL_REGION)
-        s3.create_bucket(Bucket="models", CreateBucketConfiguration={"LocationConstraint": LOCAL_REGION})
-        for name in ("model.joblib", "metadata.json"):
-            s3.upload_file(str(tmp_path / "model" / name), "models", f"m/{name}")
+        _publish_model(b.model, tmp_path)
         result = replay_stream(v, test, alerted, "s3://models/m/", threshold, "m-1", max_records=600, batch_size=200)
     assert result.records == 600 and result.batches == 3 and result.mode == "model"
     assert result.counts["scored"] == 600 and result.counts["failed"] == 0 and not result.notes
@@ -48,12 +53,8 @@ def test_the_local_label_store_feeds_the_streams_risk_items(tmp_path):
     store = LabelStore(tmp_path)
     store.add(validate_labels([{"trans_id": str(t), "verdict": "confirmed_fraud", "who": "me", "when": str(ts)}
                                for t, ts in zip(picked["trans_id"], picked["ts"], strict=True)]).valid)
-    save_model(b.model, tmp_path / "model")
     with local_aws():
-        s3 = boto3.client("s3", region_name=LOCAL_REGION)
-        s3.create_bucket(Bucket="models", CreateBucketConfiguration={"LocationConstraint": LOCAL_REGION})
-        for name in ("model.joblib", "metadata.json"):
-            s3.upload_file(str(tmp_path / "model" / name), "models", f"m/{name}")
+        _publish_model(b.model, tmp_path)
         messages: list[str] = []
         replay_stream(v, test, set(), "s3://models/m/", 0.7, "m-1", max_records=50, batch_size=50,
                       progress=messages.append, labels=store.history())  # fmt: skip
