@@ -97,7 +97,8 @@ def score_transactions(
     ties split by the hash of ``keys``, one per row, e.g. ``trans_id``; position when None) or
     ``budget_threshold`` (alerts are ``score > threshold``, and every rule hit): see the module
     docstring. ``detector`` is any ``finsentry.detectors`` model; when it reports rule types
-    (the ensemble does), a rule hit scores 1.0 and names its type. With ``detector=None`` (no
+    (the ensemble does), a rule hit's score is raised by the rule's evidence (``EnsembleDetector``)
+    and names its type. With ``detector=None`` (no
     usable model) the batch is scored by the catalog's rules alone: 1.0 on a hit, else 0, and
     only hits alert. The ``explain_top`` first alerts in ranking order (score, then tie-break)
     get SHAP reasons (``detector.explain``), the others ``fast_explain``'s; 0 = no SHAP at all.

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from finsentry.explain import Reason
 
 RuleCheck = Callable[[pd.DataFrame], np.ndarray]  # features -> anomaly type per row, '' = none
-RULE_SCORE = 1.0  # the score of a rule hit: above every model score (those stay below 1)
+RULE_SCORE = 1.0  # a rule hit's score under a model fitted before rule rates were kept
 # A rule that fires on more than this share of the training window is suspended for the model:
 # rules flag data-entry errors, rare by nature; one firing on 0.5 % of normal rows would spend
 # half of the default 1 % review budget on a source artefact (a table whose balances never add up).
@@ -50,8 +50,16 @@ class EnsembleDetector(Detector):
       ensemble's training rows.
     * ``weights`` default to equal; they are normalised to sum to 1.
     * Rules: with ``use_rules``, ``rules(features)`` (default: the catalog's
-      ``finsentry.anomalies.apply_rules``) names an anomaly type per row, '' for none; a hit
-      scores ``RULE_SCORE`` (1.0) and ``score_with_types`` reports its type. A ``rules``
+      ``finsentry.anomalies.apply_rules``) names an anomaly type per row, '' for none, and
+      ``score_with_types`` reports it. A hit is evidence, weighed by how often the rule fired on
+      the training rows: with the model's score ``p`` and the rule's smoothed training rate
+      ``r = (hits + 1) / (rows + 1)``, the row scores ``1 - (1 - p) r`` (both tails must happen
+      by chance). A rule that never fired in training lifts a row above all but the most
+      extreme model scores; one that fires on legitimate rows now and then (real banks post
+      identical payments on one day) ranks its hits by what the model sees in them. Measured
+      against a hit scoring 1.0 (``bench.detection`` cache, 1 % budget): recall unchanged,
+      AUC-PR synthetic 0.473 -> 0.521, Czech 0.342 -> 0.434 (20 of its 27 duplicate-posting
+      hits in the test period are legitimate), handbook (no hit) 0.210 both. A ``rules``
       callable is not saved with the model: a loaded ensemble uses the catalog's rules.
     * The ensemble's feature columns are the union of its members'.
     """
@@ -86,6 +94,8 @@ class EnsembleDetector(Detector):
             "combine": combine,
         }
         self.suspended_rules_: dict[str, float] = {}  # rule type -> share of training rows it fired on
+        self.rule_rates_: dict[str, float] | None = None  # rule type -> smoothed training rate of its hits
+        self.rule_floor_: float = 0.0  # the rate of a rule that never fired in training
         self.balance_tolerance_: float | None = None  # the data's rounding unit, set at fit
 
     # -- fitting and the model score --
@@ -115,13 +125,15 @@ class EnsembleDetector(Detector):
         more than ``RULE_SUSPEND_SHARE`` of the training rows (listed in ``warnings``)."""
         from finsentry.anomalies import BALANCE_TOLERANCE, data_unit
 
-        self.suspended_rules_ = {}
+        self.suspended_rules_, self.rule_rates_, self.rule_floor_ = {}, {}, 1.0 / (len(frame) + 1)
         if "log_amount" in frame.columns:
             self.balance_tolerance_ = max(BALANCE_TOLERANCE, data_unit(np.expm1(frame["log_amount"].to_numpy())))
         if not self.use_rules or len(frame) == 0:
             return
         hits = pd.Series(self.rule_types(frame))
-        shares = hits[hits != ""].value_counts() / len(frame)
+        counts = hits[hits != ""].value_counts()
+        self.rule_rates_ = {str(t): (float(k) + 1.0) / (len(frame) + 1.0) for t, k in counts.items()}
+        shares = counts / len(frame)
         self.suspended_rules_ = {str(t): float(v) for t, v in shares.items() if v > RULE_SUSPEND_SHARE}
 
     @property
@@ -163,13 +175,22 @@ class EnsembleDetector(Detector):
         return found.fillna("").astype(str).to_numpy(dtype=object)
 
     def score_with_types(self, features: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        """Scores in [0, 1] (``RULE_SCORE`` where a rule fired), and the rule's type per row."""
+        """Scores in [0, 1] (a rule hit's raised as the class docstring says), and the rule's
+        type per row."""
         scores = self.calibrate(self.raw_score(features))
         types = self.rule_types(features)
-        return np.where(types != "", RULE_SCORE, scores), types
+        hit = types != ""
+        rates = getattr(self, "rule_rates_", None)
+        if rates is None:  # a model saved before rule rates were kept
+            return np.where(hit, RULE_SCORE, scores), types
+        if hit.any():
+            rate = np.array([rates.get(t, self.rule_floor_) for t in types[hit]], dtype=float)
+            scores = scores.copy()
+            scores[hit] = 1.0 - (1.0 - scores[hit]) * rate
+        return scores, types
 
     def score(self, features: pd.DataFrame) -> np.ndarray:
-        """Calibrated combined score; ``RULE_SCORE`` (1.0) where a rule fired."""
+        """Calibrated combined score, raised where a rule fired (``score_with_types``)."""
         return self.score_with_types(features)[0]
 
     # -- reasons --

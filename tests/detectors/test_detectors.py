@@ -163,18 +163,39 @@ def test_one_sided_forest_reasons_come_from_what_the_forest_saw():
     assert FEATURE_COLUMNS[int(np.argmax(shap))] == "amount_z"
 
 
-def test_ensemble_rule_hit_scores_one_and_names_its_type():
+def test_ensemble_rule_hit_never_seen_in_training_tops_the_model_and_names_its_type():
     train = planted_frame(seed=9)
     rules = lambda f: np.where(f["balance_error"].to_numpy() > 0.005, "balance_mismatch", "")  # noqa: E731
     model = EnsembleDetector(rules=rules).fit(train)
+    assert model.rule_rates_ == {} and model.rule_floor_ == 1.0 / (len(train) + 1)
     test = train.iloc[:5].copy()
     test.loc[3, "balance_error"] = 90.0
     scores, types = model.score_with_types(test)
-    assert scores[3] == 1.0 and types[3] == "balance_mismatch"
-    assert (scores[[0, 1, 2, 4]] < 1.0).all() and list(types[[0, 1, 2, 4]]) == ["", "", "", ""]
+    model_only = EnsembleDetector(model.members, use_rules=False).fit(train).score(test)
+    assert types[3] == "balance_mismatch" and list(types[[0, 1, 2, 4]]) == ["", "", "", ""]
+    assert scores[3] == pytest.approx(1.0 - (1.0 - model_only[3]) / (len(train) + 1))
+    assert scores[3] > 1.0 - 1.0 / len(train)  # above every model score but the most extreme
+    np.testing.assert_array_equal(scores[[0, 1, 2, 4]], model_only[[0, 1, 2, 4]])
     np.testing.assert_array_equal(model.score(test), scores)
-    off = EnsembleDetector(model.members, use_rules=False, rules=rules).fit(train)
-    assert off.score(test)[3] < 1.0
+
+
+def test_ensemble_rule_that_fires_in_training_is_weighed_by_its_rate():
+    """A rule firing on k of n training rows raises a hit to 1 - (1 - p)(k + 1)/(n + 1): its hits
+    rank among themselves by the model's score, all above the model's own top 1 %."""
+    train = planted_frame(seed=9).reset_index(drop=True)
+    flagged = np.zeros(len(train), dtype=bool)
+    flagged[:3] = True  # the rule fires on 3 training rows (well under the suspension share)
+    train["duplicate_recent"] = flagged.astype(float)
+    rules = lambda f: np.where(f["duplicate_recent"].to_numpy() > 0, "duplicate_posting", "")  # noqa: E731
+    model = EnsembleDetector(rules=rules).fit(train)
+    rate = 4.0 / (len(train) + 1)
+    assert model.rule_rates_ == {"duplicate_posting": pytest.approx(rate)} and not model.suspended_rules_
+    p = EnsembleDetector(model.members, use_rules=False).fit(train).score(train)
+    scores, types = model.score_with_types(train)
+    hit = types == "duplicate_posting"
+    np.testing.assert_allclose(scores[hit], 1.0 - (1.0 - p[hit]) * rate)
+    np.testing.assert_array_equal(np.argsort(scores[hit]), np.argsort(p[hit]))
+    assert (scores[hit] > np.quantile(p, 0.99)).all()
 
 
 def test_registry_is_open_and_rejects_unknown_names():

@@ -154,3 +154,61 @@ def test_without_the_operation_code_tails_fits_on_the_features_alone():
     model = make_detector("tails").fit(train)
     assert "seq_op" not in model.feature_columns and "seq_op" in model.unfed_features_
     assert np.isfinite(model.score(train.iloc[:5])).all()
+
+
+def depth_frame(n: int = 6000, seed: int = 8) -> pd.DataFrame:
+    """Accounts of every history depth; a young account's hour looks 'rare' (few rows to learn
+    its habits from, as Laplace smoothing makes it), an old one's only when it really is."""
+    rng = np.random.default_rng(seed)
+    frame = planted_frame(n=n, seed=seed)
+    depth = rng.uniform(0.0, np.log1p(100.0), n)
+    frame["history_count_log"] = depth
+    frame["hour_rarity"] = np.log(24.0) * np.exp(-depth) + rng.exponential(0.2, n)
+    return frame
+
+
+def test_account_relative_features_are_read_among_accounts_of_the_same_depth():
+    train = depth_frame()
+    tiered = make_detector("tails").fit(train)
+    flat = make_detector("tails", depth_quantiles=()).fit(train)
+    assert tiered.depth_edges_ is not None and flat.depth_edges_ is None
+    np.testing.assert_allclose(tiered.depth_edges_, np.quantile(train["history_count_log"], [0.05, 0.25, 0.5]))
+    columns = list(tiered.feature_columns)
+    assert columns.index("hour_rarity") in tiered.depth_columns_
+    assert columns.index("log_amount") not in tiered.depth_columns_  # the amount stays read across the bank
+    assert columns.index("history_count_log") not in tiered.depth_columns_  # context, never evidence
+    probe = train.iloc[[0, 0]].copy()
+    probe["amount_z"] = 0.0
+    probe["history_count_log"] = [0.05, 4.5]  # a brand-new account and an old one
+    probe["hour_rarity"] = [np.log(24.0) * np.exp(-0.05), 1.5]  # usual for the new one, rare for the old one
+    j = columns.index("hour_rarity")
+    flat_s, tiered_s = flat.surprises(flat.matrix(probe))[:, j], tiered.surprises(tiered.matrix(probe))[:, j]
+    assert flat_s[0] > flat_s[1]  # across all accounts, being new looks like the anomaly
+    assert tiered_s[1] > -math.log(0.01) > tiered_s[0]  # among its peers, only the old account's hour is
+    assert tiered.score(probe)[1] > tiered.score(probe)[0]
+
+
+def test_a_tier_too_small_keeps_the_all_rows_reading():
+    train = depth_frame(n=1200)  # 5 % of 1,200 rows: 60 in the youngest tier, under DEPTH_MIN_ROWS
+    model = make_detector("tails").fit(train)
+    assert model.depth_samples_[0] is None and model.depth_samples_[-1] is not None
+    flat = make_detector("tails", depth_quantiles=()).fit(train)
+    young = train[train["history_count_log"] < model.depth_edges_[0]].head(5)
+    np.testing.assert_allclose(model.surprises(model.matrix(young)), flat.surprises(flat.matrix(young)))
+
+
+def test_depth_quantiles_are_checked():
+    with pytest.raises(ValueError, match="depth_quantiles"):
+        make_detector("tails", depth_quantiles=(0.5, 1.0))
+
+
+def test_a_model_saved_before_depth_tiers_still_scores_as_it_did():
+    train = depth_frame(n=2000)
+    model = make_detector("tails").fit(train)
+    old = make_detector("tails", depth_quantiles=()).fit(train)
+    for name in ("depth_edges_", "depth_columns_", "depth_samples_"):
+        delattr(old, name)
+    del old.params["depth_quantiles"]
+    flat = make_detector("tails", depth_quantiles=()).fit(train)
+    np.testing.assert_allclose(old.score(train.head(50)), flat.score(train.head(50)))
+    assert not np.allclose(model.score(train.head(50)), flat.score(train.head(50)))
