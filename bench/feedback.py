@@ -122,6 +122,15 @@ def terminal_ceiling(frame: pd.DataFrame, test: np.ndarray, delay_days: float, w
     return round(float(victims["row"].isin(pairs["row"]).mean()), 4)
 
 
+def card_visible_oracle(frame: pd.DataFrame, seed: int = 0) -> np.ndarray:
+    """The scores of a model that knows every fraud a card shows (scenarios 1 and 3) and nothing
+    of compromised terminals (scenario 2): those frauds first, every other row in random order.
+    Its AUC-PR and card precision@100 bound what any model without terminal knowledge reaches."""
+    y = frame["label"].to_numpy().astype(bool)
+    visible = y & (frame["label_type"].astype(str).to_numpy() != "2")
+    return visible + np.random.default_rng(seed).random(len(frame)) * 0.5
+
+
 def replay(valid: pd.DataFrame, features: pd.DataFrame, start: pd.Timestamp, weeks: int, delay: float, checked: int,
            console: Console, review_days: int = 1, model_params: dict | None = None) -> dict:  # fmt: skip
     ts = pd.to_datetime(valid["ts"])
@@ -213,6 +222,8 @@ def _results(test, unsupervised, feedback, day, replay_days, retrains, history) 
                   for m in ("auc_roc", "auc_pr", "card_precision_100")}
             for key in ("unsupervised", "feedback")},
         "handbook_test_week": handbook_week[0] if handbook_week else None,
+        "oracle_without_terminals_after_28_days": figures(test[later].reset_index(drop=True),
+                                                          card_visible_oracle(test[later])),
         "scenario_recall_after_28_days": {
             "unsupervised": scenario_recall(test[later].reset_index(drop=True), unsupervised[later]),
             "feedback": scenario_recall(test[later].reset_index(drop=True), feedback[later]),
@@ -266,6 +277,9 @@ def tables(result: dict, args: argparse.Namespace) -> list[Table]:
         recall.add_row(key, *(f"{values[s]:.1%}" for s in SCENARIOS))
     ceiling = result["scenario_2_ceiling_after_28_days"]
     recall.add_row("ceiling: every fraud known after the delay", "", f"{ceiling:.1%}", "")
+    oracle = result["oracle_without_terminals_after_28_days"]
+    side.add_row("bound: knows every card-visible fraud, no terminal (after 28 days)", f"{oracle['auc_roc']:.3f}",
+                 f"{oracle['auc_pr']:.3f}", f"{oracle['card_precision_100']:.3f}")  # fmt: skip
     return [weekly, side, recall]
 
 
@@ -305,6 +319,7 @@ def main(argv: list[str] | None = None) -> int:
         "after_28_days": result["after_28_days"], "weekly_mean_after_28_days": result["weekly_mean_after_28_days"],
         "handbook_test_week": result["handbook_test_week"],
         "scenario_2_ceiling_after_28_days": result["scenario_2_ceiling_after_28_days"],
+        "oracle_without_terminals_after_28_days": result["oracle_without_terminals_after_28_days"],
         "weekly": result["weekly"], "retrains": result["retrains"], "labels": result["labels"],
         "start": args.start, "weeks": args.weeks, "delay_days": args.delay, "checked_per_day": args.checked,
         "review_days": args.review_days, "presumed_genuine": args.presumed_genuine,
