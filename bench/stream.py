@@ -14,7 +14,8 @@ Replays the last 30 % of a synthetic bank as JSON records in batches of 100 and 
 * **state** — the profile items as the handler wrote them (bytes p50 / p99 per kind: account,
   partner, channel mark), the write units per transaction per kind at batch 500, and the same
   item sizes for the fraud-detection handbook's customers (``--handbook``); written to
-  ``finsentry/data/stream_state_sizes.json``, which ``finsentry cost`` reads;
+  ``finsentry/data/stream_state_sizes.json``, which ``finsentry cost`` reads (with the core's CPU
+  seconds per batch of 100 and of 500 records: the scorer's Lambda GB-seconds);
 * **hot account** — one batch of 600 alerting records of one account: it completes in one
   delivery, split into slices, no item near DynamoDB's 400 KB.
 
@@ -281,6 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     model, threshold, stored, records = _setup(args.accounts, args.months)
     _core(model, threshold, dict(stored), records, 100, 2)  # warm-up: numba, SHAP
     figures = {}
+    core = {}
     table = Table(title="Stream scoring, one core (records/s, batch latency)")
     for col in ("path", "batch", "records/s", "p50 ms", "p99 ms"):
         table.add_column(col, justify="right")
@@ -290,6 +292,7 @@ def main(argv: list[str] | None = None) -> int:
         figures[f"core_records_per_cpu_s_{size}"] = round(cpu_rate)
         figures[f"p50_ms_{size}"] = round(p50, 1)
         figures[f"p99_ms_{size}"] = round(p99, 1)
+        core[f"core_cpu_s_per_batch_{size}"] = round(size / cpu_rate, 5)
         table.add_row("core", str(size), f"{rate:,.0f}", f"{p50:.1f}", f"{p99:.1f}")
         table.add_row("core, per CPU-second of this process", str(size), f"{cpu_rate:,.0f}", "-", "-")
     handler, state = _handler(model, threshold, dict(stored), records, (100, 500), args.batches // 2)
@@ -332,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
         figures["handbook"] = handbook
     if not args.no_write:
         SIZES_FILE.write_text(json.dumps({"command": "python -m bench.stream", "synthetic": state,
-                                          "handbook": handbook}, indent=2) + "\n")  # fmt: skip
+                                          "handbook": handbook, "core": core}, indent=2) + "\n")  # fmt: skip
     print(json.dumps(figures))
     return 0
 

@@ -98,6 +98,18 @@ class AthenaView:
         """The SELECT after ``AS`` (Athena dialect): the ``originalSql`` of a Glue view."""
         return _parse(self.sql, self.path).expression.sql(dialect=ATHENA_DIALECT, comments=False)
 
+    @property
+    def scored_columns(self) -> tuple[str, ...]:
+        """The columns of ``scored`` the view reads (what Athena scans of each Parquet file), sorted;
+        the partition key ``dt`` included when read (it is in the path, not in the files)."""
+        body = _parse(self.sql, self.path).expression
+        aliases = {t.alias_or_name for t in body.find_all(exp.Table) if t.name == SOURCE_TABLE}
+        # bare names are scored's only when it is the one table read (a join qualifies its columns)
+        unqualified_scored = {t.name for t in body.find_all(exp.Table)} == {SOURCE_TABLE}
+        names = {c.name for c in body.find_all(exp.Column)
+                 if c.table in aliases or (not c.table and unqualified_scored)}  # fmt: skip
+        return tuple(sorted(names))
+
     def to_duckdb(self) -> str:
         """The CREATE statement in DuckDB's dialect (for tests and local inspection)."""
         return sqlglot.transpile(self.sql, read=ATHENA_DIALECT, write="duckdb")[0]

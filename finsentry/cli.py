@@ -195,6 +195,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="profiles table capacity (prod default: provisioned with auto scaling)")
     cost.add_argument("--compare", action="store_true",
                       help="also $ per million for both DynamoDB modes at 10, 100 and 1,000 TPS")
+    cost.add_argument("--serving", choices=("unsupervised", "supervised"), default="unsupervised",
+                      help="the served model: supervised adds the risk item reads per transaction")
     cost.add_argument("--prices", type=Path, help="price file (default: finsentry/data/prices_eu-west-1.yaml)")
     cost.add_argument("--detail", action="store_true", help="one row per priced quantity")
     cost.add_argument("--json", action="store_true", help="also print the estimate as one JSON line")
@@ -506,7 +508,8 @@ def cmd_cost(args: argparse.Namespace) -> int:
 
     prices = load_prices(args.prices)
     est = estimate(args.tps, retention_days=args.retention_days, prices=prices,
-                   stack=StackProfile(kinesis_mode=args.kinesis_mode, dynamodb_mode=args.dynamodb_mode))  # fmt: skip
+                   stack=StackProfile(kinesis_mode=args.kinesis_mode, dynamodb_mode=args.dynamodb_mode,
+                                      serves_risk=args.serving == "supervised"))  # fmt: skip
     print_estimate(est, console, detail=args.detail)
     if args.compare:
         print_matrix(per_million_matrix(retention_days=args.retention_days, prices=prices,

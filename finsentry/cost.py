@@ -27,6 +27,7 @@ from finsentry.yaml_files import read_yaml
 
 PRICES_DIR = Path(__file__).resolve().parent / "data"
 STATE_SIZES = PRICES_DIR / "stream_state_sizes.json"  # measured by ``python -m bench.stream``
+LAKE_SIZES = PRICES_DIR / "lake_sizes.json"  # measured by ``python -m bench.lake``
 DEFAULT_REGION = "eu-west-1"
 GB = 2**30
 TB = 2**40
@@ -78,14 +79,40 @@ def load_prices(path: Path | str | None = None) -> Prices:
                   hours_per_month=float(data["hours_per_month"]), services=services, path=path)  # fmt: skip
 
 
-def custom_metric_count() -> int:
-    """Custom CloudWatch metrics the deployment publishes: each metric × its dimension values."""
+# Metrics sent only when their event happens (a fault, a refused request, an unreadable file):
+# CloudWatch bills a custom metric for the hours it receives data, prorated by the hour; priced at
+# EVENT_METRIC_HOURS hours a month each (a day of faults a month: a stated budget, not measured).
+EVENT_METRICS = frozenset({Metric.RULES_ONLY, Metric.MODEL_LOAD_FAILED, Metric.CORRUPT_ITEMS,
+                           Metric.MARK_WRITE_FAILED, Metric.LABEL_REQUESTS_REFUSED,
+                           Metric.FEEDBACK_UNREADABLE})  # fmt: skip
+EVENT_METRIC_HOURS = 24.0
+# sent by the Glue jobs at the end of each run (finsentry.etl.quality): one hour per job and run
+ETL_METRICS = frozenset({Metric.ETL_ROWS_IN, Metric.ETL_ROWS_OUT, Metric.ETL_QUARANTINED, Metric.ETL_REJECTED_SHARE,
+                         Metric.ETL_BALANCE_BREAKS, Metric.ETL_DUPLICATES})  # fmt: skip
+
+
+def metric_series() -> dict[Metric, int]:
+    """Series per custom metric: its dimension values (the series a month of traffic publishes)."""
     doors = 2  # the label counts come from both label doors (service feedback-ingest and labels-api)
     per_dimension = {Metric.QUARANTINED: len(Reason), Metric.ANOMALIES: len(AnomalyType),
-                     Metric.FEATURE_PSI: len(DETECTOR_COLUMNS),
+                     Metric.FEATURE_PSI: len(DETECTOR_COLUMNS), Metric.ETL_QUARANTINED: 1 + len(Reason),
                      **dict.fromkeys((Metric.LABELS_RECEIVED, Metric.LABELS_ACCEPTED, Metric.LABELS_NEW,
                                       Metric.LABELS_REJECTED), doors)}  # fmt: skip
-    return sum(per_dimension.get(m, 1) for m in Metric)
+    return {m: per_dimension.get(m, 1) for m in Metric}
+
+
+def custom_metric_count() -> int:
+    """Custom CloudWatch metric series the deployment publishes: each metric × its dimension values."""
+    return sum(metric_series().values())
+
+
+def custom_metric_months(s: StackProfile, hours_per_month: float) -> float:
+    """Metric-months billed: series always sent count whole months; event metrics their budgeted
+    hours; the Glue jobs' metrics one hour per job run."""
+    etl_hours = s.runs_per_month * s.glue_jobs_per_run
+    return sum(n * (EVENT_METRIC_HOURS / hours_per_month if m in EVENT_METRICS
+                    else min(1.0, etl_hours / hours_per_month) if m in ETL_METRICS else 1.0)
+               for m, n in metric_series().items())  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -102,13 +129,18 @@ class StackProfile:
     record_bytes: int = 450
     peak_factor: float = 2.0  # shards sized for twice the average rate
     on_demand_min_shards: int = 4  # what an on-demand stream starts with (pollers for Lambda)
-    # scorer Lambda (container image, arm64 / Graviton: 20 % less per GB-second than x86)
+    # scorer Lambda (container image, arm64 / Graviton: 20 % less per GB-second than x86); memory as
+    # infra/config.py deploys it in prod (a test keeps them equal)
     lambda_architecture: str = "arm64"  # or "x86_64"
     lambda_memory_mb: int = 2048
     batch_size: int = 500
     batching_window_s: float = 1.0
-    seconds_per_record: float = 1 / 5420  # measured: bench.stream, 5,420 records/s per core
-    seconds_per_batch: float = 0.08  # DynamoDB BatchGet/PutItem, Firehose, SNS round trips
+    # the scoring core's CPU time per batch = fixed + per record x records: MEASURED (None = read
+    # ``bench.stream``'s core CPU seconds per batch of 100 and of 500 from the sizes file, the line
+    # through both points); priced at the records per batch the load gives (about 100 at 100 TPS)
+    core_seconds_per_batch: float | None = None
+    core_seconds_per_record: float | None = None
+    seconds_per_batch: float = 0.08  # DynamoDB BatchGet/PutItem, Firehose, SNS round trips (assumed)
     log_bytes_per_invocation: int = 1500  # START/END/REPORT lines and the EMF metrics blob
     # DynamoDB profiles (finsentry.stream.state / protocol). Per batch: one strongly consistent
     # read of every item it touches; one conditional write per account and per partner touched
@@ -118,6 +150,7 @@ class StackProfile:
     # ``finsentry/data/stream_state_sizes.json``; None here = read that file (the larger p99).
     dynamodb_mode: str = "provisioned"  # prod: provisioned + auto scaling; or "on-demand"
     dynamodb_target_utilization: float = 0.7  # auto scaling's target: capacity = load / this
+    dynamodb_min_capacity: int = 50  # auto scaling's floor in prod (RCU and WCU each; infra/config.py)
     account_item_bytes: float | None = None
     partner_item_bytes: float | None = None
     channel_item_bytes: float = 120.0  # a mark with nothing pending (bench.stream prints it)
@@ -125,36 +158,56 @@ class StackProfile:
     account_writes_per_txn: float = 1.0  # one account per transaction per batch (prudent: bench.stream
                                          # measures fewer when an account has several in a batch)
     accounts: int = 500_000
+    # label-derived risk (finsentry.stream.risk): one unconditional write of the alert index
+    # (``txn#``, < 1 KB) per alert, always; while the served model reads risk (the supervised
+    # candidate), one more read per transaction for its account's risk item and one per
+    # partner (< 4 KB each; a missing item is billed as a read too). The doors' writes follow
+    # the analysts' verdicts, not the transactions: not counted here.
+    alert_share: float = 0.01  # alerts per transaction (the 1 % alert budget)
+    # the default deployment serves an unsupervised model (no risk reads); the supervised
+    # candidate serves only once analysts' verdicts reach the minimum and it wins the selection:
+    # `finsentry cost --serving supervised` prices that state
+    serves_risk: bool = False
     # Firehose -> S3 scored/ (Parquet)
     scored_json_bytes: int = 310  # measured: a scored row as JSON
     firehose_record_bytes: int = 50 * 1024  # rows packed per Firehose record (finsentry.stream.sinks.PACK_BYTES)
-    firehose_buffer_s: int = 900
-    scored_parquet_bytes: float = 50.0  # measured about 27 on the synthetic bank; kept prudent
-    curated_parquet_bytes: float = 80.0  # measured about 71 (features Parquet)
+    firehose_buffer_s: int = 900  # infra/config.py firehose_buffer_s (a test keeps them equal)
+    # Parquet bytes per row, MEASURED (None = ``bench.lake``'s file: scored rows written as Firehose
+    # writes them, files of 100 TPS x 900 s, synthetic bank and handbook, the larger; curated the same)
+    s3_cool_after_days: int = 90  # scored/ and curated/features/ move to Standard-IA (infra/stacks/storage.py)
+    scored_parquet_bytes: float | None = None  # was 50 (prudent guess); measured 28-29 (bench.lake)
+    curated_parquet_bytes: float | None = None  # was 80; measured 176-182 with the LSTM's sequence columns
     # alerts and quarantine
     alert_share: float = 0.01  # the alert budget
     quarantine_share: float = 0.001
-    # the scheduled training pipeline (Step Functions)
-    runs_per_month: float = 4.0  # weekly
+    # the scheduled training pipeline (Step Functions), as prod deploys it (infra/config.py; a test
+    # keeps them equal): weekly, Glue G.2X x 10 workers = 20 DPU
+    runs_per_month: float = 730 / (24 * 7)  # weekly
     transitions_per_run: int = 30
     glue_jobs_per_run: int = 2  # ingest, features
-    glue_dpus: int = 10  # G.1X x 10 workers
+    glue_dpus: int = 20
     glue_startup_h: float = 0.05
-    glue_rows_per_dpu_hour: float = 20e6  # assumption, not measured on Glue
+    # per job; was 20 M (a guess). bench.etl (README, 2026-11-25, local[2], load 2-4): ingest 1,056,320
+    # rows in 80.3 s (47 M rows/h on 2 cores), features in 44.0 s (86 M/h); a DPU has 4 vCPU: priced at
+    # the slower job's 2-core rate (half a DPU's cores for Glue's and S3's overheads), rounded down
+    glue_rows_per_dpu_hour: float = 40e6
     detectors_per_run: int = 3  # Isolation Forest, LOF, LSTM
     training_rows_cap: float = 2e6  # training samples at most this many rows
     training_rows_per_hour: float = 4e6
     training_min_h: float = 0.1
     evaluate_h: float = 0.25
     transform_rows_per_hour: float = 18e6  # about 5,000 records/s per instance
-    # analysts on Athena (Tableau)
+    # analysts on Athena (Tableau): queries spread evenly over the views of infra/athena/views, each
+    # over the last ``athena_days_scanned`` days (partition dt). Bytes a query scans per row: MEASURED
+    # (None = ``bench.lake``: the compressed bytes of the scored columns each view reads, their mean;
+    # was 50 B x a 0.5 column share = 25 B, a guess)
     athena_queries_per_day: int = 100
     athena_days_scanned: int = 30
-    athena_column_share: float = 0.5
+    athena_view_bytes_per_row: float | None = None
     # always-on pieces
     kms_keys: int = 1
     kms_encrypting_resources: int = 10  # data-key reuse: about 12 requests per hour each
-    log_retention_days: int = 30
+    log_retention_days: int = 365  # prod's
     dashboards: int = 1
     image_gb: float = 4.5  # scorer image and the SageMaker image in ECR
 
@@ -265,10 +318,24 @@ def _invocations(est: CostEstimate) -> float:
     return lambda_batches_per_second(est.tps, _shards(est), est.stack) * seconds
 
 
+def core_seconds(s: StackProfile) -> tuple[float, float]:
+    """(CPU seconds per batch, per record) of the scoring core: the stack's, else the line through
+    ``bench.stream``'s measured CPU seconds per batch of 100 and of 500 records."""
+    if s.core_seconds_per_batch is not None and s.core_seconds_per_record is not None:
+        return s.core_seconds_per_batch, s.core_seconds_per_record
+    m = measured_state()
+    if "core_cpu_s_per_batch_100" not in m:
+        raise PriceFileError(f"no measured core time in {STATE_SIZES} (run python -m bench.stream)")
+    small, large = m["core_cpu_s_per_batch_100"], m["core_cpu_s_per_batch_500"]
+    per_record = max((large - small) / 400, 0.0)
+    return max(small - 100 * per_record, 0.0), per_record
+
+
 def _lambda(est: CostEstimate) -> list[LineItem]:
     s = est.stack
     invocations = _invocations(est)
-    busy_s = invocations * s.seconds_per_batch + est.transactions_per_month * s.seconds_per_record
+    fixed, per_record = core_seconds(s)
+    busy_s = invocations * (s.seconds_per_batch + fixed) + est.transactions_per_month * per_record
     if s.lambda_architecture not in ("arm64", "x86_64"):
         raise ValueError(f"lambda_architecture must be arm64 or x86_64, got {s.lambda_architecture!r}")
     key = "gb_second_arm64" if s.lambda_architecture == "arm64" else "gb_second_x86"
@@ -292,7 +359,35 @@ def measured_state(path: Path = STATE_SIZES) -> dict[str, float]:
         if values:
             out[f"{kind}_item_bytes"] = max(values)
     out["partner_share"] = float(data.get("synthetic", {}).get("partner_share", 1.0))
+    for size in (100, 500):
+        key = f"core_cpu_s_per_batch_{size}"
+        if key in data.get("core", {}):
+            out[key] = float(data["core"][key])
     return out
+
+
+@lru_cache(maxsize=4)
+def measured_lake(path: Path = LAKE_SIZES) -> dict[str, float]:
+    """Parquet bytes per row as ``bench.lake`` measured them, the larger of the synthetic bank's
+    and the handbook's: scored (the largest file), curated, and what an Athena query on the
+    views scans per row (the mean over the views)."""
+    try:
+        data = json.loads(path.read_text())
+        parts = [data[k] for k in ("synthetic", "handbook") if data.get(k)]
+        return {"scored_parquet_bytes": max(p["scored_bytes_per_row_max"] for p in parts),
+                "curated_parquet_bytes": max(p["curated_bytes_per_row"] for p in parts),
+                "athena_view_bytes_per_row": max(sum(p["view_bytes_per_row"].values()) / len(p["view_bytes_per_row"])
+                                                 for p in parts)}  # fmt: skip
+    except (OSError, ValueError, KeyError, TypeError, ZeroDivisionError) as err:
+        raise PriceFileError(f"no measured Parquet sizes in {path} (run python -m bench.lake): {err!r}") from err
+
+
+def lake_profile(s: StackProfile) -> dict[str, float]:
+    """The stack's Parquet bytes per row, else the measured ones."""
+    own = {"scored_parquet_bytes": s.scored_parquet_bytes, "curated_parquet_bytes": s.curated_parquet_bytes,
+           "athena_view_bytes_per_row": s.athena_view_bytes_per_row}  # fmt: skip
+    m = measured_lake() if None in own.values() else {}
+    return {k: v if v is not None else m[k] for k, v in own.items()}
 
 
 def state_profile(s: StackProfile) -> dict[str, float]:
@@ -306,15 +401,18 @@ def state_profile(s: StackProfile) -> dict[str, float]:
 
 def dynamodb_units(est: CostEstimate) -> tuple[float, float]:
     """(write units, read units) per transaction: item sizes in DynamoDB's 1 KB write steps and
-    4 KB strongly consistent read steps; the channel mark once per batch."""
+    4 KB strongly consistent read steps; the channel mark once per batch; the alert index per
+    alert and, while the model reads risk, the risk items (``finsentry.stream.risk``)."""
     s = est.stack
     m = state_profile(s)
     batch = est.transactions_per_month / max(_invocations(est), 1.0)  # records per batch at this load
     account_w, partner_w = math.ceil(m["account_item_bytes"] / 1024), math.ceil(m["partner_item_bytes"] / 1024)
     account_r, partner_r = math.ceil(m["account_item_bytes"] / 4096), math.ceil(m["partner_item_bytes"] / 4096)
     writes = s.account_writes_per_txn * account_w + m["partner_share"] * partner_w \
-        + math.ceil(s.channel_item_bytes / 1024) / batch
+        + math.ceil(s.channel_item_bytes / 1024) / batch + s.alert_share  # the alert index: 1 unit each
     reads = s.account_writes_per_txn * account_r + m["partner_share"] * partner_r + 1 / batch
+    if s.serves_risk:  # the account's and the partner's risk items
+        reads += s.account_writes_per_txn + m["partner_share"]
     return writes, reads
 
 
@@ -332,8 +430,9 @@ def _dynamodb(est: CostEstimate) -> list[LineItem]:
                 _item(est, "dynamodb", f"writes ({wu:.3f} WRU per transaction)", n * wu, "WRU",
                       "write_request_units_per_million", 1e6), storage]  # fmt: skip
     hours = est.prices.hours_per_month
-    wcu = est.tps * wu / s.dynamodb_target_utilization  # capacity auto scaling keeps provisioned
-    rcu = est.tps * ru / s.dynamodb_target_utilization
+    # capacity auto scaling keeps provisioned: load / target, never under the floor
+    wcu = max(est.tps * wu / s.dynamodb_target_utilization, s.dynamodb_min_capacity)
+    rcu = max(est.tps * ru / s.dynamodb_target_utilization, s.dynamodb_min_capacity)
     return [_item(est, "dynamodb", f"read capacity ({ru:.3f} RCU per transaction)", rcu * hours,
                   "RCU-h", "provisioned_rcu_hour"),
             _item(est, "dynamodb", f"write capacity ({wu:.3f} WCU per transaction)", wcu * hours,
@@ -354,29 +453,36 @@ def _firehose(est: CostEstimate) -> list[LineItem]:
 
 def _objects_per_day(est: CostEstimate) -> float:
     """Parquet objects Firehose writes per day: one per buffer interval (or per 128 MB)."""
-    daily_bytes = est.tps * 86_400 * est.stack.scored_parquet_bytes
+    daily_bytes = est.tps * 86_400 * lake_profile(est.stack)["scored_parquet_bytes"]
     return max(86_400 / est.stack.firehose_buffer_s, daily_bytes / (128 * 2**20))
 
 
 def _s3(est: CostEstimate) -> list[LineItem]:
-    s = est.stack
-    per_row = s.scored_parquet_bytes + s.curated_parquet_bytes
-    stored = est.tps * 86_400 * est.retention_days * per_row / GB  # steady state under the lifecycle rule
+    s, lake = est.stack, lake_profile(est.stack)
+    per_row = lake["scored_parquet_bytes"] + lake["curated_parquet_bytes"]
+    # steady state under the lifecycle rules: the newest days in Standard, the older ones in Standard-IA
+    hot_days = min(est.retention_days, s.s3_cool_after_days)
+    stored = est.tps * 86_400 * hot_days * per_row / GB
+    cool = est.tps * 86_400 * (est.retention_days - hot_days) * per_row / GB
     days = est.prices.hours_per_month / 24
     puts = _objects_per_day(est) * days * 2  # scored/ by Firehose, curated/ by Glue
     gets = s.athena_queries_per_day * days * s.athena_days_scanned * _objects_per_day(est)
-    return [_item(est, "s3", f"storage ({est.retention_days} days of scored/ and curated/)", stored, "GB-month",
+    return [_item(est, "s3", f"storage, Standard ({hot_days} days of scored/ and curated/)", stored, "GB-month",
                   "standard_gb_month"),
+            _item(est, "s3", f"storage, Standard-IA (the {est.retention_days - hot_days} days before)", cool,
+                  "GB-month", "standard_ia_gb_month"),
             _item(est, "s3", "PUT requests", puts, "request", "put_per_thousand", 1e3),
             _item(est, "s3", "GET requests (Athena)", gets, "request", "get_per_thousand", 1e3)]  # fmt: skip
 
 
 def _athena(est: CostEstimate) -> list[LineItem]:
     s = est.stack
-    scan = s.athena_days_scanned * est.tps * 86_400 * s.scored_parquet_bytes * s.athena_column_share
+    scan = s.athena_days_scanned * est.tps * 86_400 * lake_profile(s)["athena_view_bytes_per_row"]
     scan = max(scan, est.prices.get("athena", "minimum_mb_per_query") * 2**20)
     queries = s.athena_queries_per_day * est.prices.hours_per_month / 24
-    return [_item(est, "athena", "data scanned by the views", queries * scan / TB, "TB", "per_tb_scanned")]
+    per_row = lake_profile(s)["athena_view_bytes_per_row"]
+    return [_item(est, "athena", f"data scanned by the views ({per_row:.1f} B per row and query)", queries * scan / TB,
+                  "TB", "per_tb_scanned")]  # fmt: skip
 
 
 def _messaging(est: CostEstimate) -> list[LineItem]:
@@ -411,7 +517,8 @@ def _always_on(est: CostEstimate) -> list[LineItem]:
                + est.transactions_per_month * s.quarantine_share * 1024) / GB  # fmt: skip
     return [_item(est, "kms", "customer managed keys", s.kms_keys, "key-month", "key_month"),
             _item(est, "kms", "requests (data-key reuse)", kms_requests, "request", "requests_per_ten_thousand", 1e4),
-            _item(est, "cloudwatch", "custom metrics", custom_metric_count(), "metric-month", "metric_month"),
+            _item(est, "cloudwatch", f"custom metrics ({custom_metric_count()} series, billed by the hour sent)",
+                  custom_metric_months(s, hours), "metric-month", "metric_month"),
             _item(est, "cloudwatch", "alarms", len(ALARMS) + len(SERVICE_ALARMS), "alarm-month", "alarm_month"),
             _item(est, "cloudwatch", "dashboard", s.dashboards, "dashboard-month", "dashboard_month"),
             _item(est, "cloudwatch", "logs ingested", logs_gb, "GB", "logs_ingested_per_gb"),

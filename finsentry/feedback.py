@@ -21,6 +21,13 @@ label at the same moment), so the history stays one row per label.
   ``feedback/labels/`` only: its rejects go back to the caller, its new days are registered by
   the next ingest run (scheduled).
 
+Both doors then feed the accepted labels (new or already known: a re-sent label repairs, and
+counts once) into the stream's label-derived risk (``finsentry.stream.risk.record_verdicts``: the
+risk items of the transactions' accounts and partners in the profiles table, which the stream
+scorer reads to serve the supervised candidate). A verdict on a transaction the scorer's alert
+index does not know is *unresolved*: in the history, not in the stream's risk; counted
+(``unresolved``, metric ``LabelsUnresolved``) and logged with its trans_id.
+
 ``current_verdicts(read_history(...))`` is what the evaluation and the supervised candidate read.
 """
 
@@ -51,6 +58,7 @@ from finsentry.labels import (
 )
 from finsentry.layout import FEEDBACK_ENV, PARTITION_KEY, PREFIXES, partition_path
 from finsentry.monitoring import Metric
+from finsentry.stream.risk import RiskUpdate, record_verdicts
 
 LABEL_SUFFIXES = (".csv", ".jsonl", ".json")
 MAX_LABELS_PER_REQUEST = 1000  # the HTTPS door; larger batches go through the S3 prefix
@@ -72,10 +80,19 @@ class FeedbackRun:
     written: list[str] = field(default_factory=list)
     partitions: list[str] = field(default_factory=list)  # days registered in the Glue table by this run
     compacted: dict[str, int] = field(default_factory=dict)  # the sweep: day -> label files folded into one
+    risk: RiskUpdate | None = None  # the stream's risk fed (None: no profiles table given)
 
     def counts(self) -> dict[str, int]:
-        return {"files": self.files, "received": self.received, "accepted": self.accepted, "new": self.new,
-                "rejected": self.rejected, "unreadable": len(self.unreadable), "gone": len(self.gone)}  # fmt: skip
+        out = {"files": self.files, "received": self.received, "accepted": self.accepted, "new": self.new,
+               "rejected": self.rejected, "unreadable": len(self.unreadable), "gone": len(self.gone)}  # fmt: skip
+        return {**out, **_risk_counts(self.risk)}
+
+
+def _risk_counts(risk: RiskUpdate | None) -> dict[str, int]:
+    """The stream-risk counts of a door's run or request (none without a profiles table)."""
+    if risk is None:
+        return {}
+    return {"unresolved": len(risk.unresolved), "risk_write_failures": len(risk.failed)}
 
 
 # --- the one write path -----------------------------------------------------------------------------
@@ -204,9 +221,10 @@ def event_keys(event: dict[str, Any]) -> list[str] | None:
 
 
 def ingest_feedback(s3, bucket: str, glue=None, env: str = "local", now: datetime | None = None,
-                    keys: Iterable[str] | None = None) -> FeedbackRun:  # fmt: skip
+                    keys: Iterable[str] | None = None, risk=None) -> FeedbackRun:  # fmt: skip
     """Read, validate and store the exports under ``feedback/incoming/`` (all, or ``keys``);
-    then register the label days the Glue table lacks (with ``glue``); see the module doc."""
+    feed the stream's risk (with ``risk``, a ``ProfileStore`` on the profiles table); then
+    register the label days the Glue table lacks (with ``glue``); see the module doc."""
     clock = _clock(now)
     run = FeedbackRun()
     history = read_history(s3, bucket)
@@ -242,6 +260,8 @@ def ingest_feedback(s3, bucket: str, glue=None, env: str = "local", now: datetim
         stored = store_labels(s3, bucket, pd.concat(batches, ignore_index=True), clock, history)
         run.new = len(stored.new_ids)
         run.written += [stored.key] if stored.key else []
+        if risk is not None:
+            run.risk = record_verdicts(risk, pd.concat(batches, ignore_index=True), clock)
     if keys is None:  # the sweep: earlier days' small files folded (today's may still be written)
         run.compacted = compact_label_days(s3, bucket, before=clock.strftime("%Y-%m-%d"))
     if glue is not None:
@@ -310,23 +330,27 @@ class Submission:
 
     results: list[dict[str, Any]]
     written: str | None
+    risk: RiskUpdate | None = None  # the stream's risk fed (None: no profiles table given)
 
     def counts(self) -> dict[str, int]:
         accepted = [r for r in self.results if r["status"] == "accepted"]
         new = sum(bool(r["new"]) for r in accepted)
         return {"received": len(self.results), "accepted": len(accepted), "rejected": len(self.results) - len(accepted),
-                "new": new, "already_known": len(accepted) - new}  # fmt: skip
+                "new": new, "already_known": len(accepted) - new, **_risk_counts(self.risk)}  # fmt: skip
 
     def as_dict(self) -> dict[str, Any]:
-        return {**self.counts(), "results": self.results}
+        extra = {"unresolved_trans_ids": self.risk.unresolved} if self.risk is not None else {}
+        return {**self.counts(), **extra, "results": self.results}
 
 
-def submit_labels(s3, bucket: str, body: str | bytes | None, now: datetime | None = None) -> Submission:
-    """The HTTPS door: validate the body's labels, store the new ones, say what became of each row."""
+def submit_labels(s3, bucket: str, body: str | bytes | None, now: datetime | None = None, risk=None) -> Submission:
+    """The HTTPS door: validate the body's labels, store the new ones, feed the stream's risk
+    (with ``risk``, a ``ProfileStore``), say what became of each row."""
     clock = _clock(now)
     records = parse_label_body(body)
     batch = validate_labels(records, now=clock)
     stored = store_labels(s3, bucket, batch.valid, clock) if len(batch.valid) else None
+    fed = record_verdicts(risk, batch.valid, clock) if risk is not None else None
     new = set(stored.new_ids) if stored else set()
     results: list[dict[str, Any] | None] = [None] * len(records)
     valid_rows = [i for i in range(len(records)) if i not in set(batch.rejected["row"])]
@@ -338,14 +362,15 @@ def submit_labels(s3, bucket: str, body: str | bytes | None, now: datetime | Non
     for rejected in batch.rejected.to_dict(orient="records"):
         row = int(rejected["row"])
         results[row] = {"row": row, "status": "rejected", "reason": rejected["reason"], "detail": rejected["detail"]}
-    return Submission(results=[r for r in results if r is not None], written=stored.key if stored else None)
+    return Submission(results=[r for r in results if r is not None], written=stored.key if stored else None, risk=fed)
 
 
 # --- what the two doors' Lambdas share --------------------------------------------------------------
 
 # the counts of a run or a request -> the metrics the handlers emit (dimension service = the door)
 DOOR_METRICS = {"received": Metric.LABELS_RECEIVED, "accepted": Metric.LABELS_ACCEPTED, "new": Metric.LABELS_NEW,
-                "rejected": Metric.LABELS_REJECTED, "unreadable": Metric.FEEDBACK_UNREADABLE}  # fmt: skip
+                "rejected": Metric.LABELS_REJECTED, "unreadable": Metric.FEEDBACK_UNREADABLE,
+                "unresolved": Metric.LABELS_UNRESOLVED, "risk_write_failures": Metric.RISK_WRITE_FAILED}  # fmt: skip
 
 
 def door_metrics(counts: dict[str, int]) -> dict[str, int]:
@@ -365,16 +390,21 @@ class Door:
     env: str
     s3: Any
     glue: Any
+    risk: Any  # ProfileStore on the scorer's profiles table: the stream's label-derived risk
 
 
 def door_from_environment(environ: dict[str, str] | None = None) -> Door:
-    """The bucket and deployment from ``FEEDBACK_ENV``'s variables, with S3 and Glue clients."""
+    """The bucket, deployment and profiles table from ``FEEDBACK_ENV``'s variables, with S3,
+    Glue and DynamoDB clients."""
     environ = os.environ if environ is None else environ
-    names = (FEEDBACK_ENV.data_bucket, FEEDBACK_ENV.env)
+    names = (FEEDBACK_ENV.data_bucket, FEEDBACK_ENV.env, FEEDBACK_ENV.profiles_table)
     missing = [n for n in names if not environ.get(n)]
     if missing:
         raise FeedbackConfigError(f"the label door needs the environment variable(s) {', '.join(missing)}")
     import boto3
 
+    from finsentry.stream.profiles import ProfileStore
+
     return Door(bucket=environ[FEEDBACK_ENV.data_bucket], env=environ[FEEDBACK_ENV.env],
-                s3=boto3.client("s3"), glue=boto3.client("glue"))  # fmt: skip
+                s3=boto3.client("s3"), glue=boto3.client("glue"),
+                risk=ProfileStore(boto3.client("dynamodb"), environ[FEEDBACK_ENV.profiles_table]))  # fmt: skip

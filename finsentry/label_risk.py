@@ -14,8 +14,9 @@ its correction is an event at its own ``when``. A row whose entity has no verdic
 partner) gets 0, the "nothing known" value, as every feature of ``finsentry.features``.
 Labels of transactions absent from the frame cannot be tied to an entity and are not counted.
 
-One definition, one vectorised pass (a sorted array of (entity, known-time) events and two
-``searchsorted`` per row); ``RISK_COLUMNS`` is the column list the supervised detector reads.
+One definition, ``risk_from_events`` (the stream scorer computes through it too:
+``finsentry.stream.risk``), one vectorised pass (a sorted array of (entity, known-time) events
+and two ``searchsorted`` per row); ``RISK_COLUMNS`` is the column list the supervised detector reads.
 """
 
 from __future__ import annotations
@@ -43,13 +44,18 @@ def entity_keys(transactions: pd.DataFrame) -> dict[str, pd.Series]:
 
 def verdict_events(history: pd.DataFrame) -> pd.DataFrame:
     """One event per label: at ``when``, the transaction's fraud count changes by ``d_fraud`` and
-    its labelled count by ``d_labelled`` (1 for its first verdict, 0 for later ones)."""
+    its labelled count by ``d_labelled`` (1 for its first verdict, 0 for later ones). Labels of
+    one transaction are taken in ``when`` order, then in the history's row order (arrival).
+    ``is_fraud`` (bool) may stand for ``verdict`` (the stream's risk items keep only that)."""
     if history.empty:
         return pd.DataFrame({"trans_id": pd.Series(dtype=str), "when": pd.Series(dtype="datetime64[ns]"),
                              "d_fraud": pd.Series(dtype=float), "d_labelled": pd.Series(dtype=float)})  # fmt: skip
     ordered = history.reset_index(drop=True).reset_index(names="_arrival")
     ordered = ordered.sort_values(["trans_id", "when", "_arrival"], kind="stable")
-    fraud = is_fraud_verdict(ordered["verdict"]).astype(float)
+    if "is_fraud" in ordered.columns:
+        fraud = ordered["is_fraud"].to_numpy(dtype=float)
+    else:
+        fraud = is_fraud_verdict(ordered["verdict"]).astype(float)
     first = ~ordered["trans_id"].duplicated().to_numpy()
     previous = np.where(first, 0.0, np.roll(fraud, 1))
     return pd.DataFrame({"trans_id": ordered["trans_id"].astype(str).to_numpy(),
@@ -61,6 +67,66 @@ def _seconds(values) -> np.ndarray:
     return pd.to_datetime(pd.Series(values)).to_numpy(dtype="datetime64[s]").astype(np.int64)
 
 
+def entity_events(history: pd.DataFrame, lookup: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Per entity (``ENTITIES``), the verdict events of ``history`` tied to that entity's key
+    through the labelled transaction's row in ``lookup`` (``key``, ``when``, ``d_fraud``,
+    ``d_labelled``); labels of transactions absent from ``lookup`` are not counted."""
+    events = verdict_events(history)
+    empty = events.assign(key=pd.Series(dtype=object)).iloc[0:0]
+    if events.empty or lookup.empty:
+        return {e: empty for e in ENTITIES}
+    row_of = pd.Series(np.arange(len(lookup)), index=lookup["trans_id"].astype(str).to_numpy())
+    row_of = row_of[~row_of.index.duplicated(keep="last")]
+    pos = row_of.reindex(events["trans_id"]).to_numpy()
+    found = ~np.isnan(pos)
+    events, pos = events[found], pos[found].astype(np.int64)
+    keys = entity_keys(lookup)
+    return {e: events.assign(key=keys[e].to_numpy()[pos]).reset_index(drop=True) for e in ENTITIES}
+
+
+def risk_from_events(row_keys: dict[str, np.ndarray], row_ts, events: dict[str, pd.DataFrame],
+                     window_days: int = RISK_WINDOW_DAYS) -> pd.DataFrame:  # fmt: skip
+    """``RISK_COLUMNS`` (0..n-1) of rows with entity keys ``row_keys[entity]`` ("" = none) at
+    times ``row_ts``, from the verdict events of each entity (``entity_events``'s form): the
+    events with ``when`` in [ts - window, ts) of the row's key. THE definition: the batch
+    (``risk_features``) and the stream (``finsentry.stream.risk``) both compute through here."""
+    n = len(row_ts)
+    out = pd.DataFrame(0.0, index=np.arange(n), columns=list(RISK_COLUMNS))
+    if n == 0:
+        return out
+    t_rows = _seconds(row_ts)
+    window = int(window_days) * 86_400
+    for entity in ENTITIES:
+        ev = events.get(entity)
+        rows_key = np.asarray(row_keys[entity], dtype=object)
+        if ev is None or ev.empty:
+            continue
+        ev_key = ev["key"].to_numpy(dtype=object)
+        keep = ev_key != ""
+        if not keep.any():
+            continue
+        t_events = _seconds(ev["when"])
+        origin = min(t_rows.min(), t_events.min()) - window - 1
+        span = max(t_rows.max(), t_events.max()) - origin + 1
+        codes, _ = pd.factorize(np.concatenate([rows_key, ev_key]))
+        codes = codes.astype(np.int64)
+        row_codes, ev_codes = codes[:n], codes[n:]
+        key_time = ev_codes[keep] * span + (t_events[keep] - origin)
+        order = np.argsort(key_time, kind="stable")
+        key_time = key_time[order]
+        cum_f = np.concatenate(([0.0], np.cumsum(ev["d_fraud"].to_numpy(dtype=float)[keep][order])))
+        cum_l = np.concatenate(([0.0], np.cumsum(ev["d_labelled"].to_numpy(dtype=float)[keep][order])))
+        base = row_codes * span + (t_rows - origin)
+        hi = np.searchsorted(key_time, base, side="left")  # known strictly before the row's time
+        lo = np.searchsorted(key_time, base - window, side="left")
+        has = rows_key != ""
+        frauds = np.where(has, np.maximum(cum_f[hi] - cum_f[lo], 0.0), 0.0)
+        labelled = np.where(has, np.maximum(cum_l[hi] - cum_l[lo], 0.0), 0.0)
+        out[f"{entity}_frauds_known_log"] = np.log1p(frauds)
+        out[f"{entity}_fraud_share_known"] = frauds / (labelled + 1.0)
+    return out
+
+
 def risk_features(transactions: pd.DataFrame, history: pd.DataFrame, window_days: int = RISK_WINDOW_DAYS,
                   lookup: pd.DataFrame | None = None) -> pd.DataFrame:  # fmt: skip
     """``RISK_COLUMNS`` for every row of ``transactions`` (needs ``trans_id``, ``account_id``,
@@ -70,43 +136,12 @@ def risk_features(transactions: pd.DataFrame, history: pd.DataFrame, window_days
     The labelled transactions are looked up in ``lookup`` (default ``transactions`` itself): a
     caller scoring one day passes the day's rows and, as ``lookup``, the frame of earlier rows
     the verdicts are about."""
-    out = pd.DataFrame(0.0, index=transactions.index, columns=list(RISK_COLUMNS))
-    events = verdict_events(history)
-    if events.empty or transactions.empty:
-        return out
-    lookup = transactions if lookup is None else lookup
-    row_of = pd.Series(np.arange(len(lookup)), index=lookup["trans_id"].astype(str).to_numpy())
-    row_of = row_of[~row_of.index.duplicated(keep="last")]
-    pos = row_of.reindex(events["trans_id"]).to_numpy()
-    found = ~np.isnan(pos)
-    events, pos = events[found], pos[found].astype(np.int64)
-    if events.empty:
-        return out
-    t_rows, t_events = _seconds(transactions["ts"]), _seconds(events["when"])
-    window = int(window_days) * 86_400
-    origin = min(t_rows.min(), t_events.min()) - window - 1
-    span = max(t_rows.max(), t_events.max()) - origin + 1
-    row_keys, event_keys = entity_keys(transactions), entity_keys(lookup)
-    for entity in ENTITIES:
-        rows_key = row_keys[entity].to_numpy()
-        ev_key = event_keys[entity].to_numpy()[pos]
-        codes, _ = pd.factorize(np.concatenate([rows_key, ev_key]))
-        codes = codes.astype(np.int64)
-        row_codes, ev_codes = codes[: len(rows_key)], codes[len(rows_key):]
-        keep = ev_key != ""
-        ev = ev_codes[keep] * span + (t_events[keep] - origin)
-        order = np.argsort(ev, kind="stable")
-        ev = ev[order]
-        cum_f = np.concatenate(([0.0], np.cumsum(events["d_fraud"].to_numpy()[keep][order])))
-        cum_l = np.concatenate(([0.0], np.cumsum(events["d_labelled"].to_numpy()[keep][order])))
-        base = row_codes * span + (t_rows - origin)
-        hi = np.searchsorted(ev, base, side="left")  # known strictly before the row's time
-        lo = np.searchsorted(ev, base - window, side="left")
-        has = rows_key != ""
-        frauds = np.where(has, np.maximum(cum_f[hi] - cum_f[lo], 0.0), 0.0)
-        labelled = np.where(has, np.maximum(cum_l[hi] - cum_l[lo], 0.0), 0.0)
-        out[f"{entity}_frauds_known_log"] = np.log1p(frauds)
-        out[f"{entity}_fraud_share_known"] = frauds / (labelled + 1.0)
+    if transactions.empty:
+        return pd.DataFrame(0.0, index=transactions.index, columns=list(RISK_COLUMNS))
+    events = entity_events(history, transactions if lookup is None else lookup)
+    keys = {e: k.to_numpy(dtype=object) for e, k in entity_keys(transactions).items()}
+    out = risk_from_events(keys, transactions["ts"], events, window_days)
+    out.index = transactions.index
     return out
 
 

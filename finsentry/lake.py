@@ -37,7 +37,7 @@ import pandas as pd
 
 from finsentry.etl import transforms
 from finsentry.features import CURATED_COLUMNS
-from finsentry.layout import PARTITION_KEY, PREFIXES, glue_database_name
+from finsentry.layout import PARTITION_KEY, PREFIXES, SCORED_PARQUET_COMPRESSION, glue_database_name
 from finsentry.schema import TRANSACTION_SCHEMA
 from finsentry.scoring import SCORED_COLUMNS
 
@@ -58,7 +58,13 @@ TABLES: dict[str, tuple[str, dict[str, str]]] = {
                 "label_id": "string", "received_at": "timestamp"}),
 }  # fmt: skip
 PARTITIONS = {PARTITION_KEY: "string"}
-COMPRESSION = "snappy"  # what Spark and Firehose write; the Glue table says so
+COMPRESSION = "snappy"  # what Spark writes; the Glue table says so
+TABLE_COMPRESSION = {"scored": SCORED_PARQUET_COMPRESSION.lower()}  # Firehose's codec (finsentry.layout)
+
+
+def compression(name: str) -> str:
+    """The Parquet codec of table ``name``."""
+    return TABLE_COMPRESSION.get(name, COMPRESSION)
 ALERTS_VIEW = "scored_transactions"  # the masked view (infra/athena/views/)
 LABELS_TABLE = "labels"  # written by the feedback path (analysts' verdicts); optional
 LABEL_TIME_COLUMNS = ("when", "received_at", "labelled_at")  # the latest verdict wins, by the first present
@@ -102,7 +108,7 @@ def publish(env: str, name: str, root: str, days: Iterable[str], session=None) -
     wr.catalog.create_database(database, exist_ok=True, boto3_session=session)
     existed = wr.catalog.does_table_exist(database, name, boto3_session=session)
     wr.catalog.create_parquet_table(database=database, table=name, path=path, columns_types=TABLES[name][1],
-                                    partitions_types=PARTITIONS, compression=COMPRESSION, mode="update",
+                                    partitions_types=PARTITIONS, compression=compression(name), mode="update",
                                     description=f"finsentry {name} ({path})", boto3_session=session)  # fmt: skip
     known = set(registered_days(env, name, session)) if existed else set()
     days = sorted(set(days))
@@ -117,7 +123,7 @@ def add_partitions(env: str, name: str, root: str, days: Iterable[str], session=
     days = sorted(set(days))
     if days:
         path = location(name, root)
-        _wr().catalog.add_parquet_partitions(database=database_name(env), table=name, compression=COMPRESSION,
+        _wr().catalog.add_parquet_partitions(database=database_name(env), table=name, compression=compression(name),
                                              partitions_values={f"{path}{PARTITION_KEY}={d}/": [d] for d in days},
                                              boto3_session=session)  # fmt: skip
 
@@ -149,7 +155,7 @@ def write(frame: pd.DataFrame, env: str, name: str, root: str, session=None, ts_
     result = wr.s3.to_parquet(out, path=location(name, root), dataset=True, partition_cols=[PARTITION_KEY],
                               mode="overwrite_partitions", database=database_name(env), table=name,
                               dtype={**dtype, PARTITION_KEY: "string"},
-                              compression=COMPRESSION, boto3_session=session)  # fmt: skip
+                              compression=compression(name), boto3_session=session)  # fmt: skip
     return list(result["paths"])
 
 

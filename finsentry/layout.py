@@ -31,6 +31,10 @@ class Prefixes:
 
 PREFIXES = Prefixes()
 PARTITION_KEY = "dt"  # Hive-style date partitions: scored/dt=1998-07-01/<file>.parquet (finsentry.lake)
+# Codec of the scored table's Parquet (Firehose's ParquetSerDe, the Glue table, local writes). GZIP,
+# not Firehose's default SNAPPY: 29 % fewer bytes per row (bench.lake: 35 vs 50 B on 90,000-row files),
+# and Athena bills the compressed bytes it scans; reading GZIP pages costs Athena CPU, not money.
+SCORED_PARQUET_COMPRESSION = "GZIP"
 
 
 def bucket_name(env: str = "local", account: str = "000000000000", region: str = "eu-west-1") -> str:
@@ -124,6 +128,7 @@ class FeedbackEnv:
 
     data_bucket: str = "DATA_BUCKET"
     env: str = "FINSENTRY_ENV"  # the deployment (its Glue database, glue_database_name)
+    profiles_table: str = "PROFILES_TABLE"  # the scorer's state table: the doors write its risk items
 
 
 FEEDBACK_ENV = FeedbackEnv()

@@ -34,6 +34,7 @@ class Metric(StrEnum):
     FEATURE_PSI = "FeaturePsi"  # PSI per feature, dimension Feature
     CORRUPT_ITEMS = "CorruptStateItems"  # count: profile/partner/channel items unreadable, replaced anew
     MARK_WRITE_FAILED = "DeliveryMarkFailures"  # count: channel marks not written (kept for the next batch)
+    INDEX_WRITE_FAILED = "AlertIndexFailures"  # count: alerts whose txn# index item was not written
     # batch data preparation (Glue jobs), dimensions Job and Env; quarantined also per Reason
     ETL_ROWS_IN = "EtlRowsIn"  # count: transaction rows read by a run
     ETL_ROWS_OUT = "EtlRowsOut"  # count: rows written to curated/
@@ -48,6 +49,8 @@ class Metric(StrEnum):
     LABELS_REJECTED = "LabelsRejected"  # count: refused rows (their reasons in quarantine/feedback/ or the response)
     FEEDBACK_UNREADABLE = "FeedbackFilesUnreadable"  # count: exports that are not label files at all
     LABEL_REQUESTS_REFUSED = "LabelRequestsRefused"  # count: HTTPS bodies that are not labels at all (400)
+    LABELS_UNRESOLVED = "LabelsUnresolved"  # count: verdicts on transactions the stream's index does not know
+    RISK_WRITE_FAILED = "RiskWriteFailures"  # count: stream risk items a door could not write
 
 
 class Comparison(StrEnum):
@@ -114,8 +117,9 @@ SERVICE_ALARMS: tuple[AlarmSpec, ...] = (
               "A training pipeline execution failed", "pipeline-failed"),
     AlarmSpec("pipeline-timed-out", "AWS/States", "ExecutionsTimedOut", "Sum", 0, Comparison.GREATER, 300, 1,
               "A training pipeline execution timed out", "pipeline-failed"),
-    AlarmSpec("firehose-freshness", "AWS/Firehose", "DeliveryToS3.DataFreshness", "Maximum", 900, Comparison.GREATER,
-              300, 1, "Scored rows wait more than 15 minutes for delivery to S3 (s)", "firehose-delivery"),
+    # the scored stream buffers 900 s (infra/config.py): its oldest row is ~900 s old at every flush
+    AlarmSpec("firehose-freshness", "AWS/Firehose", "DeliveryToS3.DataFreshness", "Maximum", 1200, Comparison.GREATER,
+              300, 1, "Scored rows wait more than 20 minutes for delivery to S3 (s)", "firehose-delivery"),
     AlarmSpec("firehose-conversion-failed", "AWS/Firehose", "FailedConversion.Records", "Sum", 0, Comparison.GREATER,
               300, 1, "Firehose could not convert scored rows to Parquet (sent to quarantine/firehose/)",
               "firehose-delivery"),

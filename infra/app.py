@@ -112,6 +112,7 @@ def build(app: App | None = None, *, context: dict[str, Any] | None = None, nag:
                              network=network)  # fmt: skip
     feedback.add_stack_dependency(processing)  # the labels table lives in its Glue database
     feedback.add_stack_dependency(storage)  # the bucket sends its events to EventBridge
+    feedback.add_stack_dependency(ingestion)  # the doors write the stream's risk items in its profiles table
     monitoring = MonitoringStack(
         app,
         "monitoring",

@@ -46,14 +46,14 @@ def _query(destination: dict) -> str:
     return ""
 
 
-def _parquet(docs: list[dict], columns: dict[str, str]) -> bytes:
+def _parquet(docs: list[dict], columns: dict[str, str], codec: str = "snappy") -> bytes:
     frame = pd.DataFrame([{c: d.get(c) for c in columns} for d in docs])
     arrays = []
     for name, hive in columns.items():
         values = pd.to_datetime(frame[name]) if hive == "timestamp" else frame[name]
         arrays.append(pa.array(values, type=_ARROW[hive], from_pandas=True))
     buf = io.BytesIO()
-    pq.write_table(pa.table(arrays, names=list(columns)), buf, compression="snappy")
+    pq.write_table(pa.table(arrays, names=list(columns)), buf, compression=codec)
     return buf.getvalue()
 
 
@@ -71,6 +71,8 @@ def firehose_as_deployed() -> Iterator[None]:
         if _query(s3_destination) != QUERY:
             raise NotImplementedError(f"firehose_as_deployed evaluates only {QUERY!r}")
         schema = conversion["SchemaConfiguration"]
+        serde = conversion.get("OutputFormatConfiguration", {}).get("Serializer", {}).get("ParquetSerDe", {})
+        codec = str(serde.get("Compression", "SNAPPY")).lower()  # Firehose's default: SNAPPY
         table = boto3.client("glue", region_name=self.region_name).get_table(
             DatabaseName=schema["DatabaseName"], Name=schema["TableName"])["Table"]  # fmt: skip
         columns = {c["Name"]: c["Type"] for c in table["StorageDescriptor"]["Columns"]}
@@ -82,7 +84,7 @@ def firehose_as_deployed() -> Iterator[None]:
         for day, rows in days.items():
             prefix = s3_destination.get("Prefix", "").replace(f"!{{partitionKeyFromQuery:{PARTITION_KEY}}}", day)
             key = f"{prefix}{delivery_stream_name}-{version_id}-{uuid.uuid4()}.parquet"
-            s3_backends[self.account_id][self.partition].put_object(bucket, key, _parquet(rows, columns))
+            s3_backends[self.account_id][self.partition].put_object(bucket, key, _parquet(rows, columns, codec))
         return [{"RecordId": str(uuid.uuid4())} for _ in records]
 
     FirehoseBackend.put_s3_records = put

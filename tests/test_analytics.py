@@ -287,3 +287,13 @@ def test_precision_by_day_adds_up_and_matches_the_verdicts(verdict_con):
     reviewed = daily["confirmed"] + daily["dismissed"]
     assert np.allclose(daily.loc[reviewed > 0, "precision"], (daily["confirmed"] / reviewed)[reviewed > 0])
     assert daily.loc[reviewed == 0, "precision"].isna().all()
+
+
+def test_each_view_names_the_scored_columns_it_reads():
+    by_name = {v.name: v.scored_columns for v in load_views()}
+    # a join: only the columns qualified with scored's alias, not the labels subquery's
+    assert by_name["alert_precision_daily"] == ("dt", "trans_id", "verdict")
+    assert "who" not in by_name["alert_verdicts"] and "client_ref" in by_name["alert_verdicts"]
+    # one table: its bare names; the masked view never reads the raw account id
+    assert "account_id" not in by_name["scored_transactions"]
+    assert set(by_name["daily_anomaly_summary"]) == {"dt", "verdict", "client_ref", "score", "amount"}

@@ -9,8 +9,12 @@ from dataclasses import replace
 import pytest
 import yaml
 
+from finsentry.analytics import load_views
 from finsentry.cli import main
 from finsentry.cost import (
+    ETL_METRICS,
+    EVENT_METRICS,
+    LAKE_SIZES,
     PriceFileError,
     StackProfile,
     custom_metric_count,
@@ -18,7 +22,9 @@ from finsentry.cost import (
     estimate,
     kinesis_shards,
     load_prices,
+    measured_lake,
     measured_state,
+    metric_series,
     per_million_matrix,
     prices_path,
 )
@@ -75,11 +81,18 @@ def test_dynamodb_is_priced_per_unit_from_the_measured_item_sizes():
     on_demand = estimate(50, stack=replace(StackProfile(), dynamodb_mode="on-demand"))
     wu, ru = dynamodb_units(on_demand)
     # one account write (1 KB steps) + the partner share x one partner write + one mark per batch
+    # + the alert index (one write per alert)
     batch = on_demand.transactions_per_month / next(i.quantity for i in on_demand.items
                                                     if i.item == "scorer requests")  # records per invocation
     expected = (math.ceil(measured["account_item_bytes"] / 1024) + measured["partner_share"]
-                * math.ceil(measured["partner_item_bytes"] / 1024) + 1 / batch)  # fmt: skip
+                * math.ceil(measured["partner_item_bytes"] / 1024) + 1 / batch + 0.01)  # fmt: skip
     assert wu == pytest.approx(expected)
+    # reads: the same items (4 KB steps) + the mark; the risk items only while the model reads risk
+    reads = (math.ceil(measured["account_item_bytes"] / 4096) + measured["partner_share"]
+             * math.ceil(measured["partner_item_bytes"] / 4096) + 1 / batch)  # fmt: skip
+    assert ru == pytest.approx(reads)  # the default deployment serves an unsupervised model
+    supervised = dynamodb_units(estimate(50, stack=replace(on_demand.stack, serves_risk=True)))[1]
+    assert supervised == pytest.approx(reads + 1 + measured["partner_share"])
     writes = next(i for i in on_demand.items if i.item.startswith("writes ("))
     assert writes.quantity == pytest.approx(n * wu)
     assert writes.cost == pytest.approx(n * wu * prices.get("dynamodb", "write_request_units_per_million") / 1e6)
@@ -104,16 +117,77 @@ def test_the_scorer_is_priced_on_graviton_by_default():
 def test_the_matrix_covers_both_capacity_modes_and_three_loads():
     matrix = per_million_matrix()
     assert set(matrix) == {"provisioned", "on-demand"} and set(matrix["provisioned"]) == {10, 100, 1000}
-    assert all(matrix["provisioned"][t][0] < matrix["on-demand"][t][0] for t in (10, 100, 1000))
+    assert all(matrix["provisioned"][t][0] < matrix["on-demand"][t][0] for t in (100, 1000))
+    # at 10 TPS auto scaling's floor (50 RCU and 50 WCU in prod) is more than the load needs
+    assert matrix["provisioned"][10][1] > matrix["on-demand"][10][1]
+
+
+def test_provisioned_capacity_never_goes_under_the_floor():
+    est = estimate(10)
+    wcu = next(i for i in est.items if i.item.startswith("write capacity"))
+    assert wcu.quantity == pytest.approx(StackProfile().dynamodb_min_capacity * HOURS)
+    high = next(i for i in estimate(100).items if i.item.startswith("write capacity"))
+    assert high.quantity == pytest.approx(100 * dynamodb_units(estimate(100))[0] / 0.7 * HOURS)
+
+
+def test_the_model_prices_prod_as_the_cdk_app_deploys_it():
+    from infra.config import CONFIGS
+    from infra.stacks.storage import COOL_AFTER_DAYS
+
+    prod, s = CONFIGS["prod"], StackProfile()
+    assert s.lambda_memory_mb == prod.scorer_memory_mb and s.lambda_architecture == "arm64"
+    assert (s.batch_size, s.batching_window_s) == (prod.scorer_batch_size, prod.scorer_batching_window_s)
+    assert s.firehose_buffer_s == prod.firehose_buffer_s
+    assert s.dynamodb_mode == "provisioned" and prod.profiles_provisioned
+    assert s.dynamodb_min_capacity == prod.profiles_min_capacity
+    assert s.dynamodb_target_utilization * 100 == pytest.approx(prod.profiles_target_utilization)
+    assert s.glue_dpus == prod.glue_workers * {"G.1X": 1, "G.2X": 2}[prod.glue_worker_type]
+    assert prod.training_schedule_cron == "cron(0 3 ? * MON *)"  # weekly
+    assert s.runs_per_month == pytest.approx(HOURS / 24 / 7)
+    assert s.log_retention_days == prod.log_retention_days and s.s3_cool_after_days == COOL_AFTER_DAYS
+
+
+def test_parquet_bytes_and_the_views_scan_are_the_measured_ones():
+    lake = measured_lake()
+    data = json.loads(LAKE_SIZES.read_text())
+    views = data["synthetic"]["view_bytes_per_row"]
+    assert set(views) == {v.name for v in load_views()}
+    assert lake["athena_view_bytes_per_row"] >= sum(views.values()) / len(views)
+    assert 0 < lake["athena_view_bytes_per_row"] < lake["scored_parquet_bytes"]
+    est = estimate(100)
+    athena = next(i for i in est.items if i.service == "athena")
+    queries = StackProfile().athena_queries_per_day * HOURS / 24
+    assert athena.quantity == pytest.approx(queries * 30 * 100 * 86_400 * lake["athena_view_bytes_per_row"] / 2**40)
+    # a stack's own figure wins over the measured one
+    half = estimate(100, stack=replace(StackProfile(), athena_view_bytes_per_row=lake["athena_view_bytes_per_row"] / 2))
+    assert half.by_service()["athena"] == pytest.approx(est.by_service()["athena"] / 2)
+
+
+def test_old_days_are_priced_in_standard_ia():
+    est = estimate(100, retention_days=365)
+    standard, ia = (next(i for i in est.items if i.item.startswith(p))
+                    for p in ("storage, Standard (", "storage, Standard-IA"))
+    assert ia.quantity == pytest.approx(standard.quantity * (365 - 90) / 90)
+    assert ia.unit_price < standard.unit_price
+    month = estimate(100, retention_days=30)
+    assert next(i for i in month.items if i.item.startswith("storage, Standard-IA")).quantity == 0
+
+
+def test_metrics_sent_only_on_events_are_billed_for_their_hours():
+    est = estimate(100)
+    billed = next(i for i in est.items if i.item.startswith("custom metrics")).quantity
+    assert billed < custom_metric_count()
+    series = metric_series()
+    always = sum(n for m, n in series.items() if m not in EVENT_METRICS | ETL_METRICS)
+    assert always < billed < always + 1.0
 
 
 def test_longer_retention_raises_only_the_s3_storage():
     short, long = estimate(100, retention_days=30), estimate(100, retention_days=365)
     storage = [k for k in _items(short, "s3") if k.startswith("storage")]
-    assert len(storage) == 1
-    s_short = next(i for i in short.items if i.item.startswith("storage"))
-    s_long = next(i for i in long.items if i.item.startswith("storage"))
-    assert s_long.quantity == pytest.approx(s_short.quantity * 365 / 30)
+    assert len(storage) == 2  # Standard, Standard-IA
+    total = {e.retention_days: sum(i.quantity for i in e.items if i.item.startswith("storage")) for e in (short, long)}
+    assert total[365] == pytest.approx(total[30] * 365 / 30)
     assert long.by_service()["s3"] > short.by_service()["s3"]
     for service, cost in short.by_service().items():
         if service != "s3":
@@ -155,7 +229,8 @@ def test_monitoring_lines_come_from_the_monitoring_module():
     est = estimate(10)
     cw = _items(est, "cloudwatch")
     assert cw["alarms"] == len(ALARMS) + len(SERVICE_ALARMS)  # every alarm the CDK app deploys
-    assert cw["custom metrics"] == custom_metric_count() > len(Metric)
+    assert custom_metric_count() == sum(metric_series().values()) > len(Metric)
+    assert next(v for k, v in cw.items() if k.startswith("custom metrics")) <= custom_metric_count()
 
 
 @pytest.mark.parametrize(("edit", "message"), [
@@ -187,6 +262,16 @@ def test_cli_prints_the_table_and_the_same_figures_as_json(capsys):
     est = estimate(100, retention_days=90)
     assert figures["total"] == pytest.approx(est.total, abs=0.01)
     assert figures["per_million_transactions"] == pytest.approx(est.per_million, abs=1e-4)
+
+
+def test_cli_prices_the_supervised_candidate_serving_with_its_risk_reads(capsys):
+    assert main(["cost", "--tps", "100", "--json"]) == 0
+    default = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert main(["cost", "--tps", "100", "--serving", "supervised", "--json"]) == 0
+    supervised = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    expected = estimate(100, stack=StackProfile(serves_risk=True))
+    assert supervised["per_million_transactions"] == pytest.approx(expected.per_million, abs=1e-4)
+    assert supervised["per_million_transactions"] > default["per_million_transactions"]
 
 
 def test_cli_reports_a_missing_price_file(tmp_path, capsys):

@@ -204,7 +204,7 @@ def _deployed_firehose(bucket: str, database: str) -> dict:
     return {
         "RoleARN": f"arn:aws:iam::{ACCOUNT}:role/firehose", "BucketARN": f"arn:aws:s3:::{bucket}",
         "Prefix": "scored/dt=!{partitionKeyFromQuery:dt}/", "ErrorOutputPrefix": PREFIXES.firehose_errors,
-        "BufferingHints": {"SizeInMBs": 64, "IntervalInSeconds": 300},
+        "BufferingHints": {"SizeInMBs": 64, "IntervalInSeconds": 900},
         "DynamicPartitioningConfiguration": {"Enabled": True},
         "ProcessingConfiguration": {"Enabled": True, "Processors": [{"Type": "MetadataExtraction", "Parameters": [
             {"ParameterName": "MetadataExtractionQuery", "ParameterValue": QUERY},
@@ -212,7 +212,7 @@ def _deployed_firehose(bucket: str, database: str) -> dict:
         "DataFormatConversionConfiguration": {
             "Enabled": True,
             "InputFormatConfiguration": {"Deserializer": {"OpenXJsonSerDe": {}}},
-            "OutputFormatConfiguration": {"Serializer": {"ParquetSerDe": {"Compression": "SNAPPY"}}},
+            "OutputFormatConfiguration": {"Serializer": {"ParquetSerDe": {"Compression": "GZIP"}}},
             "SchemaConfiguration": {"DatabaseName": database, "TableName": "scored", "Region": REGION,
                                     "RoleARN": f"arn:aws:iam::{ACCOUNT}:role/firehose", "VersionId": "LATEST"}},
     }  # fmt: skip
@@ -309,7 +309,7 @@ def test_the_failed_checks_say_what_was_seen(deployed):
     from finsentry.deployment import resolve, stream_resources
 
     deployment = resolve(ENV)
-    assert smoke.default_timeout(deployment, stream_resources(deployment)) == 300 + smoke.MARGIN_S  # Firehose's buffer
+    assert smoke.default_timeout(deployment, stream_resources(deployment)) == 900 + smoke.MARGIN_S  # Firehose's buffer
 
     s3 = boto3.client("s3", region_name=REGION)
     error_key = f"{PREFIXES.firehose_errors}format-conversion-failed/x"

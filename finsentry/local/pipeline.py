@@ -338,7 +338,7 @@ def run_demo(config: DemoConfig, bucket, progress: Progress = _noop) -> DemoResu
         model_uri = f"s3://{bucket.name}/{PREFIXES.models}{selection['best']}/"
         stream = replay_stream(prep.transactions, test, alerted, model_uri, reports[selection["best"]].threshold,
                                f"{selection['best']}-{__version__}", max_records=config.stream_records,
-                               progress=progress)  # fmt: skip
+                               progress=progress, labels=_label_history(config.out_dir))  # fmt: skip
         lap("stream")
     top = scored[scored["verdict"] == "alert"].nlargest(config.top_alerts, "score")
     observations = observe_run(models, drift_reference, prep.transactions[test], prep.features[test], batch,
@@ -375,3 +375,11 @@ def run_demo(config: DemoConfig, bucket, progress: Progress = _noop) -> DemoResu
         model_warnings=list(getattr(best, "warnings", [])),
         prepared=prep,
     )
+
+
+def _label_history(out_dir: Path) -> pd.DataFrame | None:
+    """The local label store's history (``finsentry label``), None when there is none."""
+    from finsentry.labels import LabelStore
+
+    history = LabelStore(out_dir).history()
+    return history if len(history) else None

@@ -32,6 +32,8 @@ from finsentry.local.stream_resources import create_scorer_resources, point_mode
 from finsentry.partners import PartnerProfile, update_partner_profiles
 from finsentry.schema import to_record
 from finsentry.stream.events import decode_event
+from finsentry.stream.profiles import ProfileStore
+from finsentry.stream.risk import frame_resolver, record_verdicts
 from finsentry.stream.runtime import build_service
 from finsentry.stream.state import initial_items
 
@@ -123,9 +125,12 @@ def _lambda_record(r: dict, shard_id: str, arn: str) -> dict:
 
 def replay_stream(transactions: pd.DataFrame, replay: pd.Series | np.ndarray, batch_alerts: set[str], model_uri: str,
                   threshold: float, model_version: str, max_records: int = 2_000, batch_size: int = BATCH_SIZE,
-                  progress: Progress | None = None) -> ReplayResult:  # fmt: skip
+                  progress: Progress | None = None, labels: pd.DataFrame | None = None) -> ReplayResult:  # fmt: skip
     """Replay the first ``max_records`` rows of ``replay`` (a boolean mask, in time order)
-    through Kinesis into the scorer; every row before them seeds the profiles.
+    through Kinesis into the scorer; every row before them seeds the profiles. ``labels``: the
+    local label history (``finsentry label``'s store), fed into the stream's risk items as the
+    deployment's doors do (``finsentry.stream.risk``), resolved from ``transactions`` (the local
+    run holds every transaction, so no verdict is unresolved).
 
     Must run inside an active moto context (``finsentry.local.aws.local_aws``).
     """
@@ -135,6 +140,11 @@ def replay_stream(transactions: pd.DataFrame, replay: pd.Series | np.ndarray, ba
     history = transactions[~mask]  # everything before the replayed period
     res = create_scorer_resources()
     seeded = _seed_profiles(history, res.env[SCORER_ENV.profiles_table])
+    if labels is not None and len(labels):
+        store = ProfileStore(boto3.client("dynamodb", region_name=LOCAL_REGION), res.env[SCORER_ENV.profiles_table])
+        start = pd.Timestamp(chosen["ts"].min()) if len(chosen) else pd.Timestamp(transactions["ts"].max())
+        fed = record_verdicts(store, labels, now=start, resolve=frame_resolver(transactions))
+        say(f"stream replay: {fed.resolved:,} verdicts in the stream's risk ({fed.written:,} items)")
     point_model(model_uri, model_version, threshold)
     say(f"stream replay: {seeded:,} profiles seeded; {len(chosen):,} transactions into Kinesis")
     events = _kinesis_events([to_record(r) for _, r in chosen.iterrows()],

@@ -104,6 +104,27 @@ class ProfileStore:
             ops.append((key, "put_item", put))
         return self._each(ops)
 
+    def put_plain(self, items: list[dict[str, Any]]) -> set[str]:
+        """Write ``items`` unconditionally with ``BatchWriteItem`` (25 per call; unprocessed ones
+        retried like reads): for idempotent items only (the alert index, ``finsentry.stream.risk``).
+        Returns the keys not written."""
+        failed: set[str] = set()
+        for start in range(0, len(items), 25):
+            request = {self.table: [{"PutRequest": {"Item": i}} for i in items[start:start + 25]]}
+            for attempt in range(READ_ATTEMPTS):
+                try:
+                    answer = self.client.batch_write_item(RequestItems=request)
+                except (ClientError, BotoCoreError) as exc:
+                    log.warning("batch write failed for %d items: %s", len(request[self.table]), exc)
+                    break
+                request = answer.get("UnprocessedItems") or {}
+                if not request.get(self.table):
+                    break
+                if attempt + 1 < READ_ATTEMPTS:
+                    self.sleep(READ_BACKOFF_S * 2**attempt)
+            failed.update(r["PutRequest"]["Item"]["account_id"]["S"] for r in request.get(self.table, []))
+        return failed
+
     def _each(self, ops: list[tuple[str, str, dict[str, Any]]]) -> set[str]:
         """Run one conditional call per account (``workers`` at a time); return the accounts whose
         call failed: condition not met (another writer), throttled past botocore's retries, or

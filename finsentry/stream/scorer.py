@@ -96,18 +96,20 @@ class StreamScorer:
         return "model" if self.model is not None else "rules_only"
 
     def score_rows(self, valid: pd.DataFrame, score: np.ndarray, fold: np.ndarray,
-                   profiles: dict[str, AccountProfile], partners: dict[str, PartnerProfile]
-                   ) -> tuple[pd.DataFrame, pd.DataFrame]:  # fmt: skip
+                   profiles: dict[str, AccountProfile], partners: dict[str, PartnerProfile],
+                   risk: pd.DataFrame | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:  # fmt: skip
         """Score ``valid[score]`` (folding those rows into ``profiles``) and fold ``valid[fold]``
         into ``partners`` (in time order per partner); the scored rows and the model's inputs,
-        both aligned with ``valid[score]``. A scored row whose partner is not folded here (its
+        both aligned with ``valid[score]``. ``risk``: the label-derived risk of every row of
+        ``valid`` (0..n-1, ``finsentry.stream.risk.stream_risk``), added to the model's inputs.
+        A scored row whose partner is not folded here (its
         partner already holds it) gets its partner features from a copy of the partner's state."""
         fresh = valid[score].reset_index(drop=True)
         account = update_profiles_with_sequence(profiles, fresh)
         keys = partner_key(valid)
         values = pd.DataFrame(0.0, index=valid.index, columns=list(PARTNER_FEATURE_COLUMNS))
         if fold.any():
-            values.loc[fold] = fold_partners(partners, valid[fold]).to_numpy()
+            values.loc[fold] = fold_partners(partners, valid[fold], keys[fold]).to_numpy()
         again = score & ~fold & (keys != "").to_numpy()
         if again.any():
             for k in set(keys[again]):
@@ -115,6 +117,8 @@ class StreamScorer:
             copies = {k: PartnerProfile(k, partners[k].f.copy(), partners[k].i.copy()) for k in set(keys[again])}
             values.loc[again] = update_partner_profiles(copies, valid[again]).to_numpy()
         features = _curated(account, values[score].reset_index(drop=True))
+        if risk is not None:
+            features = pd.concat([features, risk[score].reset_index(drop=True)], axis=1)
         batch = score_transactions(self.model, features, budget_threshold=self.threshold,
                                    model_version=self.model_version, explain_top=self.explain_top)  # fmt: skip
         return scored_frame(fresh, batch, mask_key=self.mask_key), features
@@ -139,14 +143,14 @@ class StreamScorer:
         redelivered = checked.valid.loc[mask, "trans_id"].tolist()
         partners = {} if partners is None else partners
         account = update_profiles_with_sequence(profiles, fresh)
-        partner_values, fold = _partner_features(partners, checked.valid, mask)
+        partner_values, fold, keys = _partner_features(partners, checked.valid, mask)
         features = _curated(account, partner_values)
         _remember(profiles, fresh)
         batch = score_transactions(self.model, features, budget_threshold=self.threshold,
                                    model_version=self.model_version, explain_top=self.explain_top)  # fmt: skip
         positions = checked.valid_positions if checked.valid_positions is not None else np.arange(len(mask))
         folded = checked.valid[fold].assign(**{POSITION: np.asarray(positions)[fold],
-                                               PARTNER: partner_key(checked.valid[fold])})  # fmt: skip
+                                               PARTNER: keys[fold]})  # fmt: skip
         return BatchOutcome(
             scored=scored_frame(fresh, batch, mask_key=self.mask_key),
             quarantined=checked.rejected,
@@ -188,30 +192,33 @@ def _remember(profiles: dict[str, AccountProfile], fresh: pd.DataFrame) -> None:
 
 
 def _partner_features(partners: dict[str, PartnerProfile], valid: pd.DataFrame,
-                      redelivered: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:  # fmt: skip
+                      redelivered: np.ndarray) -> tuple[pd.DataFrame, np.ndarray, pd.Series]:  # fmt: skip
     """The partner features of the rows to score (``valid[~redelivered]``, renumbered from 0),
-    folding into ``partners`` every valid row its partner's profile does not hold yet; and the
-    mask of the rows folded."""
+    folding into ``partners`` every valid row its partner's profile does not hold yet; the mask
+    of the rows folded; the partner key of every valid row (computed once per batch)."""
     keys = partner_key(valid)
     held = {k: set(partners[k].recent_ids) for k in set(keys) if k and k in partners}
     fold = np.fromiter((bool(k) and t not in held.get(k, ()) for k, t in zip(keys, valid["trans_id"], strict=True)),
                        dtype=bool, count=len(valid))  # fmt: skip
     out = pd.DataFrame(0.0, index=valid.index, columns=list(PARTNER_FEATURE_COLUMNS))
     if fold.any():
-        out.loc[fold] = fold_partners(partners, valid[fold]).to_numpy()
+        out.loc[fold] = fold_partners(partners, valid[fold], keys[fold]).to_numpy()
     again = ~redelivered & ~fold & (keys != "").to_numpy()  # folded by an earlier attempt (not by this code)
     if again.any():
         copies = {k: PartnerProfile(k, partners[k].f.copy(), partners[k].i.copy()) for k in set(keys[again])}
         out.loc[again] = update_partner_profiles(copies, valid[again]).to_numpy()
-    return out[~redelivered].reset_index(drop=True), fold
+    return out[~redelivered].reset_index(drop=True), fold, keys
 
 
-def fold_partners(partners: dict[str, PartnerProfile], rows: pd.DataFrame) -> pd.DataFrame:
+def fold_partners(partners: dict[str, PartnerProfile], rows: pd.DataFrame,
+                  keys: pd.Series | None = None) -> pd.DataFrame:  # fmt: skip
     """Fold ``rows`` (all with a partner, none already held) into ``partners``, remembering their
-    trans_ids; their partner features (aligned with ``rows``)."""
+    trans_ids; their partner features (aligned with ``rows``). ``keys``: their partner keys when
+    the caller has them (``partner_key(rows)``)."""
     values = update_partner_profiles(partners, rows)
+    keys = partner_key(rows) if keys is None else keys
     new_ids: dict[str, list[str]] = {}
-    for key, trans_id in zip(partner_key(rows).tolist(), rows["trans_id"].tolist(), strict=True):
+    for key, trans_id in zip(keys.tolist(), rows["trans_id"].tolist(), strict=True):
         new_ids.setdefault(key, []).append(str(trans_id))
     for key, ids in new_ids.items():
         partners[key].recent_ids = (partners[key].recent_ids + ids)[-RECENT_IDS:]

@@ -48,6 +48,16 @@ from finsentry.stream.metrics import MemoryMetrics, MetricsSink
 from finsentry.stream.model_source import ServingModel
 from finsentry.stream.profiles import OUTBOX_TTL_S, ProfileStore
 from finsentry.stream.protocol import BLOCKED, FRESH, HOT_LIMIT, REPLAY, RESEND, advance, blocked_after, slices
+from finsentry.stream.risk import (
+    INDEX_TTL_DAYS,
+    RISK_PREFIX,
+    encode_index,
+    index_entries,
+    reads_risk,
+    risk_item_key,
+    risk_keys,
+    stream_risk,
+)
 from finsentry.stream.scorer import StreamScorer, fold_partners
 from finsentry.stream.sinks import AlertPublisher, QuarantineQueue, ScoredSink, quarantine_message
 from finsentry.stream.state import (
@@ -270,9 +280,13 @@ class ScorerService:
 
         # 1. one read: accounts, partners, channel marks
         wanted = set(acc) | {partner_item_key(p) for p in pkey if p} | {channel_item_key(c) for c in channels}
-        read, unreadable, corrupt = self.profiles.load(wanted)
+        with_risk = reads_risk(serving.detector)  # label-derived risk: read only for a model that reads it
+        needs = risk_keys(valid) if with_risk else set()
+        read, unreadable, corrupt = self.profiles.load(wanted | needs)
         for key, raw in corrupt.items():
-            if key.startswith(CHANNEL_PREFIX):  # a lost mark: complete records may be redelivered once more
+            if key.startswith(RISK_PREFIX):  # the doors replace it on their next write; no verdict known meanwhile
+                pass
+            elif key.startswith(CHANNEL_PREFIX):  # a lost mark: complete records may be redelivered once more
                 read[key] = ChannelMark(key[len(CHANNEL_PREFIX):], version=_raw_version(raw))
             else:
                 read[key] = fresh_item(key, raw)
@@ -314,6 +328,10 @@ class ScorerService:
             if pkey[k] and partner_item_key(pkey[k]) in unreadable:
                 kind[k], why[k] = BLOCKED, "partner profile read failed"
                 continue
+            if with_risk and (risk_item_key("account", a) in unreadable
+                              or (pkey[k] and risk_item_key("partner", pkey[k]) in unreadable)):
+                kind[k], why[k] = BLOCKED, "risk read failed"
+                continue
             item = read.get(a)
             if item is None:
                 if known_only:
@@ -349,7 +367,8 @@ class ScorerService:
         profiles = {a: AccountProfile(a, s.profile.f.copy(), s.profile.i.copy(), q=s.profile.q.copy())
                     for a, s in states.items()}
         partner_state = {p: PartnerProfile(p, i.profile.f.copy(), i.profile.i.copy()) for p, i in partners.items()}
-        scored, features = scorer.score_rows(valid, fresh, wants_partner, profiles, partner_state)
+        risk = stream_risk(valid, read) if with_risk else None
+        scored, features = scorer.score_rows(valid, fresh, wants_partner, profiles, partner_state, risk=risk)
         fresh_at = np.flatnonzero(fresh)
 
         # 4. the account writes: state, checkpoints, guard, outbox (recipes of the new rows)
@@ -399,7 +418,7 @@ class ScorerService:
         partner_failed: set[str] = set()
         if fold_rows.any():
             state = {p: PartnerProfile(p, s.f.copy(), s.i.copy()) for p, s in as_read.items()}
-            fold_partners(state, valid[fold_rows])
+            fold_partners(state, valid[fold_rows], pd.Series(pkey, index=valid.index, dtype=object)[fold_rows])
             pwrites = {}
             for p in sorted({pkey[k] for k in np.flatnonzero(fold_rows)}):
                 item = PartnerItem(state[p], partners[p].version, dict(partners[p].checkpoints),
@@ -419,6 +438,22 @@ class ScorerService:
                 held_back["account"].add((acc[k], chans[k]))
             if not_held[k] or partner_pending[k]:
                 held_back["partner"].add((pkey[k], chans[k]))
+
+        # the alert index (txn#<trans_id> -> account, partner): how a verdict reaches the risk items;
+        # idempotent, unconditional; a failure is counted, never fails the record (finsentry.stream.risk)
+        held = committed[fresh_at]
+        if held.any():
+            entries = index_entries(scored[held].reset_index(drop=True),
+                                    valid.iloc[fresh_at[held]].reset_index(drop=True))  # fmt: skip
+            if entries:
+                expires = int(now) + INDEX_TTL_DAYS * 86_400
+                unwritten = self.profiles.put_plain([encode_index(e, expires) for e in entries])
+                self.stats["index_writes"] += len(entries)
+                self.stats["index_write_units"] += len(entries)  # ~60-byte items: one unit each
+                if unwritten:
+                    log.error("alert index not written for %d transaction(s): their verdicts will not reach the "
+                              "stream's risk", len(unwritten))  # fmt: skip
+                    self.metrics.emit(Metric.INDEX_WRITE_FAILED, len(unwritten))
 
         # 6. deliver: new rows whose account holds them, and what replays still owe
         owed: dict[str, tuple[dict[str, Any], dict[str, Any], str]] = {}  # key -> (row, recipe, outputs)

@@ -15,6 +15,9 @@ here, ``bench.stream`` prints them).
   the version read).
 * **partner** (key ``partner#<bank>/<account>``): ``s`` the ``PartnerProfile`` state, ``c`` its
   checkpoints, ``v``.
+* **risk** (``risk#account#<id>``, ``risk#partner#<key>``) and **index** (``txn#<trans_id>``):
+  label-derived risk, written by the label doors, read by the scorer; the index, written by the
+  scorer for its alerts, read by the doors (``finsentry.stream.risk``).
 * **channel** (key ``channel#<channel>``): what is complete along one channel: ``t`` (through) —
   every record with a sequence number up to it is complete; ``d`` — the records above ``t``
   that a delivery has seen: complete (``*``), outputs partly delivered (``s`` scored row, ``a``
@@ -48,6 +51,7 @@ import pandas as pd
 
 from finsentry.features import F_SIZE, I_SIZE, SEQUENCE_WINDOW, AccountProfile, new_sequence_state
 from finsentry.partners import P_SIZE, Q_SIZE, PartnerProfile, stable_hash
+from finsentry.stream.risk import INDEX_PREFIX, RISK_PREFIX, IndexEntry, RiskItem, decode_index, decode_risk
 
 log = logging.getLogger(__name__)
 
@@ -225,10 +229,14 @@ def _legacy(raw: dict[str, Any], key: str) -> AccountItem | PartnerItem:
     return AccountItem(AccountProfile(key, f, i), version, guard=trans_hashes([str(t) for t in ids]), legacy=True)
 
 
-def decode(raw: dict[str, Any]) -> AccountItem | PartnerItem | ChannelMark | None:
+def decode(raw: dict[str, Any]) -> AccountItem | PartnerItem | ChannelMark | RiskItem | IndexEntry | None:
     """The item as stored; None when it cannot be read (corrupt or of a foreign layout)."""
     try:
         key = raw["account_id"]["S"]
+        if key.startswith(RISK_PREFIX):  # written by the label doors (finsentry.stream.risk)
+            return decode_risk(raw)
+        if key.startswith(INDEX_PREFIX):
+            return decode_index(raw)
         if "v" not in raw and "version" in raw and "f" in raw:
             return _legacy(raw, key)
         version = int(raw["v"]["N"])

@@ -348,14 +348,21 @@ def artifact_dir(path: Path, scratch: Path) -> Path | None:
 def stream_gap(detector: Any) -> str | None:
     """Why the stream scorer cannot serve ``detector`` as it was evaluated, or None when it can.
 
-    The supervised candidate reads label-derived risk (``label_risk.RISK_COLUMNS``) that the
-    stream's profiles do not hold: served there, it would see "no fraud known" where the
-    evaluation knew frauds. Such a candidate is evaluated and reported, never promoted."""
+    The stream gives a model the curated columns (account, partner and sequence features) and,
+    for a model that reads them, the label-derived risk (``label_risk.RISK_COLUMNS``, computed
+    from the risk items the label doors write: ``finsentry.stream.risk``); the supervised
+    candidate adds its base's score itself. A candidate reading any other column would see
+    "nothing known" in the stream where the evaluation saw values: it is evaluated and reported,
+    never promoted."""
+    from finsentry.detectors.supervised import SCORE_COLUMN
+    from finsentry.features import FEATURE_COLUMNS, SEQUENCE_COLUMNS
     from finsentry.label_risk import RISK_COLUMNS
+    from finsentry.partners import PARTNER_FEATURE_COLUMNS
 
-    missing = [c for c in RISK_COLUMNS if c in (detector.feature_columns or ())]
+    served = {*FEATURE_COLUMNS, *PARTNER_FEATURE_COLUMNS, *SEQUENCE_COLUMNS, *RISK_COLUMNS, SCORE_COLUMN}
+    missing = [c for c in (detector.feature_columns or ()) if c not in served]
     if missing:
-        return f"reads label-derived risk ({', '.join(missing)}) that the stream's profiles do not hold"
+        return f"reads columns the stream does not compute ({', '.join(missing)})"
     return None
 
 

@@ -17,8 +17,12 @@ validator and append to the same history (``feedback/labels/``, Glue table ``lab
   ``execute-api:Invoke`` on that method, e.g. the ``label-submitter`` role created here for the
   bank's case-management system (any principal of this account the account lets assume it).
 
+Both doors feed the stream's label-derived risk: they read the scorer's alert index (``txn#``)
+and write the risk items (``risk#``) of the profiles table (``finsentry.stream.risk``), and no
+other item of it (``dynamodb:LeadingKeys``).
+
 Under ``-c vpc`` both functions run in the private subnets (security group ``label_doors``: HTTPS
-to the endpoints only; they call S3, Glue, CloudWatch Logs and X-Ray). Alarms
+to the endpoints only; they call S3, Glue, DynamoDB, CloudWatch Logs and X-Ray). Alarms
 (``finsentry.monitoring.SERVICE_ALARMS``, the monitoring stack): ingest errors, DLQ depth,
 unreadable exports, 5xx answers of the API.
 """
@@ -40,6 +44,7 @@ from constructs import Construct
 from finsentry.lake import LABELS_TABLE, TABLES
 from finsentry.layout import FEEDBACK_ENV, LABELS_API_STAGE, PARTITION_KEY, PREFIXES, RESOURCES, bucket_name
 from finsentry.monitoring import METRIC_NAMESPACE
+from finsentry.stream.risk import INDEX_PREFIX, RISK_PREFIX
 from infra.config import EnvConfig
 from infra.constructs.logs import encrypted_log_group
 from infra.constructs.nag import acknowledge
@@ -51,6 +56,7 @@ from infra.constructs.policy import (
     allow_key,
     allow_prefixes,
     allow_wildcard_resource,
+    arn,
 )
 from infra.images import SCORER
 from infra.paths import DOCKER_EXCLUDES, REPO_ROOT, require
@@ -125,6 +131,7 @@ class FeedbackStack(FinsentryStack):
                                 f"log-group:/aws/lambda/{name}:*",
                                 "Streams of this one log group (the :* suffix is the log-stream part of its ARN).")
         allow_key(role, self.key)
+        self._allow_stream_risk(role)
         function = lambda_.DockerImageFunction(
             self,
             construct_id,
@@ -144,6 +151,7 @@ class FeedbackStack(FinsentryStack):
             environment={
                 FEEDBACK_ENV.data_bucket: self.bucket.name,
                 FEEDBACK_ENV.env: self.config.env,
+                FEEDBACK_ENV.profiles_table: self.name(RESOURCES.profiles_table),
                 "POWERTOOLS_SERVICE_NAME": what,
                 "POWERTOOLS_METRICS_NAMESPACE": METRIC_NAMESPACE,
                 "NUMBA_CACHE_DIR": "/tmp/numba",  # noqa: S108 - Lambda's only writable path
@@ -157,8 +165,19 @@ class FeedbackStack(FinsentryStack):
                     "CDK writes the grants of Lambda tracing (and of the function's dead-letter queue) as the "
                     "role's default policy; all our own statements are in its managed policy.")  # fmt: skip
         acknowledge_function_network(function, role, self.network, "the label doors reach only S3, Glue, "
-                                     "CloudWatch and X-Ray regional endpoints")
+                                     "DynamoDB, CloudWatch and X-Ray regional endpoints")
         return function
+
+    def _allow_stream_risk(self, role: ServiceRole) -> None:
+        """The stream's label-derived risk (``finsentry.stream.risk``): both doors read the
+        scorer's alert index (``txn#``) and read and conditionally write the risk items
+        (``risk#``) of the profiles table, and no other item (``dynamodb:LeadingKeys``): never
+        an account, partner or channel item of the scorer's exactly-once protocol."""
+        table = arn("dynamodb", f"table/{self.name(RESOURCES.profiles_table)}")
+        allow(role, ["dynamodb:BatchGetItem"], [table],
+              conditions={"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [f"{INDEX_PREFIX}*", f"{RISK_PREFIX}*"]}})
+        allow(role, ["dynamodb:PutItem"], [table],
+              conditions={"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [f"{RISK_PREFIX}*"]}})
 
     def _ingest_function(self, database: str) -> lambda_.DockerImageFunction:
         role = ServiceRole(self, "IngestRole", service="lambda.amazonaws.com",

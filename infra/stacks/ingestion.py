@@ -27,11 +27,13 @@ from finsentry.layout import (
     PARTITION_KEY,
     PREFIXES,
     RESOURCES,
+    SCORED_PARQUET_COMPRESSION,
     SCORER_ENV,
     mask_key_parameter_name,
     model_parameter_name,
 )
 from finsentry.monitoring import METRIC_NAMESPACE
+from finsentry.stream.risk import INDEX_EXPIRY
 from infra.config import EnvConfig
 from infra.constructs.bootstrap_parameter import BootstrapParameter, parameter_arn
 from infra.constructs.logs import encrypted_log_group
@@ -94,6 +96,7 @@ class IngestionStack(FinsentryStack):
             **self._profiles_capacity(config),
             encryption=dynamodb.TableEncryption.CUSTOMER_MANAGED,
             encryption_key=key,
+            time_to_live_attribute=INDEX_EXPIRY,  # the alert index's items expire (finsentry.stream.risk)
             point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
                 point_in_time_recovery_enabled=True
             ),
@@ -227,7 +230,9 @@ class IngestionStack(FinsentryStack):
                     ),
                     output_format_configuration=firehose.CfnDeliveryStream.OutputFormatConfigurationProperty(
                         serializer=firehose.CfnDeliveryStream.SerializerProperty(
-                            parquet_ser_de=firehose.CfnDeliveryStream.ParquetSerDeProperty(compression="SNAPPY")
+                            parquet_ser_de=firehose.CfnDeliveryStream.ParquetSerDeProperty(
+                                compression=SCORED_PARQUET_COMPRESSION
+                            )
                         )
                     ),
                     schema_configuration=firehose.CfnDeliveryStream.SchemaConfigurationProperty(

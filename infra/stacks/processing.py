@@ -26,7 +26,7 @@ from aws_cdk import aws_s3_assets as s3_assets
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from finsentry.layout import PARTITION_KEY, PREFIXES, RESOURCES, glue_database_name
+from finsentry.layout import PARTITION_KEY, PREFIXES, RESOURCES, SCORED_PARQUET_COMPRESSION, glue_database_name
 from finsentry.monitoring import METRIC_NAMESPACE
 from finsentry.scoring import SCORED_COLUMNS
 from infra.config import EnvConfig
@@ -63,7 +63,7 @@ def scored_table_input(database: str, bucket_name: str) -> glue.CfnTable.TableIn
         table_type="EXTERNAL_TABLE",
         parameters={
             "classification": "parquet",
-            "parquet.compression": "SNAPPY",
+            "parquet.compression": SCORED_PARQUET_COMPRESSION,
             "projection.enabled": "true",
             f"projection.{PARTITION_KEY}.type": "date",
             f"projection.{PARTITION_KEY}.format": "yyyy-MM-dd",

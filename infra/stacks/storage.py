@@ -16,6 +16,8 @@ from infra.config import EnvConfig
 from infra.constructs.secure_bucket import access_log_bucket, data_bucket
 from infra.stacks.base import FinsentryStack
 
+COOL_AFTER_DAYS = 90  # scored/ and curated/features/ move to Standard-IA (finsentry.cost prices it)
+
 
 def lifecycle_rules(config: EnvConfig) -> list[s3.LifecycleRule]:
     """Retention per prefix: raw cools down then expires, quarantine and query results expire."""
@@ -45,7 +47,20 @@ def lifecycle_rules(config: EnvConfig) -> list[s3.LifecycleRule]:
             id="scored-cool",
             prefix=PREFIXES.scored,
             transitions=[
-                s3.Transition(storage_class=s3.StorageClass.INFREQUENT_ACCESS, transition_after=Duration.days(90))
+                s3.Transition(
+                    storage_class=s3.StorageClass.INFREQUENT_ACCESS, transition_after=Duration.days(COOL_AFTER_DAYS)
+                )
+            ],
+        ),
+        # the curated features (5x the scored rows' bytes, bench.lake): training reads the recent
+        # weeks; older days are read again only by a backfill
+        s3.LifecycleRule(
+            id="curated-features-cool",
+            prefix=PREFIXES.curated,
+            transitions=[
+                s3.Transition(
+                    storage_class=s3.StorageClass.INFREQUENT_ACCESS, transition_after=Duration.days(COOL_AFTER_DAYS)
+                )
             ],
         ),
         s3.LifecycleRule(

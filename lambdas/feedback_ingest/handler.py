@@ -30,7 +30,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, int]:
     global _door
     if _door is None:
         _door = door_from_environment()  # one clear error if the deployment left a variable out
-    run = ingest_feedback(_door.s3, _door.bucket, _door.glue, _door.env, keys=event_keys(event))
+    run = ingest_feedback(_door.s3, _door.bucket, _door.glue, _door.env, keys=event_keys(event), risk=_door.risk)
     for name, value in door_metrics(run.counts()).items():
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
     logger.info("feedback ingested", extra={"counts": run.counts(), "unreadable": run.unreadable,

@@ -35,7 +35,7 @@ def post_labels() -> Response:
         _door = door_from_environment()
     caller = app.current_event.request_context.identity.user_arn
     try:
-        submission = submit_labels(_door.s3, _door.bucket, app.current_event.decoded_body)
+        submission = submit_labels(_door.s3, _door.bucket, app.current_event.decoded_body, risk=_door.risk)
     except LabelBodyError as err:
         logger.info("label request refused", extra={"reason": str(err), "caller": caller})
         metrics.add_metric(name=str(Metric.LABEL_REQUESTS_REFUSED), unit=MetricUnit.Count, value=1)

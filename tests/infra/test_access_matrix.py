@@ -231,6 +231,36 @@ class Matrix:
                               obj(f"{PREFIXES.models}run-1/model.tar.gz"), DENY))  # fmt: skip
         return cases
 
+    def _stream_risk_cases(self) -> list[Case]:
+        """The doors feed the stream's risk (finsentry.stream.risk): they read the scorer's alert
+        index and write risk items, never an item of the scorer's exactly-once protocol."""
+        def keys(*k: str) -> dict:
+            return {"dynamodb:LeadingKeys": list(k)}
+
+        cases = []
+        for role, door in (("ApiRole", "label function"), ("IngestRole", "ingest")):
+            cases += [
+                Case(f"{door} <- the alert index", role, "dynamodb:BatchGetItem", self.table, ALLOW,
+                     keys("txn#T1", "txn#T2")),
+                Case(f"{door} <- risk items", role, "dynamodb:BatchGetItem", self.table, ALLOW,
+                     keys("risk#account#A1", "risk#partner#B/P1")),
+                Case(f"{door} -> a risk item (conditional put)", role, "dynamodb:PutItem", self.table, ALLOW,
+                     keys("risk#partner#B/P1")),
+                Case(f"{door} <- an account profile", role, "dynamodb:BatchGetItem", self.table, DENY,
+                     keys("txn#T1", "A1")),
+                Case(f"{door} -> an account profile", role, "dynamodb:PutItem", self.table, DENY, keys("A1")),
+                Case(f"{door} -> a channel mark", role, "dynamodb:PutItem", self.table, DENY,
+                     keys("channel#shardId-000")),
+                Case(f"{door} -> the alert index", role, "dynamodb:PutItem", self.table, DENY, keys("txn#T1")),
+                Case(f"{door} -> update a partner profile", role, "dynamodb:UpdateItem", self.table, DENY,
+                     keys("partner#B/P1")),
+                Case(f"{door} -> delete a risk item", role, "dynamodb:DeleteItem", self.table, DENY,
+                     keys("risk#account#A1")),
+                Case(f"{door} scans the profiles", role, "dynamodb:Scan", self.table, DENY),
+                Case(f"{door} -> CMK decrypt (the table's key)", role, "kms:Decrypt", self.key, ALLOW),
+            ]
+        return cases
+
     def _label_door_cases(self) -> list[Case]:
         """The S3 and HTTPS label doors (infra/stacks/feedback.py): who may post labels, what each function touches."""
         env, obj, arn = self.env, self.obj, self.arn
@@ -308,6 +338,7 @@ class Matrix:
             Case("ingest -> scored table partitions", "IngestRole", "glue:BatchCreatePartition",
                  arn("glue", f"table/finsentry_{env}/scored"), DENY),
         ]
+        cases += self._stream_risk_cases()
         for role in ("ApiRole", "IngestRole", "LabelSubmitterRole"):
             cases.append(Case(f"{role} -> models/", role, "s3:PutObject", obj(f"{PREFIXES.models}run-1/model.tar.gz"),
                               DENY))  # fmt: skip

@@ -116,3 +116,24 @@ def test_the_submitter_role_may_post_labels_and_nothing_else(dev):
     role = named(dev, "AWS::IAM::Role", "LabelSubmitterRole")
     assert role["RoleName"] == f"finsentry-dev-{RESOURCES.label_submitter}"
     assert "root" in json.dumps(role["AssumeRolePolicyDocument"])
+
+
+def test_the_doors_write_only_the_streams_risk_items_of_the_profiles_table(dev):
+    """Both doors feed the stream's label-derived risk: they read the alert index and the risk
+    items, write the risk items, with every key held to those prefixes (dynamodb:LeadingKeys),
+    and the function knows the table."""
+    from finsentry.stream.risk import INDEX_EXPIRY, INDEX_PREFIX, RISK_PREFIX
+
+    for prefix, fn in (("ApiRolePermissions", "ApiFunction"), ("IngestRolePermissions", "IngestFunction")):
+        ddb = [st for st in statements(dev, prefix)
+               if any(str(a).startswith("dynamodb:") for a in ([st["Action"]] if isinstance(st["Action"], str)
+                                                                else st["Action"]))]  # fmt: skip
+        by_action = {json.dumps(sorted([st["Action"]] if isinstance(st["Action"], str) else st["Action"])):
+                     st["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"] for st in ddb}  # fmt: skip
+        assert by_action == {json.dumps(["dynamodb:BatchGetItem"]): [f"{INDEX_PREFIX}*", f"{RISK_PREFIX}*"],
+                             json.dumps(["dynamodb:PutItem"]): [f"{RISK_PREFIX}*"]}
+        assert all(f"table/finsentry-dev-{RESOURCES.profiles_table}" in json.dumps(st["Resource"]) for st in ddb)
+        variables = named(dev, "AWS::Lambda::Function", fn)["Environment"]["Variables"]
+        assert variables[FEEDBACK_ENV.profiles_table] == f"finsentry-dev-{RESOURCES.profiles_table}"
+    [table] = [r["Properties"] for stack, _, r in dev.resources("AWS::DynamoDB::Table") if stack == "ingestion"]
+    assert table["TimeToLiveSpecification"] == {"AttributeName": INDEX_EXPIRY, "Enabled": True}

@@ -72,3 +72,13 @@ def test_parse_resource_understands_optimized_and_sdk_integrations():
 def test_a_missing_deployable_fails_with_its_path():
     with pytest.raises(MissingDeployableError, match="glue_jobs/nope.py is missing"):
         require("glue_jobs/nope.py")
+
+
+def test_the_freshness_alarm_leaves_room_for_the_firehose_buffer():
+    # the oldest scored row is about one buffer interval old at every flush: an alarm at or under
+    # the interval would fire on a healthy stream
+    from finsentry.monitoring import ALARMS, SERVICE_ALARMS
+
+    freshness = next(a for a in ALARMS + SERVICE_ALARMS if a.name == "firehose-freshness")
+    for config in CONFIGS.values():
+        assert freshness.threshold >= config.firehose_buffer_s + 240

@@ -17,3 +17,28 @@ class LambdaContext:
     @property
     def invoked_function_arn(self) -> str:
         return f"arn:aws:lambda:eu-west-1:{self.account}:function:{self.function_name}"
+
+
+def create_profiles_table(name: str = "finsentry-dev-profiles") -> str:
+    """The scorer's state table in moto, as the ingestion stack declares it (key ``account_id``):
+    the label doors write the stream's risk items there. Inside ``local_aws``."""
+    import boto3
+
+    from finsentry.local.aws import LOCAL_REGION
+
+    boto3.client("dynamodb", region_name=LOCAL_REGION).create_table(
+        TableName=name, BillingMode="PAY_PER_REQUEST", KeySchema=[{"AttributeName": "account_id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "account_id", "AttributeType": "S"}])
+    return name
+
+
+def seed_alert_index(table: str, entries: dict[str, tuple[str, str]]) -> None:
+    """What the scorer writes for its alerts: ``txn#<trans_id>`` -> (account, partner)."""
+    import boto3
+
+    from finsentry.local.aws import LOCAL_REGION
+    from finsentry.stream.profiles import ProfileStore
+    from finsentry.stream.risk import IndexEntry, encode_index
+
+    store = ProfileStore(boto3.client("dynamodb", region_name=LOCAL_REGION), table)
+    assert not store.put_plain([encode_index(IndexEntry(t, a, p), 2_000_000_000) for t, (a, p) in entries.items()])

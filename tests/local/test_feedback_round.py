@@ -66,6 +66,9 @@ def test_one_round_trains_the_supervised_candidate_on_the_verdicts_and_measures_
     assert fb.evaluation_days[0] == cut.strftime("%Y-%m-%d") > fb.reviewed_days[1]
     assert fb.outcome == "trained", fb.reason
     assert fb.after["name"] == "supervised" and 0 <= fb.after["recall"] <= 1
+    # the stream serves its risk (finsentry.stream.risk): ranked against the champion like any candidate
+    assert fb.after["promotable"] is True and "not_promotable" not in fb.after
+    assert "not promoted: it" not in fb.reason
     assert fb.before is not None and fb.before["name"].startswith("champion")
     assert fb.before["rows"] == fb.after["rows"] == int((test & (tx["ts"] >= cut)).sum())
     # the listing shows the verdicts next to the alerts; precision by day counts them

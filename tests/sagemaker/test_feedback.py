@@ -104,9 +104,19 @@ def test_selection_ranks_on_injected_anomalies_until_verdicts_suffice(channels, 
     assert "analysts' verdicts" in result["selection"]["reason"]
     assert result["anomalies"] == MIN_FRAUDS + 5  # the verdicts, not the injected anomalies
     assert set(result["candidates"]) == {"isolation_forest", "supervised"}
-    # the stream cannot serve the supervised candidate's label-derived risk: reported, never ranked
+    # the stream serves the supervised candidate's label-derived risk (finsentry.stream.risk): both ranked
     assert result["candidates"]["isolation_forest"]["promotable"] is True
-    assert result["candidates"]["supervised"]["promotable"] is False
-    assert "label-derived risk" in result["candidates"]["supervised"]["not_promotable"]
-    assert [row["name"] for row in result["selection"]["table"]] == ["isolation_forest"]
-    assert result["selection"]["best"] == "isolation_forest"
+    assert result["candidates"]["supervised"]["promotable"] is True
+    assert "not_promotable" not in result["candidates"]["supervised"]
+    assert {row["name"] for row in result["selection"]["table"]} == {"isolation_forest", "supervised"}
+    assert result["selection"]["best"] in {"isolation_forest", "supervised"}
+
+
+def test_a_candidate_reading_a_column_the_stream_does_not_compute_is_never_promoted():
+    from finsentry.detectors import make_detector
+    from finsentry.features import FEATURE_COLUMNS
+    from finsentry.training.jobs import stream_gap
+
+    assert stream_gap(make_detector("supervised")) is None
+    odd = make_detector("isolation_forest", feature_columns=(*FEATURE_COLUMNS[:3], "bureau_score"))
+    assert "bureau_score" in stream_gap(odd)

@@ -43,9 +43,9 @@ def accounted(report):
 
 
 def state(res):
-    """Profile and partner states with their checkpoints (outboxes and channel marks aside)."""
+    """Profile and partner states with their checkpoints (outboxes, channel marks, the alert index aside)."""
     items = {i["account_id"]["S"]: (bytes(i["s"]["B"]), i["c"]["S"])
-             for i in res.profile_items() if not i["account_id"]["S"].startswith("channel#")}  # fmt: skip
+             for i in res.profile_items() if not i["account_id"]["S"].startswith(("channel#", "txn#"))}  # fmt: skip
     rows = res.scored_rows()
     return items, sorted(r["trans_id"] for r in rows), sorted(a["trans_id"] for a in res.alerts())
 

@@ -12,7 +12,7 @@ from finsentry.feedback import read_history
 from finsentry.layout import FEEDBACK_ENV, PREFIXES
 from finsentry.local.aws import DataBucket, local_aws
 from lambdas.label_api import handler as module
-from tests.lambdas import LambdaContext
+from tests.lambdas import LambdaContext, create_profiles_table, seed_alert_index
 
 CALLER = "arn:aws:sts::111122223333:assumed-role/finsentry-dev-label-submitter/case-system"
 
@@ -46,6 +46,7 @@ def door(monkeypatch):
         bucket = DataBucket.create("dev")
         monkeypatch.setenv(FEEDBACK_ENV.data_bucket, bucket.name)
         monkeypatch.setenv(FEEDBACK_ENV.env, "dev")
+        monkeypatch.setenv(FEEDBACK_ENV.profiles_table, create_profiles_table())
         monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "labels-api")
         monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
         module._door = None
@@ -118,3 +119,14 @@ def test_the_handler_is_thin():
     text = Path(module.__file__).read_text()
     code = [line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
     assert len(code) < 60 and "boto3" not in text and "validate_labels" not in text
+
+
+def test_a_verdict_reaches_the_streams_risk_and_an_unresolved_one_is_named(door, capsys):
+    seed_alert_index("finsentry-dev-profiles", {"T1": ("A1", "")})
+    status, body = call(proxy_event(json.dumps([label(1, "confirmed_fraud"), label(9)])))
+    assert status == 200 and body["unresolved"] == 1 and body["unresolved_trans_ids"] == ["T9"]
+    assert body["risk_write_failures"] == 0
+    emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line][-1]
+    assert emf["LabelsUnresolved"] == [1.0]
+    status, again = call(proxy_event(json.dumps([label(1, "confirmed_fraud")])))  # a resend: counted once
+    assert status == 200 and again["already_known"] == 1 and again["unresolved"] == 0
