@@ -78,3 +78,16 @@ def test_one_day_scored_against_a_lookup_of_earlier_rows_equals_the_whole_frame(
     alone = risk_features(rows[day], history, lookup=rows)
     pd.testing.assert_frame_equal(alone, whole[day])
     assert alone["partner_frauds_known_log"].gt(0).any()
+
+
+def test_old_silence_is_presumed_genuine_except_beside_a_known_fraud_of_the_same_partner_or_account():
+    a = _rows(["2024-01-01", "2024-01-03", "2024-02-20"], partner="TERM1", account="C1")
+    b = _rows(["2024-01-02"], partner="TERM2", account="C2").assign(trans_id="S0")
+    c = _rows(["2024-01-02"], partner="TERM3", account="C1").assign(trans_id="S1")
+    rows = pd.concat([a, b, c], ignore_index=True)
+    history = _history(["R0", "R2"], ["confirmed_fraud", "confirmed_fraud"], ["2024-01-08", "2024-03-30"])
+    target, usable = training_target(rows, history, as_of=pd.Timestamp("2024-03-01"), label_delay_days=7)
+    assert target.isna().tolist() == [False, True, True, True, True]  # R2's verdict comes after as_of
+    # R1: same terminal 2 days after a confirmed fraud; S1: same card; S0: nothing known near it;
+    # R2: 50 days later, outside the 28-day window (its own later verdict is not known at as_of)
+    assert usable.tolist() == [True, False, True, True, False]

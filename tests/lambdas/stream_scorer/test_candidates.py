@@ -137,7 +137,7 @@ def test_every_candidate_type_loads_and_scores_in_the_stream_as_in_batch(name, t
     expected = pd.Series(batch.scores, index=test["trans_id"].astype(str).to_numpy())
     np.testing.assert_allclose(rows.loc[expected.index, "score"].to_numpy(dtype=float), expected.to_numpy(),
                                rtol=1e-6, atol=1e-9)  # fmt: skip
-    verdicts = np.where(expected.to_numpy() >= threshold, "alert", "normal")
+    verdicts = np.where(expected.to_numpy() > threshold, "alert", "normal")  # score_transactions: score > threshold
     assert (rows.loc[expected.index, "verdict"].to_numpy() == verdicts).all()
 
 
