@@ -468,22 +468,43 @@ def update_profiles(
     """
     if transactions.empty:
         return compute_features(transactions)
-    order = _ordered(transactions)
-    ordered = transactions.iloc[order]
-    accounts = ordered["account_id"].astype(str)
-    codes, uniques = pd.factorize(accounts)
-    for acc in uniques:
-        profiles.setdefault(acc, AccountProfile(account_id=acc))
-    f_states = np.stack([profiles[a].f for a in uniques])
-    i_states = np.stack([profiles[a].i for a in uniques])
-    x, sig = _matrix(encode(ordered))
-    values = _run(x, sig, codes.astype(np.int64), f_states, i_states)
-    for k, acc in enumerate(uniques):
-        profiles[acc].f, profiles[acc].i = f_states[k], i_states[k]
-    result = np.empty_like(values)
-    result[order] = values
-    return pd.DataFrame(result, columns=list(FEATURE_COLUMNS), index=transactions.index)
+    return _fold_profiles(_Batch(profiles, transactions))
 
+
+class _Batch:
+    """A batch of the incremental form, sorted once: rows by account then time (``order``), the
+    accounts' positions in it (``codes`` into ``accounts``) and their profiles (missing ones
+    created in ``profiles``)."""
+
+    def __init__(self, profiles: dict[str, AccountProfile], transactions: pd.DataFrame) -> None:
+        self.transactions = transactions
+        self.order = _ordered(transactions)
+        self.rows = transactions.iloc[self.order]
+        codes, uniques = pd.factorize(self.rows["account_id"].astype(str))
+        self.codes = codes.astype(np.int64)
+        self.accounts = [str(a) for a in uniques]
+        self.profiles = []
+        for acc in self.accounts:
+            profile = profiles.get(acc)
+            if profile is None:
+                profile = profiles[acc] = AccountProfile(account_id=acc)
+            self.profiles.append(profile)
+
+    def aligned(self, values: np.ndarray, columns: tuple[str, ...]) -> pd.DataFrame:
+        """``values`` (rows in ``order``) as a frame aligned with the batch's transactions."""
+        result = np.empty_like(values)
+        result[self.order] = values
+        return pd.DataFrame(result, columns=list(columns), index=self.transactions.index)
+
+
+def _fold_profiles(batch: _Batch) -> pd.DataFrame:
+    f_states = np.stack([p.f for p in batch.profiles])
+    i_states = np.stack([p.i for p in batch.profiles])
+    x, sig = _matrix(encode(batch.rows))
+    values = _run(x, sig, batch.codes, f_states, i_states)
+    for k, profile in enumerate(batch.profiles):
+        profile.f, profile.i = f_states[k], i_states[k]
+    return batch.aligned(values, FEATURE_COLUMNS)
 
 
 # --- sequence columns (the LSTM's view of each account's recent transactions) ---------------
@@ -609,16 +630,73 @@ def update_sequences(profiles: dict[str, AccountProfile], transactions: pd.DataF
     history (``tests/test_features.py``)."""
     if transactions.empty:
         return sequence_columns(transactions)
-    order = _ordered(transactions)
-    t = transactions.iloc[order]
-    op, purpose, amount, ns, hour = _sequence_inputs(t)
-    account = t["account_id"].astype(str).to_numpy()
+    return _fold_sequences(_Batch(profiles, transactions))
+
+
+def _fold_sequences(batch: _Batch) -> pd.DataFrame:
+    """``update_sequences`` of a sorted batch, all accounts at once: each account's stored steps
+    (``_history``, gathered as arrays) are laid before its batch rows, ``_sequence_block`` runs
+    once over the whole, and each account's last ``SEQUENCE_WINDOW`` rows become its new ``q``."""
+    op, purpose, amount, ns, hour = _sequence_inputs(batch.rows)
+    n_acc, n_rows = len(batch.profiles), len(op)
+    f = np.stack([p.f for p in batch.profiles])
+    q = np.stack([p.q for p in batch.profiles])
+    steps = np.count_nonzero(q[:, :SEQUENCE_WINDOW], axis=1)
+    seen, pos = f[:, F_N], f[:, F_RING_POS]
+    if not (np.all((seen >= 0) & (seen < 2.0**62)) and np.all((pos >= 0) & (pos < RING))):
+        return _fold_sequences_per_account(batch, op, purpose, amount, ns, hour)  # a damaged state: as before
+    m = np.where(steps > 0, np.minimum(np.minimum(steps + 1, seen.astype(np.int64)), RING), 0)
+    if np.any(m < steps):
+        return _fold_sequences_per_account(batch, op, purpose, amount, ns, hour)
+    # layout: per account, its m history rows then its batch rows
+    count = np.bincount(batch.codes, minlength=n_acc)
+    held = np.cumsum(m)  # history rows up to and including each account
+    batch_at = np.arange(n_rows) + held[batch.codes]
+    start = np.cumsum(count) - count + held - m  # each account's first row in the layout
+    total = n_rows + int(held[-1])
+    owner = np.repeat(np.arange(n_acc), m)
+    j = np.arange(int(held[-1])) - np.repeat(held - m, m)  # 0 = oldest history row
+    history_at = start[owner] + j
+    back = m[owner] - 1 - j  # 0 = the most recent stored step
+    ring = (pos[owner].astype(np.int64) - (m[owner] - j)) % RING
+    ts_s = f[owner, F_RING + ring]
+    h_codes = np.where(back < steps[owner], q[owner, np.minimum(back, SEQUENCE_WINDOW - 1)], 0.0).astype(np.int64)
+    h_amounts = np.where(back < steps[owner], q[owner, SEQUENCE_WINDOW + np.minimum(back, SEQUENCE_WINDOW - 1)], 0.0)
+    cols = [np.zeros(total, dtype=np.int64), np.zeros(total, dtype=np.int64), np.zeros(total),
+            np.zeros(total), np.zeros(total, dtype=hour.dtype)]  # fmt: skip
+    for col, history, now in zip(cols, (h_codes // 16, h_codes % 16, h_amounts,
+                                        (np.round(ts_s * 1e6).astype(np.int64) * 1000) / 3.6e12, 0),
+                                 (op, purpose, amount, ns / 3.6e12, hour), strict=True):  # fmt: skip
+        col[history_at] = history
+        col[batch_at] = now
+    first = np.zeros(total, dtype=bool)
+    first[start] = True
+    out = _sequence_block(*cols, first)[batch_at]
+    # each account's new q: its last SEQUENCE_WINDOW rows, most recent first
+    end = start + m + count
+    k = np.arange(SEQUENCE_WINDOW)
+    at = end[:, None] - 1 - k
+    has = k < (m + count)[:, None]
+    at = np.where(has, at, 0)
+    codes = cols[0] * 16 + cols[1]
+    new_q = np.zeros((n_acc, SEQ_STATE_SIZE))
+    new_q[:, :SEQUENCE_WINDOW] = np.where(has, codes[at], 0)
+    new_q[:, SEQUENCE_WINDOW:] = np.where(has, cols[2][at], 0.0)
+    for profile, row in zip(batch.profiles, new_q, strict=True):
+        profile.q = row
+    return batch.aligned(out, SEQUENCE_COLUMNS)
+
+
+def _fold_sequences_per_account(batch: _Batch, op: np.ndarray, purpose: np.ndarray, amount: np.ndarray,
+                                ns: np.ndarray, hour: np.ndarray) -> pd.DataFrame:  # fmt: skip
+    """``_fold_sequences`` one account at a time (the reference form; also what a damaged
+    stored state goes through, failing as it always did)."""
     hours = ns / 3.6e12
     parts: list[tuple[np.ndarray, ...]] = []  # per account: its history rows then its batch rows
     keep: list[np.ndarray] = []
-    bounds = np.flatnonzero(np.r_[True, account[1:] != account[:-1], True])
-    for a, b in zip(bounds[:-1], bounds[1:], strict=True):
-        profile = profiles.setdefault(account[a], AccountProfile(account_id=account[a]))
+    bounds = np.flatnonzero(np.r_[True, batch.codes[1:] != batch.codes[:-1], True])
+    for k, (a, b) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
+        profile = batch.profiles[k]
         h_op, h_purpose, h_amount, h_hours = _history(profile)
         m = len(h_op)
         parts.append((np.r_[h_op, op[a:b]], np.r_[h_purpose, purpose[a:b]], np.r_[h_amount, amount[a:b]],
@@ -631,10 +709,7 @@ def update_sequences(profiles: dict[str, AccountProfile], transactions: pd.DataF
         q[:len(codes)], q[SEQUENCE_WINDOW:SEQUENCE_WINDOW + len(codes)] = codes[::-1], amounts[::-1]
         profile.q = q
     cols = [np.concatenate([p[j] for p in parts]) for j in range(6)]
-    out = _sequence_block(*cols)[np.concatenate(keep)]
-    result = np.empty_like(out)
-    result[order] = out
-    return pd.DataFrame(result, columns=list(SEQUENCE_COLUMNS), index=transactions.index)
+    return batch.aligned(_sequence_block(*cols)[np.concatenate(keep)], SEQUENCE_COLUMNS)
 
 
 def _history(profile: AccountProfile) -> tuple[np.ndarray, ...]:
@@ -656,8 +731,11 @@ def _history(profile: AccountProfile) -> tuple[np.ndarray, ...]:
 
 def update_profiles_with_sequence(profiles: dict[str, AccountProfile], transactions: pd.DataFrame) -> pd.DataFrame:
     """``update_profiles`` plus the ``SEQUENCE_COLUMNS`` (the stream's account features)."""
-    sequence = update_sequences(profiles, transactions)
-    return pd.concat([update_profiles(profiles, transactions), sequence], axis=1)
+    if transactions.empty:
+        return pd.concat([compute_features(transactions), sequence_columns(transactions)], axis=1)
+    batch = _Batch(profiles, transactions)
+    sequence = _fold_sequences(batch)  # first: it reads the ring of timestamps as stored
+    return pd.concat([_fold_profiles(batch), sequence], axis=1)
 
 
 # The curated feature row every candidate reads (what the Glue features job writes to curated/).
