@@ -61,15 +61,17 @@ def stable_hash(values: pd.Series) -> np.ndarray:
     return pd.util.hash_array(values.to_numpy(dtype=object), categorize=False).view(np.int64)
 
 
-def _text(values: pd.Series) -> pd.Series:
-    return values.astype(object).where(values.notna(), "").astype(str)
+def _text(values: pd.Series) -> list[str]:
+    """Each value as text; "" for a missing one."""
+    missing = values.isna().to_numpy().tolist()
+    return ["" if na else str(v) for v, na in zip(values.astype(object).tolist(), missing, strict=True)]
 
 
 def partner_key(transactions: pd.DataFrame) -> pd.Series:
     """``partner_bank/partner_account`` of each row; "" when the row has no partner (both empty)."""
     bank, account = _text(transactions["partner_bank"]), _text(transactions["partner_account"])
-    key = bank + "/" + account
-    return key.where((bank != "") | (account != ""), "")
+    return pd.Series([b + "/" + a if b or a else "" for b, a in zip(bank, account, strict=True)],
+                     index=transactions.index, dtype="str")  # fmt: skip
 
 
 def new_partner_state() -> tuple[np.ndarray, np.ndarray]:
@@ -171,10 +173,10 @@ def _ordered(transactions: pd.DataFrame, keys: pd.Series) -> np.ndarray:
     return frame.sort_values(["k", "t", "p"], kind="stable")["p"].to_numpy()
 
 
-def _run_ordered(transactions: pd.DataFrame, states: Mapping[str, tuple[np.ndarray, np.ndarray]] | None
-                 ) -> tuple[pd.DataFrame, list[str], np.ndarray, np.ndarray]:  # fmt: skip
-    """Features aligned with ``transactions``, plus the partners met and their final states."""
-    keys = partner_key(transactions)
+def _run_ordered(transactions: pd.DataFrame, states: Mapping[str, tuple[np.ndarray, np.ndarray]] | None,
+                 keys: pd.Series) -> tuple[pd.DataFrame, list[str], np.ndarray, np.ndarray]:  # fmt: skip
+    """Features aligned with ``transactions`` (of partner keys ``keys``), plus the partners met
+    and their final states."""
     order = _ordered(transactions, keys)
     ordered_keys = keys.iloc[order]
     codes, uniques = pd.factorize(ordered_keys.where(ordered_keys != "", None), use_na_sentinel=True)
@@ -204,7 +206,7 @@ def compute_partner_features(transactions: pd.DataFrame) -> pd.DataFrame:
     """
     if transactions.empty:
         return pd.DataFrame(columns=list(PARTNER_FEATURE_COLUMNS), index=transactions.index, dtype=float)
-    return _run_ordered(transactions, None)[0]
+    return _run_ordered(transactions, None, partner_key(transactions))[0]
 
 
 # --- incremental form ---------------------------------------------------------------------
@@ -245,20 +247,24 @@ class PartnerProfile:
                                list(item.get("recent_ids", [])))  # fmt: skip
 
 
-def update_partner_profiles(profiles: dict[str, PartnerProfile], transactions: pd.DataFrame) -> pd.DataFrame:
+def update_partner_profiles(profiles: dict[str, PartnerProfile], transactions: pd.DataFrame,
+                            keys: pd.Series | None = None) -> pd.DataFrame:  # fmt: skip
     """PARTNER_FEATURE_COLUMNS of a batch from stored profiles, folding the batch in.
 
     Missing partners get a new profile in ``profiles``; rows without a partner get zeros and
     touch nothing. Within the batch, a partner's rows are taken in time order, ties in input
-    order. Result aligned with ``transactions``.
+    order. Result aligned with ``transactions``. ``keys``: their ``partner_key`` when the caller
+    has it.
     """
     if transactions.empty:
         return compute_partner_features(transactions)
-    present = [k for k in partner_key(transactions).unique() if k]
+    keys = partner_key(transactions) if keys is None else keys
+    present = [k for k in keys.unique() if k]
     for key in present:
-        profiles.setdefault(key, PartnerProfile(partner=key))
+        if key not in profiles:
+            profiles[key] = PartnerProfile(partner=key)
     states = {k: (profiles[k].f, profiles[k].i) for k in present}
-    frame, partners, f_states, i_states = _run_ordered(transactions, states)
+    frame, partners, f_states, i_states = _run_ordered(transactions, states, keys)
     for k, key in enumerate(partners):
         profiles[key].f, profiles[key].i = f_states[k], i_states[k]
     return frame

@@ -115,7 +115,7 @@ class StreamScorer:
             for k in set(keys[again]):
                 partners.setdefault(k, PartnerProfile(partner=k))
             copies = {k: PartnerProfile(k, partners[k].f.copy(), partners[k].i.copy()) for k in set(keys[again])}
-            values.loc[again] = update_partner_profiles(copies, valid[again]).to_numpy()
+            values.loc[again] = update_partner_profiles(copies, valid[again], keys[again]).to_numpy()
         features = _curated(account, values[score].reset_index(drop=True))
         if risk is not None:
             features = pd.concat([features, risk[score].reset_index(drop=True)], axis=1)
@@ -206,7 +206,7 @@ def _partner_features(partners: dict[str, PartnerProfile], valid: pd.DataFrame,
     again = ~redelivered & ~fold & (keys != "").to_numpy()  # folded by an earlier attempt (not by this code)
     if again.any():
         copies = {k: PartnerProfile(k, partners[k].f.copy(), partners[k].i.copy()) for k in set(keys[again])}
-        out.loc[again] = update_partner_profiles(copies, valid[again]).to_numpy()
+        out.loc[again] = update_partner_profiles(copies, valid[again], keys[again]).to_numpy()
     return out[~redelivered].reset_index(drop=True), fold, keys
 
 
@@ -215,8 +215,8 @@ def fold_partners(partners: dict[str, PartnerProfile], rows: pd.DataFrame,
     """Fold ``rows`` (all with a partner, none already held) into ``partners``, remembering their
     trans_ids; their partner features (aligned with ``rows``). ``keys``: their partner keys when
     the caller has them (``partner_key(rows)``)."""
-    values = update_partner_profiles(partners, rows)
     keys = partner_key(rows) if keys is None else keys
+    values = update_partner_profiles(partners, rows, keys)
     new_ids: dict[str, list[str]] = {}
     for key, trans_id in zip(keys.tolist(), rows["trans_id"].tolist(), strict=True):
         new_ids.setdefault(key, []).append(str(trans_id))
