@@ -158,23 +158,25 @@ def encode(transactions: pd.DataFrame) -> dict[str, np.ndarray]:
     """Turn canonical transactions into the kernel's numeric input columns (vectorised)."""
     ts = pd.to_datetime(transactions["ts"]).astype("datetime64[ns]")
     ts_ns = ts.to_numpy().astype("int64")
-    is_debit = (transactions["direction"].astype(str) == Direction.DEBIT).to_numpy()
-    op_index = pd.Categorical(transactions["operation"].astype(str), categories=OPERATIONS).codes
+    direction = _texts(transactions["direction"])
+    operation = _texts(transactions["operation"])
+    is_debit = np.array([d == Direction.DEBIT for d in direction], dtype=bool)
+    op_index = _OPERATION_INDEX.get_indexer(operation)
     op_index = np.where(op_index < 0, OPERATIONS.index(Operation.NONE), op_index)
-    bank = transactions["partner_bank"].astype(str).fillna("")
-    account = transactions["partner_account"].astype(str).fillna("")
-    partner = bank + "/" + account
-    partner_bit = np.where(account != "", _stable_hash(partner) % PARTNER_BITS, -1)
-    bank_bit = np.where(bank != "", _stable_hash(bank) % BANK_BITS, -1)
+    bank = ["" if b != b else b for b in _texts(transactions["partner_bank"])]  # missing: ""
+    account = ["" if a != a else a for a in _texts(transactions["partner_account"])]
+    partner = [b + "/" + a for b, a in zip(bank, account, strict=True)]
+    partner_bit = np.where(np.array([a != "" for a in account], dtype=bool),
+                           _stable_hash(pd.Series(partner, dtype=object)) % PARTNER_BITS, -1)  # fmt: skip
+    bank_bit = np.where(np.array([b != "" for b in bank], dtype=bool),
+                        _stable_hash(pd.Series(bank, dtype=object)) % BANK_BITS, -1)  # fmt: skip
     amount = transactions["amount"].to_numpy(dtype=np.float64)
-    cents = pd.Series(np.round(amount * 100).astype(np.int64), index=transactions.index)
-    signature = _stable_hash(
-        transactions["operation"].astype(str)
-        + "|" + transactions["direction"].astype(str)
-        + "|" + cents.astype(str)
-        + "|" + partner
-        + "|" + transactions["k_symbol"].astype(str)
-    )  # fmt: skip
+    cents = np.round(amount * 100).astype(np.int64).tolist()
+    # the posting's signature; a missing part makes it missing (as pandas' string concatenation)
+    signature = _stable_hash(pd.Series([
+        math.nan if o != o or d != d or k != k else f"{o}|{d}|{c}|{p}|{k}"
+        for o, d, c, p, k in zip(operation, direction, cents, partner, _texts(transactions["k_symbol"]), strict=True)
+    ], dtype=object))  # fmt: skip
     return {
         "ts_s": ts_ns / 1e9,
         "day": ts_ns // 86_400_000_000_000,
@@ -189,6 +191,14 @@ def encode(transactions: pd.DataFrame) -> dict[str, np.ndarray]:
         "balance_after": transactions["balance_after"].to_numpy(dtype=np.float64),
         "signature": signature,
     }
+
+
+_OPERATION_INDEX = pd.Index([str(o) for o in OPERATIONS], dtype=object)
+
+
+def _texts(values: pd.Series) -> list:
+    """``values.astype(str)`` as a list: text, a missing value stays missing (NaN)."""
+    return values.astype(str).tolist()
 
 
 # --- the one definition -------------------------------------------------------------------
@@ -547,7 +557,7 @@ def operation_codes(transactions: pd.DataFrame) -> np.ndarray:
     """Each transaction's own ``seq_op`` code (operation x direction + 1; an unknown operation
     counts as ``none``): row-local, so the stream computes it as the batch does."""
     is_debit = (transactions["direction"].astype(str) == Direction.DEBIT).to_numpy()
-    op = pd.Categorical(transactions["operation"].astype(str), categories=OPERATIONS).codes
+    op = _OPERATION_INDEX.get_indexer(transactions["operation"].astype(str))
     return (np.where(op < 0, OPERATIONS.index(Operation.NONE), op) * 2 + is_debit + 1).astype(np.float64)
 
 
@@ -578,11 +588,14 @@ def sequence_columns(transactions: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(result, columns=list(SEQUENCE_COLUMNS), index=transactions.index)
 
 
+_PURPOSE_INDEX = pd.Index([str(p) for p in PURPOSES], dtype=object)
+
+
 def _sequence_inputs(t: pd.DataFrame) -> tuple[np.ndarray, ...]:
     """Per row: op code (1-based), purpose code (1-based), amount, ts in ns, hour of day."""
     ts = pd.to_datetime(t["ts"]).astype("datetime64[ns]")
     op = operation_codes(t)
-    purpose = pd.Categorical(t["k_symbol"].astype(str), categories=PURPOSES).codes
+    purpose = _PURPOSE_INDEX.get_indexer(t["k_symbol"].astype(str))
     purpose = np.where(purpose < 0, PURPOSES.index(Purpose.NONE), purpose) + 1
     return (op.astype(np.int64), purpose.astype(np.int64), t["amount"].to_numpy(dtype=np.float64),
             ts.to_numpy().astype("int64"), ts.dt.hour.to_numpy())  # fmt: skip
