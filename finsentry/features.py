@@ -481,6 +481,11 @@ def update_profiles(
     return _fold_profiles(_Batch(profiles, transactions))
 
 
+# the transaction columns the incremental form reads (encode, _sequence_inputs)
+_READ = ("account_id", "ts", "direction", "operation", "k_symbol", "amount", "partner_bank", "partner_account",
+         "balance_before", "balance_after")  # fmt: skip
+
+
 class _Batch:
     """A batch of the incremental form, sorted once: rows by account then time (``order``), the
     accounts' positions in it (``codes`` into ``accounts``) and their profiles (missing ones
@@ -489,7 +494,7 @@ class _Batch:
     def __init__(self, profiles: dict[str, AccountProfile], transactions: pd.DataFrame) -> None:
         self.transactions = transactions
         self.order = _ordered(transactions)
-        self.rows = transactions.iloc[self.order]
+        self.rows = transactions[list(_READ)].iloc[self.order]
         codes, uniques = pd.factorize(self.rows["account_id"].astype(str))
         self.codes = codes.astype(np.int64)
         self.accounts = [str(a) for a in uniques]

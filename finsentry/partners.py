@@ -188,7 +188,8 @@ def _run_ordered(transactions: pd.DataFrame, states: Mapping[str, tuple[np.ndarr
         f_states = np.stack([states[p][0] for p in partners]) if partners else np.empty((0, P_SIZE))
         i_states = (np.stack([states[p][1] for p in partners]) if partners
                     else np.empty((0, Q_SIZE), dtype=np.int64))  # fmt: skip
-    values = _run_partners(encode_partner(transactions.iloc[order]), codes.astype(np.int64), f_states, i_states)
+    rows = transactions[["ts", "account_id", "amount"]].iloc[order]  # what encode_partner reads
+    values = _run_partners(encode_partner(rows), codes.astype(np.int64), f_states, i_states)
     result = np.empty_like(values)
     result[order] = values
     frame = pd.DataFrame(result, columns=list(PARTNER_FEATURE_COLUMNS), index=transactions.index)
