@@ -188,3 +188,45 @@ def test_the_sequence_columns_from_stored_profiles_are_the_batch_ones_whatever_t
     got = pd.concat(outs)[list(SEQUENCE_COLUMNS)].to_numpy()
     np.testing.assert_array_equal(got, sequence_columns(v).to_numpy())
     assert (got[:, 3 + 4 * 7] > 0).any()  # rows with a full window of eight earlier steps
+
+
+def test_the_sequence_fold_of_a_whole_batch_equals_the_per_account_reference():
+    """``update_sequences`` folds every account of a batch at once; the per-account reference
+    (``_fold_sequences_per_account``, also what a damaged stored state goes through) gives the
+    same columns and the same ``q``, bit for bit, over random batches of random histories."""
+    from finsentry import features as F
+
+    v = random_history(n_accounts=9, n=60, seed=5)
+    v = v.sort_values("ts", kind="stable").reset_index(drop=True)
+    rng = np.random.default_rng(11)
+    cuts = np.r_[0, np.sort(rng.choice(np.arange(1, len(v)), 30, replace=False)), len(v)]
+    fast: dict = {}
+    slow: dict = {}
+    for a, b in zip(cuts[:-1], cuts[1:], strict=True):
+        part = v.iloc[a:b]
+        got = F.update_sequences(fast, part)
+        batch = F._Batch(slow, part)
+        want = F._fold_sequences_per_account(batch, *F._sequence_inputs(batch.rows))
+        np.testing.assert_array_equal(got.to_numpy(), want.to_numpy())
+        assert list(got.index) == list(part.index)
+        for acc in slow:
+            np.testing.assert_array_equal(fast[acc].q, slow[acc].q)
+        update_profiles(fast, part)
+        update_profiles(slow, part)
+    assert max(int(np.count_nonzero(p.q[:8])) for p in fast.values()) == 8
+
+
+def test_a_damaged_sequence_state_takes_the_per_account_path():
+    """A stored ``q`` with more steps than the account has transactions cannot be laid out: the
+    batch goes through the per-account reference, which refuses it as it always did."""
+    from finsentry.features import update_sequences
+
+    v = random_history(n_accounts=2, n=5, seed=1)
+    profiles: dict = {}
+    update_sequences(profiles, v.iloc[:4])
+    update_profiles(profiles, v.iloc[:4])
+    damaged = next(iter(profiles.values()))
+    damaged.q[:8] = 17.0  # eight steps, fewer transactions
+    damaged.f[0] = 1.0
+    with pytest.raises(ValueError):
+        update_sequences(profiles, v.iloc[4:])
