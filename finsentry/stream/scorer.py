@@ -106,16 +106,7 @@ class StreamScorer:
         partner already holds it) gets its partner features from a copy of the partner's state."""
         fresh = valid[score].reset_index(drop=True)
         account = update_profiles_with_sequence(profiles, fresh)
-        keys = partner_key(valid)
-        values = pd.DataFrame(0.0, index=valid.index, columns=list(PARTNER_FEATURE_COLUMNS))
-        if fold.any():
-            values.loc[fold] = fold_partners(partners, valid[fold], keys[fold]).to_numpy()
-        again = score & ~fold & (keys != "").to_numpy()
-        if again.any():
-            for k in set(keys[again]):
-                partners.setdefault(k, PartnerProfile(partner=k))
-            copies = {k: PartnerProfile(k, partners[k].f.copy(), partners[k].i.copy()) for k in set(keys[again])}
-            values.loc[again] = update_partner_profiles(copies, valid[again], keys[again]).to_numpy()
+        values = _partner_values(partners, valid, partner_key(valid), fold, score)
         features = _curated(account, values[score].reset_index(drop=True))
         if risk is not None:
             features = pd.concat([features, risk[score].reset_index(drop=True)], axis=1)
@@ -200,14 +191,25 @@ def _partner_features(partners: dict[str, PartnerProfile], valid: pd.DataFrame,
     held = {k: set(partners[k].recent_ids) for k in set(keys) if k and k in partners}
     fold = np.fromiter((bool(k) and t not in held.get(k, ()) for k, t in zip(keys, valid["trans_id"], strict=True)),
                        dtype=bool, count=len(valid))  # fmt: skip
+    out = _partner_values(partners, valid, keys, fold, ~redelivered)
+    return out[~redelivered].reset_index(drop=True), fold, keys
+
+
+def _partner_values(partners: dict[str, PartnerProfile], valid: pd.DataFrame, keys: pd.Series,
+                    fold: np.ndarray, wanted: np.ndarray) -> pd.DataFrame:  # fmt: skip
+    """Partner features of ``valid`` (same index): the ``fold`` rows folded into ``partners``;
+    the other ``wanted`` rows with a partner (already held: folded by an earlier attempt) read
+    from a copy of their partner's state, which stays as it is; the rest 0."""
     out = pd.DataFrame(0.0, index=valid.index, columns=list(PARTNER_FEATURE_COLUMNS))
     if fold.any():
         out.loc[fold] = fold_partners(partners, valid[fold], keys[fold]).to_numpy()
-    again = ~redelivered & ~fold & (keys != "").to_numpy()  # folded by an earlier attempt (not by this code)
+    again = wanted & ~fold & (keys != "").to_numpy()
     if again.any():
+        for k in set(keys[again]):
+            partners.setdefault(k, PartnerProfile(partner=k))
         copies = {k: PartnerProfile(k, partners[k].f.copy(), partners[k].i.copy()) for k in set(keys[again])}
         out.loc[again] = update_partner_profiles(copies, valid[again], keys[again]).to_numpy()
-    return out[~redelivered].reset_index(drop=True), fold, keys
+    return out
 
 
 def fold_partners(partners: dict[str, PartnerProfile], rows: pd.DataFrame,
