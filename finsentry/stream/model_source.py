@@ -16,7 +16,6 @@ The model's drift reference (``finsentry.drift``, in its metadata) comes along a
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 import math
@@ -110,23 +109,6 @@ def _pointer(value: str) -> tuple[str, str, float]:
     return uri, version, threshold
 
 
-def missing_runtime(detector: Any) -> list[str]:
-    """The packages a model needs to score that this process cannot import: the LSTM (alone,
-    in an ensemble, under a supervised model) needs keras and torch, imported only at its first
-    score. Checked at load, so such a model is refused like any unusable artifact (the previous
-    model or the rules keep serving, ``ModelLoadFailures``), never a batch failing on an import."""
-    from finsentry.detectors.sequence import LstmSequenceDetector
-
-    stack, needs = [detector], False
-    while stack:
-        d = stack.pop()
-        needs |= isinstance(d, LstmSequenceDetector)
-        stack.extend(getattr(d, "members", None) or [])
-        if getattr(d, "base", None) is not None:
-            stack.append(d.base)
-    return [m for m in ("keras", "torch") if needs and importlib.util.find_spec(m) is None]
-
-
 class ModelLocator:
     """Cached view of the SSM model pointer. ``on_load(version)`` is called on every (re)load."""
 
@@ -161,10 +143,6 @@ class ModelLocator:
             uri, version, threshold = _pointer(param["Value"])
             with tempfile.TemporaryDirectory(prefix="finsentry-model-") as tmp:
                 detector, meta = load_model(fetch_artifact(uri, self.s3, Path(tmp)), allow_sequence=True)
-            missing = missing_runtime(detector)
-            if missing:
-                raise ModelArtifactError(f"{uri} holds a model needing {' and '.join(missing)}, which this image "
-                                         "lacks (the 'lstm' extra)")  # fmt: skip
         except ModelArtifactError as exc:
             self._pointer_problem = str(exc)
             return self._unusable(str(exc))

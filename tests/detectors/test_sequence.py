@@ -134,3 +134,43 @@ def test_columns_are_read_by_name_whatever_their_order(frame, fitted):
     reordered = features[list(reversed(features.columns))]
     other = make_detector("lstm", feature_columns=None, **TINY).fit(reordered)
     np.testing.assert_allclose(other.score(reordered.iloc[:300]), fitted.score(features.iloc[:300]), atol=1e-6)
+
+
+@pytest.mark.parametrize("units", [8, 13])  # 13: the op layer's bias has the context's shape too
+def test_the_numpy_forward_pass_computes_the_keras_network(frame, fitted, units):
+    """Scoring runs the network in numpy (no keras/torch where the model is served): it must be
+    the Keras model's output, on trained weights and on fresh random ones, for ordinary rows and
+    for extreme inputs that saturate the gates."""
+    _, features = frame
+    detector = fitted if units == 8 else make_detector("lstm", **{**TINY, "units": units, "epochs": 1})
+    if units != 8:
+        detector.fit(features.iloc[:1500])
+        detector.weights_ = [np.random.default_rng(1).normal(0, 1.5, w.shape).astype(np.float32)
+                             for w in detector.weights_]  # fmt: skip
+        detector.model_ = None
+    x = detector.matrix(features.iloc[:400])
+    inputs = detector._inputs(x)
+    extreme = {k: v.copy() for k, v in inputs.items()}
+    extreme["history"][..., -2:] *= 40.0  # amounts and gaps far outside training
+    for given in (inputs, extreme):
+        keras_out = detector._network().predict_on_batch(given)
+        numpy_out = detector._forward(given)
+        for name in ("op", "purpose", "amount"):
+            np.testing.assert_allclose(numpy_out[name], np.asarray(keras_out[name]), rtol=1e-4, atol=2e-5)
+
+
+def test_a_saved_lstm_scores_and_explains_without_keras_or_torch(frame, fitted, tmp_path, monkeypatch):
+    """The stream scorer's image has neither keras nor torch: a loaded artifact scores and
+    explains as the fitted model does, with both imports made to fail."""
+    import sys
+
+    _, features = frame
+    expected, reasons = fitted.score(features.iloc[:300]), fitted.explain(features.iloc[:5])
+    save_model(fitted, tmp_path / "m")
+    for name in ("keras", "torch"):
+        monkeypatch.setitem(sys.modules, name, None)  # `import keras` / `import torch` now raise ImportError
+    loaded, _ = load_model(tmp_path / "m", allow_sequence=True)
+    np.testing.assert_allclose(loaded.score(features.iloc[:300]), expected, atol=1e-6)
+    assert loaded.explain(features.iloc[:5]) == reasons
+    with pytest.raises(ImportError):
+        loaded._network()  # the Keras model itself does need them
