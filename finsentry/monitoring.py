@@ -72,6 +72,10 @@ class AlarmSpec:
     evaluation_periods: int
     summary: str  # what it means, one line for the alert text
     runbook: str  # anchor in docs/operations.md
+    # a share alarm watches 100 x metric / share_of (percent, both summed over the period), and only
+    # in periods where share_of reached min_count (below it the share says nothing: 1 of 2 is 50 %)
+    share_of: str | None = None
+    min_count: float = 0.0
 
 
 ALARMS: tuple[AlarmSpec, ...] = (
@@ -97,6 +101,11 @@ ALARMS: tuple[AlarmSpec, ...] = (
     # on end leaves a real window for duplicate outputs (a replaced function instance forgets it)
     AlarmSpec("delivery-mark-failures", METRIC_NAMESPACE, Metric.MARK_WRITE_FAILED, "Sum", 0, Comparison.GREATER,
               300, 3, "The scorer cannot write a shard's delivery mark (15 minutes on end)", "delivery-mark-failures"),
+    # every failed index write is a verdict that will not reach the stream's risk (LabelsUnresolved
+    # later): the batch client already retried it 3 times, so even one means throttling or a denied write
+    AlarmSpec("alert-index-failures", METRIC_NAMESPACE, Metric.INDEX_WRITE_FAILED, "Sum", 0, Comparison.GREATER, 300,
+              1, "The scorer could not write alerts' txn# index items (their verdicts will be unresolved)",
+              "alert-index-failures"),
     AlarmSpec("score-drift", METRIC_NAMESPACE, Metric.SCORE_PSI, "Maximum", 0.25, Comparison.GREATER, 3600, 1,
               "Score distribution drifted from the training window (PSI > 0.25)", "drift"),
     AlarmSpec("etl-rejected-share", METRIC_NAMESPACE, Metric.ETL_REJECTED_SHARE, "Maximum", 1.0, Comparison.GREATER,
@@ -130,9 +139,42 @@ SERVICE_ALARMS: tuple[AlarmSpec, ...] = (
               300, 1, "Label-export events the feedback-ingest Lambda gave up on wait in its DLQ", "label-doors"),
     AlarmSpec("feedback-unreadable", METRIC_NAMESPACE, Metric.FEEDBACK_UNREADABLE, "Sum", 0, Comparison.GREATER, 3600,
               1, "A label export under feedback/incoming/ is not a label file (quarantine/feedback/)", "label-doors"),
+    # a risk item a door gave up on (3 conditional attempts) stays without those labels until they are
+    # re-sent: the served supervised candidate sees less than it was evaluated with; any one is a repair
+    AlarmSpec("risk-write-failures", METRIC_NAMESPACE, Metric.RISK_WRITE_FAILED, "Sum", 0, Comparison.GREATER, 300, 1,
+              "A label door could not write the stream's risk items (re-send those labels)", "label-doors"),
+    # some unresolved verdicts are normal (customer complaints the stream never alerted on, alerts older
+    # than the index's 120 days); most of a day's verdicts unresolved is a fault: no index written
+    # (scorer permissions), doors reading another table, or trans_ids the export reformatted
+    AlarmSpec("labels-unresolved", METRIC_NAMESPACE, Metric.LABELS_UNRESOLVED, "Sum", 50.0, Comparison.GREATER, 86400,
+              1, "More than half of a day's accepted labels name transactions the scorer's alert index does not "
+              "know", "label-doors", share_of=Metric.LABELS_ACCEPTED, min_count=20),
     AlarmSpec("labels-api-5xx", "AWS/ApiGateway", "5XXError", "Sum", 0, Comparison.GREATER, 300, 1,
               "The label endpoint (POST /labels) answered with server errors", "label-doors"),
 )  # fmt: skip
+
+# Our metrics no alarm watches, and why: every ``Metric`` is either some alarm's metric or here
+# (tests/test_monitoring.py), so a new metric cannot ship without that decision.
+UNALARMED: dict[Metric, str] = {
+    Metric.RECEIVED: "flow (dashboard); a scorer that stops keeping up raises iterator-age",
+    Metric.SCORED: "flow (dashboard); a scorer that stops keeping up raises iterator-age",
+    Metric.ANOMALIES: "per anomaly type; the share of alerts is alarmed (anomaly-rate)",
+    Metric.DUPLICATES_SKIPPED: "Kinesis and Kafka redeliver by design; skipping them is the protocol working",
+    Metric.RETRIED: "retried by Lambda; records it gives up on reach the DLQ (dlq-depth), a lag raises iterator-age",
+    Metric.MODEL_VERSION: "a (re)load event, information; a load that fails is alarmed (model-load-failed)",
+    Metric.BATCH_LATENCY: "dashboard (p99); sustained slowness raises iterator-age",
+    Metric.FEATURE_PSI: "per feature: the diagnosis of score-drift, which is alarmed",
+    Metric.ETL_ROWS_IN: "size of a Glue run; a failed run is alarmed (glue-job-failed)",
+    Metric.ETL_ROWS_OUT: "size of a Glue run; a failed run is alarmed (glue-job-failed)",
+    Metric.ETL_QUARANTINED: "its share of the run is alarmed (etl-rejected-share)",
+    Metric.ETL_BALANCE_BREAKS: "findings in the bank's data (the catalog's balance_mismatch), in the quality report",
+    Metric.ETL_DUPLICATES: "findings in the bank's data (duplicate postings), in the quality report",
+    Metric.LABELS_RECEIVED: "flow of the label doors",
+    Metric.LABELS_ACCEPTED: "flow of the label doors (the denominator of labels-unresolved)",
+    Metric.LABELS_NEW: "flow of the label doors",
+    Metric.LABELS_REJECTED: "single refused rows: their reasons go back to the sender (quarantine/feedback/, answers)",
+    Metric.LABEL_REQUESTS_REFUSED: "400 answers: the caller gets the reason; not a fault of the deployment",
+}
 
 
 def alarm(name: str) -> AlarmSpec:

@@ -74,6 +74,8 @@ NATIVE_METRICS: dict[Metric, NativeMetric] = {
                                        "Unreadable profile, partner or channel items replaced by new ones"),
     Metric.MARK_WRITE_FAILED: NativeMetric("finsentry_delivery_mark_failures_total", "counter", (),
                                            "Delivery marks of a shard not written (kept for its next batch)"),
+    Metric.INDEX_WRITE_FAILED: NativeMetric("finsentry_alert_index_failures_total", "counter", (),
+                                            "Alerts whose txn# index item was not written"),
     Metric.MODEL_VERSION: NativeMetric("finsentry_model_version_loaded_total", "counter", ("model_version",),
                                        "Model (re)loads, by version"),
     Metric.BATCH_LATENCY: NativeMetric("finsentry_batch_latency_milliseconds", "gauge", (),
@@ -139,6 +141,8 @@ def _aggregate(statistic: str, series: str) -> str:
 def expression(spec: AlarmSpec, env: str) -> str:
     """The PromQL expression of one alarm: the statistic over one period, compared to the threshold."""
     window = duration(spec.period_seconds)
+    if spec.share_of is not None:
+        raise ValueError(f"{spec.name}: a share alarm (metric math in CloudWatch) has no PromQL mapping here")
     op = OPERATORS[spec.comparison]
     threshold = f"{spec.threshold:g}"
     if spec.namespace == METRIC_NAMESPACE:

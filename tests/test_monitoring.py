@@ -21,3 +21,22 @@ def test_names_are_per_environment():
     assert resource_name("prod", "profiles") == "finsentry-prod-profiles"
     assert model_parameter_name("dev") == "/finsentry/dev/model/current"
     assert len(set(vars(SCORER_ENV).values())) == len(vars(SCORER_ENV))
+
+
+def test_every_metric_is_alarmed_or_says_why_not():
+    from finsentry.monitoring import SERVICE_ALARMS, UNALARMED
+
+    alarmed = {Metric(a.metric) for a in ALARMS + SERVICE_ALARMS if a.namespace == METRIC_NAMESPACE}
+    assert not alarmed & set(UNALARMED), "alarmed metrics listed as unalarmed"
+    assert set(Metric) == alarmed | set(UNALARMED), f"no decision for {set(Metric) - alarmed - set(UNALARMED)}"
+    for metric in (Metric.LABELS_UNRESOLVED, Metric.RISK_WRITE_FAILED, Metric.INDEX_WRITE_FAILED):
+        assert metric in alarmed
+
+
+def test_share_alarms_name_a_catalog_metric_and_a_minimum():
+    from finsentry.monitoring import SERVICE_ALARMS
+
+    shares = [a for a in ALARMS + SERVICE_ALARMS if a.share_of is not None]
+    assert [a.name for a in shares] == ["labels-unresolved"]
+    for spec in shares:
+        assert spec.share_of in set(Metric) and spec.min_count > 0 and 0 < spec.threshold < 100

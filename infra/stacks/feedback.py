@@ -24,7 +24,8 @@ other item of it (``dynamodb:LeadingKeys``).
 Under ``-c vpc`` both functions run in the private subnets (security group ``label_doors``: HTTPS
 to the endpoints only; they call S3, Glue, DynamoDB, CloudWatch Logs and X-Ray). Alarms
 (``finsentry.monitoring.SERVICE_ALARMS``, the monitoring stack): ingest errors, DLQ depth,
-unreadable exports, 5xx answers of the API.
+unreadable exports, 5xx answers of the API, and, summed over both doors, risk items not written
+and the share of verdicts the scorer's alert index does not know.
 """
 
 from __future__ import annotations

@@ -43,9 +43,12 @@ class Watched:
     labels_api: str
 
 
-def dimensions_by_alarm(w: Watched, env: str) -> dict[str, dict[str, str] | AllSeries]:
+def dimensions_by_alarm(w: Watched, env: str) -> dict[str, Dimensions]:
     """The CloudWatch dimensions of every alarm spec's metric (or the series it aggregates)."""
     scorer = {SERVICE_DIMENSION: RESOURCES.scorer_function}
+    # both label doors emit the same counts, each under its own service (lambdas/*/handler.py)
+    doors = EachOf(series=tuple({SERVICE_DIMENSION: f} for f in (RESOURCES.feedback_function,
+                                                                  RESOURCES.labels_function)))  # fmt: skip
     return {
         "etl-rejected-share": AllSeries(schema=("Env", "Job"), where={"Env": env}),  # finsentry.etl.quality
         "scorer-errors": {"FunctionName": w.scorer_function},
@@ -57,6 +60,7 @@ def dimensions_by_alarm(w: Watched, env: str) -> dict[str, dict[str, str] | AllS
         "model-load-failed": scorer,
         "corrupt-state-items": scorer,
         "delivery-mark-failures": scorer,
+        "alert-index-failures": scorer,
         "score-drift": scorer,
         "dlq-depth": {"QueueName": w.dlq_name},
         "quarantine-depth": {"QueueName": w.quarantine_name},
@@ -69,6 +73,8 @@ def dimensions_by_alarm(w: Watched, env: str) -> dict[str, dict[str, str] | AllS
         "feedback-dlq-depth": {"QueueName": w.feedback_dlq},
         "feedback-unreadable": {SERVICE_DIMENSION: RESOURCES.feedback_function},
         "labels-api-5xx": {"ApiName": w.labels_api, "Stage": LABELS_API_STAGE},
+        "risk-write-failures": doors,
+        "labels-unresolved": doors,
     }
 
 
@@ -84,6 +90,28 @@ class AllSeries:
     where: dict[str, str]  # the dimensions fixed to this deployment
 
 
+@dataclass(frozen=True)
+class EachOf:
+    """A metric emitted as several series (the same count from each label door): the alarm watches
+    their sum, per period, with metric math (a period where one series sent nothing counts it as 0)."""
+
+    series: tuple[dict[str, str], ...]  # the dimensions of each series
+
+
+Dimensions = dict[str, str] | AllSeries | EachOf
+
+
+def _sum_expression(prefix: str, n: int) -> str:
+    """``FILL(u0, 0) + FILL(u1, 0)``: the sum of n series, a series without data in a period as 0."""
+    return " + ".join(f"FILL({prefix}{i}, 0)" for i in range(n))
+
+
+def share_expression(spec: AlarmSpec, n: int) -> str:
+    """100 x sum(metric) / sum(share_of) in periods where sum(share_of) >= min_count, else 0."""
+    part, whole = _sum_expression("u", n), _sum_expression("a", n)
+    return f"IF(({whole}) >= {spec.min_count:g}, 100 * ({part}) / ({whole}), 0)"
+
+
 def insights_query(spec: AlarmSpec, series: AllSeries) -> str:
     """``SELECT SUM("m") FROM SCHEMA("ns", A, B) WHERE B = '...'``."""
     where = " AND ".join(f"{k} = '{v}'" for k, v in series.where.items())
@@ -91,8 +119,34 @@ def insights_query(spec: AlarmSpec, series: AllSeries) -> str:
     return f'{select} FROM SCHEMA("{spec.namespace}", {", ".join(series.schema)}) WHERE {where}'  # noqa: S608
 
 
-def metric_of(spec: AlarmSpec, dimensions: dict[str, str] | AllSeries) -> cw.IMetric:
-    """One series by its dimensions, or every series of a per-dimension metric (Metrics Insights)."""
+def _series(spec: AlarmSpec, metric: str, dimensions: dict[str, str]) -> cw.Metric:
+    return cw.Metric(
+        namespace=spec.namespace,
+        metric_name=str(metric),
+        dimensions_map=dimensions,
+        statistic=spec.statistic,
+        period=Duration.seconds(spec.period_seconds),
+    )
+
+
+def metric_of(spec: AlarmSpec, dimensions: Dimensions) -> cw.IMetric:
+    """One series by its dimensions, every series of a per-dimension metric (Metrics Insights), or
+    the sum of named series (metric math; a share of another metric's sum for a share alarm).
+
+    The sums use metric math, not Metrics Insights: an Insights alarm evaluates only the latest
+    3 hours of data (CloudWatch user guide, "Limits" of alarms), too short for a one-day share."""
+    if isinstance(dimensions, EachOf):
+        n = len(dimensions.series)
+        using = {f"u{i}": _series(spec, spec.metric, d) for i, d in enumerate(dimensions.series)}
+        if spec.share_of is None:
+            expression = _sum_expression("u", n)
+        else:
+            using |= {f"a{i}": _series(spec, spec.share_of, d) for i, d in enumerate(dimensions.series)}
+            expression = share_expression(spec, n)
+        return cw.MathExpression(expression=expression, using_metrics=using,
+                                 period=Duration.seconds(spec.period_seconds), label=spec.summary)  # fmt: skip
+    if spec.share_of is not None:
+        raise ValueError(f"{spec.name}: a share alarm needs its series named with EachOf")
     if isinstance(dimensions, AllSeries):
         return cw.MathExpression(
             expression=insights_query(spec, dimensions),
@@ -100,13 +154,7 @@ def metric_of(spec: AlarmSpec, dimensions: dict[str, str] | AllSeries) -> cw.IMe
             period=Duration.seconds(spec.period_seconds),
             label=spec.summary,
         )
-    return cw.Metric(
-        namespace=spec.namespace,
-        metric_name=str(spec.metric),
-        dimensions_map=dimensions,
-        statistic=spec.statistic,
-        period=Duration.seconds(spec.period_seconds),
-    )
+    return _series(spec, spec.metric, dimensions)
 
 
 class MonitoringStack(FinsentryStack):
@@ -138,7 +186,7 @@ class MonitoringStack(FinsentryStack):
             self.alarms[spec.name] = alarm
         self.dashboard = self._dashboard(dims)
 
-    def _dashboard(self, dims: dict[str, dict[str, str] | AllSeries]) -> cw.Dashboard:
+    def _dashboard(self, dims: dict[str, Dimensions]) -> cw.Dashboard:
         board = cw.Dashboard(
             self, "Dashboard", dashboard_name=self.name("operations"), default_interval=Duration.hours(24)
         )

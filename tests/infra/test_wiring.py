@@ -151,7 +151,17 @@ def test_one_alarm_per_spec_to_the_oncall_topic(dev):
         alarm = alarms[f"finsentry-dev-{spec.name}"]
         assert alarm["Threshold"] == spec.threshold and alarm["ComparisonOperator"] == str(spec.comparison)
         assert alarm["EvaluationPeriods"] == spec.evaluation_periods
-        if "Metrics" in alarm:  # a Metrics Insights query over every series of a per-dimension metric
+        stats = [m for m in alarm.get("Metrics", []) if "MetricStat" in m]
+        if stats:  # metric math over named series (each label door's count): their sum, or a share
+            [expression] = [m["Expression"] for m in alarm["Metrics"] if m["ReturnData"]]
+            names = {str(spec.metric)} | ({str(spec.share_of)} if spec.share_of else set())
+            assert {m["MetricStat"]["Metric"]["MetricName"] for m in stats} == names, spec.name
+            for m in stats:
+                stat = m["MetricStat"]
+                assert stat["Metric"]["Namespace"] == spec.namespace and stat["Metric"]["Dimensions"], spec.name
+                assert stat["Period"] == spec.period_seconds and stat["Stat"] == spec.statistic
+                assert re.search(rf"\b{m['Id']}\b", expression), (spec.name, m["Id"])
+        elif "Metrics" in alarm:  # a Metrics Insights query over every series of a per-dimension metric
             [query] = alarm["Metrics"]
             assert f'FROM SCHEMA("{spec.namespace}"' in query["Expression"] and str(spec.metric) in query["Expression"]
             assert query["Period"] == spec.period_seconds
