@@ -84,7 +84,11 @@ def load_prices(path: Path | str | None = None) -> Prices:
 # EVENT_METRIC_HOURS hours a month each (a day of faults a month: a stated budget, not measured).
 EVENT_METRICS = frozenset({Metric.RULES_ONLY, Metric.MODEL_LOAD_FAILED, Metric.CORRUPT_ITEMS,
                            Metric.MARK_WRITE_FAILED, Metric.LABEL_REQUESTS_REFUSED,
-                           Metric.FEEDBACK_UNREADABLE})  # fmt: skip
+                           Metric.FEEDBACK_UNREADABLE, Metric.INDEX_WRITE_FAILED})  # fmt: skip
+# counts both label doors send, each under its own service (feedback-ingest and labels-api)
+DOOR_METRICS = frozenset({Metric.LABELS_RECEIVED, Metric.LABELS_ACCEPTED, Metric.LABELS_NEW, Metric.LABELS_REJECTED,
+                          Metric.LABELS_UNRESOLVED, Metric.RISK_WRITE_FAILED})  # fmt: skip
+LABEL_DOORS = 2
 EVENT_METRIC_HOURS = 24.0
 # sent by the Glue jobs at the end of each run (finsentry.etl.quality): one hour per job and run
 ETL_METRICS = frozenset({Metric.ETL_ROWS_IN, Metric.ETL_ROWS_OUT, Metric.ETL_QUARANTINED, Metric.ETL_REJECTED_SHARE,
@@ -93,12 +97,21 @@ ETL_METRICS = frozenset({Metric.ETL_ROWS_IN, Metric.ETL_ROWS_OUT, Metric.ETL_QUA
 
 def metric_series() -> dict[Metric, int]:
     """Series per custom metric: its dimension values (the series a month of traffic publishes)."""
-    doors = 2  # the label counts come from both label doors (service feedback-ingest and labels-api)
     per_dimension = {Metric.QUARANTINED: len(Reason), Metric.ANOMALIES: len(AnomalyType),
                      Metric.FEATURE_PSI: len(DETECTOR_COLUMNS), Metric.ETL_QUARANTINED: 1 + len(Reason),
-                     **dict.fromkeys((Metric.LABELS_RECEIVED, Metric.LABELS_ACCEPTED, Metric.LABELS_NEW,
-                                      Metric.LABELS_REJECTED), doors)}  # fmt: skip
+                     **dict.fromkeys(DOOR_METRICS, LABEL_DOORS)}  # fmt: skip
     return {m: per_dimension.get(m, 1) for m in Metric}
+
+
+def alarm_metric_count() -> int:
+    """Alarm metrics billed: CloudWatch bills a metric-math alarm per metric it reads. An alarm
+    on a door count reads both doors' series (infra/stacks/monitoring.py), and a share reads its
+    denominator's too; every other alarm reads one metric."""
+    def reads(metric) -> int:
+        return LABEL_DOORS if metric in DOOR_METRICS else 1
+
+    return sum(reads(a.metric) + (reads(a.share_of) if a.share_of is not None else 0)
+               for a in (*ALARMS, *SERVICE_ALARMS))
 
 
 def custom_metric_count() -> int:
@@ -519,7 +532,8 @@ def _always_on(est: CostEstimate) -> list[LineItem]:
             _item(est, "kms", "requests (data-key reuse)", kms_requests, "request", "requests_per_ten_thousand", 1e4),
             _item(est, "cloudwatch", f"custom metrics ({custom_metric_count()} series, billed by the hour sent)",
                   custom_metric_months(s, hours), "metric-month", "metric_month"),
-            _item(est, "cloudwatch", "alarms", len(ALARMS) + len(SERVICE_ALARMS), "alarm-month", "alarm_month"),
+            _item(est, "cloudwatch", f"alarms ({len(ALARMS) + len(SERVICE_ALARMS)}, metric math billed per metric read)",
+                  alarm_metric_count(), "alarm-metric-month", "alarm_month"),
             _item(est, "cloudwatch", "dashboard", s.dashboards, "dashboard-month", "dashboard_month"),
             _item(est, "cloudwatch", "logs ingested", logs_gb, "GB", "logs_ingested_per_gb"),
             _item(est, "cloudwatch", "logs stored", logs_gb * s.log_retention_days / 30, "GB-month",
