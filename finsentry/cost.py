@@ -532,7 +532,7 @@ def _always_on(est: CostEstimate) -> list[LineItem]:
             _item(est, "kms", "requests (data-key reuse)", kms_requests, "request", "requests_per_ten_thousand", 1e4),
             _item(est, "cloudwatch", f"custom metrics ({custom_metric_count()} series, billed by the hour sent)",
                   custom_metric_months(s, hours), "metric-month", "metric_month"),
-            _item(est, "cloudwatch", f"alarms ({len(ALARMS) + len(SERVICE_ALARMS)}, metric math billed per metric read)",
+            _item(est, "cloudwatch", f"alarms ({len(ALARMS) + len(SERVICE_ALARMS)}, billed per metric read)",
                   alarm_metric_count(), "alarm-metric-month", "alarm_month"),
             _item(est, "cloudwatch", "dashboard", s.dashboards, "dashboard-month", "dashboard_month"),
             _item(est, "cloudwatch", "logs ingested", logs_gb, "GB", "logs_ingested_per_gb"),

@@ -108,8 +108,11 @@ ALARMS: tuple[AlarmSpec, ...] = (
               "alert-index-failures"),
     AlarmSpec("score-drift", METRIC_NAMESPACE, Metric.SCORE_PSI, "Maximum", 0.25, Comparison.GREATER, 3600, 1,
               "Score distribution drifted from the training window (PSI > 0.25)", "drift"),
+    # one datapoint per Glue run, aggregated over the jobs by a Metrics Insights query: such an alarm
+    # evaluates only the latest 3 hours of data (CloudWatch's alarm limits), so the period is an hour
+    # (a run's datapoint falls in one), not a day
     AlarmSpec("etl-rejected-share", METRIC_NAMESPACE, Metric.ETL_REJECTED_SHARE, "Maximum", 1.0, Comparison.GREATER,
-              86400, 1, "A Glue run quarantined more than 1 % of its rows", "etl-quality"),
+              3600, 1, "A Glue run quarantined more than 1 % of its rows", "etl-quality"),
 )  # fmt: skip
 
 # Alarms on AWS service metrics of the deployment's other resources (queues, Glue, Step Functions,

@@ -165,6 +165,9 @@ def test_one_alarm_per_spec_to_the_oncall_topic(dev):
             [query] = alarm["Metrics"]
             assert f'FROM SCHEMA("{spec.namespace}"' in query["Expression"] and str(spec.metric) in query["Expression"]
             assert query["Period"] == spec.period_seconds
+            # such an alarm evaluates only the latest 3 hours of data (CloudWatch's limits of alarms):
+            # a longer period would never be evaluated whole
+            assert query["Period"] * alarm["EvaluationPeriods"] <= 3 * 3600, spec.name
         else:
             assert alarm["Namespace"] == spec.namespace and alarm["MetricName"] == str(spec.metric)
             assert alarm["Period"] == spec.period_seconds and alarm["Dimensions"], spec.name
