@@ -215,7 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--mapping", type=Path, help="YAML mapping with a label: column")
     ev.add_argument("--query", help=QUERY_HELP)
     ev.add_argument("--detector", action="append", dest="detectors", metavar="NAME",
-                    help="repeatable; default: every registered stream-capable detector and ensemble")
+                    help="repeatable; default: every label-free detector reading no sequences, and ensemble")
     ev.add_argument("--seeds", type=_positive_int, default=3, help="--npz: seeds of the ADBench protocol")
     ev.add_argument("--seed", type=int, default=0, help="--data: random state of the detectors")
     ev.add_argument("--budget", type=_share, default=0.01, help="alert budget (share)")
@@ -519,8 +519,28 @@ def cmd_cost(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_evaluate(args: argparse.Namespace) -> int:
+def _npz_arrays(path: Path):
+    """The arrays X and y of an ADBench-style .npz archive, or a ValueError saying what the file is not."""
+    import zipfile
+
     import numpy as np
+
+    try:
+        data = np.load(path, allow_pickle=False)
+        if not isinstance(data, np.lib.npyio.NpzFile):
+            raise ValueError(f"{path} is a single .npy array, not an .npz archive of arrays X and y")
+        if "X" not in data or "y" not in data:
+            raise ValueError(f"{path} must hold arrays X and y (it holds {', '.join(data.files) or 'none'})")
+        return data["X"], data["y"]
+    except (OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise ValueError(f"{path} is not a readable .npz archive of arrays X and y ({exc})") from exc
+    except ValueError as exc:
+        if "pickle" in str(exc):  # np.load's guess for a file of no numpy format (or of Python objects)
+            raise ValueError(f"{path} is not an .npz archive of numeric arrays X and y") from exc
+        raise
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
 
     from finsentry.evaluation import adbench_protocol
     from finsentry.table_evaluation import detector_names, factory
@@ -529,13 +549,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         return _evaluate_table(args)
     if not args.npz.is_file():
         raise FileNotFoundError(f"no such file: {args.npz}")
-    names = detector_names(args.detectors)
+    names = detector_names(args.detectors, transactions=False)
     with _stages() as stages:
         with stages.stage(f"loading {args.npz.name}"):
-            data = np.load(args.npz)
-            if "X" not in data or "y" not in data:
-                raise ValueError(f"{args.npz} must hold arrays X and y")
-            x, y = data["X"], data["y"]
+            x, y = _npz_arrays(args.npz)
         results = adbench_protocol(x, y, factories={n: factory(n, None) for n in names},
                                    seeds=tuple(range(args.seeds)), progress=stages)  # fmt: skip
     for name, figures in results.items():

@@ -29,26 +29,38 @@ def _accepts(cls: Any, name: str) -> bool:
     return name in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
 
 
-def stream_capable(name: str) -> bool:
-    """A detector the streaming scorer can run: its default inputs need no sequence columns."""
+def reads_sequences(name: str) -> bool:
+    """A detector whose default inputs are the sequence columns (the LSTM): it reads each account's
+    previous transactions, which a plain (X, y) table does not have, and trains for minutes."""
     from finsentry.detectors import REGISTRY
 
     default = inspect.signature(REGISTRY[name]).parameters.get("feature_columns")
     columns = () if default is None or default.default is None else tuple(default.default)
-    return not (set(SEQUENCE_COLUMNS) - set(SCORING_COLUMNS)) & set(columns)
+    return bool((set(SEQUENCE_COLUMNS) - set(SCORING_COLUMNS)) & set(columns))
 
 
-def detector_names(chosen: Sequence[str] | None) -> list[str]:
-    """The detectors to evaluate: the chosen ones (checked), or every registered stream-capable
-    detector that learns without labels (not ``supervised``) plus the default one (``ensemble``)."""
+def detector_names(chosen: Sequence[str] | None, transactions: bool = True) -> list[str]:
+    """The detectors to evaluate: the chosen ones (checked), or every registered detector that
+    learns without labels and reads no sequences (not ``supervised``, not ``lstm``) plus the
+    default one (``ensemble``). ``transactions=False`` (an (X, y) table, no accounts) refuses a
+    detector that reads sequences; a detector that learns from verdicts is refused either way:
+    evaluation compares detectors fitted without labels."""
     from finsentry.detectors import REGISTRY
 
     if chosen:
         unknown = [n for n in chosen if n not in REGISTRY]
         if unknown:
             raise ValueError(f"unknown detector {', '.join(unknown)}; known: {', '.join(sorted(REGISTRY))}")
+        labelled = [n for n in chosen if getattr(REGISTRY[n], "needs_labels", False)]
+        if labelled:
+            raise ValueError(f"{', '.join(labelled)} learns from analysts' verdicts (finsentry label, then "
+                             "train with the verdicts); evaluate compares detectors fitted without labels")  # fmt: skip
+        sequences = [n for n in chosen if not transactions and reads_sequences(n)]
+        if sequences:
+            raise ValueError(f"{', '.join(sequences)} reads each account's previous transactions, which an "
+                             "(X, y) table does not have: evaluate it on a transaction table (--data)")  # fmt: skip
         return list(dict.fromkeys(chosen))
-    names = [n for n in sorted(REGISTRY) if stream_capable(n) and not getattr(REGISTRY[n], "needs_labels", False)]
+    names = [n for n in sorted(REGISTRY) if not reads_sequences(n) and not getattr(REGISTRY[n], "needs_labels", False)]
     return names if DEFAULT_DETECTOR in names else [*names, DEFAULT_DETECTOR]
 
 

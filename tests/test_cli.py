@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -90,7 +91,7 @@ def test_evaluate_runs_the_adbench_protocol_on_an_npz(tmp_path, capsys):
     assert results["isolation_forest"]["auc_roc"] > 90
 
 
-def test_evaluate_npz_by_default_runs_every_stream_capable_detector_and_the_ensemble(tmp_path, capsys):
+def test_evaluate_npz_by_default_runs_every_label_free_table_detector_and_the_ensemble(tmp_path, capsys):
     rng = np.random.default_rng(0)
     path = tmp_path / "toy.npz"
     np.savez(path, X=np.vstack([rng.normal(0, 1, (300, 4)), rng.normal(6, 1, (15, 4))]),
@@ -214,7 +215,7 @@ def test_evaluate_npz_runs_the_chosen_detectors(tmp_path, capsys):
     assert set(json.loads(capsys.readouterr().out.strip().splitlines()[-1])["results"]) == {"lof"}
 
 
-def test_evaluate_runs_every_stream_capable_detector_and_the_default_by_default():
+def test_evaluate_runs_every_label_free_table_detector_and_the_default_by_default():
     from finsentry.table_evaluation import detector_names
 
     names = detector_names(None)
@@ -222,6 +223,39 @@ def test_evaluate_runs_every_stream_capable_detector_and_the_default_by_default(
     assert "supervised" not in names  # it needs verdicts: never a label-free default
     with pytest.raises(ValueError, match="unknown detector"):
         detector_names(["nope"])
+    assert detector_names(["lstm"]) == ["lstm"]  # a transaction table has the sequences
+
+
+@pytest.mark.parametrize(("detector", "message"), [
+    ("lstm", "lstm reads each account's previous transactions, which an \\(X, y\\) table does not have"),
+    ("supervised", "supervised learns from analysts' verdicts"),
+])  # fmt: skip
+def test_evaluate_npz_refuses_a_detector_it_cannot_fit_in_one_line(tmp_path, capsys, detector, message):
+    path = tmp_path / "toy.npz"
+    np.savez(path, X=np.zeros((20, 2)), y=np.r_[np.zeros(19), 1.0])
+    assert main(["evaluate", "--npz", str(path), "--detector", "isolation_forest", "--detector", detector]) == 2
+    err = capsys.readouterr().err.strip()
+    assert re.search(message, err) and len(err.splitlines()) == 1 and "Traceback" not in err
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (b"# a markdown file\n", "is not an .npz archive of numeric arrays X and y"),
+    (b"PK\x03\x04 truncated zip", "is not a readable .npz archive"),
+    (None, "is a single .npy array, not an .npz archive"),
+    ("other", "must hold arrays X and y \\(it holds a, b\\)"),
+])  # fmt: skip
+def test_evaluate_npz_says_what_a_bad_file_is_not(tmp_path, capsys, content, message):
+    path = tmp_path / "data.npz"
+    if content is None:
+        with path.open("wb") as f:
+            np.save(f, np.zeros(3))
+    elif content == "other":
+        np.savez(path, a=np.zeros(2), b=np.ones(2))
+    else:
+        path.write_bytes(content)
+    assert main(["evaluate", "--npz", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert re.search(message, err) and len(err.splitlines()) == 1, err
 
 
 def test_demo_runs_on_a_mapped_card_table_and_names_what_it_could_not_feed(tmp_path, capsys):
