@@ -26,6 +26,7 @@ ranks on real labels.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import io
 import json
@@ -71,6 +72,7 @@ class LabelReason(StrEnum):
     BAD_WHEN = "bad_when"
     FUTURE_WHEN = "future_when"
     TOO_LONG = "too_long"
+    BAD_TEXT = "bad_text"  # a field that is not text: bytes that are not UTF-8, or a lone surrogate (JSON "\ud800")
 
 
 class LabelInputError(ValueError):
@@ -111,6 +113,15 @@ def _text(value: Any) -> str:
     return str(value).strip()
 
 
+def _is_text(value: str) -> bool:
+    """Encodable as UTF-8: no undecodable byte (kept as a surrogate escape) and no lone surrogate."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _when(value: Any) -> pd.Timestamp | None:
     """A naive timestamp (UTC when the input had a zone), or None when unparseable."""
     text = _text(value)
@@ -132,6 +143,9 @@ def _check(record: Any, now: pd.Timestamp) -> tuple[dict | None, LabelReason | N
         return None, LabelReason.MALFORMED, f"expected a record of {expected}, got {type(record).__name__}"
     trans_id, verdict = _text(record.get("trans_id")), _text(record.get("verdict")).lower()
     who, note = _text(record.get("who")), _text(record.get("note"))
+    for name in LABEL_COLUMNS:
+        if not _is_text(_text(record.get(name))):
+            return None, LabelReason.BAD_TEXT, f"{name} holds bytes that are not UTF-8 text (or a lone surrogate)"
     if not trans_id:
         return None, LabelReason.MISSING_TRANS_ID, "trans_id is empty"
     if not verdict:
@@ -195,19 +209,23 @@ def _label_frame(rows: list[dict]) -> pd.DataFrame:
     return frame
 
 
-def read_label_file(path: Path) -> pd.DataFrame | list[Any]:
-    """A CSV file (header ``trans_id,verdict,who,when[,note]``) as a frame of strings, or a
-    JSON-lines file (``.jsonl``/``.json``) as a list of parsed lines (a line that is not JSON
-    becomes a string, rejected as malformed by the validator)."""
+def read_label_file(path: Path) -> list[Any]:
+    """A CSV file (header ``trans_id,verdict,who,when[,note]``) or a JSON-lines file
+    (``.jsonl``/``.json``) as a list of records for ``validate_labels``. Judged per row, never
+    for the whole file: a JSON line that is not JSON stays a string and a CSV row with more fields
+    than the header a list (both rejected as malformed), bytes that are not UTF-8 stay escaped
+    in their field (rejected as ``bad_text``); a CSV row with fewer fields leaves the rest empty."""
     return parse_label_bytes(path.name, path.read_bytes())
 
 
-def parse_label_bytes(name: str, body: bytes) -> pd.DataFrame | list[Any]:
+def parse_label_bytes(name: str, body: bytes) -> list[Any]:
     """``read_label_file`` on bytes named ``name`` (an S3 object of the ``feedback/`` prefix)."""
     suffixes = [s.lower() for s in Path(name).suffixes]
+    # undecodable bytes become surrogate escapes, which the validator refuses in their own row
+    text = body.decode("utf-8-sig", errors="surrogateescape")
     if ".jsonl" in suffixes or ".json" in suffixes:
         out: list[Any] = []
-        for line in body.decode("utf-8", errors="replace").splitlines():
+        for line in text.splitlines():
             if line.strip():
                 try:
                     out.append(json.loads(line))
@@ -215,7 +233,14 @@ def parse_label_bytes(name: str, body: bytes) -> pd.DataFrame | list[Any]:
                     out.append(line)
         return out
     if ".csv" in suffixes:
-        return pd.read_csv(io.BytesIO(body), dtype=str, keep_default_na=False)
+        rows = [r for r in csv.reader(io.StringIO(text, newline="")) if any(f.strip() for f in r)]
+        header = [h.strip() for h in rows[0]] if rows else []
+        missing = [c for c in REQUIRED_COLUMNS if c not in header]
+        if missing:
+            raise LabelInputError(f"{name}: the labels lack the column(s) {', '.join(missing)} "
+                                  f"(expected a header {','.join(LABEL_COLUMNS)}; note optional)")  # fmt: skip
+        return [dict(zip(header, r + [""] * (len(header) - len(r)), strict=True)) if len(r) <= len(header) else r
+                for r in rows[1:]]  # fmt: skip
     got = "".join(Path(name).suffixes) or "no suffix"
     raise LabelInputError(f"{name}: labels come as .csv or .jsonl (JSON lines), got {got}")
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from finsentry.cli import main
 from finsentry.labels import (
@@ -13,6 +15,7 @@ from finsentry.labels import (
     empty_history,
     labels_suffice,
     merge_labels,
+    parse_label_bytes,
     validate_labels,
 )
 
@@ -34,6 +37,8 @@ def _label(trans_id="T1", verdict="confirmed_fraud", who="ana", when="2026-11-30
         (_label(when="yesterday-ish"), "bad_when"),
         (_label(when="2027-01-01"), "future_when"),
         (_label(note="x" * 2001), "too_long"),
+        (_label(who="ana\ud800"), "bad_text"),  # a lone surrogate (JSON "\ud800"): no UTF-8 for it
+        (_label(note=b"caf\xe9".decode("utf-8", errors="surrogateescape")), "bad_text"),  # latin-1 bytes
         ("not a record", "malformed"),
     ],
 )
@@ -111,3 +116,38 @@ def test_cli_reads_json_lines_with_a_malformed_line(tmp_path, capsys):
     path.write_text('{"trans_id": "T1", "verdict": "dismissed", "who": "a", "when": "2026-01-01"}\n{oops\n')
     assert main(["label", "--labels", str(path), "--out", str(tmp_path / "o")]) == 0
     assert "malformed" in capsys.readouterr().out
+
+
+def test_a_label_file_is_judged_row_by_row_whatever_one_row_holds():
+    """One bad row (bytes that are not UTF-8, a lone surrogate, more fields than the header, a
+    line that is not JSON) is rejected with its reason; the file's other rows are accepted."""
+    good = b"T1,dismissed,ana,2026-11-30T10:00:00\n"
+    csv_body = (b"\xef\xbb\xbftrans_id,verdict,who,when,note\n" + good + b"T2,dismissed,\xff\xfe,2026-11-30\n"
+                b"T3,dismissed,ana,2026-11-30,a note,one field too many\n\n")  # fmt: skip
+    batch = validate_labels(parse_label_bytes("export.csv", csv_body), now=NOW)
+    assert batch.valid["trans_id"].tolist() == ["T1"] and batch.valid["note"].tolist() == [""]
+    assert batch.rejected["reason"].tolist() == ["bad_text", "malformed"] and batch.received == 3
+    json_body = (b'{"trans_id": "T1", "verdict": "dismissed", "who": "ana", "when": "2026-11-30"}\n'
+                 b'{"trans_id": "T2\\ud800", "verdict": "dismissed", "who": "ana", "when": "2026-11-30"}\n'
+                 b'{"trans_id": "T3\xff", "verdict": "dismissed", "who": "ana", "when": "2026-11-30"}\n{oops\n')
+    batch = validate_labels(parse_label_bytes("export.jsonl", json_body), now=NOW)
+    assert batch.valid["trans_id"].tolist() == ["T1"]
+    assert batch.rejected["reason"].tolist() == ["bad_text", "bad_text", "malformed"]
+    assert batch.rejected["raw"].map(lambda r: r.encode("utf-8") and True).all()  # the reasons file is writable
+    with pytest.raises(LabelInputError, match="lack the column"):
+        parse_label_bytes("export.csv", b"trans_id;verdict;who;when\nT1;dismissed;a;2026-11-30\n")
+
+
+@settings(max_examples=150, deadline=None)
+@given(body=st.binary(max_size=300) | st.text(max_size=300).map(lambda t: t.encode("utf-8", "surrogatepass")),
+       suffix=st.sampled_from([".csv", ".jsonl"]))  # fmt: skip
+def test_any_label_file_ends_in_labels_rejections_or_one_clear_error(body, suffix):
+    header = b"trans_id,verdict,who,when,note\n" if suffix == ".csv" else b""
+    try:
+        batch = validate_labels(parse_label_bytes("x" + suffix, header + body), now=NOW)
+    except LabelInputError:
+        return
+    assert len(batch.valid) + len(batch.rejected) == batch.received
+    for frame in (batch.valid, batch.rejected):  # what is stored and what is reported must be UTF-8
+        for column in frame.columns:
+            frame[column].map(lambda v: str(v).encode("utf-8"))
