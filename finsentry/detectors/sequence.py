@@ -22,7 +22,7 @@ The Keras model is not pickled: artifacts hold its weights as numpy arrays. Trai
 network in Keras; scoring runs its forward pass in numpy from those weights (``_forward``, the
 LSTM's gate equations and the dense layers as Keras defines them, float32 like the network), so a
 fitted LSTM scores where torch and keras are absent: the stream scorer's arm64 image carries
-neither (PyPI has no CPU build of torch for aarch64). ``tests/detectors/test_sequence.py`` holds
+neither (PyPI's aarch64 wheel of the pinned torch is the CUDA build). ``tests/detectors/test_sequence.py`` holds
 the forward pass equal to Keras' ``predict_on_batch`` (float32 rounding: at most 2.4e-7 apart on
 the tests' bank). It is also faster: 1.9 ms of CPU per 500 rows against Keras' 9.6 ms (units 24,
 one BLAS/torch thread, median of 5 interleaved rounds of 20 calls; 2026-12-02).
