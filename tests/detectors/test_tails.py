@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from finsentry.detectors import make_detector
-from finsentry.detectors.tails import TIE_BREAK
+from finsentry.detectors.tails import CORROBORATION, TIE_BREAK
 from tests.detectors import planted_frame
 
 
@@ -62,10 +62,10 @@ def test_only_the_unusual_tail_of_a_product_feature_counts():
     assert model.raw_score(low)[0] <= model.raw_score(high.iloc[[1]])[0] + 1e-9
 
 
-def test_a_family_counts_once():
-    """Three views of one large amount weigh as much as the largest of them, not three times."""
+def test_a_family_counts_once_without_corroboration():
+    """Two views of one large amount weigh as much as the largest of them, not twice."""
     train = planted_frame(seed=5)
-    model = make_detector("tails").fit(train)
+    model = make_detector("tails", corroboration=0.0).fit(train)
     base = train.iloc[[1]].copy()
     z, amount, both = base.copy(), base.copy(), base.copy()
     z["amount_z"] = 8.0
@@ -73,6 +73,68 @@ def test_a_family_counts_once():
     both["amount_z"], both["log_amount"] = 8.0, 8.0
     alone = [model.raw_score(f)[0] - model.raw_score(base)[0] for f in (z, amount)]
     assert model.raw_score(both)[0] - model.raw_score(base)[0] == pytest.approx(max(alone))
+
+
+def test_a_familys_other_views_corroborate_at_their_weight():
+    """The strongest view of a family counts in full, each other view's excess over its floor at
+    ``corroboration``: exactly that much more than counting the family once."""
+    train = planted_frame(seed=5)
+    once = make_detector("tails", corroboration=0.0).fit(train)
+    model = make_detector("tails").fit(train)
+    assert model.params["corroboration"] == CORROBORATION == 0.5
+    both = train.iloc[[1]].copy()
+    both["amount_z"], both["log_amount"] = 8.0, 6.0
+    x = model.matrix(both)
+    surprise, floors = model.surprises(x)[0], model._floors()
+    j_z, j_amount = (model.feature_columns.index(c) for c in ("amount_z", "log_amount"))
+    weaker = min(surprise[j_z], surprise[j_amount]) - floors[j_z]
+    assert weaker > 0  # both views are beyond their floor
+    assert model.raw_score(both)[0] - once.raw_score(both)[0] == pytest.approx(0.5 * weaker)
+    alone = both.copy()
+    alone["log_amount"] = 0.0  # one view only: nothing to corroborate
+    assert model.raw_score(alone)[0] == pytest.approx(once.raw_score(alone)[0])
+
+
+def test_a_corroborated_amount_outranks_one_other_family_equally_far_out():
+    """The handbook's scenario 1: an amount far out against the bank and the account's habits
+    beats a row as far out in one other family (an hour) only when the views corroborate."""
+    train = planted_frame(seed=5)
+    amount, hour = train.iloc[[1]].copy(), train.iloc[[1]].copy()
+    amount["log_amount"], amount["amount_z"] = 6.0, 5.0
+    once = make_detector("tails", corroboration=0.0).fit(train)
+    j = once.feature_columns.index("log_amount")
+    hour["hour_rarity"] = 6.5  # a little further out than the amount's strongest view
+    assert (
+        once.surprises(once.matrix(hour))[0, once.feature_columns.index("hour_rarity")]
+        > once.surprises(once.matrix(amount))[0, j]
+    )
+    assert once.raw_score(hour)[0] > once.raw_score(amount)[0]
+    model = make_detector("tails").fit(train)
+    assert model.raw_score(amount)[0] > model.raw_score(hour)[0]
+
+
+def test_corroboration_leaves_unknown_columns_alone():
+    """A benchmark table's columns are each their own family: nothing to corroborate."""
+    train, test = generic(seed=8), generic(n=50, seed=9)
+    a = make_detector("tails", feature_columns=None).fit(train)
+    b = make_detector("tails", feature_columns=None, corroboration=0.0).fit(train)
+    np.testing.assert_array_equal(a.raw_score(test), b.raw_score(test))
+
+
+def test_corroboration_is_checked():
+    with pytest.raises(ValueError, match="corroboration"):
+        make_detector("tails", corroboration=1.5)
+
+
+def test_a_model_saved_before_corroboration_counts_each_family_once():
+    train = planted_frame(seed=5)
+    old = make_detector("tails").fit(train)
+    del old.params["corroboration"]
+    once = make_detector("tails", corroboration=0.0).fit(train)
+    rows = train.head(50).copy()
+    rows.loc[1:5, "amount_z"], rows.loc[1:5, "log_amount"] = 8.0, 6.0
+    np.testing.assert_array_equal(old.score(rows), once.score(rows))
+    assert not np.allclose(make_detector("tails").fit(train).score(rows), once.score(rows))
 
 
 def test_a_product_feature_counts_only_beyond_its_floor():
