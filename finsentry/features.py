@@ -27,7 +27,7 @@ import numba
 import numpy as np
 import pandas as pd
 
-from finsentry.partners import PARTNER_FEATURE_COLUMNS, compute_partner_features, stable_hash
+from finsentry.partners import PARTNER_FEATURE_COLUMNS, compute_partner_features, key_time_order, stable_hash
 from finsentry.schema import CHANNEL_OF_OPERATION, Channel, Direction, Operation, Purpose
 
 FEATURE_COLUMNS: tuple[str, ...] = (
@@ -378,13 +378,11 @@ def _matrix(inputs: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
 
 def _ordered(transactions: pd.DataFrame) -> np.ndarray:
     """Row positions sorted by account then time; ties keep the input order."""
-    keys = pd.DataFrame(
-        {
-            "a": transactions["account_id"].astype(str).to_numpy(),
-            "t": pd.to_datetime(transactions["ts"]).to_numpy(),
-            "p": np.arange(len(transactions)),
-        }
-    )
+    a, t = transactions["account_id"].astype(str).to_numpy(), pd.to_datetime(transactions["ts"]).to_numpy()
+    fast = key_time_order(a, t)
+    if fast is not None:
+        return fast
+    keys = pd.DataFrame({"a": a, "t": t, "p": np.arange(len(transactions))})
     return keys.sort_values(["a", "t", "p"], kind="stable")["p"].to_numpy()
 
 

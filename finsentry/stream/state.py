@@ -113,6 +113,8 @@ def outbox_key(channel: str, seq: int) -> str:
 
 
 def _checkpoints(data: dict[str, int]) -> str:
+    if not data:
+        return "{}"  # json.dumps({}), without the encoder
     keep = sorted(data.items(), key=lambda kv: -kv[1])[:MAX_CHANNELS] if len(data) > MAX_CHANNELS else data.items()
     return json.dumps({k: str(v) for k, v in keep}, separators=(",", ":"))
 

@@ -20,6 +20,7 @@ same valid rows in the same order with the same values and dtypes, same reasons 
 from __future__ import annotations
 
 import math
+import operator
 import re
 from collections.abc import Iterable
 from typing import Any
@@ -47,18 +48,24 @@ _STR = [(c.name, c.required, frozenset(c.allowed) if c.allowed else None) for c 
 _FLOAT = [(c.name, c.required) for c in TRANSACTION_SCHEMA if c.kind == "float"]
 _INT = [c.name for c in TRANSACTION_SCHEMA if c.kind == "int"]
 _NAMES = {c.name for c in TRANSACTION_SCHEMA}
+_ALL_COLUMNS = operator.itemgetter(*(c.name for c in TRANSACTION_SCHEMA))
 _EMPTY: dict[str, pd.DataFrame] = {}  # the reference's empty frames, built once
+
+
+_DTYPES: dict[str, Any] = {}  # the reference's dtype of each canonical column
 
 
 def _empty(kind: str) -> pd.DataFrame:
     if not _EMPTY:
         _EMPTY["valid"], _EMPTY["rejected"] = empty_transactions(), _empty_rejections()
+        _DTYPES.update(_EMPTY["valid"].dtypes.items())
     return _EMPTY[kind].copy()
 
 
 def _typed_frame(cols: dict[str, Any], ok: np.ndarray, ts: pd.Series) -> pd.DataFrame:
     """The canonical frame of the fast-path rows (``ok``), with the reference validator's dtypes."""
-    empty = _empty("valid")
+    if not _DTYPES:
+        _empty("valid")
     every = bool(ok.all())
     columns: dict[str, Any] = {}
     for c in TRANSACTION_SCHEMA:
@@ -67,10 +74,10 @@ def _typed_frame(cols: dict[str, Any], ok: np.ndarray, ts: pd.Series) -> pd.Data
             continue
         values = cols[c.name]
         if isinstance(values, np.ndarray):
-            columns[c.name] = pd.array(values if every else values[ok], dtype=empty[c.name].dtype)
+            columns[c.name] = pd.array(values if every else values[ok], dtype=_DTYPES[c.name])
         else:
             columns[c.name] = pd.array(values if every else [v for v, good in zip(values, ok, strict=True) if good],
-                                       dtype=empty[c.name].dtype)  # fmt: skip
+                                       dtype=_DTYPES[c.name])  # fmt: skip
     return pd.DataFrame(columns)
 
 
@@ -200,9 +207,15 @@ def _columns(objs: list[dict[str, Any]], known: set[str] | None) -> tuple[dict[s
     the other records are placeholders: those records take the per-record path."""
     m = len(objs)
     ok = np.fromiter((type(r) is dict for r in objs), dtype=bool, count=m)
+    every: list[Any] | None = None
+    if ok.all():
+        try:  # every record holds every column: one pass over the records
+            every = list(zip(*map(_ALL_COLUMNS, objs), strict=True))
+        except KeyError:
+            every = None
     cols: dict[str, Any] = {}
-    for c in TRANSACTION_SCHEMA:
-        col = [r.get(c.name) for r in objs]
+    for n, c in enumerate(TRANSACTION_SCHEMA):
+        col = list(every[n]) if every is not None else [r.get(c.name) for r in objs]
         if c.kind == "str":
             cols[c.name], good = _str_column(col, *_STR_OK[c.name])
         elif c.kind == "float":
