@@ -166,10 +166,14 @@ def _curated(account: pd.DataFrame, partner: pd.DataFrame) -> pd.DataFrame:
 
 def _redelivered_mask(valid: pd.DataFrame, profiles: dict[str, AccountProfile]) -> np.ndarray:
     """True where the row's trans_id is already folded into its account's profile."""
-    known = {acc: set(profiles[acc].recent_ids) for acc in set(valid["account_id"]) if acc in profiles}
+    accounts = valid["account_id"].tolist()
+    known = {acc: set(profiles[acc].recent_ids) for acc in set(accounts)
+             if acc in profiles and profiles[acc].recent_ids}  # fmt: skip
+    if not known:  # no account of the batch remembers a trans_id
+        return np.zeros(len(valid), dtype=bool)
     empty: set[str] = set()
     return np.fromiter((trans_id in known.get(acc, empty)
-                        for acc, trans_id in zip(valid["account_id"], valid["trans_id"], strict=True)),
+                        for acc, trans_id in zip(accounts, valid["trans_id"].tolist(), strict=True)),
                        dtype=bool, count=len(valid))  # fmt: skip
 
 
@@ -188,9 +192,14 @@ def _partner_features(partners: dict[str, PartnerProfile], valid: pd.DataFrame,
     folding into ``partners`` every valid row its partner's profile does not hold yet; the mask
     of the rows folded; the partner key of every valid row (computed once per batch)."""
     keys = partner_key(valid)
-    held = {k: set(partners[k].recent_ids) for k in set(keys) if k and k in partners}
-    fold = np.fromiter((bool(k) and t not in held.get(k, ()) for k, t in zip(keys, valid["trans_id"], strict=True)),
-                       dtype=bool, count=len(valid))  # fmt: skip
+    texts = keys.tolist()
+    held = {k: set(partners[k].recent_ids) for k in set(texts) if k and k in partners and partners[k].recent_ids}
+    if held:
+        fold = np.fromiter((bool(k) and t not in held.get(k, ()) for k, t in zip(texts, valid["trans_id"].tolist(),
+                                                                                  strict=True)),
+                           dtype=bool, count=len(valid))  # fmt: skip
+    else:  # no partner of the batch remembers a trans_id: every row with a partner is folded
+        fold = np.fromiter(map(bool, texts), dtype=bool, count=len(valid))
     out = _partner_values(partners, valid, keys, fold, ~redelivered)
     return out[~redelivered].reset_index(drop=True), fold, keys
 
