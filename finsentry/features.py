@@ -503,6 +503,11 @@ class _Batch:
                 profile = profiles[acc] = AccountProfile(account_id=acc)
             self.profiles.append(profile)
 
+    @property
+    def rows(self) -> pd.DataFrame:
+        """The transactions in ``order`` (a sorted copy: the reference forms and tests)."""
+        return self.transactions.iloc[self.order]
+
     def sorted(self, *columns: np.ndarray) -> tuple[np.ndarray, ...]:
         """Per-row arrays of the transactions as given, in ``order``."""
         return tuple(c[self.order] for c in columns)

@@ -192,8 +192,9 @@ def _run_ordered(transactions: pd.DataFrame, states: Mapping[str, tuple[np.ndarr
     """Features aligned with ``transactions`` (of partner keys ``keys``), plus the partners met
     and their final states."""
     order = _ordered(transactions, keys)
-    ordered_keys = keys.iloc[order]
-    codes, uniques = pd.factorize(ordered_keys.where(ordered_keys != "", None), use_na_sentinel=True)
+    ordered_keys = keys.to_numpy(dtype=object)[order]
+    ordered_keys[ordered_keys == ""] = None  # no partner: code -1
+    codes, uniques = pd.factorize(ordered_keys, use_na_sentinel=True)
     partners = [str(u) for u in uniques]
     f0, i0 = new_partner_state()
     if states is None:
@@ -202,8 +203,8 @@ def _run_ordered(transactions: pd.DataFrame, states: Mapping[str, tuple[np.ndarr
         f_states = np.stack([states[p][0] for p in partners]) if partners else np.empty((0, P_SIZE))
         i_states = (np.stack([states[p][1] for p in partners]) if partners
                     else np.empty((0, Q_SIZE), dtype=np.int64))  # fmt: skip
-    rows = transactions[["ts", "account_id", "amount"]].iloc[order]  # what encode_partner reads
-    values = _run_partners(encode_partner(rows), codes.astype(np.int64), f_states, i_states)
+    x = encode_partner(transactions)[order]  # row-local inputs, put in order (no sorted copy of the frame)
+    values = _run_partners(x, codes.astype(np.int64), f_states, i_states)
     result = np.empty_like(values)
     result[order] = values
     frame = pd.DataFrame(result, columns=list(PARTNER_FEATURE_COLUMNS), index=transactions.index)

@@ -161,7 +161,11 @@ class StreamScorer:
 def _curated(account: pd.DataFrame, partner: pd.DataFrame) -> pd.DataFrame:
     """The model's input row, as ``features.features_with_sequence`` lays it out (the curated
     columns every candidate reads): account features, partner features, sequence columns."""
-    return pd.concat([account[list(FEATURE_COLUMNS)], partner, account[list(SEQUENCE_COLUMNS)]], axis=1)
+    parts = [account[list(FEATURE_COLUMNS)], partner, account[list(SEQUENCE_COLUMNS)]]
+    if all(p.index.equals(account.index) and (p.dtypes == np.float64).all() for p in parts):  # one block at once
+        return pd.DataFrame(np.hstack([p.to_numpy() for p in parts]), index=account.index,
+                            columns=[*FEATURE_COLUMNS, *partner.columns, *SEQUENCE_COLUMNS])  # fmt: skip
+    return pd.concat(parts, axis=1)
 
 
 def _redelivered_mask(valid: pd.DataFrame, profiles: dict[str, AccountProfile]) -> np.ndarray:
