@@ -32,6 +32,7 @@ from finsentry.stream.validation import validate_stream_records
 
 RECENT_IDS = 256  # trans_ids remembered per account (and per partner) to recognise redeliveries
 POSITION, PARTNER = "_position", "_partner"  # columns of BatchOutcome.folded
+PARTNER_READS = ("trans_id", "account_id", "ts", "amount")  # the columns fold_partners reads (with the keys)
 
 
 @dataclass
@@ -213,16 +214,17 @@ def _partner_values(partners: dict[str, PartnerProfile], valid: pd.DataFrame, ke
     """Partner features of ``valid`` (same index): the ``fold`` rows folded into ``partners``;
     the other ``wanted`` rows with a partner (already held: folded by an earlier attempt) read
     from a copy of their partner's state, which stays as it is; the rest 0."""
-    out = pd.DataFrame(0.0, index=valid.index, columns=list(PARTNER_FEATURE_COLUMNS))
+    out = np.zeros((len(valid), len(PARTNER_FEATURE_COLUMNS)))
+    rows = valid[list(PARTNER_READS)]  # what the partner fold reads: no copy of the other columns
     if fold.any():
-        out.loc[fold] = fold_partners(partners, valid[fold], keys[fold]).to_numpy()
+        out[fold] = fold_partners(partners, rows[fold], keys[fold]).to_numpy()
     again = wanted & ~fold & (keys != "").to_numpy()
     if again.any():
         for k in set(keys[again]):
             partners.setdefault(k, PartnerProfile(partner=k))
         copies = {k: PartnerProfile(k, partners[k].f.copy(), partners[k].i.copy()) for k in set(keys[again])}
-        out.loc[again] = update_partner_profiles(copies, valid[again], keys[again]).to_numpy()
-    return out
+        out[again] = update_partner_profiles(copies, rows[again], keys[again]).to_numpy()
+    return pd.DataFrame(out, index=valid.index, columns=list(PARTNER_FEATURE_COLUMNS))
 
 
 def fold_partners(partners: dict[str, PartnerProfile], rows: pd.DataFrame,
