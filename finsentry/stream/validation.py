@@ -13,6 +13,13 @@ Every record is first judged on its own by ``finsentry.schema.screen_record`` (w
 does too): values that cannot be represented faithfully are rejected with a reason, timestamps
 with an offset become naive UTC. Nothing a single record holds can fail the batch.
 
+Two tiers before the reference: ``_columns`` checks the batch's columns at once (one pass over
+the records, a set of types per column, one UTF-8 encode of a column's joined text, numbers as
+one array) and admits a record only where every value is one that ``screen_record`` leaves
+unchanged and ``_fast_row`` accepts, with the same canonical value (a test checks every poison
+value in every column); any other record takes ``_fast_row`` itself (``screen_record`` then the
+type tests above: offsets are converted there), then the reference.
+
 The result equals ``validate_records(records, known_accounts)`` (a property test checks it):
 same valid rows in the same order with the same values and dtypes, same reasons per position.
 """
