@@ -27,7 +27,7 @@ import numba
 import numpy as np
 import pandas as pd
 
-from finsentry.partners import PARTNER_FEATURE_COLUMNS, compute_partner_features, stable_hash
+from finsentry.partners import PARTNER_FEATURE_COLUMNS, compute_partner_features, key_time_order, stable_hash
 from finsentry.schema import CHANNEL_OF_OPERATION, Channel, Direction, Operation, Purpose
 
 FEATURE_COLUMNS: tuple[str, ...] = (
@@ -378,14 +378,17 @@ def _matrix(inputs: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
 
 def _ordered(transactions: pd.DataFrame) -> np.ndarray:
     """Row positions sorted by account then time; ties keep the input order."""
-    keys = pd.DataFrame(
-        {
-            "a": transactions["account_id"].astype(str).to_numpy(),
-            "t": pd.to_datetime(transactions["ts"]).to_numpy(),
-            "p": np.arange(len(transactions)),
-        }
-    )
-    return keys.sort_values(["a", "t", "p"], kind="stable")["p"].to_numpy()
+    return _ordered_accounts(transactions)[0]
+
+
+def _ordered_accounts(transactions: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """``_ordered`` and the rows' account ids as text (input order)."""
+    a, t = transactions["account_id"].astype(str).to_numpy(), pd.to_datetime(transactions["ts"]).to_numpy()
+    fast = key_time_order(a, t)
+    if fast is not None:
+        return fast, a
+    keys = pd.DataFrame({"a": a, "t": t, "p": np.arange(len(transactions))})
+    return keys.sort_values(["a", "t", "p"], kind="stable")["p"].to_numpy(), a
 
 
 # --- batch form ---------------------------------------------------------------------------
@@ -481,21 +484,16 @@ def update_profiles(
     return _fold_profiles(_Batch(profiles, transactions))
 
 
-# the transaction columns the incremental form reads (encode, _sequence_inputs)
-_READ = ("account_id", "ts", "direction", "operation", "k_symbol", "amount", "partner_bank", "partner_account",
-         "balance_before", "balance_after")  # fmt: skip
-
-
 class _Batch:
     """A batch of the incremental form, sorted once: rows by account then time (``order``), the
     accounts' positions in it (``codes`` into ``accounts``) and their profiles (missing ones
-    created in ``profiles``)."""
+    created in ``profiles``). The kernels' inputs are row-local: computed on the rows as given,
+    then put in ``order`` (``sorted``), never a sorted copy of the frame."""
 
     def __init__(self, profiles: dict[str, AccountProfile], transactions: pd.DataFrame) -> None:
         self.transactions = transactions
-        self.order = _ordered(transactions)
-        self.rows = transactions[list(_READ)].iloc[self.order]
-        codes, uniques = pd.factorize(self.rows["account_id"].astype(str))
+        self.order, accounts = _ordered_accounts(transactions)
+        codes, uniques = pd.factorize(accounts[self.order])
         self.codes = codes.astype(np.int64)
         self.accounts = [str(a) for a in uniques]
         self.profiles = []
@@ -504,6 +502,15 @@ class _Batch:
             if profile is None:
                 profile = profiles[acc] = AccountProfile(account_id=acc)
             self.profiles.append(profile)
+
+    @property
+    def rows(self) -> pd.DataFrame:
+        """The transactions in ``order`` (a sorted copy: the reference forms and tests)."""
+        return self.transactions.iloc[self.order]
+
+    def sorted(self, *columns: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Per-row arrays of the transactions as given, in ``order``."""
+        return tuple(c[self.order] for c in columns)
 
     def aligned(self, values: np.ndarray, columns: tuple[str, ...]) -> pd.DataFrame:
         """``values`` (rows in ``order``) as a frame aligned with the batch's transactions."""
@@ -515,7 +522,7 @@ class _Batch:
 def _fold_profiles(batch: _Batch) -> pd.DataFrame:
     f_states = np.stack([p.f for p in batch.profiles])
     i_states = np.stack([p.i for p in batch.profiles])
-    x, sig = _matrix(encode(batch.rows))
+    x, sig = batch.sorted(*_matrix(encode(batch.transactions)))
     values = _run(x, sig, batch.codes, f_states, i_states)
     for k, profile in enumerate(batch.profiles):
         profile.f, profile.i = f_states[k], i_states[k]
@@ -655,7 +662,7 @@ def _fold_sequences(batch: _Batch) -> pd.DataFrame:
     """``update_sequences`` of a sorted batch, all accounts at once: each account's stored steps
     (``_history``, gathered as arrays) are laid before its batch rows, ``_sequence_block`` runs
     once over the whole, and each account's last ``SEQUENCE_WINDOW`` rows become its new ``q``."""
-    op, purpose, amount, ns, hour = _sequence_inputs(batch.rows)
+    op, purpose, amount, ns, hour = batch.sorted(*_sequence_inputs(batch.transactions))
     n_acc, n_rows = len(batch.profiles), len(op)
     f = np.stack([p.f for p in batch.profiles])
     q = np.stack([p.q for p in batch.profiles])

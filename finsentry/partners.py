@@ -61,6 +61,17 @@ def stable_hash(values: pd.Series) -> np.ndarray:
     return pd.util.hash_array(values.to_numpy(dtype=object), categorize=False).view(np.int64)
 
 
+def key_time_order(keys: np.ndarray, ts: np.ndarray) -> np.ndarray | None:
+    """Row positions sorted by key (text, in code point order) then time, ties in input order:
+    what a stable pandas ``sort_values`` by key, time and position gives, without building a
+    frame. None when that is not sure (a key that is not text, a time that is missing or not a
+    datetime64): the caller sorts with pandas."""
+    if ts.dtype.kind != "M" or len(keys) != len(ts) or np.isnat(ts).any() or not all(type(k) is str for k in keys):
+        return None
+    _, rank = np.unique(np.asarray(keys, dtype=object), return_inverse=True)
+    return np.lexsort((np.arange(len(ts)), ts.view(np.int64), rank.reshape(-1)))
+
+
 def _text(values: pd.Series) -> list[str]:
     """Each value as text; "" for a missing one."""
     missing = values.isna().to_numpy().tolist()
@@ -168,8 +179,11 @@ def _run_partners(x: np.ndarray, slot: np.ndarray, f_states: np.ndarray, i_state
 
 def _ordered(transactions: pd.DataFrame, keys: pd.Series) -> np.ndarray:
     """Row positions sorted by partner then time; ties keep the input order."""
-    frame = pd.DataFrame({"k": keys.to_numpy(), "t": pd.to_datetime(transactions["ts"]).to_numpy(),
-                          "p": np.arange(len(transactions))})  # fmt: skip
+    k, t = keys.to_numpy(), pd.to_datetime(transactions["ts"]).to_numpy()
+    fast = key_time_order(k, t)
+    if fast is not None:
+        return fast
+    frame = pd.DataFrame({"k": k, "t": t, "p": np.arange(len(transactions))})
     return frame.sort_values(["k", "t", "p"], kind="stable")["p"].to_numpy()
 
 
@@ -178,8 +192,9 @@ def _run_ordered(transactions: pd.DataFrame, states: Mapping[str, tuple[np.ndarr
     """Features aligned with ``transactions`` (of partner keys ``keys``), plus the partners met
     and their final states."""
     order = _ordered(transactions, keys)
-    ordered_keys = keys.iloc[order]
-    codes, uniques = pd.factorize(ordered_keys.where(ordered_keys != "", None), use_na_sentinel=True)
+    ordered_keys = keys.to_numpy(dtype=object)[order]
+    ordered_keys[ordered_keys == ""] = None  # no partner: code -1
+    codes, uniques = pd.factorize(ordered_keys, use_na_sentinel=True)
     partners = [str(u) for u in uniques]
     f0, i0 = new_partner_state()
     if states is None:
@@ -188,8 +203,8 @@ def _run_ordered(transactions: pd.DataFrame, states: Mapping[str, tuple[np.ndarr
         f_states = np.stack([states[p][0] for p in partners]) if partners else np.empty((0, P_SIZE))
         i_states = (np.stack([states[p][1] for p in partners]) if partners
                     else np.empty((0, Q_SIZE), dtype=np.int64))  # fmt: skip
-    rows = transactions[["ts", "account_id", "amount"]].iloc[order]  # what encode_partner reads
-    values = _run_partners(encode_partner(rows), codes.astype(np.int64), f_states, i_states)
+    x = encode_partner(transactions)[order]  # row-local inputs, put in order (no sorted copy of the frame)
+    values = _run_partners(x, codes.astype(np.int64), f_states, i_states)
     result = np.empty_like(values)
     result[order] = values
     frame = pd.DataFrame(result, columns=list(PARTNER_FEATURE_COLUMNS), index=transactions.index)

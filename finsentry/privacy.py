@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from functools import lru_cache
 
 import pandas as pd
 
@@ -12,12 +13,10 @@ DEFAULT_MASK_KEY = b"finsentry-local-demo-key"  # the deployment passes its own 
 
 def mask_ids(values: pd.Series, key: bytes = DEFAULT_MASK_KEY) -> pd.Series:
     """Keyed, stable pseudonyms (HMAC-SHA256, 16 hex chars): joinable, not reversible."""
-    cache: dict[str, str] = {}
+    key = bytes(key)
+    return values.map(lambda v: _pseudonym(key, str(v)))
 
-    def one(v: object) -> str:
-        s = str(v)
-        if s not in cache:
-            cache[s] = hmac.new(key, s.encode(), hashlib.sha256).hexdigest()[:16]
-        return cache[s]
 
-    return values.map(one)
+@lru_cache(maxsize=1 << 16)  # the clients of a stream's recent batches: each HMAC computed once
+def _pseudonym(key: bytes, text: str) -> str:
+    return hmac.new(key, text.encode(), hashlib.sha256).hexdigest()[:16]

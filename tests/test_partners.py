@@ -14,6 +14,7 @@ from finsentry.partners import (
     PARTNER_FEATURE_COLUMNS,
     PartnerProfile,
     compute_partner_features,
+    key_time_order,
     partner_key,
     update_partner_profiles,
 )
@@ -103,3 +104,24 @@ def test_batches_of_any_split_give_the_batch_features(cuts, history):
         stored.update({k: p.to_dict() for k, p in profiles.items()})
     streaming = pd.concat(parts).loc[frame.index]
     np.testing.assert_array_equal(streaming.to_numpy(), expected.to_numpy())
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=0x2FFFF,
+                                                         exclude_categories=["Cs"]), max_size=3),
+                          st.integers(-3, 3)), max_size=40))  # fmt: skip
+def test_key_time_order_is_the_stable_pandas_sort(rows):
+    """The lexsort of the stream's batches orders rows as pandas' stable sort by key (any text:
+    accents, other planes, ""), time (ties), then position."""
+    keys = np.array([k for k, _ in rows], dtype=object)
+    ts = (np.array([t for _, t in rows], dtype=np.int64) * 60 * 10**9).astype("datetime64[ns]")
+    frame = pd.DataFrame({"k": pd.Series(keys, dtype="str"), "t": ts, "p": np.arange(len(rows))})
+    expected = frame.sort_values(["k", "t", "p"], kind="stable")["p"].to_numpy()
+    assert key_time_order(keys, ts).tolist() == expected.tolist()
+
+
+def test_key_time_order_leaves_missing_values_to_pandas():
+    ts = np.array(["1998-01-01", "NaT"], dtype="datetime64[ns]")
+    assert key_time_order(np.array(["a", "b"], dtype=object), ts) is None
+    assert key_time_order(np.array(["a", None], dtype=object), ts[:1].repeat(2)) is None
+    assert key_time_order(np.array(["a", "b"], dtype=object), np.array(["x", "y"], dtype=object)) is None

@@ -117,3 +117,26 @@ def test_partner_profiles_keep_their_own_redelivery_guard():
     rescored = scorer.score_batch(batch, lost_account_write, partners=partners)
     assert len(rescored.scored) == 60 and rescored.folded.empty
     assert {k: p.to_dict() for k, p in partners.items()} == after
+
+
+def test_the_model_input_row_built_as_one_block_equals_the_concatenation():
+    """``_curated`` builds the model's input as one float block when its parts share the index:
+    the same frame (columns, order, index, values bit for bit) as ``pd.concat`` of the parts;
+    parts on another index or of another dtype take ``pd.concat`` itself."""
+    from finsentry.features import FEATURE_COLUMNS, SEQUENCE_COLUMNS
+    from finsentry.partners import PARTNER_FEATURE_COLUMNS
+    from finsentry.stream.scorer import _curated
+
+    rng = np.random.default_rng(3)
+    account = pd.DataFrame(rng.normal(size=(7, len(FEATURE_COLUMNS) + len(SEQUENCE_COLUMNS))),
+                           columns=[*SEQUENCE_COLUMNS, *FEATURE_COLUMNS])  # fmt: skip
+    account.iloc[2, 4] = np.nan
+    partner = pd.DataFrame(rng.normal(size=(7, len(PARTNER_FEATURE_COLUMNS))), columns=list(PARTNER_FEATURE_COLUMNS))
+    want = pd.concat([account[list(FEATURE_COLUMNS)], partner, account[list(SEQUENCE_COLUMNS)]], axis=1)
+    got = _curated(account, partner)
+    pd.testing.assert_frame_equal(got, want, check_exact=True)
+    assert np.array_equal(got.to_numpy().view(np.int64), want.to_numpy().view(np.int64))
+    shifted = partner.set_axis(range(10, 17))  # another index: aligned by pd.concat, as before
+    pd.testing.assert_frame_equal(_curated(account, shifted),
+                                  pd.concat([account[list(FEATURE_COLUMNS)], shifted,
+                                             account[list(SEQUENCE_COLUMNS)]], axis=1))  # fmt: skip

@@ -32,6 +32,7 @@ from finsentry.stream.validation import validate_stream_records
 
 RECENT_IDS = 256  # trans_ids remembered per account (and per partner) to recognise redeliveries
 POSITION, PARTNER = "_position", "_partner"  # columns of BatchOutcome.folded
+PARTNER_READS = ("trans_id", "account_id", "ts", "amount")  # the columns fold_partners reads (with the keys)
 
 
 @dataclass
@@ -161,15 +162,23 @@ class StreamScorer:
 def _curated(account: pd.DataFrame, partner: pd.DataFrame) -> pd.DataFrame:
     """The model's input row, as ``features.features_with_sequence`` lays it out (the curated
     columns every candidate reads): account features, partner features, sequence columns."""
-    return pd.concat([account[list(FEATURE_COLUMNS)], partner, account[list(SEQUENCE_COLUMNS)]], axis=1)
+    parts = [account[list(FEATURE_COLUMNS)], partner, account[list(SEQUENCE_COLUMNS)]]
+    if all(p.index.equals(account.index) and (p.dtypes == np.float64).all() for p in parts):  # one block at once
+        return pd.DataFrame(np.hstack([p.to_numpy() for p in parts]), index=account.index,
+                            columns=[*FEATURE_COLUMNS, *partner.columns, *SEQUENCE_COLUMNS])  # fmt: skip
+    return pd.concat(parts, axis=1)
 
 
 def _redelivered_mask(valid: pd.DataFrame, profiles: dict[str, AccountProfile]) -> np.ndarray:
     """True where the row's trans_id is already folded into its account's profile."""
-    known = {acc: set(profiles[acc].recent_ids) for acc in set(valid["account_id"]) if acc in profiles}
+    accounts = valid["account_id"].tolist()
+    known = {acc: set(profiles[acc].recent_ids) for acc in set(accounts)
+             if acc in profiles and profiles[acc].recent_ids}  # fmt: skip
+    if not known:  # no account of the batch remembers a trans_id
+        return np.zeros(len(valid), dtype=bool)
     empty: set[str] = set()
     return np.fromiter((trans_id in known.get(acc, empty)
-                        for acc, trans_id in zip(valid["account_id"], valid["trans_id"], strict=True)),
+                        for acc, trans_id in zip(accounts, valid["trans_id"].tolist(), strict=True)),
                        dtype=bool, count=len(valid))  # fmt: skip
 
 
@@ -188,9 +197,14 @@ def _partner_features(partners: dict[str, PartnerProfile], valid: pd.DataFrame,
     folding into ``partners`` every valid row its partner's profile does not hold yet; the mask
     of the rows folded; the partner key of every valid row (computed once per batch)."""
     keys = partner_key(valid)
-    held = {k: set(partners[k].recent_ids) for k in set(keys) if k and k in partners}
-    fold = np.fromiter((bool(k) and t not in held.get(k, ()) for k, t in zip(keys, valid["trans_id"], strict=True)),
-                       dtype=bool, count=len(valid))  # fmt: skip
+    texts = keys.tolist()
+    held = {k: set(partners[k].recent_ids) for k in set(texts) if k and k in partners and partners[k].recent_ids}
+    if held:
+        fold = np.fromiter((bool(k) and t not in held.get(k, ()) for k, t in zip(texts, valid["trans_id"].tolist(),
+                                                                                  strict=True)),
+                           dtype=bool, count=len(valid))  # fmt: skip
+    else:  # no partner of the batch remembers a trans_id: every row with a partner is folded
+        fold = np.fromiter(map(bool, texts), dtype=bool, count=len(valid))
     out = _partner_values(partners, valid, keys, fold, ~redelivered)
     return out[~redelivered].reset_index(drop=True), fold, keys
 
@@ -200,16 +214,17 @@ def _partner_values(partners: dict[str, PartnerProfile], valid: pd.DataFrame, ke
     """Partner features of ``valid`` (same index): the ``fold`` rows folded into ``partners``;
     the other ``wanted`` rows with a partner (already held: folded by an earlier attempt) read
     from a copy of their partner's state, which stays as it is; the rest 0."""
-    out = pd.DataFrame(0.0, index=valid.index, columns=list(PARTNER_FEATURE_COLUMNS))
+    out = np.zeros((len(valid), len(PARTNER_FEATURE_COLUMNS)))
+    rows = valid[list(PARTNER_READS)]  # what the partner fold reads: no copy of the other columns
     if fold.any():
-        out.loc[fold] = fold_partners(partners, valid[fold], keys[fold]).to_numpy()
+        out[fold] = fold_partners(partners, rows[fold], keys[fold]).to_numpy()
     again = wanted & ~fold & (keys != "").to_numpy()
     if again.any():
         for k in set(keys[again]):
             partners.setdefault(k, PartnerProfile(partner=k))
         copies = {k: PartnerProfile(k, partners[k].f.copy(), partners[k].i.copy()) for k in set(keys[again])}
-        out.loc[again] = update_partner_profiles(copies, valid[again], keys[again]).to_numpy()
-    return out
+        out[again] = update_partner_profiles(copies, rows[again], keys[again]).to_numpy()
+    return pd.DataFrame(out, index=valid.index, columns=list(PARTNER_FEATURE_COLUMNS))
 
 
 def fold_partners(partners: dict[str, PartnerProfile], rows: pd.DataFrame,

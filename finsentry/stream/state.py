@@ -113,6 +113,8 @@ def outbox_key(channel: str, seq: int) -> str:
 
 
 def _checkpoints(data: dict[str, int]) -> str:
+    if not data:
+        return "{}"  # json.dumps({}), without the encoder
     keep = sorted(data.items(), key=lambda kv: -kv[1])[:MAX_CHANNELS] if len(data) > MAX_CHANNELS else data.items()
     return json.dumps({k: str(v) for k, v in keep}, separators=(",", ":"))
 
@@ -136,14 +138,14 @@ def _arrays(blob: bytes, n_f: int, n_i: int, with_q: bool = False) -> tuple[np.n
     base = 8 * (n_f + n_i)
     if len(raw) not in ((base, base + Q_BYTES) if with_q else (base,)):
         raise ValueError("state of a foreign layout")
-    f = np.frombuffer(raw[:8 * n_f], dtype="<f8").astype(np.float64)
-    i = np.frombuffer(raw[8 * n_f:base], dtype="<i8").astype(np.int64)
+    f = np.frombuffer(raw, dtype="<f8", count=n_f).astype(np.float64)  # copies: writable, native order
+    i = np.frombuffer(raw, dtype="<i8", count=n_i, offset=8 * n_f).astype(np.int64)
     if not with_q:
         return f, i
     q = new_sequence_state()
     if len(raw) > base:
-        q[:SEQUENCE_WINDOW] = np.frombuffer(raw[base:base + 2 * SEQUENCE_WINDOW], dtype="<u2")
-        q[SEQUENCE_WINDOW:] = np.frombuffer(raw[base + 2 * SEQUENCE_WINDOW:], dtype="<f8")
+        q[:SEQUENCE_WINDOW] = np.frombuffer(raw, dtype="<u2", count=SEQUENCE_WINDOW, offset=base)
+        q[SEQUENCE_WINDOW:] = np.frombuffer(raw, dtype="<f8", count=SEQUENCE_WINDOW, offset=base + 2 * SEQUENCE_WINDOW)
     return f, i, q
 
 
@@ -193,6 +195,8 @@ def _version(raw: dict[str, Any]) -> int:
 
 
 def _int_map(text: str) -> dict[str, int]:
+    if text == "{}":
+        return {}
     data = json.loads(text)
     if not isinstance(data, dict):
         raise ValueError("checkpoints are not a mapping")
