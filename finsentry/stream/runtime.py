@@ -7,6 +7,7 @@ first invocation with a clear message instead of half-working.
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Mapping
 from dataclasses import fields
@@ -43,6 +44,23 @@ def scorer_settings(environ: Mapping[str, str] | None = None) -> dict[str, str]:
     return {field_name: environ[var] for field_name, var in names.items()}
 
 
+def freeze_long_lived(environ: Mapping[str, str] | None = None) -> bool:
+    """In a Lambda execution environment (``AWS_LAMBDA_FUNCTION_NAME`` set), after a model
+    (re)load: collect, then move every object alive (the imported modules, the clients, the
+    model) out of the cyclic garbage collector's reach (``gc.freeze``). Otherwise a full
+    collection walks them all, in whichever batch it falls: 310 ms over 454,000 objects measured
+    in a process running the real handler on moto (2026-12-02), three times the p99 goal of a
+    500-record batch. Objects dropped later are still freed by reference counting; only a cycle
+    among them stays (one model's, at a reload). Elsewhere (tests, the local run) nothing is
+    frozen. True when it froze."""
+    environ = os.environ if environ is None else environ
+    if not environ.get("AWS_LAMBDA_FUNCTION_NAME"):
+        return False
+    gc.collect()
+    gc.freeze()
+    return True
+
+
 def build_service(powertools_metrics: Any = None, environ: Mapping[str, str] | None = None,
                   session: Any = None) -> ScorerService:  # fmt: skip
     """A ``ScorerService`` on the deployment's resources (or moto's, in the local run)."""
@@ -58,6 +76,7 @@ def build_service(powertools_metrics: Any = None, environ: Mapping[str, str] | N
 
     def loaded(serving: ServingModel) -> None:
         sink.emit(Metric.MODEL_VERSION, 1, dimensions={"ModelVersion": serving.version})
+        freeze_long_lived(environ)
 
     return ScorerService(
         profiles=ProfileStore(session.client("dynamodb"), settings["profiles_table"]),

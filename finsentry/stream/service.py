@@ -49,6 +49,7 @@ from finsentry.stream.model_source import ServingModel
 from finsentry.stream.profiles import OUTBOX_TTL_S, ProfileStore
 from finsentry.stream.protocol import BLOCKED, FRESH, HOT_LIMIT, REPLAY, RESEND, advance, blocked_after, slices
 from finsentry.stream.risk import (
+    INDEX_PREFIX,
     INDEX_TTL_DAYS,
     RISK_PREFIX,
     encode_index,
@@ -451,8 +452,10 @@ class ScorerService:
                 self.stats["index_writes"] += len(entries)
                 self.stats["index_write_units"] += len(entries)  # ~60-byte items: one unit each
                 if unwritten:
+                    ids = sorted(k[len(INDEX_PREFIX):] for k in unwritten)
                     log.error("alert index not written for %d transaction(s): their verdicts will not reach the "
-                              "stream's risk", len(unwritten))  # fmt: skip
+                              "stream's risk; trans_ids: %s%s", len(ids), ", ".join(ids[:50]),
+                              f" and {len(ids) - 50} more" if len(ids) > 50 else "")  # fmt: skip
                     self.metrics.emit(Metric.INDEX_WRITE_FAILED, len(unwritten))
 
         # 6. deliver: new rows whose account holds them, and what replays still owe

@@ -214,3 +214,35 @@ def test_a_record_whose_risk_cannot_be_read_fails_and_its_redelivery_scores_it_w
     np.testing.assert_allclose(got, expected, rtol=1e-6)
     blind = model.score(pd.concat([features, risk * 0.0], axis=1))
     assert not np.allclose(blind, expected)  # scored as "nothing known", the comparison above would fail
+
+
+def test_an_unwritten_alert_index_costs_no_alert_and_names_its_transactions(tmp_path, caplog):
+    """The alert index is written after the outputs are decided: when DynamoDB refuses it, every
+    record is still scored and every alert still delivered, and the loss is counted
+    (AlertIndexFailures, the alarm) and logged with the trans_ids whose verdicts will come back
+    unresolved (docs/operations.md, "Alert index failures")."""
+    import logging
+
+    from finsentry.detectors import make_detector
+    from finsentry.features import features_with_sequence
+    from finsentry.monitoring import Metric
+    from finsentry.stream.events import decode_event
+    from finsentry.stream.model_source import ServingModel, StaticModel
+    from tests.stream.world import bank, event_of, payloads, service, setup_world
+
+    b = bank()
+    model = make_detector("isolation_forest", n_estimators=20).fit(features_with_sequence(b.train))
+    test = b.test.head(40)
+    with local_aws():
+        res = setup_world(tmp_path, with_model=False)
+        svc = service(res, models=StaticModel(ServingModel(model, "idx-1", 0.0)))  # every row alerts
+        svc.profiles.put_plain = lambda items: {i["account_id"]["S"] for i in items}  # nothing written
+        _, records = decode_event(event_of(payloads(test), first=10))
+        with caplog.at_level(logging.ERROR):
+            report = svc.process(records)
+        rows = pd.DataFrame(res.scored_rows())
+    alerts = rows.loc[rows["verdict"] == "alert", "trans_id"].astype(str)
+    assert not report.failed and len(rows) == len(test) and len(alerts) >= 30
+    assert svc.metrics.total(Metric.INDEX_WRITE_FAILED) == len(alerts)
+    [logged] = [r.getMessage() for r in caplog.records if "alert index not written" in r.getMessage()]
+    assert set(logged.split("trans_ids: ")[1].split(", ")) == set(alerts)

@@ -243,3 +243,23 @@ def test_a_missing_mask_key_is_a_configuration_error(deployed):
     env[SCORER_ENV.mask_key_parameter] = "/finsentry/local/no-such-key"
     with pytest.raises(ScorerConfigError, match="no-such-key"):
         build_service(environ=env, session=boto3.session.Session(region_name=LOCAL_REGION))
+
+
+def test_in_lambda_a_model_load_freezes_the_long_lived_objects_out_of_the_collector(deployed, monkeypatch):
+    """A full cyclic collection over the imported modules, clients and model would land in some
+    batch (310 ms measured): in a Lambda environment the scorer freezes them after each model
+    load; elsewhere (tests, the local run) it leaves the collector alone."""
+    import gc
+
+    from finsentry.stream.runtime import freeze_long_lived
+
+    assert not freeze_long_lived({}) and gc.get_freeze_count() == 0
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "finsentry-dev-stream-scorer")
+    monkeypatch.setattr(module, "_service", None)
+    try:
+        answer = module.handler(event_of(payloads(bank().test.head(5)), first=90_000), CONTEXT)
+        assert answer == {"batchItemFailures": []}
+        assert not module._service.models.current().rules_only  # the model was loaded in this batch
+        assert gc.get_freeze_count() > 10_000
+    finally:
+        gc.unfreeze()
