@@ -42,6 +42,7 @@ import numpy as np
 import pandas as pd
 
 from finsentry.anomalies import OTHER, AnomalyType
+from finsentry.schema import is_unicode
 
 CONFIRMED_FRAUD = "confirmed_fraud"
 DISMISSED = "dismissed"
@@ -113,15 +114,6 @@ def _text(value: Any) -> str:
     return str(value).strip()
 
 
-def _is_text(value: str) -> bool:
-    """Encodable as UTF-8: no undecodable byte (kept as a surrogate escape) and no lone surrogate."""
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
 def _when(value: Any) -> pd.Timestamp | None:
     """A naive timestamp (UTC when the input had a zone), or None when unparseable."""
     text = _text(value)
@@ -144,7 +136,7 @@ def _check(record: Any, now: pd.Timestamp) -> tuple[dict | None, LabelReason | N
     trans_id, verdict = _text(record.get("trans_id")), _text(record.get("verdict")).lower()
     who, note = _text(record.get("who")), _text(record.get("note"))
     for name in LABEL_COLUMNS:
-        if not _is_text(_text(record.get(name))):
+        if not is_unicode(_text(record.get(name))):
             return None, LabelReason.BAD_TEXT, f"{name} holds bytes that are not UTF-8 text (or a lone surrogate)"
     if not trans_id:
         return None, LabelReason.MISSING_TRANS_ID, "trans_id is empty"

@@ -376,7 +376,7 @@ def _raw_text(record: Mapping[str, Any]) -> str:
         k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in record.items()
     }
     text = json.dumps(clean, default=default, ensure_ascii=False)
-    if not _is_unicode(text):  # a lone surrogate: keep it as its JSON escape
+    if not is_unicode(text):  # a lone surrogate: keep it as its JSON escape
         text = json.dumps(clean, default=default, ensure_ascii=True)
     return text[:4096]
 
@@ -438,7 +438,8 @@ _NAIVE_ISO = re.compile(r"\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?
 _FLOAT_LIMIT = 2**53  # integers beyond this are not exactly representable as a float64
 
 
-def _is_unicode(text: str) -> bool:
+def is_unicode(text: str) -> bool:
+    """Storable as UTF-8: no lone surrogate (JSON "\\ud800", or an undecodable byte kept as its escape)."""
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:  # a lone surrogate (JSON "\\ud800"): no UTF-8 writer can store it
@@ -464,7 +465,7 @@ def screen_record(rec: Mapping[str, Any]) -> tuple[dict[str, Any], tuple[Reason,
         if col.kind == "str":
             if isinstance(v, bool):
                 return dict(rec), (Reason.WRONG_TYPE, col.name)
-            if isinstance(v, str) and not _is_unicode(v):
+            if isinstance(v, str) and not is_unicode(v):
                 return dict(rec), (Reason.INVALID_VALUE, f"{col.name}: not valid Unicode")
         elif col.kind in ("float", "int"):
             if isinstance(v, bool):

@@ -45,6 +45,7 @@ from finsentry.schema import (
     _empty_rejections,
     _raw_text,
     empty_transactions,
+    is_unicode,
     screen_record,
     validate_records,
 )
@@ -143,19 +144,11 @@ _STR_OK = {name: (required, None if allowed is None else (allowed if required el
 _NONE = type(None)
 
 
-def _unicode(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
 def _str_value_ok(v: Any, required: bool, ok_set: frozenset[str] | None) -> bool:
     if v is None or (type(v) is str and v == ""):
         return not required
     return (type(v) is str and len(v) <= MAX_STRING_LENGTH and (ok_set is None or v in ok_set)
-            and _unicode(v))  # fmt: skip
+            and is_unicode(v))  # fmt: skip
 
 
 def _str_column(col: list[Any], required: bool, ok_set: frozenset[str] | None) -> tuple[list[Any], np.ndarray | None]:
@@ -164,7 +157,7 @@ def _str_column(col: list[Any], required: bool, ok_set: frozenset[str] | None) -
     if types <= {str, _NONE} and not (required and _NONE in types):
         vals = ["" if v is None else v for v in col] if _NONE in types else col
         if (max(map(len, vals), default=0) <= MAX_STRING_LENGTH and (not required or all(vals))
-                and (ok_set is None or ok_set.issuperset(vals)) and _unicode("".join(vals))):  # fmt: skip
+                and (ok_set is None or ok_set.issuperset(vals)) and is_unicode("".join(vals))):  # fmt: skip
             return vals, None
     ok = np.fromiter((_str_value_ok(v, required, ok_set) for v in col), dtype=bool, count=len(col))
     return ["" if v is None or not o else v for v, o in zip(col, ok, strict=True)], ok
