@@ -43,9 +43,12 @@ class _ThreadStdout(io.TextIOBase):
 
     def __init__(self, other) -> None:
         self.other, self.ident, self.lines, self._part = other, None, [], ""
+        self.waiting_shown = threading.Event()  # the smoke has said what it waits for
 
     def write(self, text: str) -> int:
         if threading.get_ident() != self.ident:
+            if "waiting for:" in text:
+                self.waiting_shown.set()
             return self.other.write(text)
         self._part += text
         *done, self._part = self._part.split("\n")
@@ -82,10 +85,13 @@ class ScorerOnTheStream:
     """Lambda's Kinesis poller for the scorer: shard -> handler (in a thread, as Lambda runs it
     beside the producer), EMF -> CloudWatch. ``stop`` re-raises what the thread met."""
 
-    def __init__(self) -> None:
+    def __init__(self, hold_until_waiting: bool = False) -> None:
+        """``hold_until_waiting``: the first batch waits (at most 30 s) until the smoke has shown
+        its progress, so the test sees a wait however fast the machine."""
         from lambdas.stream_scorer import handler as module
 
         self.module = module
+        self.hold_until_waiting = hold_until_waiting
         self.invocations = 0
         self.error: BaseException | None = None
         self._stop = threading.Event()
@@ -117,6 +123,8 @@ class ScorerOnTheStream:
                 got = kinesis.get_records(ShardIterator=iterator, Limit=500)
                 iterator = got["NextShardIterator"]
                 if got["Records"]:
+                    if self.hold_until_waiting:
+                        self._out.waiting_shown.wait(30)
                     self.module.handler(self._event(got["Records"], shard, arn), _Context())
                     self.invocations += 1
                     lines, self._out.lines = self._out.lines, []
@@ -268,7 +276,7 @@ def test_the_smoke_records_are_what_they_claim():
 
 
 def test_every_check_passes_when_the_scorer_runs(deployed, capsys):
-    with ScorerOnTheStream() as scorer:
+    with ScorerOnTheStream(hold_until_waiting=True) as scorer:
         status = main(["smoke", "--env", ENV, "--timeout", "120", "--poll", "0.2"])
     out = capsys.readouterr().out
     print(out)
