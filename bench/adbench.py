@@ -109,7 +109,7 @@ def table(name: str, results: dict[str, dict[str, float]], seeds: int) -> Table:
     for col in ("detector", "AUC-ROC", "AUC-PR", "default - it", "default ahead"):
         t.add_column(col, justify="left" if col == "detector" else "right")
     for det, r in results.items():
-        diff = (f"{r['default_minus_pr']:+.2f} ± {r['default_minus_pr_se']:.2f}" if "default_minus_pr" in r else "")
+        diff = f"{r['default_minus_pr']:+.2f} ± {r['default_minus_pr_se']:.2f}" if "default_minus_pr" in r else ""
         ahead = f"{r['default_ahead']} of {seeds}" if "default_ahead" in r else ""
         t.add_row(det, f"{r['auc_roc']:.2f} ± {r['auc_roc_sd']:.2f}", f"{r['auc_pr']:.2f} ± {r['auc_pr_sd']:.2f}",
                   diff, ahead)  # fmt: skip
@@ -131,8 +131,8 @@ def main(argv: list[str] | None = None) -> int:
         started = time.perf_counter()
         per_seed = run_table(path, args.seeds)
         first = summary(per_seed, [1, 2, 3])
-        results[path.name] = {"adbench_splits_1_3": {n: {k: r[k] for k in ("auc_roc", "auc_pr")} for n, r in first.items()},
-                              "splits": summary(per_seed, list(range(1, args.seeds + 1)))}  # fmt: skip
+        first = {n: {k: r[k] for k in ("auc_roc", "auc_pr")} for n, r in first.items()}
+        results[path.name] = {"adbench_splits_1_3": first, "splits": summary(per_seed, list(range(1, args.seeds + 1)))}
         console.print(published_table(path.name, results[path.name]["adbench_splits_1_3"]))
         console.print(table(path.name, results[path.name]["splits"], args.seeds))
         console.print(f"{path.name}: {time.perf_counter() - started:.1f} s")

@@ -15,6 +15,7 @@ from finsentry.detectors import make_detector
 from finsentry.evaluation import (
     ModelReport,
     adbench_protocol,
+    adbench_split,
     alerts_for_budget,
     evaluate_scores,
     precision_at_k,
@@ -159,6 +160,56 @@ def test_adbench_protocol_on_blobs_with_outliers():
     custom = adbench_protocol(X, y, {"small_if": lambda seed: make_detector(
         "isolation_forest", n_estimators=50, random_state=seed, feature_columns=None)}, seeds=(0,))  # fmt: skip
     assert set(custom) == {"small_if"} and 0 <= custom["small_if"]["auc_pr"] <= 100
+
+
+def _adbench_generator_split(X, y, seed):
+    """What ADBench's DataGenerator does: seed NumPy's global generator, resample a table of fewer
+    than 1,000 rows to 1,000, split on the same generator, min-max scale on the train part."""
+    from sklearn.model_selection import train_test_split
+    from sklearn.preprocessing import MinMaxScaler
+
+    np.random.seed(seed)
+    if len(y) < 1_000:
+        rows = np.random.choice(np.arange(len(y)), 1_000, replace=True)
+        X, y = X[rows], y[rows]
+    xtr, xte, ytr, yte = train_test_split(X, y, test_size=0.3, shuffle=True, stratify=y)
+    scaler = MinMaxScaler().fit(xtr)
+    return scaler.transform(xtr), scaler.transform(xte), ytr, yte
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), rows=st.integers(1_000, 1_600), share=st.floats(0.02, 0.2))
+def test_adbench_split_draws_the_rows_adbench_draws_and_leaves_the_global_generator_alone(seed, rows, share):
+    rng = np.random.default_rng(seed % 1000)
+    X = rng.normal(size=(rows, 3)) * [1, 10, 100]
+    y = (np.arange(rows) < max(2, int(share * rows))).astype(int)
+    state = np.random.get_state()[1].copy()
+    ours = adbench_split(X, y, seed)
+    assert (np.random.get_state()[1] == state).all(), "the caller's global generator is not touched"
+    theirs = _adbench_generator_split(X, y, seed)
+    for a, b in zip(ours, theirs, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert ours[0].min() == pytest.approx(0) and ours[0].max() == pytest.approx(1)
+    assert len(ours[0]) + len(ours[1]) == rows
+
+
+def test_adbench_split_resamples_a_small_table_to_a_thousand_rows_as_adbench_does():
+    X, y = np.arange(400, dtype=float).reshape(200, 2), np.r_[np.zeros(190), np.ones(10)]
+    ours = adbench_split(X, y, 3)
+    assert (len(ours[0]), len(ours[1])) == (700, 300) and 0 < ours[2].mean() < 0.2
+    # the split continues the resampling's stream, as on NumPy's global generator
+    for a, b in zip(ours, _adbench_generator_split(X, y, 3), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_adbench_protocol_gives_each_seed_on_request_and_their_mean():
+    X, _ = make_blobs(n_samples=1_100, centers=2, n_features=3, random_state=0)
+    y = np.r_[np.zeros(1_050), np.ones(50)]
+    X[-50:] += 8
+    res = adbench_protocol(X, y, seeds=(1, 2), per_seed=True)
+    for r in res.values():
+        assert set(r["per_seed"]) == {1, 2}
+        assert r["auc_pr"] == pytest.approx(np.mean([v[1] for v in r["per_seed"].values()]), abs=0.01)
 
 
 def test_the_default_policy_ranks_by_recall_at_the_budget():
