@@ -385,6 +385,33 @@ ADBENCH_SEEDS = (1, 2, 3)  # ADBench's seed list (``np.arange(3) + 1`` in its ru
 ADBENCH_MIN_ROWS, ADBENCH_MAX_ROWS = 1_000, 10_000  # its generator resamples tables outside these sizes
 
 
+def labelled_arrays(X: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
+    """``X`` as a 2-D float matrix and ``y`` as 0/1, or a ValueError saying what is wrong: a
+    benchmark table is taken as it is, never silently repaired (a NaN is not made a 0 here)."""
+    try:
+        X = np.asarray(X, dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"X must be a numeric matrix ({exc})") from exc
+    y = np.asarray(y)
+    if X.ndim != 2 or X.shape[1] == 0:
+        raise ValueError(f"X must be a matrix of rows and columns, got shape {X.shape}")
+    if y.ndim != 1 or len(y) != len(X):
+        raise ValueError(f"y must hold one label per row of X ({len(X)}), got shape {y.shape}")
+    bad = int((~np.isfinite(X)).sum())
+    if bad:
+        raise ValueError(f"X holds {bad} values that are not finite numbers (NaN or infinity): fill or drop them first")
+    values = set(np.unique(y).tolist())
+    if not values <= {0, 1}:  # True and False are 1 and 0
+        shown = ", ".join(map(str, sorted(values, key=str)[:5]))
+        raise ValueError(f"y must be 0 (normal) or 1 (anomaly), found {shown}")
+    y = y.astype(int)
+    anomalies = int(y.sum())
+    if anomalies < 2 or len(y) - anomalies < 2:
+        raise ValueError(f"y needs at least 2 anomalies and 2 normal rows for a stratified split, has "
+                         f"{anomalies} and {len(y) - anomalies}")  # fmt: skip
+    return X, y
+
+
 def adbench_split(
     X: np.ndarray, y: np.ndarray, seed: int, test_size: float = 0.3
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -400,7 +427,7 @@ def adbench_split(
     """
     from sklearn.preprocessing import MinMaxScaler
 
-    X, y = np.asarray(X, dtype=float), np.asarray(y).astype(int)
+    X, y = labelled_arrays(X, y)
     rng = np.random.RandomState(seed)
     if len(y) < ADBENCH_MIN_ROWS:
         rows = rng.choice(np.arange(len(y)), ADBENCH_MIN_ROWS, replace=True)
@@ -436,7 +463,7 @@ def adbench_protocol(
     score.
     """
     factories = factories or _default_factories()
-    X, y = np.asarray(X, dtype=float), np.asarray(y).astype(int)
+    X, y = labelled_arrays(X, y)
     cols = [f"x{i}" for i in range(X.shape[1])]
     splits = {seed: adbench_split(X, y, seed, test_size) for seed in seeds}
     results: dict[str, dict[str, Any]] = {}

@@ -258,6 +258,26 @@ def test_evaluate_npz_says_what_a_bad_file_is_not(tmp_path, capsys, content, mes
     assert re.search(message, err) and len(err.splitlines()) == 1, err
 
 
+_ROWS = np.random.default_rng(0).normal(size=(1_200, 3))
+
+
+@pytest.mark.parametrize(("X", "y", "message"), [
+    (_ROWS, np.r_[np.zeros(1_199), 1], "at least 2 anomalies and 2 normal rows for a stratified split, has 1 and 1199"),
+    (_ROWS, np.zeros(1_200), "has 0 and 1200"),
+    (np.where(np.arange(3_600).reshape(1_200, 3) % 97 == 0, np.nan, _ROWS), np.r_[np.zeros(1_150), np.ones(50)],
+     "X holds 38 values that are not finite numbers"),
+    (_ROWS, np.r_[np.zeros(1_150), np.full(50, 2)], "y must be 0 \\(normal\\) or 1 \\(anomaly\\), found 0.0, 2.0"),
+    (_ROWS, np.zeros(1_000), "one label per row of X \\(1200\\)"),
+    (_ROWS[:, 0], np.zeros(1_200), "X must be a matrix"),
+])  # fmt: skip
+def test_evaluate_npz_refuses_a_table_it_cannot_score_fairly_in_one_line(tmp_path, capsys, X, y, message):
+    path = tmp_path / "data.npz"
+    np.savez(path, X=X, y=y)
+    assert main(["evaluate", "--npz", str(path), "--detector", "isolation_forest"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert re.search(message, err) and len(err.splitlines()) == 1 and "Traceback" not in err, err
+
+
 def test_demo_runs_on_a_mapped_card_table_and_names_what_it_could_not_feed(tmp_path, capsys):
     code = main(["demo", *_card_args(), "--out", str(tmp_path), "--stream-records", "0", "--no-sagemaker"])
     out = capsys.readouterr().out
