@@ -278,6 +278,47 @@ def test_evaluate_npz_refuses_a_table_it_cannot_score_fairly_in_one_line(tmp_pat
     assert re.search(message, err) and len(err.splitlines()) == 1 and "Traceback" not in err, err
 
 
+def test_generated_npz_tables_give_finite_figures_or_one_error_line(tmp_path_factory):
+    """Property: any (X, y) archive ends in finite figures on one valid JSON line (exit 0) or in
+    one error line (exit 2); never NaN figures, a traceback or a NaN silently scored as 0."""
+    import contextlib
+    import io
+
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    root = tmp_path_factory.mktemp("npz")
+
+    @settings(max_examples=12, deadline=None)
+    @given(rows=st.sampled_from([5, 40, 1_000, 1_100]), cols=st.sampled_from([0, 1, 3]),
+           anomalies=st.sampled_from([0, 1, 2, 30]), labels=st.sampled_from(["int", "bool", "float", "two", "text"]),
+           holes=st.sampled_from([0, 1]), short_y=st.booleans(), seed=st.integers(0, 9))  # fmt: skip
+    def check(rows, cols, anomalies, labels, holes, short_y, seed):
+        rng = np.random.default_rng(seed)
+        X = rng.normal(size=(rows, cols))
+        if holes and X.size:
+            X.flat[rng.integers(X.size)] = np.nan
+        y = (np.arange(rows) < anomalies).astype(int)
+        y = {"int": y, "bool": y.astype(bool), "float": y.astype(float), "two": y * 2, "text": y.astype(str)}[labels]
+        if short_y:
+            y = y[:-1]
+        path = root / "t.npz"
+        np.savez(path, X=X, y=y)
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main(["evaluate", "--npz", str(path), "--seeds", "1", "--detector", "isolation_forest"])
+        errors = err.getvalue().strip().splitlines()
+        assert "Traceback" not in out.getvalue() + err.getvalue()
+        if code == 0:
+            figures = json.loads(out.getvalue().strip().splitlines()[-1])["results"]["isolation_forest"]
+            assert all(np.isfinite(v) for v in figures.values()) and not errors
+            assert not holes and not short_y and cols and labels in ("int", "bool", "float") and anomalies >= 2
+        else:
+            assert code == 2 and len(errors) == 1 and errors[0].startswith("error: finsentry evaluate: "), errors
+
+    check()
+
+
 def test_demo_runs_on_a_mapped_card_table_and_names_what_it_could_not_feed(tmp_path, capsys):
     code = main(["demo", *_card_args(), "--out", str(tmp_path), "--stream-records", "0", "--no-sagemaker"])
     out = capsys.readouterr().out
