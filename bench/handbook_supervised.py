@@ -11,10 +11,10 @@ like for like:
 
 * features: ``bench.handbook.load`` (the whole history, point in time), as ``bench.feedback``;
 * labels: every transaction from ``RISK_WINDOW_DAYS + delay + 1`` days before the training week
-  to the end of the test week gets its verdict (``confirmed_fraud`` / ``dismissed``, the
-  simulator's truth), given at the end of its day plus ``--delay`` days (as
-  ``bench.feedback.check_customers``), through the product's label path
-  (``finsentry.labels.validate_labels`` / ``merge_labels``, one batch per verdict day);
+  on gets its verdict (``confirmed_fraud`` / ``dismissed``, the simulator's truth), given at the
+  end of its day plus ``--delay`` days (as ``bench.feedback.check_customers``), if that is
+  before the test week ends, through the product's label path
+  (``finsentry.labels.validate_labels`` / ``merge_labels``);
 * label risk (``finsentry.label_risk.risk_features``) of every training and test row from the
   verdicts known before the row (``when`` < the row's time): a label of day X is usable from
   day X + delay + 1 on;
@@ -24,8 +24,11 @@ like for like:
   (``label_risk.training_target``), and scored on the test week 2018-08-08..14;
 * figures: AUC-ROC, AUC-PR (average precision) and card precision@100, recall per fraud
   scenario at the 1 % daily budget (``bench.feedback.scenario_recall``); the default ensemble
-  (the base) on the same rows, and the supervised candidate without the label-risk columns (what
-  the trees get from the features and the ensemble's score alone).
+  (the base) on the same rows, the supervised candidate without the label-risk columns (what
+  the trees get from the features and the ensemble's score alone), and, bench only, with the
+  label risk also over the verdicts known in the last 1 and 7 days (``SHORT_WINDOWS``, the
+  handbook's short terminal windows; the product reads one 28-day window, which cannot tell a
+  terminal still compromised from one whose compromise ended weeks ago).
 
 Where it matches the handbook's protocol (chapter 3, ``get_train_test_set`` and
 ``performance_assessment``): the weeks (train 07-25..31, delay 08-01..07, test 08-08..14); every
@@ -72,6 +75,14 @@ from finsentry.labels import empty_history, merge_labels, validate_labels
 
 TRAIN_DAYS = 7
 TEST_DAYS = 7
+SHORT_WINDOWS = (1, 7)  # days of verdicts known, beside the product's one RISK_WINDOW_DAYS window (bench only)
+SHORT_RISK_COLUMNS = tuple(f"{c}_{w}d" for w in SHORT_WINDOWS for c in RISK_COLUMNS)
+PRODUCT_COLUMNS = (*DETECTOR_COLUMNS, *SUPERVISED_EXTRA_COLUMNS)  # SupervisedDetector's default columns
+MODELS: dict[str, tuple[str, ...] | None] = {  # the supervised models trained, by their columns (None: the default)
+    "supervised": None,
+    "supervised without label risk": tuple(c for c in PRODUCT_COLUMNS if c not in RISK_COLUMNS),
+    "supervised + 1/7-day risk windows (bench only)": (*PRODUCT_COLUMNS, *SHORT_RISK_COLUMNS),
+}
 BASE_DAYS = 14  # the unsupervised base: fit without labels on the two weeks before the training week (bench.feedback)
 
 
@@ -87,16 +98,13 @@ def verdict_records(rows: pd.DataFrame, delay_days: float) -> pd.DataFrame:
 
 def label_every_row(rows: pd.DataFrame, delay_days: float, now: pd.Timestamp) -> pd.DataFrame:
     """The label history of the handbook's protocol: every row of ``rows`` confirmed or
-    dismissed ``delay_days`` after its day, through the product's validator and history (one
-    batch a verdict day, received when given)."""
-    records = verdict_records(rows, delay_days)
-    history = empty_history()
-    for when, batch_records in records.groupby("when", sort=True):
-        batch = validate_labels(batch_records, now=now)
-        if len(batch.rejected):
-            raise RuntimeError(f"the bench's own labels were rejected: {batch.reason_counts()}")
-        history = merge_labels(history, batch.valid, received_at=pd.Timestamp(when)).history
-    return history
+    dismissed ``delay_days`` after its day, through the product's validator and history. One
+    batch, received when the last verdict is given (the risk features read each label's
+    ``when``, not ``received_at``; a batch a verdict day made the merges quadratic: 2 min)."""
+    batch = validate_labels(verdict_records(rows, delay_days), now=now)
+    if len(batch.rejected):
+        raise RuntimeError(f"the bench's own labels were rejected: {batch.reason_counts()}")
+    return merge_labels(empty_history(), batch.valid, received_at=batch.valid["when"].max()).history
 
 
 def known_compromised(frame: pd.DataFrame, since: pd.Timestamp, delay_days: int) -> np.ndarray:
@@ -108,6 +116,15 @@ def known_compromised(frame: pd.DataFrame, since: pd.Timestamp, delay_days: int)
     first = day[fraud].groupby(frame["account_id"].to_numpy()[fraud]).min()
     first_fraud = pd.to_datetime(frame["account_id"].map(first))
     return (first_fraud.notna() & (first_fraud <= day - pd.Timedelta(days=delay_days + 1))).to_numpy()
+
+
+def label_risk(rows: pd.DataFrame, history: pd.DataFrame, lookup: pd.DataFrame) -> pd.DataFrame:
+    """The product's ``RISK_COLUMNS`` (one ``RISK_WINDOW_DAYS`` window) of ``rows``, and the same
+    over the verdicts known in the last ``SHORT_WINDOWS`` days (columns suffixed ``_1d``,
+    ``_7d``: the handbook's short terminal-risk windows; read only by the bench-only model)."""
+    out = [risk_features(rows, history, lookup=lookup)]
+    out += [risk_features(rows, history, window_days=w, lookup=lookup).add_suffix(f"_{w}d") for w in SHORT_WINDOWS]
+    return pd.concat(out, axis=1)
 
 
 def figures(frame: pd.DataFrame, scores: np.ndarray) -> dict[str, float]:
@@ -140,8 +157,9 @@ def run(valid: pd.DataFrame, features: pd.DataFrame, train_start: pd.Timestamp, 
     # every verdict known by the end of the test week (later ones could touch no row here)
     labelled = (ts >= label_from).to_numpy() & (ts.dt.floor("D") + pd.Timedelta(days=1 + delay) < test_end).to_numpy()
     history = label_every_row(frame[labelled], delay, now=test_end + pd.Timedelta(days=60))
-    console.log(f"{len(history):,} verdicts ({int(frame.loc[labelled, 'label'].sum()):,} frauds) on the rows "
-                f"{label_from:%Y-%m-%d}..{ts[labelled].max():%Y-%m-%d} in {time.perf_counter() - started:.0f} s")
+    frauds, last = int(frame.loc[labelled, "label"].sum()), ts[labelled].max()
+    console.log(f"{len(history):,} verdicts ({frauds:,} frauds) on the rows {label_from:%Y-%m-%d}..{last:%Y-%m-%d} "
+                f"in {time.perf_counter() - started:.0f} s")  # fmt: skip
 
     started = time.perf_counter()
     base = make_detector("ensemble").fit(frame[base_rows])
@@ -156,19 +174,17 @@ def run(valid: pd.DataFrame, features: pd.DataFrame, train_start: pd.Timestamp, 
     target, usable = training_target(rows, history, as_of, label_delay_days=delay)
     if not (usable.all() and target.notna().all()):
         raise RuntimeError(f"{int((~usable).sum())} training rows without a verdict known at {as_of}")
-    training = pd.concat([rows, risk_features(rows, history, lookup=frame)], axis=1)
+    training = pd.concat([rows, label_risk(rows, history, frame)], axis=1)
     training[TARGET_COLUMN] = target.to_numpy()
     tests = frame[test].reset_index(drop=True)
-    scoring = pd.concat([tests, risk_features(tests, history, lookup=frame)], axis=1)
+    scoring = pd.concat([tests, label_risk(tests, history, frame)], axis=1)
     console.log(f"label risk of {len(training):,} training and {len(scoring):,} test rows in "
                 f"{time.perf_counter() - started:.0f} s")  # fmt: skip
 
     params = {"max_iter": 150, **(model_params or {})}
     scores = {"unsupervised ensemble": tests[SCORE_COLUMN].to_numpy()}
     counts = {}
-    for name, columns in (("supervised", None),
-                          ("supervised without label risk",
-                           (*DETECTOR_COLUMNS, *(c for c in SUPERVISED_EXTRA_COLUMNS if c not in RISK_COLUMNS)))):
+    for name, columns in MODELS.items():
         started = time.perf_counter()
         model = SupervisedDetector(base=base, feature_columns=columns, **params).fit(training)
         scores[name] = model.score(scoring)
@@ -201,10 +217,10 @@ def tables(result: dict) -> list[Table]:
                            else ", every customer"), title_justify="left")  # fmt: skip
         for col in ("model", "AUC-ROC", "AUC-PR", "card precision@100", "CP@100 without removal"):
             t.add_column(col, justify="left" if col == "model" else "right")
-        for name in ("supervised", "supervised without label risk", "unsupervised ensemble"):
+        for name in (*MODELS, "unsupervised ensemble"):
             f = figs[name]
             t.add_row(f"finsentry {name}", f"{f['auc_roc']:.3f}", f"{f['auc_pr']:.3f}",
-                      f"{f['card_precision_100']:.3f}", f"{f['card_precision_100_no_removal']:.3f}")
+                      f"{f['card_precision_100']:.3f}", f"{f['card_precision_100_no_removal']:.3f}")  # fmt: skip
         if handbook_set:
             for name, (roc, pr, cp) in HANDBOOK_BASELINES.items():
                 t.add_row(name, f"{roc:.3f}", f"{pr:.3f}", f"{cp:.3f}", "")
