@@ -50,6 +50,13 @@ boosting (``SupervisedDetector``) with the unsupervised score as a feature, not 
 scikit-learn LR / RF / XGBoost. The whole test week's figures (every customer, this repo's card
 precision: no removal) are printed too: they are the ones ``bench.feedback`` reports for its
 handbook test week. Last line: one JSON object.
+
+Measured (2026-12-02, 3 min 20 s on 2 shared cores, 111 s CPU): the handbook test set comes out
+as the handbook's (58,264 transactions, 385 frauds). AUC-ROC / AUC-PR / card precision@100 there:
+supervised 0.835 / 0.385 / 0.251, without label risk 0.605 / 0.165 / 0.074, with the 1/7-day
+windows 0.835 / 0.617 / 0.276, the ensemble 0.615 / 0.119 / 0.081; the handbook's random forest
+0.867 / 0.658 / 0.287. With every label known the product's supervised path is still below the
+handbook's baselines: the budget of ``bench.feedback`` is not the whole gap.
 """
 
 from __future__ import annotations
