@@ -58,13 +58,30 @@ def load(data: Path, console: Console) -> tuple[pd.DataFrame, pd.DataFrame]:
     return valid, features
 
 
-def card_precision_at_k(frame: pd.DataFrame, scores: np.ndarray, k: int = 100) -> float:
+def card_precision_at_k(frame: pd.DataFrame, scores: np.ndarray, k: int = 100, remove_detected: bool = False) -> float:
     """Per day, the share of truly compromised customers among the ``k`` highest-scored ones
-    (a customer's score is its highest transaction score of the day); mean over days."""
+    (a customer's score is its highest transaction score of the day); mean over days.
+
+    ``remove_detected=True`` is the handbook's own ``card_precision_top_k`` (chapter 4, its
+    default ``remove_detected_compromised_cards=True``, used for every published figure): days in
+    order, a customer found compromised in an earlier day's top ``k`` is left out of the later
+    days, and the day's share is over ``k`` (not over the customers ranked, when fewer). Without
+    it (the default here, ``bench.handbook`` and ``bench.feedback``'s figures) a compromised card
+    counts again each day it is in the top ``k``, which gives a higher figure."""
     day = pd.to_datetime(frame["ts"]).dt.floor("D").to_numpy()
     per = pd.DataFrame({"day": day, "account": frame["account_id"].to_numpy(), "score": scores,
                         "fraud": frame["label"].to_numpy()}).groupby(["day", "account"], sort=False).max()  # fmt: skip
-    shares = [g.nlargest(k, "score")["fraud"].mean() for _, g in per.groupby(level="day")]
+    if not remove_detected:
+        shares = [g.nlargest(k, "score")["fraud"].mean() for _, g in per.groupby(level="day")]
+        return float(np.mean(shares))
+    detected: set = set()
+    shares = []
+    for _, g in per.groupby(level="day", sort=True):
+        accounts = g.index.get_level_values("account")
+        top = g[~accounts.isin(list(detected))].nlargest(k, "score")
+        found = top.index.get_level_values("account")[top["fraud"].to_numpy().astype(bool)]
+        shares.append(len(found) / k)
+        detected.update(found)
     return float(np.mean(shares))
 
 
