@@ -25,10 +25,9 @@ like for like:
 * figures: AUC-ROC, AUC-PR (average precision) and card precision@100, recall per fraud
   scenario at the 1 % daily budget (``bench.feedback.scenario_recall``); the default ensemble
   (the base) on the same rows, the supervised candidate without the label-risk columns (what
-  the trees get from the features and the ensemble's score alone), and, bench only, with the
-  label risk also over the verdicts known in the last 1 and 7 days (``SHORT_WINDOWS``, the
-  handbook's short terminal windows; the product reads one 28-day window, which cannot tell a
-  terminal still compromised from one whose compromise ended weeks ago).
+  the trees get from the features and the ensemble's score alone), and with the 28-day window
+  only (the product before the 1- and 7-day windows of ``label_risk.RISK_WINDOWS``: one 28-day
+  window cannot tell a terminal still compromised from one whose compromise ended weeks ago).
 
 Where it matches the handbook's protocol (chapter 3, ``get_train_test_set`` and
 ``performance_assessment``): the weeks (train 07-25..31, delay 08-01..07, test 08-08..14); every
@@ -42,8 +41,8 @@ older than the delay, as a share of its transactions.
 Where it differs: the handbook's 15 features (amount, weekend, night; customer's count and
 mean amount over 1/7/30 days; terminal's count and fraud share over 1/7/30 days after a 7-day
 delay) are finsentry's own features (``finsentry.features``), the ensemble's score and the
-label risk: one 28-day window (``RISK_WINDOW_DAYS``) of verdicts known, for the terminal AND
-the customer (frauds known and frauds / (labelled + 1)), not three windows; a verdict is known
+label risk: verdicts known over 1, 7 and 28 days (``label_risk.RISK_WINDOWS``, not 30), for
+the terminal AND the customer (frauds known and frauds / (labelled + 1)); a verdict is known
 from the day after its day + delay (day granularity), the handbook's pandas rolling windows
 count a transaction once 7 x 24 h have passed (at most a day earlier); the model is gradient
 boosting (``SupervisedDetector``) with the unsupervised score as a feature, not the handbook's
@@ -51,12 +50,12 @@ scikit-learn LR / RF / XGBoost. The whole test week's figures (every customer, t
 precision: no removal) are printed too: they are the ones ``bench.feedback`` reports for its
 handbook test week. Last line: one JSON object.
 
-Measured (2026-12-02, 3 min 20 s on 2 shared cores, 111 s CPU): the handbook test set comes out
-as the handbook's (58,264 transactions, 385 frauds). AUC-ROC / AUC-PR / card precision@100 there:
-supervised 0.835 / 0.385 / 0.251, without label risk 0.605 / 0.165 / 0.074, with the 1/7-day
-windows 0.835 / 0.617 / 0.276, the ensemble 0.615 / 0.119 / 0.081; the handbook's random forest
-0.867 / 0.658 / 0.287. With every label known the product's supervised path is still below the
-handbook's baselines: the budget of ``bench.feedback`` is not the whole gap.
+Measured (2026-12-02, 3 min 20 s on 2 shared cores, 111 s CPU, before the 1- and 7-day windows
+were the product's): the handbook test set comes out as the handbook's (58,264 transactions, 385
+frauds). AUC-ROC / AUC-PR / card precision@100 there: supervised with the 28-day window only
+0.835 / 0.385 / 0.251, with the 1/7-day windows beside it 0.835 / 0.617 / 0.276, without label
+risk 0.605 / 0.165 / 0.074, the ensemble 0.615 / 0.119 / 0.081; the handbook's random forest
+0.867 / 0.658 / 0.287, logistic regression 0.871 / 0.606 / 0.291.
 """
 
 from __future__ import annotations
@@ -77,19 +76,27 @@ from finsentry.detectors import make_detector
 from finsentry.detectors.supervised import SCORE_COLUMN, SUPERVISED_EXTRA_COLUMNS, TARGET_COLUMN, SupervisedDetector
 from finsentry.evaluation import auc_pr, auc_roc
 from finsentry.features import DETECTOR_COLUMNS
-from finsentry.label_risk import RISK_COLUMNS, RISK_WINDOW_DAYS, risk_features, training_target
+from finsentry.label_risk import (
+    ENTITIES,
+    RISK_COLUMNS,
+    RISK_FEATURES,
+    RISK_WINDOW_DAYS,
+    risk_column,
+    risk_features,
+    training_target,
+)
 from finsentry.labels import empty_history, merge_labels, validate_labels
 
 TRAIN_DAYS = 7
 TEST_DAYS = 7
-SHORT_WINDOWS = (1, 7)  # days of verdicts known, beside the product's one RISK_WINDOW_DAYS window (bench only)
-SHORT_RISK_COLUMNS = tuple(f"{c}_{w}d" for w in SHORT_WINDOWS for c in RISK_COLUMNS)
 PRODUCT_COLUMNS = (*DETECTOR_COLUMNS, *SUPERVISED_EXTRA_COLUMNS)  # SupervisedDetector's default columns
+LONG_WINDOW_COLUMNS = tuple(risk_column(e, f, RISK_WINDOW_DAYS) for e in ENTITIES for f in RISK_FEATURES)
 MODELS: dict[str, tuple[str, ...] | None] = {  # the supervised models trained, by their columns (None: the default)
     "supervised": None,
+    "supervised, 28-day risk window only": tuple(c for c in PRODUCT_COLUMNS
+                                                  if c not in RISK_COLUMNS or c in LONG_WINDOW_COLUMNS),
     "supervised without label risk": tuple(c for c in PRODUCT_COLUMNS if c not in RISK_COLUMNS),
-    "supervised + 1/7-day risk windows (bench only)": (*PRODUCT_COLUMNS, *SHORT_RISK_COLUMNS),
-}
+}  # fmt: skip
 BASE_DAYS = 14  # the unsupervised base: fit without labels on the two weeks before the training week (bench.feedback)
 
 
@@ -123,15 +130,6 @@ def known_compromised(frame: pd.DataFrame, since: pd.Timestamp, delay_days: int)
     first = day[fraud].groupby(frame["account_id"].to_numpy()[fraud]).min()
     first_fraud = pd.to_datetime(frame["account_id"].map(first))
     return (first_fraud.notna() & (first_fraud <= day - pd.Timedelta(days=delay_days + 1))).to_numpy()
-
-
-def label_risk(rows: pd.DataFrame, history: pd.DataFrame, lookup: pd.DataFrame) -> pd.DataFrame:
-    """The product's ``RISK_COLUMNS`` (one ``RISK_WINDOW_DAYS`` window) of ``rows``, and the same
-    over the verdicts known in the last ``SHORT_WINDOWS`` days (columns suffixed ``_1d``,
-    ``_7d``: the handbook's short terminal-risk windows; read only by the bench-only model)."""
-    out = [risk_features(rows, history, lookup=lookup)]
-    out += [risk_features(rows, history, window_days=w, lookup=lookup).add_suffix(f"_{w}d") for w in SHORT_WINDOWS]
-    return pd.concat(out, axis=1)
 
 
 def figures(frame: pd.DataFrame, scores: np.ndarray) -> dict[str, float]:
@@ -181,10 +179,10 @@ def run(valid: pd.DataFrame, features: pd.DataFrame, train_start: pd.Timestamp, 
     target, usable = training_target(rows, history, as_of, label_delay_days=delay)
     if not (usable.all() and target.notna().all()):
         raise RuntimeError(f"{int((~usable).sum())} training rows without a verdict known at {as_of}")
-    training = pd.concat([rows, label_risk(rows, history, frame)], axis=1)
+    training = pd.concat([rows, risk_features(rows, history, lookup=frame)], axis=1)
     training[TARGET_COLUMN] = target.to_numpy()
     tests = frame[test].reset_index(drop=True)
-    scoring = pd.concat([tests, label_risk(tests, history, frame)], axis=1)
+    scoring = pd.concat([tests, risk_features(tests, history, lookup=frame)], axis=1)
     console.log(f"label risk of {len(training):,} training and {len(scoring):,} test rows in "
                 f"{time.perf_counter() - started:.0f} s")  # fmt: skip
 

@@ -216,7 +216,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--query", help=QUERY_HELP)
     ev.add_argument("--detector", action="append", dest="detectors", metavar="NAME",
                     help="repeatable; default: every label-free detector reading no sequences, and ensemble")
-    ev.add_argument("--seeds", type=_positive_int, default=3, help="--npz: ADBench's own splits 1 .. N (1-3 are those behind its published figures)")
+    ev.add_argument("--seeds", type=_positive_int, default=3,
+                    help="--npz: ADBench's own splits 1 .. N (1-3 are those behind its published figures)")
     ev.add_argument("--seed", type=int, default=0, help="--data: random state of the detectors")
     ev.add_argument("--budget", type=_share, default=0.01, help="alert budget (share)")
     ev.add_argument("--train-until", help="--data: train on transactions before this date (exclusive)")

@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from finsentry.features import DRAIN_CAP, HISTORY_CAP, N_OPS, op_name
+from finsentry.label_risk import ENTITIES, RISK_WINDOWS, risk_column
 
 if TYPE_CHECKING:
     from finsentry.detectors.base import Detector
@@ -132,6 +133,21 @@ def _rarity(rare: str, usual: str) -> Callable[[float], str]:
 
 
 SEQUENCE_REASONS = ("seq_op_surprise", "seq_purpose_surprise", "seq_amount_error")  # the LSTM's, not features
+def _period(window_days: int) -> str:
+    return "day" if window_days == 1 else f"{window_days} days"
+
+
+def _known_frauds(entity: str, window_days: int) -> Callable[[float], str | None]:
+    where = "on this account" if entity == "account" else "with this partner"
+    return lambda v: (f"{math.expm1(v):,.0f} confirmed fraud(s) {where} in the last {_period(window_days)}"
+                      if v > 0 else None)  # fmt: skip
+
+
+def _fraud_share(entity: str, window_days: int) -> Callable[[float], str | None]:
+    return lambda v: (f"{v:.0%} of this {entity}'s transactions checked in the last {_period(window_days)} "
+                      "were fraud" if v > 0 else None)  # fmt: skip
+
+
 PHRASES: dict[str, Callable[[float], str | None]] = {
     "log_amount": lambda v: f"amount of {math.expm1(v):,.2f}",
     "amount_z": lambda v: f"amount {abs(v):.1f} standard deviations {'above' if v >= 0 else 'below'} "
@@ -169,14 +185,8 @@ PHRASES: dict[str, Callable[[float], str | None]] = {
     "partner_age_log": lambda v: f"partner first seen by the bank {math.expm1(v):,.0f} days ago",
     "partner_new": _flag("partner never seen by the bank before"),
     # the supervised candidate's inputs (finsentry.label_risk, finsentry.detectors.supervised)
-    "account_frauds_known_log": lambda v: f"{math.expm1(v):,.0f} confirmed fraud(s) on this account in the last "
-    "28 days" if v > 0 else None,
-    "account_fraud_share_known": lambda v: f"{v:.0%} of this account's recently checked transactions were fraud"
-    if v > 0 else None,
-    "partner_frauds_known_log": lambda v: f"{math.expm1(v):,.0f} confirmed fraud(s) with this partner in the last "
-    "28 days" if v > 0 else None,
-    "partner_fraud_share_known": lambda v: f"{v:.0%} of this partner's recently checked transactions were fraud"
-    if v > 0 else None,
+    **{risk_column(e, "frauds_known_log", w): _known_frauds(e, w) for e in ENTITIES for w in RISK_WINDOWS},
+    **{risk_column(e, "fraud_share_known", w): _fraud_share(e, w) for e in ENTITIES for w in RISK_WINDOWS},
     "unsupervised_score": lambda v: f"unusual for the unsupervised model (score {v:.3f})",
     # the LSTM sequence detector's reasons (finsentry.detectors.sequence): value = probability / ratio
     "seq_op_surprise": lambda v: f"operation {_pct(v)} likely after the account's previous transactions",

@@ -3,11 +3,19 @@
 For a transaction at time ``t``, each entity (the account, the partner: ``partners.partner_key``)
 gets, over the verdicts KNOWN before ``t`` (a label's ``when`` < ``t``: labels arrive after an
 investigation, days after the transaction, and a label given later is never used) and given in
-the last ``window_days`` before ``t``:
+the last ``w`` days before ``t``, for each window ``w`` of ``RISK_WINDOWS`` (1, 7 and 28 days):
 
-* ``<entity>_frauds_known_log``: log1p(confirmed frauds among its labelled transactions);
-* ``<entity>_fraud_share_known``: confirmed frauds / (labelled transactions + 1), the ``+ 1``
-  shrinking a single verdict's weight (one fraud out of one checked: 0.5).
+* ``<entity>_frauds_known_log[_<w>d]``: log1p(confirmed frauds among its labelled transactions);
+* ``<entity>_fraud_share_known[_<w>d]``: confirmed frauds / (labelled transactions + 1), the
+  ``+ 1`` shrinking a single verdict's weight (one fraud out of one checked: 0.5).
+
+The 28-day columns carry no suffix (the names of models saved when it was the only window).
+Why three windows (the handbook's terminal-risk design, 1/7/30 days): one 28-day window cannot
+tell a terminal still compromised from one whose compromise ended weeks ago, since its frauds
+stay "known" for another 28 days. Measured under the handbook's own protocol
+(``python -m bench.handbook_supervised``, every label of the training week known, 2026-12-02):
+the supervised candidate's AUC-PR 0.385 with the 28-day window alone, 0.617 with the 1- and
+7-day windows beside it (handbook: random forest 0.658, logistic regression 0.606).
 
 A transaction re-labelled later (a fraud later dismissed) counts with the verdict known at ``t``:
 its correction is an event at its own ``when``. A row whose entity has no verdict (or no
@@ -28,8 +36,20 @@ from finsentry.labels import is_fraud_verdict
 from finsentry.partners import partner_key
 
 ENTITIES = ("account", "partner")
-RISK_COLUMNS: tuple[str, ...] = tuple(f"{e}_{f}" for e in ENTITIES for f in ("frauds_known_log", "fraud_share_known"))
-RISK_WINDOW_DAYS = 28  # verdicts older than this no longer mark an entity (the handbook's terminals: 28 days)
+RISK_FEATURES = ("frauds_known_log", "fraud_share_known")
+RISK_WINDOW_DAYS = 28  # the longest window: verdicts older than this no longer mark an entity (the handbook's
+# terminals stay compromised 28 days); the stream keeps labels this long (+ slack, finsentry.stream.risk)
+RISK_WINDOWS = (RISK_WINDOW_DAYS, 7, 1)  # days of known verdicts per column family, longest first
+
+
+def risk_column(entity: str, feature: str, window_days: int) -> str:
+    """A risk column's name; the 28-day window's has no suffix (the one window of earlier models)."""
+    return f"{entity}_{feature}" + ("" if window_days == RISK_WINDOW_DAYS else f"_{window_days}d")
+
+
+RISK_COLUMNS: tuple[str, ...] = tuple(
+    risk_column(e, f, w) for e in ENTITIES for w in RISK_WINDOWS for f in RISK_FEATURES
+)
 
 
 def entity_keys(transactions: pd.DataFrame) -> dict[str, pd.Series]:
@@ -85,17 +105,19 @@ def entity_events(history: pd.DataFrame, lookup: pd.DataFrame) -> dict[str, pd.D
 
 
 def risk_from_events(row_keys: dict[str, np.ndarray], row_ts, events: dict[str, pd.DataFrame],
-                     window_days: int = RISK_WINDOW_DAYS) -> pd.DataFrame:  # fmt: skip
-    """``RISK_COLUMNS`` (0..n-1) of rows with entity keys ``row_keys[entity]`` ("" = none) at
-    times ``row_ts``, from the verdict events of each entity (``entity_events``'s form): the
-    events with ``when`` in [ts - window, ts) of the row's key. THE definition: the batch
-    (``risk_features``) and the stream (``finsentry.stream.risk``) both compute through here."""
+                     windows: tuple[int, ...] = RISK_WINDOWS) -> pd.DataFrame:  # fmt: skip
+    """The risk columns (0..n-1) of rows with entity keys ``row_keys[entity]`` ("" = none) at
+    times ``row_ts``, from the verdict events of each entity (``entity_events``'s form): per
+    window ``w`` of ``windows``, the events with ``when`` in [ts - w days, ts) of the row's key
+    (``RISK_COLUMNS`` for the default windows). THE definition: the batch (``risk_features``)
+    and the stream (``finsentry.stream.risk``) both compute through here."""
     n = len(row_ts)
-    out = pd.DataFrame(0.0, index=np.arange(n), columns=list(RISK_COLUMNS))
+    columns = [risk_column(e, f, w) for e in ENTITIES for w in windows for f in RISK_FEATURES]
+    out = pd.DataFrame(0.0, index=np.arange(n), columns=columns)
     if n == 0:
         return out
     t_rows = _seconds(row_ts)
-    window = int(window_days) * 86_400
+    longest = max(int(w) for w in windows) * 86_400
     for entity in ENTITIES:
         ev = events.get(entity)
         rows_key = np.asarray(row_keys[entity], dtype=object)
@@ -106,7 +128,7 @@ def risk_from_events(row_keys: dict[str, np.ndarray], row_ts, events: dict[str, 
         if not keep.any():
             continue
         t_events = _seconds(ev["when"])
-        origin = min(t_rows.min(), t_events.min()) - window - 1
+        origin = min(t_rows.min(), t_events.min()) - longest - 1
         span = max(t_rows.max(), t_events.max()) - origin + 1
         codes, _ = pd.factorize(np.concatenate([rows_key, ev_key]))
         codes = codes.astype(np.int64)
@@ -118,29 +140,32 @@ def risk_from_events(row_keys: dict[str, np.ndarray], row_ts, events: dict[str, 
         cum_l = np.concatenate(([0.0], np.cumsum(ev["d_labelled"].to_numpy(dtype=float)[keep][order])))
         base = row_codes * span + (t_rows - origin)
         hi = np.searchsorted(key_time, base, side="left")  # known strictly before the row's time
-        lo = np.searchsorted(key_time, base - window, side="left")
         has = rows_key != ""
-        frauds = np.where(has, np.maximum(cum_f[hi] - cum_f[lo], 0.0), 0.0)
-        labelled = np.where(has, np.maximum(cum_l[hi] - cum_l[lo], 0.0), 0.0)
-        out[f"{entity}_frauds_known_log"] = np.log1p(frauds)
-        out[f"{entity}_fraud_share_known"] = frauds / (labelled + 1.0)
+        for w in windows:
+            lo = np.searchsorted(key_time, base - int(w) * 86_400, side="left")
+            frauds = np.where(has, np.maximum(cum_f[hi] - cum_f[lo], 0.0), 0.0)
+            labelled = np.where(has, np.maximum(cum_l[hi] - cum_l[lo], 0.0), 0.0)
+            out[risk_column(entity, "frauds_known_log", w)] = np.log1p(frauds)
+            out[risk_column(entity, "fraud_share_known", w)] = frauds / (labelled + 1.0)
     return out
 
 
-def risk_features(transactions: pd.DataFrame, history: pd.DataFrame, window_days: int = RISK_WINDOW_DAYS,
+def risk_features(transactions: pd.DataFrame, history: pd.DataFrame, windows: tuple[int, ...] = RISK_WINDOWS,
                   lookup: pd.DataFrame | None = None) -> pd.DataFrame:  # fmt: skip
-    """``RISK_COLUMNS`` for every row of ``transactions`` (needs ``trans_id``, ``account_id``,
-    ``ts``; ``partner_bank``/``partner_account`` for the partner), from the label ``history``
+    """The risk columns (``RISK_COLUMNS`` for the default ``windows``) of every row of
+    ``transactions`` (needs ``trans_id``, ``account_id``, ``ts``; ``partner_bank``/
+    ``partner_account`` for the partner), from the label ``history``
     (``finsentry.labels.HISTORY_COLUMNS``: every verdict with its ``when``). Same index.
 
     The labelled transactions are looked up in ``lookup`` (default ``transactions`` itself): a
     caller scoring one day passes the day's rows and, as ``lookup``, the frame of earlier rows
     the verdicts are about."""
     if transactions.empty:
-        return pd.DataFrame(0.0, index=transactions.index, columns=list(RISK_COLUMNS))
+        return risk_from_events({e: np.array([], dtype=object) for e in ENTITIES}, [], {}, windows).set_axis(
+            transactions.index)  # fmt: skip
     events = entity_events(history, transactions if lookup is None else lookup)
     keys = {e: k.to_numpy(dtype=object) for e, k in entity_keys(transactions).items()}
-    out = risk_from_events(keys, transactions["ts"], events, window_days)
+    out = risk_from_events(keys, transactions["ts"], events, windows)
     out.index = transactions.index
     return out
 

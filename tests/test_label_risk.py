@@ -53,6 +53,23 @@ def test_a_correction_counts_from_its_own_time_and_old_verdicts_leave_the_window
     assert risk.loc[3, RISK_COLUMNS].eq(0).all()  # 28-day window passed
 
 
+def test_each_window_counts_the_verdicts_known_within_it_and_the_28_day_one_keeps_its_name():
+    # frauds on the terminal known 5 hours, 3 days and 20 days before the last row
+    rows = _rows(["2024-01-01", "2024-01-02", "2024-01-03", "2024-01-25 12:00"])
+    history = _history(["R0", "R1", "R2"], ["confirmed_fraud"] * 3,
+                       ["2024-01-05 12:00", "2024-01-22 12:00", "2024-01-25 07:00"])  # fmt: skip
+    risk = risk_features(rows, history).loc[3]
+    assert RISK_COLUMNS[:2] == ("account_frauds_known_log", "account_fraud_share_known")  # earlier models' names
+    assert [risk[f"partner_frauds_known_log{s}"] for s in ("_1d", "_7d", "")] == [np.log1p(1), np.log1p(2),
+                                                                                   np.log1p(3)]  # fmt: skip
+    assert [risk[f"partner_fraud_share_known{s}"] for s in ("_1d", "_7d", "")] == [1 / 2, 2 / 3, 3 / 4]
+    assert set(risk.index) == set(RISK_COLUMNS) and len(RISK_COLUMNS) == 12
+    only = risk_features(rows, history, windows=(7,)).loc[3]
+    assert list(only.index) == ["account_frauds_known_log_7d", "account_fraud_share_known_7d",
+                                "partner_frauds_known_log_7d", "partner_fraud_share_known_7d"]  # fmt: skip
+    assert only["partner_frauds_known_log_7d"] == risk["partner_frauds_known_log_7d"]
+
+
 def test_rows_without_a_partner_and_labels_of_unknown_transactions_are_nothing_known():
     rows = _rows(["2024-01-01", "2024-01-20"], partner="")
     history = _history(["R0", "ELSEWHERE"], ["confirmed_fraud", "confirmed_fraud"], ["2024-01-05", "2024-01-05"])

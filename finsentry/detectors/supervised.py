@@ -7,7 +7,8 @@ millions of rows on 2 cores, and explained exactly by SHAP's ``TreeExplainer``) 
 * the score of an unsupervised detector (``base``, default the default ensemble), as the
   column ``unsupervised_score``: what looks unusual keeps counting where no verdict exists yet;
 * the label-derived risk features (``finsentry.label_risk.RISK_COLUMNS``): the account's and the
-  partner's confirmed frauds known before the transaction. A frame without them (no labels
+  partner's confirmed frauds known before the transaction, over 1, 7 and 28 days. A model
+  saved before the short windows reads its four 28-day columns, which keep their names. A frame without them (no labels
   yet, a scorer without the profile fields) is scored as "nothing known" (0).
 
 The one contract still holds: ``fit(frame)`` reads its target from the frame's

@@ -1,7 +1,8 @@
 """Label-derived risk in the stream's state: what the label doors write, what the scorer reads.
 
 The supervised candidate reads ``finsentry.label_risk.RISK_COLUMNS`` (the account's and the
-partner's confirmed frauds among the verdicts known in the 28 days before the transaction).
+partner's confirmed frauds among the verdicts known in the 1, 7 and 28 days before the
+transaction; the items keep 28 days + slack, which serves every window).
 The stream computes them at score time, through the batch's own definition
 (``label_risk.verdict_events`` + ``label_risk.risk_from_events``), from two kinds of item in the
 profiles table (beside the scorer's, ``finsentry.stream.state``):
