@@ -85,6 +85,17 @@ def card_precision_at_k(frame: pd.DataFrame, scores: np.ndarray, k: int = 100, r
     return float(np.mean(shares))
 
 
+def known_compromised(frame: pd.DataFrame, since: pd.Timestamp, delay_days: int) -> np.ndarray:
+    """True for the rows the handbook leaves out of its test set: their customer has a fraud on a
+    day from ``since`` (the training start) to the row's day - ``delay_days`` - 1 (chapter 3,
+    ``get_train_test_set``: "known defrauded customers")."""
+    day = pd.to_datetime(frame["ts"]).dt.floor("D")
+    fraud = frame["label"].to_numpy().astype(bool) & (day >= since).to_numpy()
+    first = day[fraud].groupby(frame["account_id"].to_numpy()[fraud]).min()
+    first_fraud = pd.to_datetime(frame["account_id"].map(first))
+    return (first_fraud.notna() & (first_fraud <= day - pd.Timedelta(days=delay_days + 1))).to_numpy()
+
+
 def figures(name: str, frame: pd.DataFrame, scores: np.ndarray, budget: float) -> dict:
     y = frame["label"].to_numpy().astype(bool)
     scenario = frame["label_type"].astype(str).to_numpy()

@@ -71,7 +71,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.feedback import HANDBOOK_BASELINES, HANDBOOK_SOURCE, SCENARIOS, scenario_recall
-from bench.handbook import DEFAULT_DATA, card_precision_at_k, load
+from bench.handbook import DEFAULT_DATA, card_precision_at_k, known_compromised, load
 from finsentry.detectors import make_detector
 from finsentry.detectors.supervised import SCORE_COLUMN, SUPERVISED_EXTRA_COLUMNS, TARGET_COLUMN, SupervisedDetector
 from finsentry.evaluation import auc_pr, auc_roc
@@ -119,17 +119,6 @@ def label_every_row(rows: pd.DataFrame, delay_days: float, now: pd.Timestamp) ->
     if len(batch.rejected):
         raise RuntimeError(f"the bench's own labels were rejected: {batch.reason_counts()}")
     return merge_labels(empty_history(), batch.valid, received_at=batch.valid["when"].max()).history
-
-
-def known_compromised(frame: pd.DataFrame, since: pd.Timestamp, delay_days: int) -> np.ndarray:
-    """True for the rows the handbook leaves out of its test set: their customer has a fraud on a
-    day from ``since`` (the training start) to the row's day - ``delay_days`` - 1 (chapter 3,
-    ``get_train_test_set``: "known defrauded customers")."""
-    day = pd.to_datetime(frame["ts"]).dt.floor("D")
-    fraud = frame["label"].to_numpy().astype(bool) & (day >= since).to_numpy()
-    first = day[fraud].groupby(frame["account_id"].to_numpy()[fraud]).min()
-    first_fraud = pd.to_datetime(frame["account_id"].map(first))
-    return (first_fraud.notna() & (first_fraud <= day - pd.Timedelta(days=delay_days + 1))).to_numpy()
 
 
 def figures(frame: pd.DataFrame, scores: np.ndarray) -> dict[str, float]:

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 from rich.console import Console
 
-from bench.handbook import card_precision_at_k, load
-from bench.handbook_supervised import known_compromised, label_every_row, run, verdict_records
+from bench.handbook import card_precision_at_k, known_compromised, load
+from bench.handbook_supervised import label_every_row, run, verdict_records
 from finsentry.label_risk import risk_features
 
 START = pd.Timestamp("2018-06-01")
