@@ -54,7 +54,7 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-from bench.handbook import DEFAULT_DATA, card_precision_at_k, known_compromised, load
+from bench.handbook import DEFAULT_DATA, card_precision_at_k, known_compromised, load_handbook
 from finsentry.detectors import make_detector
 from finsentry.detectors.supervised import SCORE_COLUMN, TARGET_COLUMN, SupervisedDetector
 from finsentry.evaluation import auc_pr, auc_roc, evaluate_scores
@@ -330,12 +330,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--review-days", type=int, default=7,
                         help="a checked customer's transactions of the last N days get verdicts (1: the day's only)")
     args = parser.parse_args(argv)
-    console = Console(stderr=False, width=170)
-    if not args.data.is_file():
-        console.print(f"no handbook data at {args.data} (see ../shared/data/README.md)")
-        return 2
     started = time.perf_counter()
-    valid, features = load(args.data, console)
+    if (loaded := load_handbook(args.data)) is None:
+        return 2
+    console, valid, features = loaded
     result = replay(valid, features, pd.Timestamp(args.start), args.weeks, args.delay, args.checked, console,
                     review_days=args.review_days, model_params={"unlabelled_as_negative": args.presumed_genuine})
     for t in tables(result, args):

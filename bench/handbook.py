@@ -42,6 +42,21 @@ DETECTORS = ("isolation_forest", "lof", "tails", "ensemble")
 SCENARIOS = (1, 2, 3)
 
 
+def handbook_console(data: Path, width: int = 170) -> Console | None:
+    """The benches' console, or None after saying there is no handbook data at ``data``."""
+    console = Console(stderr=False, width=width)
+    if not data.is_file():
+        console.print(f"no handbook data at {data} (see ../shared/data/README.md)")
+        return None
+    return console
+
+
+def load_handbook(data: Path) -> tuple[Console, pd.DataFrame, pd.DataFrame] | None:
+    """The benches' console and ``load(data)``, or None after saying there is no data there."""
+    console = handbook_console(data)
+    return None if console is None else (console, *load(data, console))
+
+
 def load(data: Path, console: Console) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Canonical transactions (with label columns) and their point-in-time features."""
     from finsentry.mapping import load_mapped
@@ -145,9 +160,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--budget", type=float, default=0.01)
     args = parser.parse_args(argv)
-    console = Console(stderr=False, width=160)
-    if not args.data.is_file():
-        console.print(f"no handbook data at {args.data} (see ../shared/data/README.md)")
+    console = handbook_console(args.data, width=160)
+    if console is None:
         return 2
     results = run(args.data, args.budget, console)
     console.print(table(results, args.budget))

@@ -71,7 +71,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.feedback import HANDBOOK_BASELINES, HANDBOOK_SOURCE, SCENARIOS, scenario_recall
-from bench.handbook import DEFAULT_DATA, card_precision_at_k, known_compromised, load
+from bench.handbook import DEFAULT_DATA, card_precision_at_k, known_compromised, load_handbook
 from finsentry.detectors import make_detector
 from finsentry.detectors.supervised import SCORE_COLUMN, SUPERVISED_EXTRA_COLUMNS, TARGET_COLUMN, SupervisedDetector
 from finsentry.evaluation import auc_pr, auc_roc
@@ -237,12 +237,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train-start", default="2018-07-25")
     parser.add_argument("--delay", type=int, default=7, help="days before a verdict is known (the handbook's 7)")
     args = parser.parse_args(argv)
-    console = Console(stderr=False, width=170)
-    if not args.data.is_file():
-        console.print(f"no handbook data at {args.data} (see ../shared/data/README.md)")
-        return 2
     started = time.perf_counter()
-    valid, features = load(args.data, console)
+    if (loaded := load_handbook(args.data)) is None:
+        return 2
+    console, valid, features = loaded
     result = run(valid, features, pd.Timestamp(args.train_start), args.delay, console)
     for t in tables(result):
         console.print(t)
