@@ -350,7 +350,7 @@ def main(argv: list[str] | None = None) -> int:
         "handbook_best_auc_pr": max(v[1] for v in HANDBOOK_BASELINES.values()),
         "handbook_best_card_precision_100": max(v[2] for v in HANDBOOK_BASELINES.values()),
         "after_28_days": result["after_28_days"], "weekly_mean_after_28_days": result["weekly_mean_after_28_days"],
-        "handbook_test_week": result["handbook_test_week"],
+        "handbook_test_week": result["handbook_test_week"], "handbook_test_set": result["handbook_test_set"],
         "scenario_2_ceiling_after_28_days": result["scenario_2_ceiling_after_28_days"],
         "oracle_without_terminals_after_28_days": result["oracle_without_terminals_after_28_days"],
         "weekly": result["weekly"], "retrains": result["retrains"], "labels": result["labels"],
