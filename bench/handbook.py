@@ -11,8 +11,10 @@ fraud flag and scenario as ``label`` / ``label_type`` (read by evaluation only).
 Protocol (the handbook's chapters 3-5): features over the whole history (point-in-time), the
 detectors fit WITHOUT labels on one training window, a one-week gap (labels arrive late), then
 scored on the following week. Figures per detector: recall per scenario at the alert budget,
-AUC-PR (average precision), AUC-ROC and card precision@100 (of the 100 customers with the
-highest score each day, the share with a fraud that day, averaged over the test days); beside
+AUC-PR (average precision), AUC-ROC and card precision@100 (the handbook's: of the 100 customers
+with the highest score each day, not found compromised on an earlier test day, the share with a
+fraud that day, averaged over the test days; ``card_precision_100_no_removal`` without the
+removal, the only figure before 2026-12-02); beside
 two label-free baselines: the raw amount as a score, and an Isolation Forest on (amount, hour).
 The last line is one JSON object of the figures.
 """
@@ -81,8 +83,8 @@ def card_precision_at_k(frame: pd.DataFrame, scores: np.ndarray, k: int = 100, r
     default ``remove_detected_compromised_cards=True``, used for every published figure): days in
     order, a customer found compromised in an earlier day's top ``k`` is left out of the later
     days, and the day's share is over ``k`` (not over the customers ranked, when fewer). Without
-    it (the default here, ``bench.handbook`` and ``bench.feedback``'s figures) a compromised card
-    counts again each day it is in the top ``k``, which gives a higher figure."""
+    it (the benches' ``card_precision_100_no_removal``, their only figure before 2026-12-02) a
+    compromised card counts again each day it is in the top ``k``, which gives a higher figure."""
     day = pd.to_datetime(frame["ts"]).dt.floor("D").to_numpy()
     per = pd.DataFrame({"day": day, "account": frame["account_id"].to_numpy(), "score": scores,
                         "fraud": frame["label"].to_numpy()}).groupby(["day", "account"], sort=False).max()  # fmt: skip
@@ -116,7 +118,8 @@ def figures(name: str, frame: pd.DataFrame, scores: np.ndarray, budget: float) -
     scenario = frame["label_type"].astype(str).to_numpy()
     report = evaluate_scores(scores, y, np.where(y, scenario, ""), budget=budget, name=name)
     out = {"auc_pr": auc_pr(scores, y), "auc_roc": auc_roc(scores, y),
-           "card_precision_100": card_precision_at_k(frame, scores), "recall": report.recall,
+           "card_precision_100": card_precision_at_k(frame, scores, remove_detected=True),
+           "card_precision_100_no_removal": card_precision_at_k(frame, scores), "recall": report.recall,
            "alerts": report.alerts}  # fmt: skip
     for s in SCENARIOS:
         out[f"recall_scenario_{s}"] = report.recall_by_type.get(str(s), float("nan"))
