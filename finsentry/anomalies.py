@@ -486,7 +486,7 @@ class CatalogEntry:
 
 CATALOG: dict[AnomalyType, CatalogEntry] = {e.type: e for e in (
     CatalogEntry(AnomalyType.AMOUNT_SPIKE, "Amount spike", "amount far above the account's usual for this operation",
-                 inject_amount_spike, ("amount_ratio_log", "amount_z", "log_amount")),
+                 inject_amount_spike, ("amount_ratio_log", "amount_z", "log_amount", "amount_burst")),
     CatalogEntry(AnomalyType.DECIMAL_SHIFT, "Decimal shift",
                  "amount a power of ten away from the usual (incorrect pricing)",
                  inject_decimal_shift, ("decimal_shift",)),

@@ -174,6 +174,8 @@ PHRASES: dict[str, Callable[[float], str | None]] = {
     "transition_rarity": _rarity("an unusual operation after the previous one", "operation after the previous one"),
     "rapid_pass_through": _flag("takes 90 % or more of a credit received less than 48 hours before"),
     "seq_op": lambda v: f"{op_name(int(v))}, an operation rare across the bank" if 1 <= v <= N_OPS else None,
+    "amount_burst": lambda v: (f"a large amount in a recent run of postings far above the account's usual "
+                               f"(burst {v:.1f})" if v > 0 else None),
     "drain_share": lambda v: (f"takes {v:.0%} of the balance before it" if 0.5 <= v < DRAIN_CAP
                               else "a debit from an empty or overdrawn account" if v >= DRAIN_CAP else None),
     # the counterparty's features (finsentry.partners)

@@ -52,6 +52,7 @@ FEATURE_COLUMNS: tuple[str, ...] = (
     "transition_rarity",    # -log P(operation+direction | previous operation+direction)
     "rapid_pass_through",   # 1 if a debit takes >= 90% of a credit received < 48 h before
     "drain_share",          # debit amount / balance before it (capped at DRAIN_CAP; 0 for credits)
+    "amount_burst",         # max(amount_ratio_log, 0) x decayed count of earlier postings > 3x usual and z > 1.5
 )  # fmt: skip
 N_FEATURES = len(FEATURE_COLUMNS)
 # What a detector reads: the account's own past (above) and the counterparty's (finsentry.partners).
@@ -81,6 +82,7 @@ FEATURE_TAILS: dict[str, tuple[str, str]] = {
     "op_rarity": ("high", "sequence"), "transition_rarity": ("high", "sequence"),
     "rapid_pass_through": ("high", "sequence"),
     "drain_share": ("high", "balance"),
+    "amount_burst": ("high", "burst"),
     "partner_senders_recent_log": ("high", "counterparty"), "partner_senders_ratio": ("high", "counterparty"),
     "partner_volume_ratio": ("high", "counterparty"), "partner_age_log": ("context", "counterparty"),
     "partner_new": ("high", "partner"),
@@ -113,12 +115,17 @@ DECIMAL_TOLERANCE = math.log10(1.005)
 PASS_THROUGH_SECONDS = 48 * 3600.0
 PASS_THROUGH_SHARE = 0.9
 DRAIN_CAP = 10.0  # drain_share of a debit from an empty or overdrawn account
+BURST_TAU = 7 * 86400.0  # the burst count decays with this time constant
+BURST_RATIO = math.log(3.0)  # a posting above 3x its operation's usual amount ...
+BURST_Z = 1.5  # ... and 1.5 of its spread counts into the burst
+BURST_MIN_N = 5  # once its operation's usual amount has this many postings
 
 # float state layout
 F_N, F_LAST_TS, F_LAST_AFTER, F_LAST_OP = 0, 1, 2, 3
 F_DAY, F_DAY_DEBIT, F_DAYS, F_DAY_MEAN = 4, 5, 6, 7
 F_MONTH, F_MONTH_DEBIT, F_MONTHS, F_MONTH_MEAN = 8, 9, 10, 11
 F_LAST_CREDIT, F_LAST_CREDIT_TS, F_RING_POS = 12, 13, 14
+F_BURST = 15  # decayed count of clearly large postings (at F_LAST_TS)
 F_OPS = 16  # per op: count, mean, var, last amount
 F_TRANS = F_OPS + 4 * N_OPS
 F_HOURS = F_TRANS + N_OPS * N_OPS
@@ -258,6 +265,13 @@ def _step(f: np.ndarray, s: np.ndarray, x: np.ndarray, sig: np.int64, out: np.nd
         if k != 0 and abs(k) <= 3 and abs(r - k) < DECIMAL_TOLERANCE:
             out[3] = 1.0
 
+    # the account's recent clearly large postings (decayed count, earlier postings only) x this one's ratio
+    burst = f[F_BURST] * math.exp(-max(ts - f[F_LAST_TS], 0.0) / BURST_TAU) if n >= 1 else 0.0
+    out[21] = max(out[2], 0.0) * burst
+    if (op_n >= BURST_MIN_N and la - op_mean > BURST_RATIO
+            and (la - op_mean) / max(math.sqrt(op_var), Z_STD_FLOOR) > BURST_Z):  # fmt: skip
+        burst += 1.0
+
     # running daily and monthly spend (including this transaction) against usual
     _roll_period(f, F_DAY, day, F_DAY_DEBIT, F_DAY_MEAN, F_DAYS, DAILY_ALPHA_MIN)
     _roll_period(f, F_MONTH, month, F_MONTH_DEBIT, F_MONTH_MEAN, F_MONTHS, MONTHLY_ALPHA_MIN)
@@ -354,6 +368,7 @@ def _step(f: np.ndarray, s: np.ndarray, x: np.ndarray, sig: np.int64, out: np.nd
         f[F_LAST_CREDIT_TS] = ts
     f[F_LAST_OP] = op
     f[F_LAST_TS] = ts
+    f[F_BURST] = burst
     f[F_LAST_AFTER] = after
     f[F_N] = n + 1.0
 
