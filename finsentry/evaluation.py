@@ -422,8 +422,9 @@ def adbench_split(
     to 1,000 (with replacement) and one of more than 10,000 down to 10,000, then calls
     ``train_test_split(shuffle=True, stratify=y)`` on that global generator. A
     ``RandomState(seed)`` here is that stream, without touching the caller's global state.
-    PyOD's ``IForest(random_state=seed)`` on these splits gives the published ADBench figures to
-    the hundredth (``python -m bench.adbench``: cardio 93.19 / 59.95, thyroid 98.30 / 63.11).
+    PyOD's ``IForest(random_state=np.random.RandomState(seed))`` on these splits gives the
+    published ADBench figures to the hundredth (``python -m bench.adbench``: cardio 93.19 / 59.95,
+    thyroid 98.30 / 63.11).
     """
     from sklearn.preprocessing import MinMaxScaler
 
