@@ -113,7 +113,7 @@ def test_path_contributions_add_up_to_the_path_length_shortfall_and_track_tree_s
 
     frame = gaussian_features(800)
     det = make_detector("isolation_forest", n_estimators=60).fit(frame)
-    x = det.matrix(frame)
+    x = det.forest_input(det.matrix(frame))  # what the forest sees
     flat, expected = flatten(det.model), node_expectations(det.model)
     contrib = path_contributions(det.model, flat, expected, x[:100])
     depth = -np.log2(raw_scores(flat, x[:100])) * flat.denominator  # total path length

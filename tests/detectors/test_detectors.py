@@ -16,8 +16,11 @@ NAMES = ("isolation_forest", "lof", "ensemble")
 
 def fitted(name: str, train: pd.DataFrame) -> Detector:
     """The detector on the account features the planted frames vary (their partner columns are
-    constant zeros, which only reshuffle the forest's random draws: the 99 % margin below is thin)."""
-    params = {"use_rules": False} if name == "ensemble" else {}
+    constant zeros, which only reshuffle the forest's random draws: the 99 % margin below is thin).
+    The forest reads its columns raw here: the planted outlier sits in the training rows, where
+    on the tail scale its surprise is its rank, one above the largest gaussian value (the default
+    forest's own test, with an outlier it did not see, is below)."""
+    params = {"use_rules": False} if name == "ensemble" else {"tail_families": ()} if name == "isolation_forest" else {}
     return make_detector(name, feature_columns=FEATURE_COLUMNS, **params).fit(train)
 
 
@@ -106,12 +109,14 @@ def test_ensemble_averages_members_and_recalibrates():
 @pytest.mark.parametrize(("feature", "sign"), [("amount_z", 1.0), ("log_gap_hours", -1.0)])
 def test_one_sided_forest_flags_only_the_unusual_direction_of_a_product_feature(feature, sign):
     """amount_z counts high (a large amount), log_gap_hours low (a burst): the same distance on
-    the usual side is ordinary for the one-sided forest, and an outlier for the two-sided one."""
+    the usual side is ordinary for the one-sided forest, and an outlier for the two-sided one.
+    Every column read raw (``tail_families=()``): the clipping at the median is what is tested."""
     train = planted_frame(value=0.0, seed=5)  # no outlier in training
     test = train.iloc[:3].copy()
     test.loc[0, feature], test.loc[1, feature] = 12.0 * sign, -12.0 * sign
-    one = make_detector("isolation_forest", feature_columns=FEATURE_COLUMNS).fit(train)
-    two = make_detector("isolation_forest", feature_columns=FEATURE_COLUMNS, one_sided=False).fit(train)
+    one = make_detector("isolation_forest", feature_columns=FEATURE_COLUMNS, tail_families=()).fit(train)
+    two = make_detector("isolation_forest", feature_columns=FEATURE_COLUMNS, one_sided=False,
+                        tail_families=()).fit(train)  # fmt: skip
     unusual, usual = one.score(test)[:2]
     assert unusual > 0.95 and usual < 0.5
     assert (two.score(test)[:2] > 0.85).all()  # 22 columns share the random splits (0.896 with amount_burst)
@@ -149,6 +154,62 @@ def test_a_forest_on_the_tail_scale_sees_each_columns_surprise_and_keeps_the_dir
     assert make_detector("isolation_forest", scale="tail").params["scale"] == "tail"
     with pytest.raises(ValueError, match="scale must be"):
         make_detector("isolation_forest", scale="log")
+
+
+AMOUNT_FAMILY = ("log_amount", "amount_z", "amount_ratio_log", "decimal_shift")
+
+
+def test_the_default_forest_reads_the_amount_family_on_the_tail_scale_and_the_rest_raw():
+    from finsentry.detectors.tails import TYPICAL_SURPRISE, column_surprises
+
+    train = planted_frame(value=0.0, seed=5)  # no outlier in training
+    model = make_detector("isolation_forest", feature_columns=FEATURE_COLUMNS).fit(train)
+    raw = make_detector("isolation_forest", feature_columns=FEATURE_COLUMNS, tail_families=()).fit(train)
+    assert model.params["tail_families"] == ("amount",) and raw.params["tail_families"] == ()
+    tail = model.tail_columns()
+    assert [c for c, t in zip(FEATURE_COLUMNS, tail, strict=True) if t] == list(AMOUNT_FAMILY)
+    assert not raw.tail_columns().any()
+    test = train.iloc[:3].copy()
+    test.loc[0, "amount_z"], test.loc[1, "amount_z"] = 12.0, -12.0  # beyond the training range
+    x = model.matrix(test)
+    z = model.forest_input(x)
+    directions = [d for d, t in zip(model._directions(), tail, strict=True) if t]
+    surprise = column_surprises(model.tail_sorted_, model.tail_spread_, x[:, tail], directions)
+    np.testing.assert_array_equal(z[:, tail], np.maximum(surprise, TYPICAL_SURPRISE))
+    np.testing.assert_array_equal(z[:, ~tail], raw.forest_input(x)[:, ~tail])  # the rest: clipped as before
+    j = FEATURE_COLUMNS.index("amount_z")
+    assert z[1, j] == TYPICAL_SURPRISE and z[0, j] > np.log(len(train))  # usual side flat; beyond the sample: grows
+    unusual, usual = model.score(test)[:2]
+    assert unusual > 0.95 and usual < 0.5
+
+
+def test_an_amount_unusual_in_each_of_its_views_at_once_is_isolated_earlier_on_the_tail_scale():
+    """Handbook scenario 1's shape: heavy-tailed account-relative views (a few young accounts'
+    z-scores in the tens), and a row in the top 1 % of all three amount views at once but far
+    from their extremes. Raw, the forest's uniform splits are spent between the extremes and ten
+    training rows outrank it; on the tail scale the three agreeing views isolate it early."""
+    rng = np.random.default_rng(12)
+    train = planted_frame(value=0.0, n=3000, seed=12)
+    heavy = rng.random(len(train)) < 0.01
+    train.loc[heavy, "amount_z"] = rng.uniform(10.0, 60.0, heavy.sum())
+    train["amount_ratio_log"] = np.abs(rng.standard_t(2, len(train)))
+    test = train.iloc[:1].copy()
+    q99 = {c: np.quantile(train[c], 0.99) for c in ("log_amount", "amount_ratio_log")}
+    test[["log_amount", "amount_z", "amount_ratio_log"]] = [q99["log_amount"], 3.0, q99["amount_ratio_log"]]
+    above = {}
+    for families in (("amount",), ()):
+        model = make_detector("isolation_forest", feature_columns=FEATURE_COLUMNS, tail_families=families).fit(train)
+        above[families] = int((model.raw_score(train) >= model.raw_score(test)[0]).sum())  # training rows outranking it
+    assert above[("amount",)] <= 1 and above[()] >= 5
+
+
+def test_a_forest_saved_before_tail_families_scores_as_before():
+    train = planted_frame(seed=5)
+    old = make_detector("isolation_forest", feature_columns=FEATURE_COLUMNS, tail_families=()).fit(train)
+    before = old.score(train)
+    del old.params["tail_families"]  # what a model pickled before the option has
+    np.testing.assert_array_equal(old.score(train), before)
+    assert not old.tail_columns().any()
 
 
 def test_one_sided_forest_reasons_come_from_what_the_forest_saw():

@@ -23,6 +23,6 @@ def test_compiled_walk_equals_score_samples_with_and_without_feature_subsampling
 def test_the_detector_scores_through_the_compiled_walk():
     frame = gaussian_features()
     det = make_detector("isolation_forest", n_estimators=30).fit(frame)
-    expected = -det.model.score_samples(det.matrix(frame))
+    expected = -det.model.score_samples(det.forest_input(det.matrix(frame)))  # what the forest sees
     np.testing.assert_allclose(det.raw_score(frame), expected, rtol=0, atol=1e-12)
     assert "_shap_flat_forest" not in det.__getstate__()
