@@ -6,13 +6,15 @@ precision (detected cards removed)."""
 
 from __future__ import annotations
 
+import argparse
+
 import numpy as np
 import pandas as pd
 import pytest
 from rich.console import Console
 
 from bench.handbook import card_precision_at_k, known_compromised, load
-from bench.handbook_supervised import label_every_row, run, verdict_records
+from bench.handbook_supervised import label_every_row, model_param, run, verdict_records
 from finsentry.label_risk import risk_features
 
 START = pd.Timestamp("2018-06-01")
@@ -128,6 +130,17 @@ def test_the_run_trains_on_every_verdict_of_the_training_week_and_scores_the_tes
     whole, handbook = result["sets"]["whole test week"], result["sets"]["handbook test set"]
     assert whole["rows"] == int(test_week.sum()) and handbook["rows"] < whole["rows"]
     assert result["test"] == ["2018-08-03", "2018-08-09"]
+    assert result["model_params"] == {"max_iter": 20}  # the run says which setting it measured
     # the terminal risk finds the compromised terminals: the supervised model beats the ensemble
     assert whole["supervised"]["auc_pr"] > whole["unsupervised ensemble"]["auc_pr"]
     assert set(result["scenario_recall"]["whole test week"]["supervised"]) == {"1", "2", "3"}
+
+
+def test_param_options_are_numeric_detector_keywords():
+    """``--param l2_regularization=1.0`` measures a setting other than the product's default."""
+    assert model_param("l2_regularization=1.0") == ("l2_regularization", 1.0)
+    name, value = model_param("max_iter=300")
+    assert (name, value) == ("max_iter", 300) and isinstance(value, int)
+    for bad in ("l2_regularization", "l2=high", "=3", "two words=1"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            model_param(bad)
