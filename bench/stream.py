@@ -212,7 +212,8 @@ def _handler(model, threshold, stored, records, sizes: tuple[int, ...], batches:
             from finsentry.stream.state import item_bytes
 
             by_kind: dict[str, list[int]] = {"account": [], "partner": [], "channel": []}
-            written = [i for i in ddb.scan(TableName=table)["Items"] if int(i["v"]["N"]) > 1]  # rewritten by the scorer
+            written = [i for i in ddb.scan(TableName=table)["Items"]  # profiles rewritten by the scorer (not its
+                       if "v" in i and int(i["v"]["N"]) > 1]  # per-alert txn# items: no version)  # fmt: skip
             state["recipe_item"] = next((i for i in written if "o" in i), None)  # a real outbox, for the handbook
             for i in written:
                 key = i["account_id"]["S"]
