@@ -61,8 +61,9 @@ def test_verdicts_come_after_the_delay_and_risk_never_uses_a_later_verdict(loade
     history = label_every_row(valid, 7, now=pd.Timestamp("2019-01-01"))
     assert len(history) == len(valid)
     known = pd.to_datetime(history.set_index("trans_id")["when"]).reindex(valid["trans_id"].astype(str))
-    day = pd.to_datetime(valid["ts"]).dt.floor("D")
-    assert (known.to_numpy() == (day + pd.Timedelta(days=8)).to_numpy()).all()
+    # the handbook's timing: exactly 7 x 24 h after the transaction (to the second, as `when` is kept)
+    due = (pd.to_datetime(valid["ts"]) + pd.Timedelta(days=7)).dt.floor("s")
+    assert (known.to_numpy() == due.to_numpy()).all()
     assert (history["verdict"].eq("confirmed_fraud").to_numpy() == valid["label"].to_numpy().astype(bool)).all()
 
     risk = risk_features(valid, history)
@@ -85,11 +86,11 @@ def test_verdicts_come_after_the_delay_and_risk_never_uses_a_later_verdict(loade
     assert (risk["partner_frauds_known_log"] > 0).any()
 
 
-def test_verdict_records_are_given_at_the_end_of_the_day_plus_the_delay():
+def test_verdict_records_are_given_exactly_the_delay_after_the_transaction():
     rows = pd.DataFrame({"trans_id": ["a", "b"], "ts": ["2018-07-31 23:59:59", "2018-08-01 00:00:00"],
                          "label": [1, 0]})  # fmt: skip
     records = verdict_records(rows, 7)
-    assert records["when"].tolist() == ["2018-08-08T00:00:00", "2018-08-09T00:00:00"]
+    assert records["when"].tolist() == ["2018-08-07T23:59:59", "2018-08-08T00:00:00"]
     assert records["verdict"].tolist() == ["confirmed_fraud", "dismissed"]
 
 
