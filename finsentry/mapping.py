@@ -66,6 +66,8 @@ from finsentry.schema import (
     CHANNEL_OF_OPERATION,
     COLUMN_BY_NAME,
     DIRECTION_OF_TYPE,
+    NOT_UTF8,
+    REJECTION_COLUMNS,
     TRANSACTION_SCHEMA,
     Direction,
     Reason,
@@ -73,6 +75,7 @@ from finsentry.schema import (
     ValidationResult,
     _raw_text,
     validate_frame,
+    wrong_field_count,
 )
 from finsentry.yaml_files import read_yaml
 
@@ -83,6 +86,7 @@ DATABASE_KEYS = frozenset({"table", "query", "watermark", "key", "chunk_rows"})
 DEFAULT_CHUNK_ROWS = 50_000
 CSV_OPTIONS = frozenset({"sep", "decimal", "thousands", "encoding", "quotechar"})
 TS_UNITS = ("s", "m", "h", "D")  # pandas offset units for numeric timestamps
+_FIELD_COUNT = re.compile(r"Expected \d+ fields? in line \d+, saw \d+")  # pandas' C parser on a too-long line
 
 # What a run loses when an optional field is not mapped (the warning text).
 DEGRADES: dict[str, str] = {
@@ -311,23 +315,65 @@ def load_mapping(path: Path | str) -> TableMapping:
     return parse_mapping(read_yaml(path, MappingError, f"no such mapping file: {path}"), source=path.name)
 
 
-def read_table(path: Path | str, mapping: TableMapping) -> pd.DataFrame:
+@dataclass
+class RawTable:
+    """A file's rows as read, and its lines that are not a row of the table (``malformed``:
+    reason, detail and raw line each; they join the rejections, so the counts add up)."""
+
+    rows: pd.DataFrame
+    malformed: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(REJECTION_COLUMNS), dtype=object))
+
+
+def read_table(path: Path | str, mapping: TableMapping) -> RawTable:
     """The file's rows as read (CSV: every cell a string, empty = missing; Parquet: as typed).
 
-    A file the reader cannot read at all (not Parquet, not in the mapping's encoding, a line
-    with too many fields) is a ``MappingError`` naming the file and the reader's reason."""
+    A CSV line with more fields than the header, or (in a UTF-8 file, the default encoding)
+    with bytes that are not UTF-8, is not a row: it is set apart as ``malformed`` with its
+    reason (``N fields, expected M`` / ``NOT_UTF8``), as the Czech files' parser does; a line
+    with fewer fields reads its missing cells as empty (a required one is then quarantined by
+    validation). A file the reader cannot read at all (not Parquet, not in the mapping's
+    non-UTF-8 encoding, a truncated ``.gz``, an unterminated quote) is a ``MappingError`` naming
+    the file and the reader's reason."""
     path = Path(path)
     if not path.is_file():
         raise MappingError(f"no such data file: {path}")
     suffixes = [s.lower() for s in path.suffixes]
     if ".parquet" in suffixes or ".pq" in suffixes:
-        return _read(path, "Parquet", pd.read_parquet)
+        return RawTable(_read(path, "Parquet", pd.read_parquet))
     if ".csv" in suffixes or ".tsv" in suffixes or ".txt" in suffixes:
         options = {"sep": "\t" if ".tsv" in suffixes else ",", **mapping.csv}
         for number_option in ("decimal", "thousands"):  # applied when numbers are parsed (_numeric)
             options.pop(number_option, None)
-        return _read(path, "CSV", pd.read_csv, dtype=str, keep_default_na=False, **options)
+        return _read_csv(path, options)
     raise MappingError(f"{path.name}: expected a .csv, .tsv or .parquet file")
+
+
+def _read_csv(path: Path, options: dict[str, str]) -> RawTable:
+    """``read_table`` of a CSV file: pandas' C parser, and only when it meets a line with too many
+    fields, its Python parser, which hands such lines over (``on_bad_lines``) instead of failing."""
+    lenient = codecs.lookup(options.get("encoding", "utf-8")).name in ("utf-8", "utf-8-sig")
+    options = {**options, "dtype": str, "keep_default_na": False,
+               "encoding_errors": "replace" if lenient else "strict"}  # fmt: skip
+    long_lines: list[list[str]] = []
+    try:
+        rows = _read(path, "CSV", pd.read_csv, **options)
+    except MappingError as err:
+        if not (isinstance(err.__cause__, pd.errors.ParserError) and _FIELD_COUNT.search(str(err.__cause__))):
+            raise
+        rows = _read(path, "CSV", pd.read_csv, engine="python", on_bad_lines=long_lines.append, **options)
+    sep = options["sep"] if len(options["sep"]) == 1 else " "  # a regex separator: the fields joined by a space
+    raw = [sep.join(fields) for fields in long_lines]
+    details = [wrong_field_count(len(fields), len(rows.columns)) for fields in long_lines]
+    if lenient and len(rows):
+        undecodable = rows.apply(lambda col: col.str.contains("\ufffd", regex=False, na=False)).any(axis=1)
+        raw += [sep.join(r) for r in rows[undecodable].fillna("").itertuples(index=False)]
+        details += [NOT_UTF8] * int(undecodable.sum())
+        rows = rows[~undecodable.to_numpy()].reset_index(drop=True)
+    details = [NOT_UTF8 if "\ufffd" in line else d for line, d in zip(raw, details, strict=True)]
+    malformed = pd.DataFrame({"reason": pd.Series(str(Reason.MALFORMED), index=range(len(raw)), dtype=object),
+                              "detail": pd.Series(details, dtype=object),
+                              "raw": pd.Series([line[:4096] for line in raw], dtype=object)})  # fmt: skip
+    return RawTable(rows, malformed)
 
 
 def _read(path: Path, kind: str, reader, **options: Any) -> pd.DataFrame:
@@ -526,14 +572,24 @@ def load_mapped(data: Path | str, mapping: TableMapping | Path | str) -> MappedT
     return map_table(read_table(data, m), m)
 
 
-def map_table(raw: pd.DataFrame, m: TableMapping) -> MappedTable:
-    """``load_mapped`` of rows already read (a file's, a database query's): map, validate, labels."""
+def map_table(raw: pd.DataFrame | RawTable, m: TableMapping) -> MappedTable:
+    """``load_mapped`` of rows already read (a file's, a database query's): map, validate, labels.
+    A ``RawTable``'s malformed lines join the rejections (position -1: no row of the table)."""
+    malformed = raw.malformed if isinstance(raw, RawTable) else None
+    raw = raw.rows if isinstance(raw, RawTable) else raw
     frame, warnings, derived = apply_mapping(raw, m)
     result = validate_frame(frame)
     labels = None
     if m.label is not None:
         label_frame, bad = _label_values(raw.reset_index(drop=True), m)
         result, labels = _quarantine_bad_labels(result, raw.reset_index(drop=True), label_frame, bad)
+    if malformed is not None and len(malformed):
+        result = ValidationResult(
+            valid=result.valid, valid_positions=result.valid_positions,
+            rejected=pd.concat([result.rejected, malformed], ignore_index=True),
+            rejected_positions=None if result.rejected_positions is None else
+            np.concatenate([result.rejected_positions, np.full(len(malformed), -1)]),
+        )  # fmt: skip
     return MappedTable(result=result, warnings=warnings, derived=derived, labels=labels)
 
 

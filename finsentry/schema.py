@@ -167,6 +167,12 @@ class Reason(StrEnum):
 
 
 REJECTION_COLUMNS: tuple[str, ...] = ("reason", "detail", "raw")
+NOT_UTF8 = "not valid UTF-8"  # detail of a malformed line with undecodable bytes (files of every form)
+
+
+def wrong_field_count(found: int, expected: int) -> str:
+    """The detail of a malformed line with the wrong number of fields (files of every form)."""
+    return f"{found} fields, expected {expected}"
 
 
 @dataclass

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from finsentry.mapping import MappingError, TableMapping, load_mapping, quarantine_path, read_table
+from finsentry.mapping import MappingError, RawTable, TableMapping, load_mapping, quarantine_path, read_table
 from finsentry.schema import LABEL_COLUMNS
 
 Progress = Callable[[str], None]
@@ -117,7 +117,8 @@ def _database(url: str, mapping: TableMapping, out: Path | None, progress: Progr
     return table
 
 
-def _mapped_rows(raw: pd.DataFrame, mapping: TableMapping, out: Path | None, progress: Progress, name: str) -> Source:
+def _mapped_rows(raw: pd.DataFrame | RawTable, mapping: TableMapping, out: Path | None, progress: Progress,
+                 name: str) -> Source:  # fmt: skip
     from finsentry.mapping import map_table
 
     mapped = map_table(raw, mapping)

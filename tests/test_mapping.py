@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gzip
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -16,8 +19,9 @@ from finsentry.mapping import (
     load_mapping,
     parse_mapping,
     quarantine_path,
+    read_table,
 )
-from finsentry.schema import validate_frame
+from finsentry.schema import NOT_UTF8, validate_frame
 from tests.factories import small_bank
 from tests.foreign import CARD_CSV, CARD_MAPPING, EXAMPLE_CSV, EXAMPLE_MAPPING, card_table, to_foreign
 
@@ -327,16 +331,43 @@ def test_the_shipped_card_example_maps_with_its_labels_and_two_bad_rows():
     assert CARD_CSV.stat().st_size < 100_000
 
 
-@pytest.mark.parametrize(("name", "content", "message"), [
-    ("t.parquet", b"PAR1 not really", "t.parquet: cannot be read as Parquet"),
-    ("t.csv", b"a,b\n1,2\n\xff\xfe,3\n", "t.csv: not utf-8 text"),
-    ("t.csv", b"a;b\n1;2\n1;2;3;4\n", "t.csv: cannot be read as CSV"),
+@pytest.mark.parametrize(("name", "content", "mapping", "message"), [
+    ("t.parquet", b"PAR1 not really", {}, "t.parquet: cannot be read as Parquet"),
+    ("t.csv", b"a,b\n1,2\n\xff\xfe,3\n", {"encoding": "ascii"}, "t.csv: not ascii text"),
+    ("t.csv", b'a,b\n1,"2\n', {}, "t.csv: cannot be read as CSV"),
+    ("t.csv.gz", gzip.compress(b"a,b\n1,2\n" * 100)[:-20], {}, "t.csv.gz: cannot be read as CSV"),
 ])  # fmt: skip
-def test_a_file_the_reader_cannot_read_is_a_mapping_error_naming_it(tmp_path, name, content, message):
+def test_a_file_the_reader_cannot_read_is_a_mapping_error_naming_it(tmp_path, name, content, mapping, message):
     path = tmp_path / name
     path.write_bytes(content)
     with pytest.raises(MappingError, match=message):
-        load_mapped(path, EXAMPLE_MAPPING)
+        load_mapped(path, parse_mapping({**yaml.safe_load(EXAMPLE_MAPPING.read_text()), "csv": mapping}))
+
+
+def test_a_line_too_long_or_not_utf8_is_quarantined_malformed_and_the_others_are_read(tmp_path):
+    """One bad line never fails the file (the Czech parser's rule, the same details): a line with
+    more fields than the header and one with bytes that are not UTF-8 are quarantined as
+    malformed with their reason; every other row is read and the counts add up."""
+    good = CARD_CSV.read_bytes().splitlines()[:40]
+    path = tmp_path / "t.csv"
+    path.write_bytes(b"\n".join([*good[:10], b"2018-04-02 10:00:00,5,7,12.5,0,0,EXTRA,FIELD", *good[10:20],
+                                 b"2018-04-02 10:00:00,5\xff,7,12.5,0,0", *good[20:]]) + b"\n")  # fmt: skip
+    mapped = load_mapped(path, CARD_MAPPING)
+    clean = load_mapped(_write(tmp_path / "clean.csv", b"\n".join(good) + b"\n"), CARD_MAPPING)
+    malformed = mapped.result.rejected[mapped.result.rejected["reason"] == "malformed"]
+    assert malformed["detail"].tolist() == ["8 fields, expected 6", NOT_UTF8]
+    assert malformed["raw"].iloc[0] == "2018-04-02 10:00:00,5,7,12.5,0,0,EXTRA,FIELD"
+    assert mapped.received == clean.received + 2 == len(mapped.result.valid) + len(mapped.result.rejected)
+    pd.testing.assert_frame_equal(mapped.result.valid, clean.result.valid)  # same rows, same derived ids
+    pd.testing.assert_frame_equal(mapped.labels, clean.labels)
+    latin = tmp_path / "latin.csv"  # the mapping's own encoding: the same bytes are text, not malformed
+    latin.write_bytes(b"a,b\n1,\xe9\n")
+    assert read_table(latin, parse_mapping({"columns": {}, "csv": {"encoding": "latin-1"}})).rows["b"].tolist() == ["é"]
+
+
+def _write(path: Path, content: bytes) -> Path:
+    path.write_bytes(content)
+    return path
 
 
 def test_garbage_mappings_and_files_give_rows_that_add_up_or_a_mapping_error(tmp_path_factory):

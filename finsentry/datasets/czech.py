@@ -33,6 +33,7 @@ from finsentry.datasets.raw import REQUIRED_TABLES, TABLE_COLUMNS, RawTables
 from finsentry.schema import (
     CHANNEL_OF_OPERATION,
     DIRECTION_OF_TYPE,
+    NOT_UTF8,
     Direction,
     Frequency,
     Operation,
@@ -41,6 +42,7 @@ from finsentry.schema import (
     TxnType,
     ValidationResult,
     validate_frame,
+    wrong_field_count,
 )
 
 Form = Literal["asc", "tsv"]
@@ -125,7 +127,6 @@ INT_COLUMNS = {
 MONEY_COLUMNS = {"order": ("amount",), "trans": ("amount", "balance"),
                  "loan": ("amount", "payments")}  # fmt: skip
 QUARANTINE_COLUMNS = ("table", "line", "reason", "detail", "raw")
-NOT_UTF8 = "not valid UTF-8"  # detail of a quarantined line with undecodable bytes (reason malformed)
 
 
 # --- finding the files ------------------------------------------------------------------------
@@ -211,7 +212,7 @@ def _split_lines(text: str, sep: str, names: tuple[str, ...], table: str, header
     allowed = {len(names)} | ({len(names) + 1} if extra and not header else set())
     undecodable = lines.str.contains("\ufffd", regex=False).to_numpy(dtype=bool)
     good = np.isin(counts, list(allowed)) & ~undecodable
-    details = [NOT_UTF8 if u else f"{c} fields, expected {len(names)}"
+    details = [NOT_UTF8 if u else wrong_field_count(c, len(names))
                for c, u in zip(counts, undecodable, strict=True)]  # fmt: skip
     bad = pd.DataFrame({
         "table": table, "line": line_no[~good], "reason": str(Reason.MALFORMED),

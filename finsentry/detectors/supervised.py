@@ -22,7 +22,10 @@ known fraud of the same card or partner). Measured on the handbook replay (``ben
 8 weeks, mean of the weeks after the first month, without -> with them; ``l2_regularization``
 1.0, before its default was 30): card precision@100
 0.288 -> 0.299, AUC-ROC 0.765 -> 0.785, AUC-PR 0.383 -> 0.364, scenario-2 recall 11 -> 13 %; a
-trade, not a clear gain from one run, so it stays off by default.
+trade, not a clear gain from one run, so it stays off by default. Re-measured at the default
+``l2_regularization`` 30 (2026-12-03, ``python -m bench.feedback --presumed-genuine``, the
+handbook's card precision): 0.248 -> 0.240, AUC-ROC 0.787 -> 0.785, AUC-PR 0.475 -> 0.453,
+scenario-2 recall 22.5 -> 22.0 %: no longer a trade, a loss on every figure.
 A fit needs at least ``finsentry.labels.MIN_FRAUDS`` positives.
 
 ``l2_regularization`` (default 30.0) bounds each leaf's value: with rare frauds among many
