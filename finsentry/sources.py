@@ -170,6 +170,8 @@ def _checked(source: Source, progress: Progress) -> Source:
         detail += f" -> {source.quarantine}" if source.quarantine else ""
     progress(f"{source.received:,} rows in {source.name}: {len(source.transactions):,} valid, "
              f"{source.quarantined:,} quarantined{detail}")  # fmt: skip
+    if source.transactions.empty and not source.received:
+        raise MappingError(f"no rows in {source.name}: the table is empty (a header at most)")
     if source.transactions.empty:
         raise MappingError(f"no valid rows in {source.name}: all {source.received:,} quarantined"
                            + (f" -> {source.quarantine}" if source.quarantine else ""))  # fmt: skip

@@ -206,6 +206,16 @@ def test_evaluate_a_table_without_labels_is_a_clear_error(tmp_path, capsys):
     assert code == 2 and "has no labels" in capsys.readouterr().err
 
 
+def test_a_mapped_table_with_only_a_header_says_it_is_empty(tmp_path, capsys):
+    from tests.foreign import CARD_CSV, CARD_MAPPING
+
+    header_only = tmp_path / "t.csv"
+    header_only.write_text(CARD_CSV.read_text().splitlines()[0] + "\n")
+    code = main(["train", "--data", str(header_only), "--mapping", str(CARD_MAPPING), "--out", str(tmp_path / "m")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err == ["error: finsentry train: no rows in t.csv: the table is empty (a header at most)"]
+
+
 def test_evaluate_npz_runs_the_chosen_detectors(tmp_path, capsys):
     rng = np.random.default_rng(0)
     path = tmp_path / "toy.npz"
