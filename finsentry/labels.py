@@ -49,6 +49,7 @@ DISMISSED = "dismissed"
 VERDICTS: tuple[str, ...] = (CONFIRMED_FRAUD, DISMISSED, *(str(t) for t in AnomalyType), OTHER)
 LABEL_COLUMNS: tuple[str, ...] = ("trans_id", "verdict", "who", "when", "note")
 REQUIRED_COLUMNS: tuple[str, ...] = ("trans_id", "verdict", "who", "when")
+CSV_SEPARATORS = (",", ";", "\t", "|")  # a label CSV's separator: the one that splits its header into the columns
 HISTORY_COLUMNS: tuple[str, ...] = (*LABEL_COLUMNS, "label_id", "received_at")
 REJECTION_COLUMNS: tuple[str, ...] = ("row", "reason", "detail", "raw")
 MAX_ID_CHARS = 128  # trans_id and who
@@ -202,7 +203,9 @@ def _label_frame(rows: list[dict]) -> pd.DataFrame:
 
 
 def read_label_file(path: Path) -> list[Any]:
-    """A CSV file (header ``trans_id,verdict,who,when[,note]``) or a JSON-lines file
+    """A CSV file (header ``trans_id,verdict,who,when[,note]``; separated by ``,``, ``;``, a tab
+    or ``|``, whichever splits the header into those columns: exports of European case systems
+    use ``;``) or a JSON-lines file
     (``.jsonl``/``.json``) as a list of records for ``validate_labels``. Judged per row, never
     for the whole file: a JSON line that is not JSON stays a string and a CSV row with more fields
     than the header a list (both rejected as malformed), bytes that are not UTF-8 stay escaped
@@ -225,7 +228,9 @@ def parse_label_bytes(name: str, body: bytes) -> list[Any]:
                     out.append(line)
         return out
     if ".csv" in suffixes:
-        rows = [r for r in csv.reader(io.StringIO(text, newline="")) if any(f.strip() for f in r)]
+        first = text.lstrip().split("\n", 1)[0]  # the header says the separator: the one that splits out the columns
+        sep = next((d for d in CSV_SEPARATORS if set(REQUIRED_COLUMNS) <= {h.strip() for h in first.split(d)}), ",")
+        rows = [r for r in csv.reader(io.StringIO(text, newline=""), delimiter=sep) if any(f.strip() for f in r)]
         header = [h.strip() for h in rows[0]] if rows else []
         missing = [c for c in REQUIRED_COLUMNS if c not in header]
         if missing:

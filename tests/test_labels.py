@@ -135,7 +135,17 @@ def test_a_label_file_is_judged_row_by_row_whatever_one_row_holds():
     assert batch.rejected["reason"].tolist() == ["bad_text", "bad_text", "malformed"]
     assert batch.rejected["raw"].map(lambda r: r.encode("utf-8") and True).all()  # the reasons file is writable
     with pytest.raises(LabelInputError, match="lack the column"):
-        parse_label_bytes("export.csv", b"trans_id;verdict;who;when\nT1;dismissed;a;2026-11-30\n")
+        parse_label_bytes("export.csv", b"trans_id;verdict;who\nT1;dismissed;a\n")
+
+
+@pytest.mark.parametrize("sep", [",", ";", "\t", "|"])
+def test_a_label_csv_is_read_with_the_separator_its_header_uses(sep):
+    """A case system's export separated by ';' (European exports), a tab or '|' reads as one by
+    ','; a quoted note holding a comma stays one field."""
+    body = sep.join(["trans_id", "verdict", "who", "when", "note"]) + "\n"
+    body += sep.join(["T1", "dismissed", "ana", "2026-11-30", '"known, trusted"']) + "\n"
+    batch = validate_labels(parse_label_bytes("export.csv", body.encode()), now=NOW)
+    assert batch.valid[["trans_id", "note"]].values.tolist() == [["T1", "known, trusted"]] and batch.rejected.empty
 
 
 @settings(max_examples=150, deadline=None)
