@@ -42,7 +42,10 @@ option                 required  meaning
 
 A database source (``finsentry.etl.jdbc``) is read incrementally when its mapping names a
 watermark column: the mark of the last successful run is ``curated/transactions/_watermark.json``
-(written after the rows are published; new rows are appended to their days' partitions).
+(written after the rows are published; new rows are appended to their days' partitions). The
+bank's own files (``finsentry.etl.files``) are read whole on every run, like the Czech files:
+their days are overwritten; their quarantine names the file (``table``) and the row in it
+(``line``; empty for a line that is no row of the table).
 
 Outputs (prefixes from ``finsentry.layout.PREFIXES``): ``curated/transactions/dt=.../`` and
 ``curated/features/dt=.../`` (Parquet), ``quarantine/<job>/run_id=<id>/`` (JSON lines, one

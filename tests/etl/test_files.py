@@ -12,7 +12,7 @@ import pytest
 from finsentry.etl import files
 from finsentry.mapping import MappingError, load_mapped, load_mapping
 from finsentry.schema import NOT_UTF8
-from tests.foreign import CARD_CSV, CARD_MAPPING
+from tests.foreign import CARD_CSV, CARD_MAPPING, EXAMPLE_CSV, EXAMPLE_MAPPING
 
 LINES = CARD_CSV.read_bytes().splitlines(keepends=True)  # header, rows: 101/102 equal, a bad date, a text amount
 
@@ -110,3 +110,15 @@ def test_one_file_copied_twice_keeps_its_derived_ids_apart(spark, tmp_path):
     (tmp_path / "2.csv").write_bytes(head)
     got = files.load_mapped_files_spark(spark, str(tmp_path), load_mapping(CARD_MAPPING), groups=2)
     assert len(got.result.valid) == 100 and got.result.valid["trans_id"].is_unique
+
+
+def test_a_mapped_trans_id_repeated_in_a_later_file_is_a_duplicate(spark, tmp_path):
+    """The core-banking example (';'-separated, decimal commas, its own ids) delivered twice."""
+    for name in ("2024-06-01.csv", "2024-06-02.csv"):
+        shutil.copy(EXAMPLE_CSV, tmp_path / name)
+    mapping = load_mapping(EXAMPLE_MAPPING)
+    expected = load_mapped(EXAMPLE_CSV, mapping)
+    got = files.load_mapped_files_spark(spark, str(tmp_path), mapping, groups=2)
+    pd.testing.assert_frame_equal(got.result.valid, expected.result.valid)
+    assert got.received == 2 * expected.received
+    assert (got.result.rejected["reason"] == "duplicate_id").sum() == len(expected.result.valid)

@@ -97,3 +97,15 @@ def test_database_settings_with_a_file_mapping_are_refused(spark, tmp_path):
     with fake_aws():
         code, _, err = _ingest(tmp_path, CARD_MAPPING, "--source_url", "postgresql://reader@db/core")
     assert code == 2 and "has no database: section" in err
+
+
+def test_the_gate_fails_the_file_run_and_publishes_nothing(spark, tmp_path):
+    (tmp_path / "raw").mkdir()
+    (tmp_path / "raw" / "cards.csv").write_bytes(CARD_CSV.read_bytes() + EXTRA)
+    with fake_aws():
+        code, _, err = _ingest(tmp_path, CARD_MAPPING, "--max_rejected_share", "0.001")
+    assert code == 2 and "FAILED the data-quality gate" in err and len(err.strip().splitlines()) == 1
+    report = _report(tmp_path)
+    assert report["passed"] is False and report["rows_in"] == report["rows_out"] + report["rows_quarantined"]
+    assert not list((tmp_path / PREFIXES.transactions).glob("dt=*"))
+    assert list((tmp_path / PREFIXES.quarantine / "ingest" / "run_id=r1").glob("*.json"))
