@@ -6,7 +6,8 @@ clients and districts; writes ``curated/transactions/dt=YYYY-MM-DD/`` (Parquet),
 rows with their reason to ``quarantine/ingest/run_id=<id>/``, the data-quality report to
 ``curated/transactions/_quality/ingest-<id>.json`` and CloudWatch metrics; creates or updates
 the Glue table ``transactions``. Exits 2 when more than ``--max_rejected_share`` of the rows
-are quarantined.
+are quarantined. With ``--source_mapping`` it reads the mapping's PostgreSQL table instead, or,
+for a mapping without ``database:``, the bank's own CSV/Parquet files under ``raw/``.
 
 Arguments (Glue ``--name value``): ``--data_bucket``, ``--env`` (required); ``--run_id``,
 ``--max_rejected_share`` (default 0.05), ``--root``, ``--raw_prefix`` (default ``raw/``),

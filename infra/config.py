@@ -94,6 +94,9 @@ class EnvConfig:
     source_db_cidr: str = ""  # the database's address range (e.g. its subnets), or
     source_db_security_group: str = ""  # the database's security group (sg-..., in a VPC the job's reaches)
     source_db_key: str = ""  # the KMS key ARN of the secret when it is encrypted with a customer managed key
+    # the bank's own CSV/Parquet files under raw/ (not Czech files): a mapping YAML WITHOUT a database:
+    # section (path from the repo root), an asset; the ingest job reads raw/ through it (finsentry.etl.files)
+    source_mapping: str = ""
     # removal: dev tears down with its data, prod keeps it
     destroy_on_removal: bool = True
 
@@ -188,6 +191,7 @@ def _check(config: EnvConfig) -> None:
                 "an existing VPC needs its private subnets and their zones: "
                 "-c vpc_subnets=subnet-a,subnet-b -c vpc_azs=eu-west-1a,eu-west-1b (same order, same count)"
             )
+    _check_source_mapping(config)  # first: with source_db too, the one error is that they are two sources
     _check_source_db(config)
     if not 60 <= config.scorer_max_record_age_s <= 604_800:
         raise ValueError("scorer_max_record_age_s must be within 60 s .. 7 days")
@@ -249,3 +253,19 @@ def _check_source_db(config: EnvConfig) -> None:
         raise ValueError(
             f"source_db_mapping={config.source_db_mapping}: the mapping's database: section names no table or query"
         )
+
+
+def _check_source_mapping(config: EnvConfig) -> None:
+    """The bank's own files' mapping: it parses, reads no database, and is the only source given."""
+    if not config.source_mapping:
+        return
+    if config.source_db:
+        raise ValueError("source_mapping (the bank's own files under raw/) and source_db (a database) are two "
+                         "sources: give one; a database's mapping is -c source_db_mapping")  # fmt: skip
+    from finsentry.mapping import DatabaseSpec, load_mapping
+    from infra.paths import REPO_ROOT
+
+    mapping = load_mapping(REPO_ROOT / config.source_mapping)  # MappingError (a ValueError) names the problem
+    if mapping.database != DatabaseSpec():
+        raise ValueError(f"source_mapping={config.source_mapping}: the mapping has a database: section; a "
+                         "database is read with -c source_db=<secret ARN> -c source_db_mapping=...")  # fmt: skip

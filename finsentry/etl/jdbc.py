@@ -9,12 +9,11 @@ watermark's quantiles (``percentile_disc``: balanced, any orderable type) or, wi
 watermark, by a hash of the key (``hashtext``); each query is one Spark task and one
 connection.
 
-Mapping and validation then run the pandas path's own code (``mapping.map_table``) on groups
-of rows that hold every row sharing a trans_id (a hash of the trans_id's source column; of
-every mapped column when the id is derived), in the server's order (the watermark, then the
-key), so the first of two rows with one id is kept and derived ids number their repeats as
-the pandas path does. A second grouping by account gives ``seq`` (posting order) and the
-quality row flags, in ``transforms.CANONICAL_SCHEMA``.
+Mapping and validation then run ``finsentry.etl.mapped`` (the pandas path's own
+``mapping.map_table``, shared with the bank's own files, ``finsentry.etl.files``) in the
+server's order (the watermark, then the key), so the first of two rows with one id is kept and
+derived ids number their repeats as the pandas path does; a second grouping by account gives
+``seq`` (posting order) and the quality row flags, in ``transforms.CANONICAL_SCHEMA``.
 """
 
 from __future__ import annotations
@@ -23,20 +22,23 @@ import os
 from dataclasses import dataclass, replace
 from urllib.parse import parse_qs, unquote, urlsplit
 
-import numpy as np
-import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F  # noqa: N812
 
 from finsentry import database as db
-from finsentry.etl import quality, transforms
-from finsentry.mapping import DatabaseSpec, MappingError, TableMapping, apply_mapping, map_table
-from finsentry.schema import TRANSACTION_SCHEMA
+from finsentry.etl import transforms
+from finsentry.etl.mapped import (  # noqa: F401 - MAPPED_SCHEMA, job_mapping, mapped_chunk: their old home
+    MAPPED_SCHEMA,
+    job_mapping,
+    mapped_chunk,
+    mapped_rows,
+    mapped_table,
+    with_posting_order,
+)
+from finsentry.mapping import DatabaseSpec, MappingError, TableMapping
 
 DRIVER = "org.postgresql.Driver"
 WM, KEY = "_finsentry_wm", "_finsentry_key"  # the typed watermark and key, beside the text cells
-LABELS = ("is_anomaly", "anomaly_type")
-MAPPED_SCHEMA = transforms.CANONICAL_SCHEMA + ", is_anomaly boolean, anomaly_type string"
 
 
 @dataclass(frozen=True)
@@ -175,72 +177,13 @@ def _predicates(spark, src: JdbcSource, spec: DatabaseSpec, relation: str, windo
     return ["TRUE"]
 
 
-def _id_columns(raw_columns: list[str], mapping: TableMapping) -> list[str]:
-    """Source columns whose equal values put rows in one group: the trans_id's column, else
-    every mapped column (identical rows number their repeats together)."""
-    if "trans_id" in mapping.columns:
-        return [mapping.columns["trans_id"]]
-    return sorted({c for c in mapping.columns.values() if c in raw_columns})
-
-
 def mapped(raw: DataFrame, mapping: TableMapping, groups: int = 8) -> tuple[DataFrame, list[str], list[str]]:
-    """Rows read by ``read_text`` -> mapped and validated rows (``MAPPED_SCHEMA``: canonical
-    columns, ``_line`` = the server's order, ``status``/``reason``/``detail``/``raw``, the
-    label); plus the mapping's warnings and derived fields (checked on the driver first, so a
-    mapping that does not fit fails here with its ``MappingError``)."""
-    columns = [c for c in raw.columns if c not in (WM, KEY)]
-    _, warnings, derived = apply_mapping(pd.DataFrame({c: pd.Series(dtype=object) for c in columns}), mapping)
+    """Rows read by ``read_text`` -> mapped and validated rows (``mapped.mapped_rows``), with
+    ``_line`` = the server's order (the watermark, then the key; PostgreSQL's NULLS LAST)."""
     order = [c for c in (WM, KEY) if c in raw.columns]
-    ordered = raw.orderBy(*[F.asc_nulls_last(c) for c in order]) if order else raw  # PostgreSQL's NULLS LAST
+    ordered = raw.orderBy(*[F.asc_nulls_last(c) for c in order]) if order else raw
     numbered = ordered.withColumn(transforms.LINE, F.monotonically_increasing_id()).drop(WM, KEY)
-    key = F.xxhash64(*[F.col(c) for c in _id_columns(columns, mapping)])
-    bucketed = numbered.withColumn("_bucket", F.pmod(key, F.lit(groups)))
-
-    def validate(chunk: pd.DataFrame) -> pd.DataFrame:
-        chunk = chunk.sort_values(transforms.LINE, kind="stable").reset_index(drop=True)
-        return mapped_chunk(chunk.drop(columns=["_bucket", transforms.LINE]), chunk[transforms.LINE], mapping)
-
-    return bucketed.groupBy("_bucket").applyInPandas(validate, MAPPED_SCHEMA), warnings, derived
-
-
-def mapped_chunk(raw: pd.DataFrame, lines: pd.Series, mapping: TableMapping) -> pd.DataFrame:
-    """``map_table`` of one group of text rows, in ``MAPPED_SCHEMA`` (seq and flags unset)."""
-    table = map_table(raw, mapping)
-    result, line = table.result, lines.to_numpy()
-    valid = result.valid.copy()
-    valid[transforms.LINE] = line[result.valid_positions]
-    valid = valid.assign(**{transforms.SEQ: -1, "status": transforms.STATUS_VALID, "reason": "", "detail": "",
-                            "raw": ""})  # fmt: skip
-    labels = table.labels if table.labels is not None else pd.DataFrame({"is_anomaly": False, "anomaly_type": ""},
-                                                                         index=range(len(valid)))  # fmt: skip
-    rejected = result.rejected
-    bad = pd.DataFrame({transforms.LINE: line[result.rejected_positions], transforms.SEQ: -1,
-                        "status": transforms.STATUS_REJECTED, "reason": rejected["reason"].to_numpy(),
-                        "detail": rejected["detail"].to_numpy(), "raw": rejected["raw"].to_numpy()})  # fmt: skip
-    out = transforms.typed_canonical(pd.concat([valid, bad], ignore_index=True))
-    out["is_anomaly"] = np.concatenate([labels["is_anomaly"].to_numpy(dtype=bool), np.zeros(len(bad), bool)])
-    out["anomaly_type"] = np.concatenate([labels["anomaly_type"].astype(str).to_numpy(), np.full(len(bad), "")])
-    return out
-
-
-def with_posting_order(rows: DataFrame, groups: int = 8) -> DataFrame:
-    """``seq`` (posting order within the account, by ``_line``) and the quality row flags of the
-    valid rows, on groups of whole accounts; rejected rows pass as they are."""
-    valid = rows.where(F.col("status") == transforms.STATUS_VALID)
-    rejected = rows.where(F.col("status") != transforms.STATUS_VALID)
-
-    def chain(chunk: pd.DataFrame) -> pd.DataFrame:
-        chunk = chunk.drop(columns=["_bucket"]).sort_values(["account_id", transforms.LINE], kind="stable")
-        chunk = chunk.reset_index(drop=True)
-        chunk[transforms.SEQ] = chunk.groupby("account_id", sort=False).cumcount().astype("int64")
-        flags = quality.row_flags(chunk)
-        for f in quality.ROW_FLAGS:
-            chunk[f] = flags[f].to_numpy()
-        return chunk
-
-    bucket = F.pmod(F.xxhash64("account_id"), F.lit(groups))
-    chained = valid.withColumn("_bucket", bucket).groupBy("_bucket").applyInPandas(chain, MAPPED_SCHEMA)
-    return chained.unionByName(rejected)
+    return mapped_rows(numbered, mapping, groups)
 
 
 def read_mapped(spark: SparkSession, src: JdbcSource, mapping: TableMapping, since: db.Watermark | None = None,
@@ -258,24 +201,11 @@ def load_mapped_spark(spark: SparkSession, url: str, mapping: TableMapping, sinc
                       partitions: int = 4, groups: int = 8):  # fmt: skip
     """``finsentry.sources``' database read done on Spark, back on the driver as pandas: the
     valid canonical rows and their labels (in the server's order), and the rejected rows."""
-    from finsentry.mapping import MappedTable
-    from finsentry.schema import ValidationResult
-
     rows, mark, warnings, derived = read_mapped(spark, jdbc_source(url), mapping, since, partitions, groups)
     try:
-        frame = rows.toPandas().sort_values(transforms.LINE, kind="stable").reset_index(drop=True)
+        table = mapped_table(rows, mapping, warnings, derived)
     finally:
         rows.unpersist()
-    ok = frame["status"] == transforms.STATUS_VALID
-    valid = frame.loc[ok, list(transforms.CANONICAL_COLUMNS)].reset_index(drop=True)
-    valid = valid.astype({"ts": "datetime64[ns]"})
-    for col in TRANSACTION_SCHEMA:
-        if col.kind == "int" and col.name in valid:
-            valid[col.name] = valid[col.name].astype("int64")
-    labels = frame.loc[ok, list(LABELS)].reset_index(drop=True) if mapping.label is not None else None
-    rejected = frame.loc[~ok, ["reason", "detail", "raw"]].reset_index(drop=True)
-    table = MappedTable(result=ValidationResult(valid=valid, rejected=rejected), warnings=warnings, derived=derived,
-                        labels=labels)  # fmt: skip
     return table, mark
 
 
@@ -284,22 +214,6 @@ def spec_with_query(spec: DatabaseSpec, query: str | None) -> DatabaseSpec:
 
 
 # --- the Glue ingest job's side (finsentry.etl.jobs.run_ingest_database) ----------------------
-
-
-def job_mapping(spark: SparkSession, uri: str) -> TableMapping:
-    """The mapping YAML at ``uri`` (S3 or local), parsed and checked."""
-    import yaml
-
-    from finsentry.etl.spark import read_texts
-    from finsentry.mapping import parse_mapping
-
-    text = read_texts(spark, [uri]).get(uri.rsplit("/", 1)[-1], "")
-    if not text.strip():
-        raise MappingError(f"{uri}: empty or missing mapping file")
-    try:
-        return parse_mapping(yaml.safe_load(text), source=uri.rsplit("/", 1)[-1])
-    except yaml.YAMLError as err:
-        raise MappingError(f"{uri}: not YAML ({' '.join(str(err).split())})") from err
 
 
 def job_source(secret_id: str, url: str, region: str = "") -> JdbcSource:

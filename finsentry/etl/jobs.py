@@ -28,8 +28,11 @@ option                 required  meaning
 ``--window_start``     no        features job: the state machine's training window (YYYY-MM-DD;
 ``--window_end``                 empty or 0001-01-01 / 9999-12-31 = open): the validation period
                                  is the last share of it (``finsentry.training.validation_set``)
-``--source_mapping``   no        ingest job: the mapping YAML (URI) of a PostgreSQL source; with
-                                 it the job reads the database instead of ``raw/``
+``--source_mapping``   no        ingest job: a mapping YAML (URI). With a ``database:`` section
+                                 the job reads that PostgreSQL table or query; without one, the
+                                 bank's own CSV/Parquet files under ``--raw_prefix`` (every
+                                 ``.csv``/``.tsv``/``.txt``/``.parquet``/``.pq``, gzip allowed,
+                                 in name order: ``finsentry.etl.files``) instead of Czech files
 ``--source_secret``    no        ingest job: Secrets Manager id of the database's credentials
                                  (RDS form: username, password, host, port, dbname)
 ``--source_url``       no        ingest job, local runs only: ``postgresql://user@host/db`` (the
@@ -39,7 +42,10 @@ option                 required  meaning
 
 A database source (``finsentry.etl.jdbc``) is read incrementally when its mapping names a
 watermark column: the mark of the last successful run is ``curated/transactions/_watermark.json``
-(written after the rows are published; new rows are appended to their days' partitions).
+(written after the rows are published; new rows are appended to their days' partitions). The
+bank's own files (``finsentry.etl.files``) are read whole on every run, like the Czech files:
+their days are overwritten; their quarantine names the file (``table``) and the row in it
+(``line``; empty for a line that is no row of the table).
 
 Outputs (prefixes from ``finsentry.layout.PREFIXES``): ``curated/transactions/dt=.../`` and
 ``curated/features/dt=.../`` (Parquet), ``quarantine/<job>/run_id=<id>/`` (JSON lines, one
@@ -249,7 +255,7 @@ def run_ingest(spark, opts: JobOptions, clients: Clients | None = None) -> quali
 
     clients = clients or Clients(opts.region)
     if opts.source_mapping:
-        return run_ingest_database(spark, opts, clients)
+        return run_ingest_mapped(spark, opts, clients)
     lap = Laps()
     bank = engine.read_bank(spark, opts.uri(opts.raw_prefix))
     lap("read")
@@ -268,9 +274,7 @@ def run_ingest(spark, opts: JobOptions, clients: Clients | None = None) -> quali
         other_tables={str(t): g["reason"].value_counts().to_dict() for t, g in other.groupby("table")},
     )  # fmt: skip
     report.seconds = lap.seconds
-    rejected = canon.where(F.col("status") != transforms.STATUS_VALID).select(
-        F.lit("validate").alias("stage"), F.lit("trans").alias("table"), F.col(transforms.LINE).alias("line"),
-        "reason", "detail", "raw")  # fmt: skip
+    rejected = _rejections(canon, F.lit("trans"), F.col(transforms.LINE))
     read = unread.select(F.lit("read").alias("stage"), F.col("q_table").alias("table"),
                          F.col(transforms.LINE).alias("line"), F.col("q_reason").alias("reason"),
                          F.col("q_detail").alias("detail"), F.col("q_raw").alias("raw"))  # fmt: skip
@@ -281,9 +285,8 @@ def run_ingest(spark, opts: JobOptions, clients: Clients | None = None) -> quali
     report.outputs["quarantine"] = _write_quarantine(quarantine, opts, "ingest")
     lap("quarantine")
     _finish(report, opts, clients, PREFIXES.transactions)
-    valid = canon.where(F.col("status") == transforms.STATUS_VALID)
-    curated = engine.with_partition(valid.select(*transforms.CANONICAL_COLUMNS, transforms.SEQ))
-    report.outputs["catalog"] = json.dumps(_publish(curated, opts, clients, "transactions", PREFIXES.transactions))
+    report.outputs["catalog"] = json.dumps(_publish(_curated(canon), opts, clients, "transactions",
+                                                    PREFIXES.transactions))  # fmt: skip
     lap("write")
     report.outputs["transactions"] = opts.uri(PREFIXES.transactions)
     parsed.unpersist()
@@ -291,35 +294,102 @@ def run_ingest(spark, opts: JobOptions, clients: Clients | None = None) -> quali
     return report
 
 
-def run_ingest_database(spark, opts: JobOptions, clients: Clients) -> quality.QualityReport:
+def _rejections(rows, table, line):
+    """The validator's rejections among ``rows`` as quarantine rows (stage ``validate``)."""
+    from pyspark.sql import functions as F  # noqa: N812
+
+    return rows.where(F.col("status") != transforms.STATUS_VALID).select(
+        F.lit("validate").alias("stage"), table.alias("table"), line.alias("line"), "reason", "detail", "raw")
+
+
+def _curated(rows):
+    """The valid rows as ``curated/transactions/`` holds them (canonical columns, seq, dt)."""
+    from pyspark.sql import functions as F  # noqa: N812
+
+    from finsentry.etl import spark as engine
+
+    valid = rows.where(F.col("status") == transforms.STATUS_VALID)
+    return engine.with_partition(valid.select(*transforms.CANONICAL_COLUMNS, transforms.SEQ))
+
+
+def _mapped_report(rows, opts: JobOptions, read_reasons: dict[str, int]) -> quality.QualityReport:
+    """The report of a mapped source's rows (``finsentry.etl.mapped.MAPPED_SCHEMA``) and of its
+    lines that were no row (``read_reasons``): rows in = valid + rejected + unread."""
+    from finsentry.etl import spark as engine
+
+    counts = engine.chunk_counts(rows)
+    rows_in = counts.get("rows_out", 0) + sum(v for k, v in counts.items() if k.startswith("reason:"))
+    rows_in += sum(read_reasons.values())
+    return quality.report_from_counts("ingest", opts.run_id, rows_in, counts, read_reasons, opts.max_rejected_share)
+
+
+def run_ingest_mapped(spark, opts: JobOptions, clients: Clients) -> quality.QualityReport:
+    """``--source_mapping``: the mapping's ``database:`` table or query (``run_ingest_database``)
+    or, when it has no ``database:`` section, the bank's own files under ``--raw_prefix``
+    (``run_ingest_files``)."""
+    from finsentry.etl.mapped import job_mapping
+    from finsentry.mapping import DatabaseSpec, MappingError
+
+    mapping = job_mapping(spark, opts.source_mapping)
+    if mapping.database != DatabaseSpec():
+        return run_ingest_database(spark, opts, clients, mapping)
+    if opts.source_secret or opts.source_url:
+        raise MappingError(f"--source_secret / --source_url name a database, but {opts.source_mapping} has no "
+                           "database: section (table or query): add it, or drop them to read the files under "
+                           f"{opts.raw_prefix}")  # fmt: skip
+    return run_ingest_files(spark, opts, clients, mapping)
+
+
+def run_ingest_files(spark, opts: JobOptions, clients: Clients, mapping) -> quality.QualityReport:
+    """The bank's own CSV/Parquet files under ``--raw_prefix`` through ``mapping``
+    (``finsentry.etl.files``) -> curated/transactions/ (overwritten, as by the Czech files)
+    + quarantine (stage ``read``: lines that are no row; ``validate``: the validator's
+    rejections; table = the file's name), report, metrics, catalog."""
+    from pyspark.sql import functions as F  # noqa: N812
+
+    from finsentry.etl import files
+
+    lap = Laps()
+    read = files.read_mapped_files(spark, opts.uri(opts.raw_prefix), mapping, opts.buckets)
+    lap("read")
+    report = _mapped_report(read.rows, opts, read.read_reasons)
+    report.seconds = lap.seconds
+    report.outputs.update({"files": json.dumps(read.names), "derived": json.dumps(read.derived),
+                           "warnings": json.dumps(read.warnings)})  # fmt: skip
+    unread = read.unread.select(F.lit("read").alias("stage"), "*")
+    report.outputs["quarantine"] = _write_quarantine(unread.unionByName(_rejections(read.rows, *read.location())),
+                                                     opts, "ingest")  # fmt: skip
+    lap("quarantine")
+    _finish(report, opts, clients, PREFIXES.transactions)
+    report.outputs["catalog"] = json.dumps(_publish(_curated(read.rows), opts, clients, "transactions",
+                                                    PREFIXES.transactions))  # fmt: skip
+    lap("write")
+    report.outputs["transactions"] = opts.uri(PREFIXES.transactions)
+    read.unpersist()
+    return report
+
+
+def run_ingest_database(spark, opts: JobOptions, clients: Clients, mapping=None) -> quality.QualityReport:
     """A PostgreSQL source (``finsentry.etl.jdbc``) -> curated/transactions/ (+ quarantine,
     report, metrics, catalog, and the watermark of the rows read)."""
     from pyspark.sql import functions as F  # noqa: N812
 
     from finsentry.etl import jdbc
-    from finsentry.etl import spark as engine
 
     lap = Laps()
-    mapping = jdbc.job_mapping(spark, opts.source_mapping)
+    mapping = mapping or jdbc.job_mapping(spark, opts.source_mapping)
     src = jdbc.job_source(opts.source_secret, opts.source_url, clients.region)
     mark_uri = opts.uri(f"{PREFIXES.transactions}_watermark.json")
     since = jdbc.stored_mark(read_text(mark_uri, clients.s3), mark_uri, mapping.database)
     rows, mark, _, _ = jdbc.read_mapped(spark, src, mapping, since, opts.source_partitions, opts.buckets)
     lap("read")
-    counts = engine.chunk_counts(rows)
-    rows_in = counts.get("rows_out", 0) + sum(v for k, v in counts.items() if k.startswith("reason:"))
-    report = quality.report_from_counts("ingest", opts.run_id, rows_in, counts, {}, opts.max_rejected_share)
+    report = _mapped_report(rows, opts, {})
     report.seconds = lap.seconds
-    relation = jdbc.db.relation_text(mapping.database)
-    rejected = rows.where(F.col("status") != transforms.STATUS_VALID).select(
-        F.lit("validate").alias("stage"), F.lit(relation).alias("table"), F.col(transforms.LINE).alias("line"),
-        "reason", "detail", "raw")  # fmt: skip
+    rejected = _rejections(rows, F.lit(jdbc.db.relation_text(mapping.database)), F.col(transforms.LINE))
     report.outputs["quarantine"] = _write_quarantine(rejected, opts, "ingest")
     lap("quarantine")
     _finish(report, opts, clients, PREFIXES.transactions)
-    valid = rows.where(F.col("status") == transforms.STATUS_VALID)
-    curated = engine.with_partition(valid.select(*transforms.CANONICAL_COLUMNS, transforms.SEQ))
-    published = _publish(curated, opts, clients, "transactions", PREFIXES.transactions,
+    published = _publish(_curated(rows), opts, clients, "transactions", PREFIXES.transactions,
                          mode="append" if since is not None else "overwrite")  # fmt: skip
     report.outputs["catalog"] = json.dumps(published)
     report.outputs["transactions"] = opts.uri(PREFIXES.transactions)
@@ -438,7 +508,9 @@ def session():
 def main(job: str, argv: list[str] | None = None, spark=None, clients: Clients | None = None) -> int:
     """Run one job; 0 on success, 2 (with the reason in one line on stderr) when the quality gate
     fails, the raw files cannot be read (``DatasetError``: a required table missing or empty, a
-    truncated gzip file) or an option is wrong. Other errors propagate (Glue logs the trace)."""
+    truncated gzip file), a mapped source cannot be read (``MappingError``: a missing or wrong
+    mapping, no bank file under the prefix, a file the reader cannot read;
+    ``DatabaseSourceError``) or an option is wrong. Other errors propagate (Glue logs the trace)."""
     from finsentry.database import DatabaseSourceError
     from finsentry.datasets.czech import DatasetError
     from finsentry.mapping import MappingError
@@ -458,8 +530,11 @@ def main(job: str, argv: list[str] | None = None, spark=None, clients: Clients |
     except DatasetError as exc:
         print(f"finsentry {job} job FAILED: the raw bank files cannot be read: {exc}", file=sys.stderr)
         return 2
-    except (MappingError, DatabaseSourceError) as exc:  # the database source (its messages hold no password)
+    except DatabaseSourceError as exc:  # its messages hold no password
         print(f"finsentry {job} job FAILED: the database source: {exc}", file=sys.stderr)
+        return 2
+    except MappingError as exc:  # the mapping, the bank's own files under raw/, or the database's settings
+        print(f"finsentry {job} job FAILED: the mapped source: {exc}", file=sys.stderr)
         return 2
     summary = {"job": job, "run_id": opts.run_id, "seconds": round(time.perf_counter() - started, 1),
                "rows_in": report.rows_in, "rows_out": report.rows_out,

@@ -85,11 +85,21 @@ def _join(base: str, name: str) -> str:
     return base.rstrip("/") + "/" + name
 
 
+def _filesystem(spark: SparkSession, path: str):
+    """Hadoop's file system of ``path`` and the path (local, ``file://``, ``s3://``)."""
+    hpath = spark.sparkContext._jvm.org.apache.hadoop.fs.Path(path)
+    return hpath.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), hpath
+
+
+def exists(spark: SparkSession, path: str) -> bool:
+    """Whether there is a file or folder at ``path``."""
+    fs, hpath = _filesystem(spark, path)
+    return bool(fs.exists(hpath))
+
+
 def list_files(spark: SparkSession, path: str) -> list[str]:
     """Names of the files directly under ``path`` (local folder, ``file://`` or ``s3://``)."""
-    jvm = spark.sparkContext._jvm
-    hpath = jvm.org.apache.hadoop.fs.Path(path)
-    fs = hpath.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    fs, hpath = _filesystem(spark, path)
     if not fs.exists(hpath):
         raise czech.DatasetError(f"no such folder: {path}")
     return sorted(str(s.getPath().getName()) for s in fs.listStatus(hpath) if s.isFile())

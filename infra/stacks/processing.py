@@ -12,6 +12,10 @@ get that group, which alone reaches the database's port), the mapping YAML as an
 secret's ARN as ``--source_secret`` (never its value: the job reads it at run time), and
 ``secretsmanager:GetSecretValue`` on that one secret (plus ``kms:Decrypt`` through Secrets Manager
 with ``-c source_db_key``) for the Glue role only. Without ``source_db`` nothing of it exists.
+
+With ``-c source_mapping=<mapping YAML without database:>`` the ingest job reads the bank's own
+CSV/Parquet files under ``raw/`` through it (``finsentry.etl.files``) instead of Czech files: the
+mapping as an asset the Glue role may read, passed as ``--source_mapping``; nothing else changes.
 """
 
 from __future__ import annotations
@@ -145,6 +149,7 @@ class ProcessingStack(FinsentryStack):
         self._allow_asset(self.wheels)
         self.connection = self._connection(network) if network else None
         self.source_db = self._source_db(network) if self.config.source_db else None
+        self.source_files = self._source_files() if self.config.source_mapping else None
         self.job_names: dict[str, str] = {}
         self.jobs: dict[str, glue.CfnJob] = {}
         for job, script in GLUE_SCRIPTS.items():
@@ -242,8 +247,7 @@ class ProcessingStack(FinsentryStack):
                     }
                 },
             )
-        mapping = s3_assets.Asset(self, "SourceDbMapping", path=str(require(self.config.source_db_mapping)))
-        self._allow_asset(mapping)
+        mapping = self._mapping_asset("SourceDbMapping", self.config.source_db_mapping)
 
         def field(name: str) -> str:  # resolved by CloudFormation at deploy time; never the password
             return f"{{{{resolve:secretsmanager:{secret}:SecretString:{name}}}}}"
@@ -258,8 +262,18 @@ class ProcessingStack(FinsentryStack):
                 "JDBC_ENFORCE_SSL": "true",
             },
         )
-        arguments = {"--source_secret": secret, "--source_mapping": mapping.s3_object_url}
+        arguments = {"--source_secret": secret, "--source_mapping": mapping}
         return connection, arguments
+
+    def _source_files(self) -> dict[str, str]:
+        """The ingest job's argument for the bank's own files under raw/: their mapping (an asset)."""
+        return {"--source_mapping": self._mapping_asset("SourceMapping", self.config.source_mapping)}
+
+    def _mapping_asset(self, construct_id: str, path: str) -> str:
+        """A mapping YAML deployed as an asset the Glue role alone may read; its ``s3://`` URL."""
+        mapping = s3_assets.Asset(self, construct_id, path=str(require(path)))
+        self._allow_asset(mapping)
+        return mapping.s3_object_url
 
     def _allow_asset(self, asset: s3_assets.Asset) -> None:
         allow(self.role, ["s3:GetObject"], [f"arn:{Aws.PARTITION}:s3:::{asset.s3_bucket_name}/{asset.s3_object_key}"])
@@ -273,6 +287,8 @@ class ProcessingStack(FinsentryStack):
         connection, source = self.connection, {}
         if job == "ingest" and self.source_db is not None:  # the database's connection replaces the network one
             connection, source = self.source_db
+        elif job == "ingest" and self.source_files is not None:
+            source = self.source_files
         self.jobs[job] = glue.CfnJob(
             self,
             f"{job.title()}Job",
