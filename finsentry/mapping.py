@@ -501,7 +501,9 @@ def _derive(out: pd.DataFrame) -> list[str]:
     return derived
 
 
-def _cell_text(value: Any) -> str:
+def cell_text(value: Any) -> str:
+    """A cell as text, the one rule for derived trans_ids and for the Spark file path's cells:
+    empty for a missing value, ``repr`` for a float, ``str`` otherwise."""
     if _is_null(value) or value is pd.NaT:
         return ""
     if isinstance(value, float | np.floating):
@@ -514,7 +516,7 @@ def derive_trans_ids(frame: pd.DataFrame) -> pd.Series:
 
     ``frame`` holds the canonical fields the mapping gives each row (not yet validated)."""
     fields = [c.name for c in TRANSACTION_SCHEMA if c.name in frame.columns and c.name != "trans_id"]
-    texts = [frame[f].map(_cell_text).astype(str) for f in fields]
+    texts = [frame[f].map(cell_text).astype(str) for f in fields]
     key = texts[0].str.cat(texts[1:], sep="\x1f") if texts else pd.Series("", index=frame.index)
     occurrence = key.groupby(key, sort=False).cumcount().astype(str)
     full = key.str.cat(occurrence, sep="\x1e")

@@ -7,7 +7,7 @@ same name (the suffix says CSV, Parquet, gzip) and reads it with ``mapping.read_
 pandas path's one reader: a line that is not a row of the table (too many fields, bytes that
 are not UTF-8) is set apart as ``malformed`` with the same detail, and a file the reader
 cannot read at all (a truncated ``.gz``, not Parquet) is the same ``MappingError``, raised on
-the driver. The cells the mapping reads go on as text (``mapping._cell_text``: Parquet's typed
+the driver. The cells the mapping reads go on as text (``mapping.cell_text``: Parquet's typed
 cells as ``derive_trans_ids`` prints them) with their place in the table (``transforms.LINE`` =
 file number x 2**40 + row number, 1-based) to ``finsentry.etl.mapped``: the pandas path's
 mapping and validation, then posting order.
@@ -34,7 +34,7 @@ from pyspark.sql.types import LongType, StringType, StructField, StructType
 from finsentry.datasets.czech import DatasetError
 from finsentry.etl import transforms
 from finsentry.etl.mapped import mapped_rows, with_posting_order
-from finsentry.mapping import MappingError, TableMapping, _cell_text, apply_mapping, read_table
+from finsentry.mapping import MappingError, TableMapping, apply_mapping, cell_text, read_table
 
 SUFFIXES = (".csv", ".tsv", ".txt", ".parquet", ".pq")
 FILE_BITS = 40  # LINE = file number << FILE_BITS | row number (1-based; 0: a malformed line)
@@ -86,7 +86,7 @@ def file_rows(name: str, content: bytes, number: int, mapping: TableMapping) -> 
             message = str(err) if str(err).startswith(name) else f"{name}: {err}"
             why = pd.DataFrame({"reason": [UNREADABLE], "detail": [message], "raw": [""]})
             return _spark_ready(_read_rows(columns, number, why))
-    rows = pd.DataFrame({c: table.rows[c].map(_cell_text).astype(object) for c in columns})
+    rows = pd.DataFrame({c: table.rows[c].map(cell_text).astype(object) for c in columns})
     rows[transforms.LINE] = (number << FILE_BITS) + pd.RangeIndex(1, len(rows) + 1).to_numpy(dtype="int64")
     for f in READ_FIELDS:
         rows[f] = ""
